@@ -1,0 +1,552 @@
+// Node-API binding: model loading and decoding run on worker threads, steps stream back to JS.
+#include "decoder.h"
+
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "llama.h"
+
+#include <napi.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace {
+
+// llama.cpp's log: kept (the last lines) so that failures can say what llama.cpp said; printed on request.
+std::mutex              g_log_mutex;
+std::deque<std::string> g_log_lines;
+const bool              g_log_echo = std::getenv("DREAM_CODER_LLAMA_LOG") != nullptr;
+
+void on_llama_log(ggml_log_level level, const char * text, void *) {
+    if (g_log_echo) {
+        std::fputs(text, stderr);
+    }
+    if (level < GGML_LOG_LEVEL_WARN) {
+        return;
+    }
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    g_log_lines.emplace_back(text);
+    while (g_log_lines.size() > 8) {
+        g_log_lines.pop_front();
+    }
+}
+
+std::string take_llama_log() {
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    std::string out;
+    for (const auto & l : g_log_lines) {
+        out += l;
+    }
+    g_log_lines.clear();
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
+        out.pop_back();
+    }
+    return out;
+}
+
+std::vector<llama_token> to_tokens(const Napi::Value & v) {
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+        throw Napi::TypeError::New(v.Env(), "tokens must be an Int32Array");
+    }
+    auto a = v.As<Napi::Int32Array>();
+    return std::vector<llama_token>(a.Data(), a.Data() + a.ElementLength());
+}
+
+Napi::Int32Array to_js(Napi::Env env, const std::vector<int32_t> & v) {
+    auto a = Napi::Int32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
+
+template <typename T> T opt(const Napi::Object & o, const char * key, T fallback);
+
+template <> double opt<double>(const Napi::Object & o, const char * key, double fallback) {
+    auto v = o.Get(key);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+template <> bool opt<bool>(const Napi::Object & o, const char * key, bool fallback) {
+    auto v = o.Get(key);
+    return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+}
+
+dc_params to_params(const Napi::Object & o) {
+    dc_params p;
+    const std::string alg = o.Get("algorithm").IsString() ? o.Get("algorithm").As<Napi::String>().Utf8Value() : "maskgit_plus";
+    if (alg == "origin") {
+        p.algorithm = dc_algorithm::origin;
+    } else if (alg == "maskgit_plus") {
+        p.algorithm = dc_algorithm::maskgit_plus;
+    } else if (alg == "topk_margin") {
+        p.algorithm = dc_algorithm::topk_margin;
+    } else if (alg == "entropy") {
+        p.algorithm = dc_algorithm::entropy;
+    } else {
+        throw Napi::Error::New(o.Env(), "unknown algorithm '" + alg + "'");
+    }
+    const std::string sched = o.Get("schedule").IsString() ? o.Get("schedule").As<Napi::String>().Utf8Value() : "timestep";
+    if (sched == "timestep") {
+        p.schedule = dc_schedule::timestep;
+    } else if (sched == "block") {
+        p.schedule = dc_schedule::block;
+    } else {
+        throw Napi::Error::New(o.Env(), "unknown schedule '" + sched + "'");
+    }
+    p.steps                = (int32_t) opt(o, "steps", (double) p.steps);
+    p.eps                  = opt(o, "eps", p.eps);
+    p.block_length         = (int32_t) opt(o, "blockLength", (double) p.block_length);
+    p.temperature          = (float) opt(o, "temperature", (double) p.temperature);
+    p.top_p                = (float) opt(o, "topP", (double) p.top_p);
+    p.top_k                = (int32_t) opt(o, "topK", (double) p.top_k);
+    p.seed                 = (uint32_t) opt(o, "seed", (double) p.seed);
+    p.alg_temp             = (float) opt(o, "algTemp", (double) p.alg_temp);
+    p.confidence_threshold = (float) opt(o, "confidenceThreshold", (double) p.confidence_threshold);
+    p.eot_penalty          = (float) opt(o, "eotPenalty", (double) p.eot_penalty);
+    p.eot_penalty_decay    = (float) opt(o, "eotPenaltyDecay", (double) p.eot_penalty_decay);
+    p.early_stop           = opt(o, "earlyStop", p.early_stop);
+    p.trace_logits         = opt(o, "traceLogits", p.trace_logits);
+    return p;
+}
+
+class NativeModel;
+Napi::FunctionReference g_model_ctor;
+
+// Owns the model and its decoder; `busy` keeps one job at a time, `cancel` stops the running one.
+struct ModelState {
+    llama_model *                     model = nullptr;
+    std::unique_ptr<DiffusionDecoder> decoder;
+    std::atomic<bool>                 cancel{ false };
+    std::atomic<bool>                 busy{ false };
+
+    ~ModelState() {
+        decoder.reset();
+        if (model) {
+            llama_model_free(model);
+        }
+    }
+};
+
+class LoadWorker : public Napi::AsyncProgressQueueWorker<float> {
+  public:
+    LoadWorker(Napi::Env env, std::string path, int32_t threads, int32_t gpu_layers, Napi::Function on_progress) :
+        Napi::AsyncProgressQueueWorker<float>(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        path_(std::move(path)),
+        threads_(threads),
+        gpu_layers_(gpu_layers) {
+        if (!on_progress.IsEmpty()) {
+            progress_ = Napi::Persistent(on_progress);
+        }
+    }
+
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute(const ExecutionProgress & progress) override {
+        llama_model_params mp   = llama_model_default_params();
+        mp.n_gpu_layers         = gpu_layers_;
+        mp.progress_callback    = [](float p, void * data) {
+            static_cast<const ExecutionProgress *>(data)->Send(&p, 1);
+            return true;
+        };
+        mp.progress_callback_user_data = const_cast<ExecutionProgress *>(&progress);
+        take_llama_log();
+        state_        = std::make_unique<ModelState>();
+        state_->model = llama_model_load_from_file(path_.c_str(), mp);
+        if (!state_->model) {
+            const std::string log = take_llama_log();
+            SetError("llama.cpp could not load the model" + (log.empty() ? std::string() : ": " + log));
+            return;
+        }
+        if (!llama_model_is_diffusion(state_->model)) {
+            SetError("not a diffusion model: llama.cpp treats this architecture as autoregressive");
+            return;
+        }
+        try {
+            state_->decoder = std::make_unique<DiffusionDecoder>(state_->model, threads_);
+        } catch (const std::exception & e) {
+            SetError(e.what());
+        }
+    }
+
+    void OnProgress(const float * data, size_t count) override {
+        if (!progress_.IsEmpty() && count > 0) {
+            progress_.Call({ Napi::Number::New(Env(), data[count - 1]) });
+        }
+    }
+
+    void OnOK() override;
+
+    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+
+  private:
+    Napi::Promise::Deferred     deferred_;
+    Napi::FunctionReference     progress_;
+    std::string                 path_;
+    int32_t                     threads_;
+    int32_t                     gpu_layers_;
+    std::unique_ptr<ModelState> state_;
+};
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+  public:
+    static void Init(Napi::Env env, Napi::Object exports) {
+        Napi::Function ctor = DefineClass(env, "NativeModel",
+                                          {
+                                              InstanceMethod("info", &NativeModel::Info),
+                                              InstanceMethod("tokenize", &NativeModel::Tokenize),
+                                              InstanceMethod("detokenize", &NativeModel::Detokenize),
+                                              InstanceMethod("decode", &NativeModel::Decode),
+                                              InstanceMethod("forwardLogits", &NativeModel::ForwardLogits),
+                                              InstanceMethod("cancel", &NativeModel::Cancel),
+                                              InstanceMethod("dispose", &NativeModel::Dispose),
+                                          });
+        g_model_ctor = Napi::Persistent(ctor);
+        exports.Set("NativeModel", ctor);
+    }
+
+    explicit NativeModel(const Napi::CallbackInfo & info) : Napi::ObjectWrap<NativeModel>(info) {
+        if (info.Length() != 1 || !info[0].IsExternal()) {
+            throw Napi::TypeError::New(info.Env(), "NativeModel is created by loadModel()");
+        }
+        state_.reset(info[0].As<Napi::External<ModelState>>().Data());
+    }
+
+    ModelState & state(Napi::Env env) {
+        if (!state_) {
+            throw Napi::Error::New(env, "the model has been disposed");
+        }
+        return *state_;
+    }
+
+    // Marks the model busy for one job; the job's worker clears it.
+    void acquire(Napi::Env env) {
+        if (state(env).busy.exchange(true)) {
+            throw Napi::Error::New(env, "the model is busy with another request");
+        }
+        state_->cancel = false;
+    }
+
+    std::shared_ptr<ModelState> shared() const { return state_; }
+
+  private:
+    Napi::Value Info(const Napi::CallbackInfo & info) {
+        Napi::Env           env   = info.Env();
+        const llama_model * model = state(env).model;
+        const llama_vocab * vocab = llama_model_get_vocab(model);
+        Napi::Object        o     = Napi::Object::New(env);
+        char                buf[256];
+        llama_model_meta_val_str(model, "general.architecture", buf, sizeof(buf));
+        o.Set("architecture", buf);
+        llama_model_desc(model, buf, sizeof(buf));
+        o.Set("description", buf);
+        o.Set("nVocab", llama_vocab_n_tokens(vocab));
+        o.Set("nCtxTrain", llama_model_n_ctx_train(model));
+        o.Set("nLayer", llama_model_n_layer(model));
+        o.Set("nEmbd", llama_model_n_embd(model));
+        o.Set("shiftLogits", dc_model_shift_logits(model));
+        o.Set("mask", llama_vocab_mask(vocab));
+        o.Set("bos", llama_vocab_bos(vocab));
+        o.Set("eos", llama_vocab_eos(vocab));
+        o.Set("eot", llama_vocab_eot(vocab));
+        o.Set("pad", llama_vocab_pad(vocab));
+        o.Set("addBos", llama_vocab_get_add_bos(vocab));
+        o.Set("endTokens", to_js(env, state_->decoder->end_tokens()));
+        const char * tmpl = llama_model_chat_template(model, nullptr);
+        o.Set("chatTemplate", tmpl ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
+        o.Set("sizeBytes", (double) llama_model_size(model));
+        return o;
+    }
+
+    Napi::Value Tokenize(const Napi::CallbackInfo & info) {
+        Napi::Env           env   = info.Env();
+        const llama_vocab * vocab = llama_model_get_vocab(state(env).model);
+        if (!info[0].IsString()) {
+            throw Napi::TypeError::New(env, "tokenize(text, addSpecial, parseSpecial): text must be a string");
+        }
+        const std::string text          = info[0].As<Napi::String>().Utf8Value();
+        const bool        add_special   = info[1].ToBoolean();
+        const bool        parse_special = info[2].ToBoolean();
+        std::vector<llama_token> out(text.size() + 4);
+        int32_t n = llama_tokenize(vocab, text.data(), (int32_t) text.size(), out.data(), (int32_t) out.size(),
+                                   add_special, parse_special);
+        if (n < 0) {
+            out.resize(-n);
+            n = llama_tokenize(vocab, text.data(), (int32_t) text.size(), out.data(), (int32_t) out.size(),
+                               add_special, parse_special);
+        }
+        out.resize(std::max(n, 0));
+        return to_js(env, out);
+    }
+
+    Napi::Value Detokenize(const Napi::CallbackInfo & info) {
+        Napi::Env                      env    = info.Env();
+        const llama_vocab *            vocab  = llama_model_get_vocab(state(env).model);
+        const std::vector<llama_token> tokens = to_tokens(info[0]);
+        const bool                     render_special = info[1].ToBoolean();
+        for (llama_token t : tokens) {
+            if (t < 0 || t >= llama_vocab_n_tokens(vocab)) {
+                throw Napi::RangeError::New(env, "token id " + std::to_string(t) + " is outside the vocabulary");
+            }
+        }
+        std::string out(tokens.size() * 8 + 16, '\0');
+        int32_t     n = llama_detokenize(vocab, tokens.data(), (int32_t) tokens.size(), out.data(), (int32_t) out.size(),
+                                         false, render_special);
+        if (n < 0) {
+            out.resize(-n);
+            n = llama_detokenize(vocab, tokens.data(), (int32_t) tokens.size(), out.data(), (int32_t) out.size(), false,
+                                 render_special);
+        }
+        out.resize(std::max(n, 0));
+        return Napi::String::New(env, out);
+    }
+
+    Napi::Value Decode(const Napi::CallbackInfo & info);
+    Napi::Value ForwardLogits(const Napi::CallbackInfo & info);
+
+    Napi::Value Cancel(const Napi::CallbackInfo & info) {
+        if (state_) {
+            state_->cancel = true;
+        }
+        return info.Env().Undefined();
+    }
+
+    Napi::Value Dispose(const Napi::CallbackInfo & info) {
+        if (state_ && state_->busy) {
+            throw Napi::Error::New(info.Env(), "cannot dispose the model while a request runs; cancel it first");
+        }
+        state_.reset();
+        return info.Env().Undefined();
+    }
+
+    // Shared with running jobs, so a garbage-collected wrapper never frees a model under a worker.
+    std::shared_ptr<ModelState> state_;
+};
+
+void LoadWorker::OnOK() {
+    Napi::Env env = Env();
+    deferred_.Resolve(g_model_ctor.New({ Napi::External<ModelState>::New(env, state_.release()) }));
+}
+
+class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
+  public:
+    DecodeWorker(Napi::Env env, std::shared_ptr<ModelState> state, std::vector<llama_token> tokens,
+                 std::vector<dc_hole> holes, dc_params params, Napi::Function on_step) :
+        Napi::AsyncProgressQueueWorker<dc_step>(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        state_(std::move(state)),
+        tokens_(std::move(tokens)),
+        holes_(std::move(holes)),
+        params_(params) {
+        if (!on_step.IsEmpty()) {
+            on_step_ = Napi::Persistent(on_step);
+        }
+    }
+
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute(const ExecutionProgress & progress) override {
+        try {
+            result_ = state_->decoder->run(
+                std::move(tokens_), holes_, params_,
+                [&](dc_step && s) {
+                    if (!on_step_.IsEmpty()) {
+                        progress.Send(&s, 1);
+                    }
+                },
+                state_->cancel);
+        } catch (const std::exception & e) {
+            SetError(e.what());
+        }
+    }
+
+    void OnProgress(const dc_step * steps, size_t count) override {
+        Napi::Env env = Env();
+        for (size_t i = 0; i < count; i++) {
+            const dc_step & s = steps[i];
+            Napi::Object    o = Napi::Object::New(env);
+            o.Set("step", s.step);
+            o.Set("positions", to_js(env, s.positions));
+            o.Set("tokens", to_js(env, s.tokens));
+            o.Set("forwardMs", s.forward_ms);
+            o.Set("sampleMs", s.sample_ms);
+            if (params_.trace_logits) {
+                o.Set("candidates", to_js(env, s.candidates));
+                auto logits = Napi::Float32Array::New(env, s.logits.size());
+                std::copy(s.logits.begin(), s.logits.end(), logits.Data());
+                o.Set("logits", logits);
+            }
+            on_step_.Call({ o });
+        }
+    }
+
+    void OnOK() override {
+        Napi::Env    env = Env();
+        Napi::Object o   = Napi::Object::New(env);
+        o.Set("tokens", to_js(env, result_.tokens));
+        o.Set("revealStep", to_js(env, result_.reveal_step));
+        o.Set("forwardPasses", result_.forward_passes);
+        o.Set("totalMs", result_.total_ms);
+        o.Set("forwardMs", result_.forward_ms);
+        o.Set("sampleMs", result_.sample_ms);
+        o.Set("cancelled", result_.cancelled);
+        state_->busy = false;
+        deferred_.Resolve(o);
+    }
+
+    void OnError(const Napi::Error & e) override {
+        state_->busy = false;
+        deferred_.Reject(e.Value());
+    }
+
+  private:
+    Napi::Promise::Deferred     deferred_;
+    Napi::FunctionReference     on_step_;
+    std::shared_ptr<ModelState> state_;
+    std::vector<llama_token>    tokens_;
+    std::vector<dc_hole>        holes_;
+    dc_params                   params_;
+    dc_result                   result_;
+};
+
+// decode(tokens: Int32Array, holes: Int32Array [start, length]*, params, onStep?) -> Promise<result>
+Napi::Value NativeModel::Decode(const Napi::CallbackInfo & info) {
+    Napi::Env                env    = info.Env();
+    std::vector<llama_token> tokens = to_tokens(info[0]);
+    std::vector<int32_t>     flat   = to_tokens(info[1]);
+    if (flat.size() % 2 != 0) {
+        throw Napi::TypeError::New(env, "holes must hold (start, length) pairs");
+    }
+    std::vector<dc_hole> holes;
+    for (size_t i = 0; i < flat.size(); i += 2) {
+        holes.push_back({ flat[i], flat[i + 1] });
+    }
+    if (!info[2].IsObject()) {
+        throw Napi::TypeError::New(env, "decode params must be an object");
+    }
+    dc_params      params  = to_params(info[2].As<Napi::Object>());
+    Napi::Function on_step = info[3].IsFunction() ? info[3].As<Napi::Function>() : Napi::Function();
+    acquire(env);
+    auto * worker = new DecodeWorker(env, state_, std::move(tokens), std::move(holes), params, on_step);
+    worker->Queue();
+    return worker->promise();
+}
+
+class ForwardWorker : public Napi::AsyncWorker {
+  public:
+    ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> state, std::vector<llama_token> tokens) :
+        Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        state_(std::move(state)),
+        tokens_(std::move(tokens)) {}
+
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute() override {
+        try {
+            logits_ = state_->decoder->forward_all(tokens_, state_->cancel);
+        } catch (const std::exception & e) {
+            SetError(e.what());
+        }
+    }
+
+    void OnOK() override {
+        state_->busy = false;
+        auto a       = Napi::Float32Array::New(Env(), logits_.size());
+        std::copy(logits_.begin(), logits_.end(), a.Data());
+        deferred_.Resolve(a);
+    }
+
+    void OnError(const Napi::Error & e) override {
+        state_->busy = false;
+        deferred_.Reject(e.Value());
+    }
+
+  private:
+    Napi::Promise::Deferred     deferred_;
+    std::shared_ptr<ModelState> state_;
+    std::vector<llama_token>    tokens_;
+    std::vector<float>          logits_;
+};
+
+Napi::Value NativeModel::ForwardLogits(const Napi::CallbackInfo & info) {
+    Napi::Env                env    = info.Env();
+    std::vector<llama_token> tokens = to_tokens(info[0]);
+    const int32_t            n_vocab = state(env).decoder->n_vocab();
+    for (llama_token t : tokens) {
+        if (t < 0 || t >= n_vocab) {
+            throw Napi::RangeError::New(env, "token id " + std::to_string(t) + " is outside the vocabulary");
+        }
+    }
+    if ((int32_t) tokens.size() > llama_model_n_ctx_train(state_->model)) {
+        throw Napi::RangeError::New(env, "more tokens than the model's trained context");
+    }
+    acquire(env);
+    auto * worker = new ForwardWorker(env, state_, std::move(tokens));
+    worker->Queue();
+    return worker->promise();
+}
+
+// loadModel(path, { threads, gpuLayers }, onProgress?) -> Promise<NativeModel>
+Napi::Value LoadModel(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) {
+        throw Napi::TypeError::New(env, "loadModel(path, options): path must be a string");
+    }
+    Napi::Object   o          = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    const int32_t  threads    = (int32_t) opt(o, "threads", 2.0);
+    const int32_t  gpu_layers = (int32_t) opt(o, "gpuLayers", 0.0);
+    Napi::Function progress   = info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
+    auto * worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), std::max(1, threads), gpu_layers, progress);
+    worker->Queue();
+    return worker->promise();
+}
+
+// Bytes a tensor of `type` with rows of `ne0` elements takes; null where ggml would reject the shape.
+Napi::Value TensorBytes(const Napi::CallbackInfo & info) {
+    Napi::Env     env   = info.Env();
+    const int64_t type  = info[0].As<Napi::Number>().Int64Value();
+    const int64_t ne0   = info[1].As<Napi::Number>().Int64Value();
+    const double  nrows = info[2].As<Napi::Number>().DoubleValue();
+    if (type < 0 || type >= GGML_TYPE_COUNT || ggml_blck_size((ggml_type) type) == 0 ||
+        ggml_type_size((ggml_type) type) == 0 || ne0 < 0 || ne0 % ggml_blck_size((ggml_type) type) != 0) {
+        return env.Null();
+    }
+    return Napi::Number::New(env, (double) ggml_row_size((ggml_type) type, ne0) * nrows);
+}
+
+// The compute devices this build can use, e.g. [{ name: "CPU", type: "cpu" }, { name: "CUDA0", type: "gpu" }].
+Napi::Value Devices(const Napi::CallbackInfo & info) {
+    Napi::Env   env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        Napi::Object       o   = Napi::Object::New(env);
+        o.Set("name", ggml_backend_dev_name(dev));
+        o.Set("description", ggml_backend_dev_description(dev));
+        const auto type = ggml_backend_dev_type(dev);
+        o.Set("type", type == GGML_BACKEND_DEVICE_TYPE_CPU ? "cpu" : type == GGML_BACKEND_DEVICE_TYPE_GPU ? "gpu" : "other");
+        out.Set((uint32_t) i, o);
+    }
+    return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    llama_log_set(on_llama_log, nullptr);
+    llama_backend_init();
+    NativeModel::Init(env, exports);
+    exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+    exports.Set("tensorBytes", Napi::Function::New(env, TensorBytes));
+    exports.Set("devices", Napi::Function::New(env, Devices));
+    exports.Set("systemInfo", Napi::Function::New(env, [](const Napi::CallbackInfo & info) {
+                    return Napi::String::New(info.Env(), llama_print_system_info());
+                }));
+    return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(dream_native, Init)

@@ -1,0 +1,114 @@
+// Masked-diffusion decoding next to llama.cpp: one params struct, one decoder class, one loop.
+// The algorithms follow Dream's reference `diffusion_generate` (not llama.cpp's examples/diffusion,
+// whose entropy order is inverted and whose temperature 0 still samples); see README "Decoding".
+#pragma once
+
+#include "llama.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+enum class dc_algorithm { origin, maskgit_plus, topk_margin, entropy };
+enum class dc_schedule { timestep, block };
+
+struct dc_params {
+    int32_t      steps                = 32;
+    dc_algorithm algorithm            = dc_algorithm::maskgit_plus;
+    dc_schedule  schedule             = dc_schedule::timestep;
+    double       eps                  = 1e-3;  // Dream's time grid: t = linspace(1, eps, steps + 1)
+    int32_t      block_length         = 32;    // LLaDA's block schedule
+    float        temperature          = 0.0f;  // 0: exact argmax
+    float        top_p                = 1.0f;
+    int32_t      top_k                = 0;
+    uint32_t     seed                 = 0;
+    float        alg_temp             = 0.0f;  // > 0: draw positions from softmax(confidence / alg_temp)
+    float        confidence_threshold = 0.0f;  // > 0: also reveal every position above it, at least one a step
+    float        eot_penalty          = 0.0f;  // subtracted from end-of-text / pad logits ...
+    float        eot_penalty_decay    = 1.0f;  // ... times (1 - step / steps) ^ decay
+    bool         early_stop           = false; // a revealed end-of-text ends its hole
+    bool         trace_logits         = false; // copy each step's candidate logits out (tests)
+};
+
+// A hole: `length` mask tokens at `start` in the sequence.
+struct dc_hole {
+    int32_t start;
+    int32_t length;
+};
+
+struct dc_step {
+    int32_t                  step = 0;     // index in the schedule (steps that reveal nothing are skipped)
+    std::vector<int32_t>     positions;    // revealed this step, in reveal order
+    std::vector<llama_token> tokens;
+    std::vector<int32_t>     candidates;   // trace: positions whose logits rows follow
+    std::vector<float>       logits;       // trace: candidates.size() * n_vocab raw logits
+    double                   forward_ms = 0;
+    double                   sample_ms  = 0;
+};
+
+struct dc_result {
+    std::vector<llama_token> tokens;
+    std::vector<int32_t>     reveal_step;  // per position; -1 for fixed text
+    int32_t                  forward_passes = 0;
+    double                   total_ms   = 0;
+    double                   forward_ms = 0;
+    double                   sample_ms  = 0;
+    bool                     cancelled  = false;
+};
+
+struct dc_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class DiffusionDecoder {
+  public:
+    DiffusionDecoder(llama_model * model, int32_t n_threads);
+    ~DiffusionDecoder();
+    DiffusionDecoder(const DiffusionDecoder &)             = delete;
+    DiffusionDecoder & operator=(const DiffusionDecoder &) = delete;
+
+    // Fills the holes of `tokens` (their places must hold the mask token). Throws dc_error on bad input.
+    dc_result run(std::vector<llama_token>                     tokens,
+                  const std::vector<dc_hole> &                 holes,
+                  const dc_params &                            params,
+                  const std::function<void(dc_step &&)> &      on_step,
+                  const std::atomic<bool> &                    cancel);
+
+    // One bidirectional forward pass; all rows of logits, row-major (tests check the shift with it).
+    std::vector<float> forward_all(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
+
+    bool    shift_logits() const { return shift_; }
+    int32_t n_vocab() const { return n_vocab_; }
+    const std::vector<llama_token> & end_tokens() const { return end_tokens_; }
+
+  private:
+    struct pick {
+        llama_token token;
+        double      confidence;
+    };
+
+    void          ensure_context(int32_t n_tokens);
+    const float * forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
+    pick          sample(float * row, const dc_params & p, std::mt19937 & rng);
+
+    llama_model *            model_;
+    const llama_vocab *      vocab_;
+    llama_context *          ctx_      = nullptr;
+    int32_t                  capacity_ = 0;
+    int32_t                  n_threads_;
+    int32_t                  n_vocab_;
+    bool                     shift_;
+    llama_token              mask_;
+    std::vector<llama_token> end_tokens_;  // end-of-generation and pad: "shorter" inside a hole
+    llama_batch              batch_{};
+    const std::atomic<bool> * cancel_ = nullptr;  // read by llama.cpp's abort callback mid-pass
+    std::vector<int32_t>     order_;       // scratch for top-k / top-p
+    std::vector<double>      probs_;
+};
+
+// Whether the model reads position p's logits from row p - 1 (Dream) or row p (LLaDA).
+bool dc_model_shift_logits(const llama_model * model);

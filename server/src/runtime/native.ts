@@ -1,0 +1,104 @@
+// The Node-API addon's surface (native/src/addon.cpp), typed, and where to find the built file.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
+export type Schedule = "timestep" | "block";
+
+/** Decoding parameters; every field has the default documented in README "Decoding". */
+export interface DecodeParams {
+    steps?: number;
+    algorithm?: Algorithm;
+    schedule?: Schedule;
+    eps?: number;
+    blockLength?: number;
+    temperature?: number;
+    topP?: number;
+    topK?: number;
+    seed?: number;
+    algTemp?: number;
+    confidenceThreshold?: number;
+    eotPenalty?: number;
+    eotPenaltyDecay?: number;
+    earlyStop?: boolean;
+    traceLogits?: boolean;
+}
+
+export interface NativeModelInfo {
+    architecture: string;
+    description: string;
+    nVocab: number;
+    nCtxTrain: number;
+    nLayer: number;
+    nEmbd: number;
+    shiftLogits: boolean;
+    mask: number;
+    bos: number;
+    eos: number;
+    eot: number;
+    pad: number;
+    addBos: boolean;
+    endTokens: Int32Array;
+    chatTemplate: string | null;
+    sizeBytes: number;
+}
+
+export interface NativeStep {
+    step: number;
+    positions: Int32Array;
+    tokens: Int32Array;
+    forwardMs: number;
+    sampleMs: number;
+    candidates?: Int32Array;
+    logits?: Float32Array;
+}
+
+export interface NativeDecodeResult {
+    tokens: Int32Array;
+    revealStep: Int32Array;
+    forwardPasses: number;
+    totalMs: number;
+    forwardMs: number;
+    sampleMs: number;
+    cancelled: boolean;
+}
+
+export interface NativeModel {
+    info(): NativeModelInfo;
+    tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+    detokenize(tokens: Int32Array, renderSpecial: boolean): string;
+    decode(tokens: Int32Array, holes: Int32Array, params: DecodeParams, onStep?: (s: NativeStep) => void): Promise<NativeDecodeResult>;
+    forwardLogits(tokens: Int32Array): Promise<Float32Array>;
+    cancel(): void;
+    dispose(): void;
+}
+
+export interface NativeDevice {
+    name: string;
+    description: string;
+    type: "cpu" | "gpu" | "other";
+}
+
+export interface NativeAddon {
+    loadModel(path: string, options: { threads: number; gpuLayers: number }, onProgress?: (p: number) => void): Promise<NativeModel>;
+    tensorBytes(ggmlType: number, ne0: number, rows: number): number | null;
+    devices(): NativeDevice[];
+    systemInfo(): string;
+}
+
+let addon: NativeAddon | undefined;
+
+/** The built addon: $DREAM_CODER_ADDON, else native/build/cmake/Release/dream_native.node above this file. */
+export function loadAddon(): NativeAddon {
+    if (addon) return addon;
+    const candidates = process.env.DREAM_CODER_ADDON ? [process.env.DREAM_CODER_ADDON] : [];
+    for (let dir = __dirname, i = 0; i < 6; dir = join(dir, ".."), i++) {
+        candidates.push(join(dir, "native", "build", "cmake", "Release", "dream_native.node"));
+    }
+    const found = candidates.find((p) => existsSync(p));
+    if (!found) {
+        throw new Error(`the native runtime is not built (looked for ${candidates[0]}): run "npm run build:native"`);
+    }
+    addon = require(found) as NativeAddon;
+    return addon;
+}

@@ -1,0 +1,233 @@
+// The runtime the language server imports: a loaded diffusion model, requests laid out as fixed text and
+// holes, one decode at a time, steps streamed, cancellation through an AbortSignal.
+import { inspectModelFile, type ModelFileInfo } from "./modelFile";
+import { loadAddon, type DecodeParams, type NativeModel, type NativeModelInfo } from "./native";
+
+/** A piece of the sequence: fixed text, fixed text with special tokens parsed (chat markup), or a hole of `hole` tokens. */
+export type Segment = string | { special: string } | { hole: number };
+
+export interface ChatMessage {
+    role: "system" | "user" | "assistant";
+    content: string;
+}
+
+export interface LoadOptions {
+    threads?: number;
+    /** Layers to offload to the GPU in CUDA/Metal/Vulkan builds (0 = CPU only). */
+    gpuLayers?: number;
+    onProgress?: (fraction: number) => void;
+}
+
+export interface StepEvent {
+    step: number;
+    /** Sequence positions revealed this step, and their tokens. */
+    positions: number[];
+    tokens: number[];
+    forwardMs: number;
+    sampleMs: number;
+    /** With traceLogits: the masked positions considered and their raw logits rows (n_vocab each). */
+    candidates?: number[];
+    logits?: Float32Array;
+}
+
+export interface DecodeOptions extends DecodeParams {
+    signal?: AbortSignal;
+    onStep?: (event: StepEvent) => void;
+}
+
+export interface HoleResult {
+    /** The hole's text; end-of-text and pad tokens ("shorter than the hole") are dropped. */
+    text: string;
+    tokens: number[];
+    /** The step that revealed each of the hole's tokens: the generation order. */
+    revealStep: number[];
+    start: number;
+    length: number;
+}
+
+export interface DecodeResult {
+    holes: HoleResult[];
+    tokens: Int32Array;
+    revealStep: Int32Array;
+    steps: number;
+    totalMs: number;
+    msPerStep: number;
+    tokensPerSecond: number;
+    forwardMs: number;
+    sampleMs: number;
+}
+
+export interface SequenceLayout {
+    tokens: Int32Array;
+    holes: { start: number; length: number }[];
+}
+
+export class DecodeCancelledError extends Error {
+    constructor() {
+        super("the request was cancelled");
+        this.name = "AbortError";
+    }
+}
+
+export class DiffusionModel {
+    private queue: Promise<unknown> = Promise.resolve();
+    private disposed = false;
+    readonly info: NativeModelInfo;
+    private readonly endTokens: Set<number>;
+
+    private constructor(private readonly native: NativeModel, readonly file: ModelFileInfo) {
+        this.info = native.info();
+        this.endTokens = new Set(this.info.endTokens);
+    }
+
+    /** Checks the file (clear errors for missing, corrupt, truncated, autoregressive, maskless files), then loads it. */
+    static async load(path: string, options: LoadOptions = {}): Promise<DiffusionModel> {
+        const addon = loadAddon();
+        const file = await inspectModelFile(path, addon);
+        const native = await addon.loadModel(path, { threads: options.threads ?? 2, gpuLayers: options.gpuLayers ?? 0 }, options.onProgress);
+        return new DiffusionModel(native, file);
+    }
+
+    /** The compute backend this build runs on: "CPU", or the GPU backend's name (e.g. "CUDA0"). */
+    static backend(): string {
+        const gpu = loadAddon().devices().find((d) => d.type === "gpu");
+        return gpu ? gpu.name : "CPU";
+    }
+
+    tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Int32Array {
+        return this.live().tokenize(text, options.addSpecial ?? false, options.parseSpecial ?? false);
+    }
+
+    detokenize(tokens: ArrayLike<number>, renderSpecial = false): string {
+        return this.live().detokenize(Int32Array.from(tokens), renderSpecial);
+    }
+
+    isEndToken(token: number): boolean {
+        return this.endTokens.has(token);
+    }
+
+    /** The prompt for `messages` through the model's own chat template, ready for the assistant's reply. */
+    async formatChat(messages: ChatMessage[]): Promise<string> {
+        const { Template } = await import("@huggingface/jinja");
+        const source = this.info.chatTemplate ?? this.file.chatTemplate;
+        if (!source) throw new Error(`${this.file.path} has no chat template: use a base-model request (text and holes) instead`);
+        return new Template(source).render({
+            messages,
+            add_generation_prompt: true,
+            bos_token: this.info.bos >= 0 ? this.detokenize([this.info.bos], true) : "",
+            eos_token: this.info.eos >= 0 ? this.detokenize([this.info.eos], true) : ""
+        });
+    }
+
+    /** Lays segments out as tokens: text tokenized piece by piece, holes as runs of mask tokens. */
+    layout(segments: Segment[]): SequenceLayout {
+        const out: number[] = [];
+        const holes: { start: number; length: number }[] = [];
+        if (this.info.addBos && this.info.bos >= 0) out.push(this.info.bos);
+        for (const seg of segments) {
+            if (typeof seg === "string") {
+                out.push(...this.tokenize(seg));
+            } else if ("special" in seg) {
+                out.push(...this.tokenize(seg.special, { parseSpecial: true }));
+            } else {
+                if (!Number.isInteger(seg.hole) || seg.hole < 1) throw new RangeError(`a hole needs a positive whole number of tokens, not ${seg.hole}`);
+                // A shifted model reads position p from row p - 1: nothing predicts position 0.
+                if (out.length === 0 && this.info.shiftLogits) out.push(this.info.bos >= 0 ? this.info.bos : this.info.eos);
+                holes.push({ start: out.length, length: seg.hole });
+                for (let i = 0; i < seg.hole; i++) out.push(this.info.mask);
+            }
+        }
+        if (holes.length === 0) throw new RangeError("the request has no hole to fill");
+        if (out.length > this.info.nCtxTrain) {
+            throw new RangeError(`the request needs ${out.length} tokens, more than the model's trained context of ${this.info.nCtxTrain}`);
+        }
+        return { tokens: Int32Array.from(out), holes };
+    }
+
+    /** Decodes every hole of the sequence jointly. Rejects with DecodeCancelledError when `signal` aborts. */
+    decode(segments: Segment[], options: DecodeOptions = {}): Promise<DecodeResult> {
+        return this.decodeLayout(this.layout(segments), options);
+    }
+
+    /** An instruct request: the chat through the model's template, the reply as one hole of `budget` tokens. */
+    async instruct(messages: ChatMessage[], budget: number, options: DecodeOptions = {}): Promise<DecodeResult> {
+        return this.decode([{ special: await this.formatChat(messages) }, { hole: budget }], { earlyStop: true, ...options });
+    }
+
+    decodeLayout(layout: SequenceLayout, options: DecodeOptions = {}): Promise<DecodeResult> {
+        const { signal, onStep, ...params } = options;
+        return this.exclusive(signal, async (native) => {
+            const holes = Int32Array.from(layout.holes.flatMap((h) => [h.start, h.length]));
+            const abort = () => native.cancel();
+            signal?.addEventListener("abort", abort);
+            try {
+                const r = await native.decode(layout.tokens, holes, params, onStep && ((s) => onStep({
+                    step: s.step,
+                    positions: [...s.positions],
+                    tokens: [...s.tokens],
+                    forwardMs: s.forwardMs,
+                    sampleMs: s.sampleMs,
+                    candidates: s.candidates && [...s.candidates],
+                    logits: s.logits
+                })));
+                if (r.cancelled) throw new DecodeCancelledError();
+                const generated = layout.holes.reduce((a, h) => a + h.length, 0);
+                return {
+                    holes: layout.holes.map((h) => this.holeResult(h, r.tokens, r.revealStep)),
+                    tokens: r.tokens,
+                    revealStep: r.revealStep,
+                    steps: r.forwardPasses,
+                    totalMs: r.totalMs,
+                    msPerStep: r.forwardPasses ? r.totalMs / r.forwardPasses : 0,
+                    tokensPerSecond: r.totalMs > 0 ? generated / (r.totalMs / 1000) : 0,
+                    forwardMs: r.forwardMs,
+                    sampleMs: r.sampleMs
+                };
+            } finally {
+                signal?.removeEventListener("abort", abort);
+            }
+        });
+    }
+
+    /** One bidirectional forward pass: every row of logits (row-major). For tests and diagnostics. */
+    forwardLogits(tokens: Int32Array, signal?: AbortSignal): Promise<Float32Array> {
+        return this.exclusive(signal, (native) => native.forwardLogits(tokens));
+    }
+
+    /** Cancels queued and running work, waits for it, and frees the model. */
+    async dispose(): Promise<void> {
+        if (this.disposed) return;
+        this.disposed = true;
+        this.native.cancel();
+        await this.queue.catch(() => undefined);
+        this.native.dispose();
+    }
+
+    private holeResult(h: { start: number; length: number }, tokens: Int32Array, revealStep: Int32Array): HoleResult {
+        const ids = [...tokens.subarray(h.start, h.start + h.length)];
+        return {
+            text: this.detokenize(ids.filter((t) => !this.isEndToken(t))),
+            tokens: ids,
+            revealStep: [...revealStep.subarray(h.start, h.start + h.length)],
+            start: h.start,
+            length: h.length
+        };
+    }
+
+    private live(): NativeModel {
+        if (this.disposed) throw new Error("the model has been disposed");
+        return this.native;
+    }
+
+    /** Runs `job` after every earlier job: the native model decodes one request at a time. */
+    private exclusive<T>(signal: AbortSignal | undefined, job: (native: NativeModel) => Promise<T>): Promise<T> {
+        const native = this.live();
+        const run = this.queue.catch(() => undefined).then(() => {
+            if (signal?.aborted) throw new DecodeCancelledError();
+            if (this.disposed) throw new Error("the model has been disposed");
+            return job(native);
+        });
+        this.queue = run;
+        return run;
+    }
+}

@@ -1,0 +1,163 @@
+// Seeded, deterministic GGUF models with random weights for tests and benchmarks: a `dream` variant
+// (Qwen2 layout, shifted logits, Qwen2.5-Instruct chat template) and a `llada` variant (LLaMA layout,
+// unshifted), plus the broken files the model checks must refuse.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildBpeVocab } from "./bpe-vocab";
+import { GgmlType, type GgufTensor, type GgufValue, writeGguf } from "./gguf-writer";
+
+export const repoRoot = join(__dirname, "..", "..", "..");
+const modelDir = join(repoRoot, ".cache", "models");
+const QWEN_TEMPLATE = join(repoRoot, "native", "build", "llama.cpp", "models", "templates", "Qwen-Qwen2.5-7B-Instruct.jinja");
+const GENERATOR_VERSION = 1;
+
+export const SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|mask|>"] as const;
+
+export interface TestModelOptions {
+    arch: "dream" | "llada" | "qwen2";  // qwen2: an autoregressive model the checks must refuse
+    vocab?: number;                      // total, special tokens included
+    embd?: number;
+    layers?: number;
+    heads?: number;
+    headsKv?: number;
+    ff?: number;
+    context?: number;
+    seed?: number;
+    type?: "f32" | "f16";
+    maskToken?: boolean;                 // false: leave out tokenizer.ggml.mask_token_id
+    shiftLogits?: boolean;               // written only when set (Dream's converter writes nothing)
+}
+
+function resolved(o: TestModelOptions): Required<Omit<TestModelOptions, "shiftLogits">> & { shiftLogits?: boolean } {
+    return {
+        vocab: 4096, embd: 64, layers: 2, heads: 4, headsKv: 2, ff: 128, context: 4096, seed: 1, type: "f32",
+        maskToken: true,
+        shiftLogits: o.arch === "llada" ? false : undefined,
+        ...o
+    };
+}
+
+/** mulberry32 + Box-Muller: the same numbers on every machine. */
+function normalSource(seed: number): () => number {
+    let s = seed >>> 0;
+    const uniform = () => {
+        s = (s + 0x6d2b79f5) >>> 0;
+        let t = s;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    return () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform());
+}
+
+/** Writes the model to `path`. */
+export function writeTestModel(path: string, options: TestModelOptions): void {
+    const o = resolved(options);
+    const headDim = o.embd / o.heads;
+    const normal = normalSource(o.seed);
+    const type = o.type === "f16" ? GgmlType.F16 : GgmlType.F32;
+    const tensors: GgufTensor[] = [];
+    const tensor = (name: string, dims: number[], scale: number | "ones") => {
+        const n = dims.reduce((a, b) => a * b, 1);
+        const data = new Float32Array(n);
+        for (let i = 0; i < n; i++) data[i] = scale === "ones" ? 1 : normal() * scale;
+        // ggml keeps 1-D tensors (norms, biases) in F32
+        tensors.push({ name, dims, type: dims.length === 1 ? GgmlType.F32 : type, data });
+    };
+    const vocabNormal = o.vocab - SPECIAL_TOKENS.length;
+    tensor("token_embd.weight", [o.embd, o.vocab], 1);
+    tensor("output_norm.weight", [o.embd], "ones");
+    tensor("output.weight", [o.embd, o.vocab], 1 / Math.sqrt(o.embd));
+    const kv = headDim * o.headsKv;
+    for (let l = 0; l < o.layers; l++) {
+        const p = `blk.${l}.`;
+        tensor(p + "attn_norm.weight", [o.embd], "ones");
+        tensor(p + "attn_q.weight", [o.embd, o.embd], 1 / Math.sqrt(o.embd));
+        tensor(p + "attn_k.weight", [o.embd, kv], 1 / Math.sqrt(o.embd));
+        tensor(p + "attn_v.weight", [o.embd, kv], 1 / Math.sqrt(o.embd));
+        if (o.arch !== "llada") {
+            tensor(p + "attn_q.bias", [o.embd], 0.02);
+            tensor(p + "attn_k.bias", [kv], 0.02);
+            tensor(p + "attn_v.bias", [kv], 0.02);
+        }
+        tensor(p + "attn_output.weight", [o.embd, o.embd], 1 / Math.sqrt(o.embd));
+        tensor(p + "ffn_norm.weight", [o.embd], "ones");
+        tensor(p + "ffn_gate.weight", [o.embd, o.ff], 1 / Math.sqrt(o.embd));
+        tensor(p + "ffn_up.weight", [o.embd, o.ff], 1 / Math.sqrt(o.embd));
+        tensor(p + "ffn_down.weight", [o.ff, o.embd], 1 / Math.sqrt(o.ff));
+    }
+
+    const { tokens, merges } = buildBpeVocab(vocabNormal);
+    const allTokens = [...tokens, ...SPECIAL_TOKENS];
+    const tokenTypes = allTokens.map((_, i) => (i < vocabNormal ? 1 : 3)); // 1 normal, 3 control
+    const id = (t: (typeof SPECIAL_TOKENS)[number]) => vocabNormal + SPECIAL_TOKENS.indexOf(t);
+    const a = o.arch;
+    const meta: Record<string, GgufValue> = {
+        "general.architecture": { type: "string", value: a },
+        "general.name": { type: "string", value: `dream-coder test model (${a}, seed ${o.seed}, random weights)` },
+        [`${a}.context_length`]: { type: "u32", value: o.context },
+        [`${a}.embedding_length`]: { type: "u32", value: o.embd },
+        [`${a}.block_count`]: { type: "u32", value: o.layers },
+        [`${a}.feed_forward_length`]: { type: "u32", value: o.ff },
+        [`${a}.attention.head_count`]: { type: "u32", value: o.heads },
+        [`${a}.attention.head_count_kv`]: { type: "u32", value: o.headsKv },
+        [`${a}.attention.layer_norm_rms_epsilon`]: { type: "f32", value: 1e-6 },
+        [`${a}.rope.freq_base`]: { type: "f32", value: 10000 },
+        [`${a}.rope.dimension_count`]: { type: "u32", value: headDim },
+        "tokenizer.ggml.model": { type: "string", value: "gpt2" },
+        "tokenizer.ggml.pre": { type: "string", value: "qwen2" },
+        "tokenizer.ggml.tokens": { type: "string[]", value: allTokens },
+        "tokenizer.ggml.token_type": { type: "i32[]", value: tokenTypes },
+        "tokenizer.ggml.merges": { type: "string[]", value: merges },
+        "tokenizer.ggml.bos_token_id": { type: "u32", value: id("<|endoftext|>") },
+        "tokenizer.ggml.eos_token_id": { type: "u32", value: id("<|endoftext|>") },
+        "tokenizer.ggml.padding_token_id": { type: "u32", value: id("<|endoftext|>") },
+        "tokenizer.ggml.add_bos_token": { type: "bool", value: false }
+    };
+    if (o.maskToken) meta["tokenizer.ggml.mask_token_id"] = { type: "u32", value: id("<|mask|>") };
+    if (o.shiftLogits !== undefined) meta["diffusion.shift_logits"] = { type: "bool", value: o.shiftLogits };
+    if (a === "dream") {
+        if (!existsSync(QWEN_TEMPLATE)) throw new Error(`${QWEN_TEMPLATE} is missing: build the native addon first`);
+        meta["tokenizer.chat_template"] = { type: "string", value: readFileSync(QWEN_TEMPLATE, "utf8") };
+    }
+    writeGguf(path, meta, tensors);
+}
+
+/** The model for these options, generated once into .cache/models and reused while the generator is unchanged. */
+export function testModel(options: TestModelOptions): string {
+    const o = resolved(options);
+    const key = createHash("sha256").update(JSON.stringify({ o, GENERATOR_VERSION })).digest("hex").slice(0, 12);
+    const path = join(modelDir, `${o.arch}-v${o.vocab}-e${o.embd}-l${o.layers}-${key}.gguf`);
+    if (!existsSync(path)) {
+        mkdirSync(modelDir, { recursive: true });
+        const tmp = `${path}.${process.pid}.tmp`;
+        writeTestModel(tmp, o);
+        renameSync(tmp, path);
+    }
+    return path;
+}
+
+/** A file that is not GGUF at all. */
+export function notGgufFile(): string {
+    mkdirSync(modelDir, { recursive: true });
+    const path = join(modelDir, "not-a-model.gguf");
+    writeFileSync(path, "def main():\n    print('this is python, not a model')\n");
+    return path;
+}
+
+/** A real model cut short: its header parses, its tensor data ends early. */
+export function truncatedFile(): string {
+    const full = readFileSync(testModel({ arch: "dream" }));
+    const path = join(modelDir, "truncated.gguf");
+    writeFileSync(path, full.subarray(0, Math.floor(full.length * 0.6)));
+    return path;
+}
+
+/** A GGUF whose header stops in the middle of its metadata. */
+export function brokenHeaderFile(): string {
+    const full = readFileSync(testModel({ arch: "dream" }));
+    const path = join(modelDir, "broken-header.gguf");
+    writeFileSync(path, full.subarray(0, 200));
+    return path;
+}
