@@ -145,7 +145,7 @@ export class DiffusionModel {
     }
 
     /** Decodes every hole of the sequence jointly. Rejects with DecodeCancelledError when `signal` aborts. */
-    decode(segments: Segment[], options: DecodeOptions = {}): Promise<DecodeResult> {
+    async decode(segments: Segment[], options: DecodeOptions = {}): Promise<DecodeResult> {
         return this.decodeLayout(this.layout(segments), options);
     }
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The install command: Debian build tools if missing, npm dependencies, the native addon, the TypeScript build.
+# Safe to rerun: npm ci runs only when package-lock.json changed, the addon rebuilds only when its inputs changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for pair in cmake:cmake ninja:ninja-build g++:g++ git:git; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        echo "missing build tools: ${missing[*]} — install them with: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+# node-llama-cpp is used for GGUF reading and downloads only: skip its own binary setup.
+export NODE_LLAMA_CPP_SKIP_DOWNLOAD=true
+stamp=node_modules/.dream-coder-lockfile
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+    npm ci --no-audit --no-fund
+    cp package-lock.json "$stamp"
+fi
+
+node scripts/build-native.mjs
+rm -rf out
+npx tsc -p .

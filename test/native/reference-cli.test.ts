@@ -1,0 +1,59 @@
+// llama.cpp's own examples/diffusion CLI, built from the same bundle, on the same GGUF and prompt.
+// Where the two must agree they do; where they differ by design the test shows the difference.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { DiffusionModel } from "../../server/src/runtime/runtime";
+import { repoRoot, testModel } from "../tools/test-models";
+
+const CLI = join(repoRoot, "native", "build", "cmake", "bin", "llama-diffusion-cli");
+const PROMPT = "def greet(name):\n    return";
+const HOLE = 12;
+
+let model: DiffusionModel;
+let path: string;
+before(async () => {
+    path = testModel({ arch: "dream" });
+    model = await DiffusionModel.load(path, { threads: 1 });
+});
+after(() => model.dispose());
+
+// The CLI always formats its prompt with the model's chat template (it has no switch for raw prompts),
+// so both sides run the instruct path: the same rendered prompt, then a hole of HOLE tokens.
+const MESSAGES = [{ role: "user" as const, content: PROMPT }];
+
+/** Runs the reference CLI and returns what it logged (its generated text is the last thing it prints). */
+function referenceCli(nInput: number, extra: string[]): string {
+    const n = String(nInput + HOLE);
+    const r = spawnSync(CLI, ["-m", path, "-p", PROMPT, "-ub", n, "-b", n, "-c", n, "-t", "1", "-fa", "off", "--diffusion-eps", "0.001", ...extra],
+        { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 0, `llama-diffusion-cli failed:\n${r.stderr.slice(-2000)}`);
+    assert.doesNotMatch(r.stdout + r.stderr, /generation failed/);
+    return r.stdout + r.stderr;
+}
+
+async function ours(steps: number, seed = 0) {
+    const layout = model.layout([{ special: await model.formatChat(MESSAGES) }, { hole: HOLE }]);
+    const result = await model.decodeLayout(layout, { steps, seed });
+    return { nInput: layout.tokens.length - HOLE, text: result.holes[0].text };
+}
+
+describe("against llama.cpp's examples/diffusion", () => {
+    it("one step fills every position with the same argmax tokens", async () => {
+        const { nInput, text } = await ours(1);
+        // top-k 1 makes its sampler chain pick the argmax; one step reveals everything.
+        const theirs = referenceCli(nInput, ["--diffusion-steps", "1", "--top-k", "1", "--temp", "0"]);
+        assert.ok(text.length > 0);
+        assert.ok(theirs.trimEnd().endsWith(text.trimEnd()), `llama.cpp printed:\n${JSON.stringify(theirs.slice(-300))}\nours: ${JSON.stringify(text)}`);
+    });
+
+    it("its temperature 0 still samples (the seed changes the output); ours is argmax", async () => {
+        const { nInput } = await ours(1);
+        const args = ["--diffusion-steps", "4", "--temp", "0", "--top-k", "0", "--top-p", "1"];
+        const a = referenceCli(nInput, [...args, "--seed", "1"]);
+        const b = referenceCli(nInput, [...args, "--seed", "2"]);
+        assert.notEqual(a.slice(-200), b.slice(-200), "different seeds give different text at temperature 0");
+        assert.equal((await ours(4, 1)).text, (await ours(4, 2)).text);
+    });
+});
