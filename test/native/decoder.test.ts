@@ -1,21 +1,11 @@
 // The decoder through the real addon and real llama.cpp, on generated models.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../../server/src/runtime/runtime";
-import { testModel } from "../tools/test-models";
 import { timestepCount } from "./reference-decoder";
+import { useTestModels } from "./test-models-loaded";
 
-let dream: DiffusionModel;
-let llada: DiffusionModel;
-
-before(async () => {
-    dream = await DiffusionModel.load(testModel({ arch: "dream" }), { threads: 1 });
-    llada = await DiffusionModel.load(testModel({ arch: "llada" }), { threads: 1 });
-});
-after(async () => {
-    await dream.dispose();
-    await llada.dispose();
-});
+const m = useTestModels();
 
 const SEGMENTS = ["def area(w, h):\n    ", { hole: 6 }, "\n\ndef perimeter(w, h):\n    return ", { hole: 5 }, "\n\nprint(area(2, 3))", { hole: 4 }, "\n"];
 
@@ -36,7 +26,7 @@ function expectedTimestepCounts(nMasked: number, steps: number, eps: number): nu
 }
 
 describe("decoder", () => {
-    for (const [name, get] of [["dream", () => dream], ["llada", () => llada]] as const) {
+    for (const [name, get] of [["dream", () => m.dream], ["llada", () => m.llada]] as const) {
         it(`${name}: reveals only inside holes, each hole position exactly once, fixed text untouched`, async () => {
             const model = get();
             for (const algorithm of ["origin", "maskgit_plus", "topk_margin", "entropy"] as const) {
@@ -64,7 +54,7 @@ describe("decoder", () => {
 
     it("Dream's time grid reveals floor(n·(1 − s/t)) a step, all that remain on the last, and skips empty steps", async () => {
         const steps = 10;
-        const { events } = await run(dream, { steps, eps: 1e-3 });
+        const { events } = await run(m.dream, { steps, eps: 1e-3 });
         const expected = expectedTimestepCounts(15, steps, 1e-3);
         const byStep = new Map(events.map((e) => [e.step, e.positions.length]));
         expected.forEach((k, i) => assert.equal(byStep.get(i) ?? 0, k, `step ${i}`));
@@ -72,7 +62,7 @@ describe("decoder", () => {
     });
 
     it("LLaDA's block schedule finishes blocks left to right with the masks spread evenly", async () => {
-        const { layout, events } = await run(llada, { steps: 12, schedule: "block", blockLength: 5 });
+        const { layout, events } = await run(m.llada, { steps: 12, schedule: "block", blockLength: 5 });
         const gen = layout.holes.flatMap((h) => Array.from({ length: h.length }, (_, i) => h.start + i));
         // 15 positions, blocks of 5 -> 3 blocks of 4 steps: 2, 1, 1, 1 each
         const counts = new Map(events.map((e) => [e.step, e.positions]));
@@ -87,7 +77,7 @@ describe("decoder", () => {
     });
 
     it("a confidence threshold reveals at least one a step and never fewer than the schedule", async () => {
-        const nothingPasses = await run(dream, { steps: 15, confidenceThreshold: 0.999999 });
+        const nothingPasses = await run(m.dream, { steps: 15, confidenceThreshold: 0.999999 });
         // Random weights are never that sure: exactly max(schedule, 1) a step, the schedule taken on what is left.
         let left = 15;
         nothingPasses.events.forEach((e, i) => {
@@ -96,23 +86,23 @@ describe("decoder", () => {
             left -= e.positions.length;
         });
         assert.equal(left, 0);
-        const everythingPasses = await run(dream, { steps: 15, confidenceThreshold: 1e-9 });
+        const everythingPasses = await run(m.dream, { steps: 15, confidenceThreshold: 1e-9 });
         assert.equal(everythingPasses.events.length, 1, "all positions clear a tiny threshold in the first step");
     });
 
     it("greedy decoding is deterministic from run to run; sampling follows the seed", async () => {
-        const a = await run(dream, { steps: 8, algorithm: "entropy" });
-        const b = await run(dream, { steps: 8, algorithm: "entropy" });
+        const a = await run(m.dream, { steps: 8, algorithm: "entropy" });
+        const b = await run(m.dream, { steps: 8, algorithm: "entropy" });
         assert.deepEqual([...a.result.tokens], [...b.result.tokens]);
         assert.deepEqual(a.events.map((e) => e.positions), b.events.map((e) => e.positions));
-        const s1 = await run(dream, { steps: 8, temperature: 1, seed: 1 });
-        const s1again = await run(dream, { steps: 8, temperature: 1, seed: 1 });
-        const s2 = await run(dream, { steps: 8, temperature: 1, seed: 2 });
+        const s1 = await run(m.dream, { steps: 8, temperature: 1, seed: 1 });
+        const s1again = await run(m.dream, { steps: 8, temperature: 1, seed: 1 });
+        const s2 = await run(m.dream, { steps: 8, temperature: 1, seed: 2 });
         assert.deepEqual([...s1.result.tokens], [...s1again.result.tokens]);
         assert.notDeepEqual([...s1.result.tokens], [...s2.result.tokens]);
     });
 
-    for (const [name, get, shifted] of [["dream", () => dream, true], ["llada", () => llada, false]] as const) {
+    for (const [name, get, shifted] of [["dream", () => m.dream, true], ["llada", () => m.llada, false]] as const) {
         it(`${name} reads position p's logits from row ${shifted ? "p − 1" : "p"}`, async () => {
             const model = get();
             assert.equal(model.info.shiftLogits, shifted);
@@ -132,29 +122,29 @@ describe("decoder", () => {
     }
 
     it("end-of-text inside a hole means shorter: dropped from the text; early stop fills the rest of the hole", async () => {
-        const ended = await run(dream, { steps: 15, eotPenalty: -1000, eotPenaltyDecay: 0, earlyStop: true });
+        const ended = await run(m.dream, { steps: 15, eotPenalty: -1000, eotPenaltyDecay: 0, earlyStop: true });
         for (const h of ended.result.holes) {
-            assert.ok(h.tokens.every((t) => dream.isEndToken(t)));
+            assert.ok(h.tokens.every((t) => m.dream.isEndToken(t)));
             assert.equal(h.text, "");
         }
         // The first step reveals one end-of-text per hole at most by count, early stop fills the rest of each hole.
         assert.ok(ended.events.length < 15, `early stop ended in ${ended.events.length} steps`);
-        const never = await run(dream, { steps: 15, eotPenalty: 1000, eotPenaltyDecay: 0 });
-        for (const h of never.result.holes) assert.ok(h.tokens.every((t) => !dream.isEndToken(t)));
-        const plain = await run(dream, { steps: 15 });
-        for (const h of plain.result.holes) assert.equal(h.text, dream.detokenize(h.tokens.filter((t) => !dream.isEndToken(t))));
+        const never = await run(m.dream, { steps: 15, eotPenalty: 1000, eotPenaltyDecay: 0 });
+        for (const h of never.result.holes) assert.ok(h.tokens.every((t) => !m.dream.isEndToken(t)));
+        const plain = await run(m.dream, { steps: 15 });
+        for (const h of plain.result.holes) assert.equal(h.text, m.dream.detokenize(h.tokens.filter((t) => !m.dream.isEndToken(t))));
     });
 
     it("instruct requests go through the model's chat template", async () => {
-        const prompt = await dream.formatChat([{ role: "user", content: "Write a function that adds two numbers." }]);
+        const prompt = await m.dream.formatChat([{ role: "user", content: "Write a function that adds two numbers." }]);
         assert.match(prompt, /^<\|im_start\|>system\n[\s\S]*<\|im_start\|>user\nWrite a function that adds two numbers\.<\|im_end\|>\n<\|im_start\|>assistant\n$/);
-        const layout = dream.layout([{ special: prompt }, { hole: 12 }]);
-        const imStart = dream.tokenize("<|im_start|>", { parseSpecial: true });
+        const layout = m.dream.layout([{ special: prompt }, { hole: 12 }]);
+        const imStart = m.dream.tokenize("<|im_start|>", { parseSpecial: true });
         assert.equal(imStart.length, 1, "chat markup is parsed as special tokens");
         assert.equal(layout.tokens[0], imStart[0]);
-        const r = await dream.instruct([{ role: "user", content: "Write a function that adds two numbers." }], 12, { steps: 12 });
+        const r = await m.dream.instruct([{ role: "user", content: "Write a function that adds two numbers." }], 12, { steps: 12 });
         assert.equal(r.holes[0].length, 12);
-        await assert.rejects(llada.formatChat([{ role: "user", content: "hi" }]), /has no chat template/);
+        await assert.rejects(m.llada.formatChat([{ role: "user", content: "hi" }]), /has no chat template/);
     });
 
     it("cancellation stops within a step and the next request still works", async () => {
@@ -163,7 +153,7 @@ describe("decoder", () => {
         const events: StepEvent[] = [];
         let abortedAt = -1;
         const started = Date.now();
-        const p = dream.decode(segments, {
+        const p = m.dream.decode(segments, {
             steps: 400, signal: controller.signal, onStep: (e) => {
                 events.push(e);
                 if (events.length === 2) {
@@ -178,13 +168,13 @@ describe("decoder", () => {
         assert.ok(events.length <= abortedAt + 2, `${events.length - abortedAt} steps after the abort`);
         assert.ok(Date.now() - started < 2000 + 10 * stepMs, "stopped long before 400 steps");
         // an already aborted signal never starts
-        await assert.rejects(dream.decode(SEGMENTS, { signal: AbortSignal.abort() }), DecodeCancelledError);
-        const again = await run(dream, { steps: 4 });
+        await assert.rejects(m.dream.decode(SEGMENTS, { signal: AbortSignal.abort() }), DecodeCancelledError);
+        const again = await run(m.dream, { steps: 4 });
         assert.equal(again.result.holes.length, 3);
     });
 
     it("requests queue one at a time and all complete", async () => {
-        const results = await Promise.all([1, 2, 3].map((seed) => dream.decode(SEGMENTS, { steps: 4, temperature: 1, seed })));
+        const results = await Promise.all([1, 2, 3].map((seed) => m.dream.decode(SEGMENTS, { steps: 4, temperature: 1, seed })));
         assert.equal(results.length, 3);
         for (const r of results) assert.equal(r.holes.length, 3);
     });
@@ -193,7 +183,7 @@ describe("decoder", () => {
         let ticks = 0;
         const timer = setInterval(() => ticks++, 5);
         try {
-            const r = await dream.decode(["y".repeat(300), { hole: 300 }], { steps: 40 });
+            const r = await m.dream.decode(["y".repeat(300), { hole: 300 }], { steps: 40 });
             const expected = r.totalMs / 5;
             assert.ok(r.totalMs > 100, `the decode took ${r.totalMs} ms: long enough to measure`);
             assert.ok(ticks >= expected / 4, `${ticks} timer ticks in ${r.totalMs.toFixed(0)} ms`);
@@ -203,16 +193,16 @@ describe("decoder", () => {
     });
 
     it("refuses bad requests with clear errors and keeps serving", async () => {
-        assert.throws(() => dream.layout(["no hole here"]), /no hole/);
-        assert.throws(() => dream.layout(["x", { hole: 0 }]), /positive whole number/);
-        assert.throws(() => dream.layout(["x".repeat(5000), { hole: 8 }]), /trained context/);
-        await assert.rejects(dream.decode(SEGMENTS, { steps: 0 }), /steps must be at least 1/);
-        await assert.rejects(dream.decode(SEGMENTS, { algorithm: "bogus" as never }), /unknown algorithm/);
-        await assert.rejects(dream.decode(SEGMENTS, { algorithm: "origin", confidenceThreshold: 0.9 }), /confidence-ordered/);
+        assert.throws(() => m.dream.layout(["no hole here"]), /no hole/);
+        assert.throws(() => m.dream.layout(["x", { hole: 0 }]), /positive whole number/);
+        assert.throws(() => m.dream.layout(["x".repeat(5000), { hole: 8 }]), /trained context/);
+        await assert.rejects(m.dream.decode(SEGMENTS, { steps: 0 }), /steps must be at least 1/);
+        await assert.rejects(m.dream.decode(SEGMENTS, { algorithm: "bogus" as never }), /unknown algorithm/);
+        await assert.rejects(m.dream.decode(SEGMENTS, { algorithm: "origin", confidenceThreshold: 0.9 }), /confidence-ordered/);
         // a shifted model gets a leading token so that a hole can open the sequence
-        const lead = dream.layout([{ hole: 3 }, "tail"]);
+        const lead = m.dream.layout([{ hole: 3 }, "tail"]);
         assert.equal(lead.holes[0].start, 1);
-        const r = await dream.decode([{ hole: 3 }, "tail"], { steps: 3 });
+        const r = await m.dream.decode([{ hole: 3 }, "tail"], { steps: 3 });
         assert.equal(r.holes[0].length, 3);
     });
 });

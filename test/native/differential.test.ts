@@ -1,22 +1,12 @@
 // Differential test: the C++ loop against the simple TypeScript statement of the same rules
 // (reference-decoder.ts), fed the exact logits the addon computed at every step.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { DiffusionModel, type StepEvent } from "../../server/src/runtime/runtime";
-import { testModel } from "../tools/test-models";
+import { useTestModels } from "./test-models-loaded";
 import { ReferenceDecoder, type ReferenceParams } from "./reference-decoder";
 
-let dream: DiffusionModel;
-let llada: DiffusionModel;
-
-before(async () => {
-    dream = await DiffusionModel.load(testModel({ arch: "dream" }), { threads: 1 });
-    llada = await DiffusionModel.load(testModel({ arch: "llada" }), { threads: 1 });
-});
-after(async () => {
-    await dream.dispose();
-    await llada.dispose();
-});
+const m = useTestModels();
 
 const SEGMENTS = ["function clamp(x, lo, hi) {\n    ", { hole: 9 }, "\n}\n\nconst y = clamp(", { hole: 4 }, ");\n", { hole: 7 }];
 
@@ -51,7 +41,7 @@ const BASE: ReferenceParams = {
 describe("differential: addon vs TypeScript reference, step by step", () => {
     for (const algorithm of ["maskgit_plus", "topk_margin", "entropy"] as const) {
         for (const schedule of ["timestep", "block"] as const) {
-            for (const [name, get] of [["dream", () => dream], ["llada", () => llada]] as const) {
+            for (const [name, get] of [["dream", () => m.dream], ["llada", () => m.llada]] as const) {
                 it(`${algorithm}, ${schedule} schedule, ${name}`, async () => {
                     const steps = await compare(get(), { ...BASE, algorithm, schedule });
                     assert.ok(steps >= 10, `${steps} steps compared`);
@@ -60,11 +50,11 @@ describe("differential: addon vs TypeScript reference, step by step", () => {
         }
     }
     it("confidence threshold", async () => {
-        await compare(dream, { ...BASE, confidenceThreshold: 0.02 });
-        await compare(llada, { ...BASE, schedule: "block", confidenceThreshold: 0.02 });
+        await compare(m.dream, { ...BASE, confidenceThreshold: 0.02 });
+        await compare(m.llada, { ...BASE, schedule: "block", confidenceThreshold: 0.02 });
     });
     it("end-of-text penalty with decay", async () => {
-        await compare(dream, { ...BASE, eotPenalty: 3, eotPenaltyDecay: 2 });
-        await compare(dream, { ...BASE, algorithm: "entropy", eotPenalty: -4, eotPenaltyDecay: 1 });
+        await compare(m.dream, { ...BASE, eotPenalty: 3, eotPenaltyDecay: 2 });
+        await compare(m.dream, { ...BASE, algorithm: "entropy", eotPenalty: -4, eotPenaltyDecay: 1 });
     });
 });

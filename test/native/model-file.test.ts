@@ -27,8 +27,12 @@ describe("model file checks", () => {
     it("a diffusion model without a mask token", () =>
         refused(testModel({ arch: "dream", maskToken: false, seed: 7 }), "no-mask-token", /no mask token/));
 
-    it("reads the diffusion facts from the file", async () => {
-        const dream = await DiffusionModel.load(testModel({ arch: "dream" }), { threads: 1 });
+    it("reports load progress and reads the diffusion facts from the file", async () => {
+        const progress: number[] = [];
+        const dream = await DiffusionModel.load(testModel({ arch: "dream" }), { threads: 1, onProgress: (p) => progress.push(p) });
+        assert.ok(progress.length > 1, "load progress is reported");
+        assert.equal(progress.at(-1), 1);
+        assert.deepEqual(progress, [...progress].sort((a, b) => a - b), "and only goes up");
         const llada = await DiffusionModel.load(testModel({ arch: "llada" }), { threads: 1 });
         try {
             assert.equal(dream.file.architecture, "dream");
