@@ -84,7 +84,11 @@ export class DiffusionModel {
     static async load(path: string, options: LoadOptions = {}): Promise<DiffusionModel> {
         const addon = loadAddon();
         const file = await inspectModelFile(path, addon);
-        const native = await addon.loadModel(path, { threads: options.threads ?? 2, gpuLayers: options.gpuLayers ?? 0 }, options.onProgress);
+        const native = await addon
+            .loadModel(path, { threads: options.threads ?? 2, gpuLayers: options.gpuLayers ?? 0 }, options.onProgress)
+            .catch((e: Error) => {
+                throw new Error(`${path}: ${e.message}`);
+            });
         return new DiffusionModel(native, file);
     }
 
