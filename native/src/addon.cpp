@@ -475,15 +475,6 @@ class ForwardWorker : public Napi::AsyncWorker {
 Napi::Value NativeModel::ForwardLogits(const Napi::CallbackInfo & info) {
     Napi::Env                env    = info.Env();
     std::vector<llama_token> tokens = to_tokens(info[0]);
-    const int32_t            n_vocab = state(env).decoder->n_vocab();
-    for (llama_token t : tokens) {
-        if (t < 0 || t >= n_vocab) {
-            throw Napi::RangeError::New(env, "token id " + std::to_string(t) + " is outside the vocabulary");
-        }
-    }
-    if ((int32_t) tokens.size() > llama_model_n_ctx_train(state_->model)) {
-        throw Napi::RangeError::New(env, "more tokens than the model's trained context");
-    }
     acquire(env);
     auto * worker = new ForwardWorker(env, state_, std::move(tokens));
     worker->Queue();

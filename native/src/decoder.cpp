@@ -84,6 +84,22 @@ void DiffusionDecoder::ensure_context(int32_t n_tokens) {
     llama_set_abort_callback(ctx_, abort_requested, &cancel_);
 }
 
+void DiffusionDecoder::check_sequence(const std::vector<llama_token> & tokens) const {
+    const int32_t n_train = llama_model_n_ctx_train(model_);
+    if (tokens.empty()) {
+        throw dc_error("no tokens to evaluate");
+    }
+    if ((int32_t) tokens.size() > n_train) {
+        throw dc_error("the sequence has " + std::to_string(tokens.size()) +
+                       " tokens, more than the model's trained context of " + std::to_string(n_train));
+    }
+    for (llama_token t : tokens) {
+        if (t < 0 || t >= n_vocab_) {
+            throw dc_error("token id " + std::to_string(t) + " is outside the vocabulary");
+        }
+    }
+}
+
 const float * DiffusionDecoder::forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel) {
     const int32_t n = (int32_t) tokens.size();
     ensure_context(n);
@@ -109,9 +125,7 @@ const float * DiffusionDecoder::forward(const std::vector<llama_token> & tokens,
 
 std::vector<float> DiffusionDecoder::forward_all(const std::vector<llama_token> & tokens,
                                                  const std::atomic<bool> &        cancel) {
-    if (tokens.empty()) {
-        throw dc_error("no tokens to evaluate");
-    }
+    check_sequence(tokens);
     const float * logits = forward(tokens, cancel);
     if (!logits) {
         return {};
@@ -223,7 +237,6 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                                 const std::atomic<bool> &               cancel) {
     const auto    t_start = clock_type::now();
     const int32_t n       = (int32_t) tokens.size();
-    const int32_t n_train = llama_model_n_ctx_train(model_);
 
     if (mask_ == LLAMA_TOKEN_NULL) {
         throw dc_error("the model has no mask token");
@@ -237,15 +250,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     if (p.algorithm == dc_algorithm::origin && p.confidence_threshold > 0) {
         throw dc_error("confidence_threshold needs a confidence-ordered algorithm, not origin");
     }
-    if (n > n_train) {
-        throw dc_error("the sequence has " + std::to_string(n) + " tokens, more than the model's trained context of " +
-                       std::to_string(n_train));
-    }
-    for (llama_token t : tokens) {
-        if (t < 0 || t >= n_vocab_) {
-            throw dc_error("token id " + std::to_string(t) + " is outside the vocabulary");
-        }
-    }
+    check_sequence(tokens);
 
     // Generated positions in sequence order, and which hole each belongs to.
     std::vector<int32_t> gen;

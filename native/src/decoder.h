@@ -91,6 +91,8 @@ class DiffusionDecoder {
         double      confidence;
     };
 
+    // Refuses, before llama.cpp would abort on it, a sequence that is empty, too long or outside the vocabulary.
+    void          check_sequence(const std::vector<llama_token> & tokens) const;
     void          ensure_context(int32_t n_tokens);
     const float * forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
     pick          sample(float * row, const dc_params & p, std::mt19937 & rng);

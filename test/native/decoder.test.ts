@@ -197,6 +197,9 @@ describe("decoder", () => {
         assert.throws(() => m.dream.layout(["x", { hole: 0 }]), /positive whole number/);
         assert.throws(() => m.dream.layout(["x".repeat(5000), { hole: 8 }]), /trained context/);
         await assert.rejects(m.dream.decode(SEGMENTS, { steps: 0 }), /steps must be at least 1/);
+        await assert.rejects(m.dream.forwardLogits(Int32Array.of(1, m.dream.info.nVocab)), /outside the vocabulary/);
+        await assert.rejects(m.dream.forwardLogits(new Int32Array(0)), /no tokens/);
+        await assert.rejects(m.dream.forwardLogits(new Int32Array(m.dream.info.nCtxTrain + 1)), /trained context/);
         await assert.rejects(m.dream.decode(SEGMENTS, { algorithm: "bogus" as never }), /unknown algorithm/);
         await assert.rejects(m.dream.decode(SEGMENTS, { algorithm: "origin", confidenceThreshold: 0.9 }), /confidence-ordered/);
         // a shifted model gets a leading token so that a hole can open the sequence
