@@ -62,21 +62,25 @@ Napi::Int32Array to_js(Napi::Env env, const std::vector<int32_t> & v) {
     return a;
 }
 
-template <typename T> T opt(const Napi::Object & o, const char * key, T fallback);
-
-template <> double opt<double>(const Napi::Object & o, const char * key, double fallback) {
+// An optional field of a JS options object, or the fallback when it is absent or of another type.
+double opt(const Napi::Object & o, const char * key, double fallback) {
     auto v = o.Get(key);
     return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
-template <> bool opt<bool>(const Napi::Object & o, const char * key, bool fallback) {
+bool opt(const Napi::Object & o, const char * key, bool fallback) {
     auto v = o.Get(key);
     return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
 }
 
+std::string opt(const Napi::Object & o, const char * key, const char * fallback) {
+    auto v = o.Get(key);
+    return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+}
+
 dc_params to_params(const Napi::Object & o) {
     dc_params p;
-    const std::string alg = o.Get("algorithm").IsString() ? o.Get("algorithm").As<Napi::String>().Utf8Value() : "maskgit_plus";
+    const std::string alg = opt(o, "algorithm", "maskgit_plus");
     if (alg == "origin") {
         p.algorithm = dc_algorithm::origin;
     } else if (alg == "maskgit_plus") {
@@ -88,7 +92,7 @@ dc_params to_params(const Napi::Object & o) {
     } else {
         throw Napi::Error::New(o.Env(), "unknown algorithm '" + alg + "'");
     }
-    const std::string sched = o.Get("schedule").IsString() ? o.Get("schedule").As<Napi::String>().Utf8Value() : "timestep";
+    const std::string sched = opt(o, "schedule", "timestep");
     if (sched == "timestep") {
         p.schedule = dc_schedule::timestep;
     } else if (sched == "block") {
