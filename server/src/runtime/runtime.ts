@@ -71,7 +71,9 @@ export class DecodeCancelledError extends Error {
 
 export class DiffusionModel {
     private queue: Promise<unknown> = Promise.resolve();
+    /** No new work is taken once disposing starts; the native model stays usable until the running job ends. */
     private disposed = false;
+    private freed = false;
     readonly info: NativeModelInfo;
     private readonly endTokens: Set<number>;
 
@@ -193,7 +195,7 @@ export class DiffusionModel {
         });
     }
 
-    /** One bidirectional forward pass: every row of logits (row-major). For tests and diagnostics. */
+    /** One bidirectional forward pass: every row of logits (row-major). Memory: tokens × vocabulary floats. */
     forwardLogits(tokens: Int32Array, signal?: AbortSignal): Promise<Float32Array> {
         return this.exclusive(signal, (native) => native.forwardLogits(tokens));
     }
@@ -204,6 +206,7 @@ export class DiffusionModel {
         this.disposed = true;
         this.native.cancel();
         await this.queue.catch(() => undefined);
+        this.freed = true;
         this.native.dispose();
     }
 
@@ -219,13 +222,14 @@ export class DiffusionModel {
     }
 
     private live(): NativeModel {
-        if (this.disposed) throw new Error("the model has been disposed");
+        if (this.freed) throw new Error("the model has been disposed");
         return this.native;
     }
 
     /** Runs `job` after every earlier job: the native model decodes one request at a time. */
     private exclusive<T>(signal: AbortSignal | undefined, job: (native: NativeModel) => Promise<T>): Promise<T> {
-        const native = this.live();
+        if (this.disposed) throw new Error("the model has been disposed");
+        const native = this.native;
         const run = this.queue.catch(() => undefined).then(() => {
             if (signal?.aborted) throw new DecodeCancelledError();
             if (this.disposed) throw new Error("the model has been disposed");

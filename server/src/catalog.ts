@@ -1,0 +1,104 @@
+// The models a user can pick by name (catalog.json), where their files live, and their download.
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import data from "./catalog.json";
+import type { CatalogModel } from "./protocol";
+import type { Settings } from "./settings";
+
+export type CatalogEntry = Omit<CatalogModel, "path">;
+
+export const CATALOG: readonly CatalogEntry[] = data.models;
+export const DEFAULT_MODEL_ID: string = data.default;
+
+/** A model setting that cannot be used as it stands; the message says what to do. */
+export class ModelSetupError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "ModelSetupError";
+    }
+}
+
+export function modelsDirectory(settings: Pick<Settings, "modelsDirectory">): string {
+    return settings.modelsDirectory ? expandHome(settings.modelsDirectory) : join(homedir(), ".cache", "dream-coder", "models");
+}
+
+export function catalogEntry(id: string): CatalogEntry | undefined {
+    return CATALOG.find((m) => m.id === id);
+}
+
+/** Where a catalog model's file is (or will be once downloaded). */
+export function catalogPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string {
+    return join(modelsDirectory(settings), `${entry.id}.gguf`);
+}
+
+/** The catalog with each model's downloaded file, if any. */
+export function listCatalog(settings: Pick<Settings, "modelsDirectory">): CatalogModel[] {
+    return CATALOG.map((m) => {
+        const path = catalogPath(m, settings);
+        return { ...m, path: existsSync(path) ? path : null };
+    });
+}
+
+/** The GGUF file a model setting names: a catalog id (downloaded) or a path. */
+export function resolveModelPath(settings: Pick<Settings, "model" | "modelsDirectory">): string {
+    const model = settings.model;
+    if (!model) {
+        throw new ModelSetupError(
+            `No model is set. Choose one with "Dream-Coder: Select Model" or set dreamCoder.model to a GGUF file or one of: ${CATALOG.map((m) => m.id).join(", ")}.`
+        );
+    }
+    const entry = catalogEntry(model);
+    if (entry) {
+        const path = catalogPath(entry, settings);
+        if (!existsSync(path)) {
+            throw new ModelSetupError(
+                `${entry.name} is not downloaded yet: run "Dream-Coder: Download Model" (or \`dream-coder models pull ${entry.id}\`), or set dreamCoder.model to a local GGUF file.`
+            );
+        }
+        return path;
+    }
+    return resolve(expandHome(model));
+}
+
+export interface DownloadProgress {
+    downloadedBytes: number;
+    totalBytes: number;
+}
+
+/**
+ * Downloads a catalog model (or any hf:/https: GGUF address) with node-llama-cpp's downloader into `dir` as
+ * `fileName`. The file is written under a temporary name and renamed when complete, so a cut download is never
+ * loaded; running it again resumes from what was written.
+ */
+export async function downloadModel(
+    uri: string,
+    dir: string,
+    fileName: string,
+    options: { onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal } = {}
+): Promise<string> {
+    const { createModelDownloader } = await import("node-llama-cpp");
+    await mkdir(dir, { recursive: true });
+    const downloader = await createModelDownloader({
+        modelUri: uri,
+        dirPath: dir,
+        fileName,
+        skipExisting: true,
+        deleteTempFileOnCancel: false,
+        onProgress: (s) => options.onProgress?.({ downloadedBytes: s.downloadedSize, totalBytes: s.totalSize })
+    });
+    const abort = () => void downloader.cancel({ deleteTempFile: false });
+    options.signal?.addEventListener("abort", abort);
+    try {
+        const path = await downloader.download({ signal: options.signal });
+        if (options.signal?.aborted) throw new Error("the download was cancelled; running it again resumes it");
+        return path;
+    } finally {
+        options.signal?.removeEventListener("abort", abort);
+    }
+}
+
+function expandHome(p: string): string {
+    return p === "~" || p.startsWith("~/") ? join(homedir(), p.slice(1)) : p;
+}

@@ -1,0 +1,71 @@
+// The text around the cursor that a request shows the model: whole lines, nearest first, within a token budget.
+
+export interface ContextWindow {
+    /** Offsets of the text kept: [start, end) always holds the core span. */
+    start: number;
+    end: number;
+}
+
+/**
+ * Keeps the lines of the core span [from, to) (the cursor's own line when from = to), then whole lines outward:
+ * `prefixShare` of the budget for the lines above, the rest below, and what the lines below leave unused goes
+ * to the lines above.
+ */
+export function cutWindow(text: string, from: number, to: number, budget: number, countTokens: (s: string) => number, prefixShare = 0.75): ContextWindow {
+    const lineStart = lineStartBefore(text, from);
+    const nl = text.indexOf("\n", to);
+    const lineEnd = nl < 0 ? text.length : nl + 1;
+    let left = Math.max(0, budget - countTokens(text.slice(lineStart, lineEnd)));
+
+    const above = linesBackward(text, lineStart);
+    const below = linesForward(text, lineEnd);
+    const aboveBudget = Math.floor(left * prefixShare);
+    let start = lineStart;
+    let end = lineEnd;
+    let usedAbove = 0;
+    for (const [s, piece] of above) {
+        const n = countTokens(piece);
+        if (usedAbove + n > aboveBudget) break;
+        usedAbove += n;
+        start = s;
+    }
+    left -= usedAbove;
+    for (const [e, piece] of below) {
+        const n = countTokens(piece);
+        if (n > left) break;
+        left -= n;
+        end = e;
+    }
+    // Give what the suffix left unused back to the lines above.
+    for (const [s, piece] of linesBackward(text, start)) {
+        const n = countTokens(piece);
+        if (n > left) break;
+        left -= n;
+        start = s;
+    }
+    return { start, end };
+}
+
+/** The lines ending at `end`, nearest first, as [their start, their text]. */
+function* linesBackward(text: string, end: number): Generator<[number, string]> {
+    while (end > 0) {
+        const s = lineStartBefore(text, end - 1);
+        yield [s, text.slice(s, end)];
+        end = s;
+    }
+}
+
+/** The lines starting at `start`, nearest first, as [their end, their text]. */
+function* linesForward(text: string, start: number): Generator<[number, string]> {
+    while (start < text.length) {
+        const nl = text.indexOf("\n", start);
+        const e = nl < 0 ? text.length : nl + 1;
+        yield [e, text.slice(start, e)];
+        start = e;
+    }
+}
+
+/** The start of the line holding offset `at` (0 for at <= 0). lastIndexOf treats a negative index as 0, hence the guard. */
+function lineStartBefore(text: string, at: number): number {
+    return at <= 0 ? 0 : text.lastIndexOf("\n", at - 1) + 1;
+}

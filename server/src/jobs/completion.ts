@@ -1,0 +1,87 @@
+// Inline completion: infill between the text before and after the cursor. The hole is one line's worth in the
+// middle of a line and a block at an empty line; end-of-text inside it shortens it. A newer request for the
+// same document cancels the older one, and a small cache answers a repeated request at once.
+import { cutWindow } from "../contextWindow";
+import { DecodeCancelledError, type DiffusionModel } from "../runtime/runtime";
+import type { Settings } from "../settings";
+import { denoise, type JobOptions } from "./denoise";
+
+export interface Completion {
+    text: string;
+    /** Whether it came from the cache (no decode ran). */
+    cached: boolean;
+}
+
+/** The hole's size: a line's worth when the cursor's line has text, a block when it is blank. */
+export function completionBudget(text: string, offset: number, settings: Settings): { tokens: number; midLine: boolean } {
+    const lineStart = offset <= 0 ? 0 : text.lastIndexOf("\n", offset - 1) + 1;
+    const nl = text.indexOf("\n", offset);
+    const line = text.slice(lineStart, nl < 0 ? text.length : nl);
+    const midLine = line.trim().length > 0;
+    return { tokens: midLine ? settings.inlineCompletion.lineTokens : settings.inlineCompletion.blockTokens, midLine };
+}
+
+export class InlineCompleter {
+    private readonly cache = new Map<string, string>();
+    private readonly running = new Map<string, AbortController>();
+
+    constructor(private readonly cacheSize = 64) {}
+
+    /**
+     * Completes at `offset` of document `uri`. Cancels the request still running for the same document, waits
+     * `debounceMs` (a newer keystroke cancels this one meanwhile), then decodes.
+     */
+    async complete(model: () => Promise<DiffusionModel>, uri: string, text: string, offset: number, options: JobOptions): Promise<Completion> {
+        this.running.get(uri)?.abort();
+        const own = new AbortController();
+        this.running.set(uri, own);
+        const signal = options.signal ? AbortSignal.any([options.signal, own.signal]) : own.signal;
+        try {
+            const { settings } = options;
+            await delay(settings.inlineCompletion.debounceMs, signal);
+            const m = await model();
+            if (signal.aborted) throw new DecodeCancelledError();
+            const { tokens, midLine } = completionBudget(text, offset, settings);
+            const win = cutWindow(text, offset, offset, settings.contextTokens, (s) => m.tokenize(s).length);
+            const prefix = text.slice(win.start, offset);
+            const suffix = text.slice(offset, win.end);
+            const key = JSON.stringify([m.file.path, tokens, settings.steps, settings.algorithm, settings.temperature, prefix, suffix]);
+            const hit = this.cache.get(key);
+            if (hit !== undefined) {
+                this.cache.delete(key);
+                this.cache.set(key, hit);
+                return { text: hit, cached: true };
+            }
+            const denoised = await denoise(m, m.layout([prefix, { hole: tokens }, suffix]), { ...options, signal });
+            let completion = denoised.texts[0];
+            // In the middle of a line the suggestion ends with the line.
+            if (midLine) completion = completion.split("\n")[0];
+            this.cache.set(key, completion);
+            if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+            return { text: completion, cached: false };
+        } finally {
+            if (this.running.get(uri) === own) this.running.delete(uri);
+        }
+    }
+
+    /** Forgets a closed document's running request. */
+    cancel(uri: string): void {
+        this.running.get(uri)?.abort();
+        this.running.delete(uri);
+    }
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+        if (signal.aborted) return reject(new DecodeCancelledError());
+        const timer = setTimeout(() => {
+            signal.removeEventListener("abort", onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(new DecodeCancelledError());
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+    });
+}

@@ -1,0 +1,94 @@
+// What every job shares: decoding parameters from the settings, the per-step partial text of each hole
+// (revealed tokens, PLACEHOLDER where still masked) and the trace of the finished run.
+import { PLACEHOLDER, type DenoiseTrace } from "../protocol";
+import type { DecodeParams } from "../runtime/native";
+import type { DecodeResult, DiffusionModel, SequenceLayout } from "../runtime/runtime";
+import type { Settings } from "../settings";
+
+export interface JobOptions {
+    settings: Settings;
+    signal?: AbortSignal;
+    /** After every step: each hole's text so far. */
+    onPartial?: (partial: { step: number; steps: number; texts: string[] }) => void;
+}
+
+export interface Denoised {
+    /** Each hole's text: end-of-text ends it. */
+    texts: string[];
+    trace: DenoiseTrace;
+    result: DecodeResult;
+}
+
+export function decodeParams(settings: Settings, generated: number): DecodeParams {
+    return {
+        steps: settings.steps > 0 ? Math.min(settings.steps, generated) : generated,
+        algorithm: settings.algorithm,
+        temperature: settings.temperature,
+        topP: settings.topP,
+        earlyStop: true
+    };
+}
+
+export async function denoise(model: DiffusionModel, layout: SequenceLayout, options: JobOptions): Promise<Denoised> {
+    const generated = layout.holes.reduce((a, h) => a + h.length, 0);
+    const params = decodeParams(options.settings, generated);
+    const pieces = new Map<number, string>();
+    const piece = (t: number) => {
+        let p = pieces.get(t);
+        if (p === undefined) pieces.set(t, (p = model.isEndToken(t) ? "" : model.detokenize([t])));
+        return p;
+    };
+    // The holes' tokens as they are revealed; -1 is still masked.
+    const current = layout.holes.map((h) => new Array<number>(h.length).fill(-1));
+    const onPartial = options.onPartial;
+    const result = await model.decodeLayout(layout, {
+        ...params,
+        signal: options.signal,
+        onStep: onPartial && ((s) => {
+            s.positions.forEach((pos, i) => {
+                const h = layout.holes.findIndex((hole) => pos >= hole.start && pos < hole.start + hole.length);
+                if (h >= 0) current[h][pos - layout.holes[h].start] = s.tokens[i];
+            });
+            onPartial({
+                step: s.step + 1,
+                steps: params.steps!,
+                texts: current.map((toks) => partialText(toks, model, piece))
+            });
+        })
+    });
+    const tokens: DenoiseTrace["tokens"] = [];
+    result.holes.forEach((h, hole) => {
+        for (let i = 0; i < h.tokens.length && !model.isEndToken(h.tokens[i]); i++) {
+            tokens.push({ text: piece(h.tokens[i]), step: h.revealStep[i], hole });
+        }
+    });
+    return {
+        texts: result.holes.map((h) => model.detokenize(h.tokens.slice(0, firstEnd(h.tokens, model)))),
+        result,
+        trace: {
+            tokens,
+            steps: result.steps,
+            totalMs: result.totalMs,
+            msPerStep: result.msPerStep,
+            forwardMs: result.forwardMs,
+            sampleMs: result.sampleMs,
+            tokensPerSecond: result.tokensPerSecond
+        }
+    };
+}
+
+/** A hole's text so far: revealed tokens, a placeholder per masked one, nothing after a revealed end-of-text. */
+function partialText(tokens: number[], model: DiffusionModel, piece: (t: number) => string): string {
+    let out = "";
+    for (const t of tokens) {
+        if (t < 0) out += PLACEHOLDER;
+        else if (model.isEndToken(t)) break;
+        else out += piece(t);
+    }
+    return out;
+}
+
+function firstEnd(tokens: number[], model: DiffusionModel): number {
+    const i = tokens.findIndex((t) => model.isEndToken(t));
+    return i < 0 ? tokens.length : i;
+}

@@ -1,0 +1,22 @@
+// Hole filling: every marker of the document (or a range) becomes a hole, all decoded jointly in one run,
+// with the document's lines around them as context. One edit per hole; nothing else is touched.
+import { cutWindow } from "../contextWindow";
+import type { Hole } from "../holes";
+import type { Segment, DiffusionModel } from "../runtime/runtime";
+import type { SpanEdit } from "../spanEdits";
+import { denoise, type Denoised, type JobOptions } from "./denoise";
+
+export async function fillHoles(model: DiffusionModel, text: string, holes: Hole[], options: JobOptions): Promise<{ edits: SpanEdit[]; denoised: Denoised }> {
+    if (holes.length === 0) throw new RangeError("there is no hole marker to fill");
+    const { settings } = options;
+    const win = cutWindow(text, holes[0].start, holes[holes.length - 1].end, settings.contextTokens, (s) => model.tokenize(s).length);
+    const segments: Segment[] = [];
+    let at = win.start;
+    for (const h of holes) {
+        segments.push(text.slice(at, h.start), { hole: h.size ?? settings.holes.defaultTokens });
+        at = h.end;
+    }
+    segments.push(text.slice(at, win.end));
+    const denoised = await denoise(model, model.layout(segments), options);
+    return { edits: holes.map((h, i) => ({ start: h.start, end: h.end, text: denoised.texts[i] })), denoised };
+}

@@ -1,0 +1,113 @@
+// The one model the server runs: loaded lazily from the settings, reloaded when they change, its state
+// reported to whoever listens (the client's status bar, the CLI's progress bar).
+import { availableParallelism } from "node:os";
+import { statSync } from "node:fs";
+import { basename } from "node:path";
+import { resolveModelPath } from "./catalog";
+import type { ServerStatus } from "./protocol";
+import { DiffusionModel } from "./runtime/runtime";
+import type { Settings } from "./settings";
+
+export class ModelHost {
+    private settings: Settings | undefined;
+    private loaded: { key: string; model: Promise<DiffusionModel> } | undefined;
+    private current: ServerStatus = { state: "unset", model: "", backend: "CPU" };
+
+    constructor(private readonly onStatus: (status: ServerStatus) => void = () => undefined) {}
+
+    get status(): ServerStatus {
+        return this.current;
+    }
+
+    /** Takes new settings; the model is reloaded on next use if its file, threads or GPU layers changed. */
+    configure(settings: Settings): void {
+        this.settings = settings;
+        let key: string | undefined;
+        let problem: string | undefined;
+        try {
+            key = settings.model ? this.key(settings) : undefined;
+        } catch (e) {
+            problem = (e as Error).message;
+        }
+        if (this.loaded && this.loaded.key === key) return;
+        this.release();
+        const state = problem ? "error" : settings.model ? "idle" : "unset";
+        this.report({ state, model: settings.model, message: problem, progress: undefined });
+    }
+
+    /** The loaded model, loading it first. A failed load is kept until the settings or the file change. */
+    model(): Promise<DiffusionModel> {
+        const settings = this.settings;
+        if (!settings) return Promise.reject(new Error("the server has no settings yet"));
+        let key: string;
+        let path: string;
+        try {
+            path = resolveModelPath(settings);
+            key = this.key(settings);
+        } catch (e) {
+            this.report({ state: "error", message: (e as Error).message });
+            return Promise.reject(e);
+        }
+        if (this.loaded?.key === key) return this.loaded.model;
+        this.release();
+        this.report({ state: "loading", model: settings.model, progress: 0, message: undefined });
+        const model = DiffusionModel.load(path, {
+            threads: settings.threads || Math.max(1, Math.min(8, availableParallelism() - 1)),
+            gpuLayers: settings.gpuLayers,
+            onProgress: (p) => this.report({ state: "loading", progress: p })
+        });
+        model.then(
+            () => this.report({ state: "ready", backend: DiffusionModel.backend(), progress: undefined }),
+            (e: Error) => this.report({ state: "error", message: e.message, progress: undefined })
+        );
+        this.loaded = { key, model };
+        return model;
+    }
+
+    /** Runs a job on the model, reporting busy/ready and the job's latency. */
+    async run<T>(job: (model: DiffusionModel) => Promise<T>): Promise<T> {
+        const model = await this.model();
+        const started = performance.now();
+        this.report({ state: "busy", step: 0, steps: undefined });
+        try {
+            return await job(model);
+        } finally {
+            this.report({ state: "ready", step: undefined, steps: undefined, lastLatencyMs: Math.round(performance.now() - started) });
+        }
+    }
+
+    /** A running job's progress, for the status. */
+    step(step: number, steps: number): void {
+        this.report({ state: "busy", step, steps });
+    }
+
+    async dispose(): Promise<void> {
+        const loaded = this.loaded;
+        this.loaded = undefined;
+        await loaded?.model.then((m) => m.dispose(), () => undefined);
+    }
+
+    /** The file (with its modification time, so a file fixed in place is tried again), threads and GPU layers. */
+    private key(settings: Settings): string {
+        const path = resolveModelPath(settings);
+        let mtime = 0;
+        try {
+            mtime = statSync(path).mtimeMs;
+        } catch {
+            // A missing file is reported by the load itself.
+        }
+        return JSON.stringify([path, mtime, settings.threads, settings.gpuLayers]);
+    }
+
+    private release(): void {
+        const old = this.loaded;
+        this.loaded = undefined;
+        void old?.model.then((m) => m.dispose(), () => undefined);
+    }
+
+    private report(change: Partial<ServerStatus>): void {
+        this.current = { ...this.current, ...change };
+        if (this.current.model) this.current.model = basename(this.current.model);
+        this.onStatus(this.current);
+    }
+}

@@ -1,0 +1,119 @@
+// Every custom LSP message of Dream-Coder, declared once: the server implements them and the client (and the
+// tests and the CLI's benchmark) import the same types. Standard messages (textDocument/inlineCompletion,
+// textDocument/codeAction, $/progress, $/cancelRequest) are used as LSP 3.18 defines them.
+import {
+    NotificationType,
+    ProgressType,
+    RequestType,
+    RequestType0,
+    type PartialResultParams,
+    type Position,
+    type Range,
+    type TextEdit,
+    type VersionedTextDocumentIdentifier,
+    type WorkDoneProgressParams
+} from "vscode-languageserver-protocol";
+
+/** How a result came about: every generated token with the step that revealed it, and the timings. */
+export interface DenoiseTrace {
+    /** The generated tokens in document order; `hole` indexes the result's holes. End-of-text tokens are left out. */
+    tokens: { text: string; step: number; hole: number }[];
+    steps: number;
+    totalMs: number;
+    msPerStep: number;
+    forwardMs: number;
+    sampleMs: number;
+    tokensPerSecond: number;
+}
+
+/** A job's view of the document as the steps go: every hole's text, still-masked tokens shown as PLACEHOLDER. */
+export interface DenoisePartial {
+    step: number;
+    steps: number;
+    holes: { range: Range; text: string }[];
+}
+export const PLACEHOLDER = "░";
+/** Sent through $/progress on the request's partialResultToken after every step. */
+export const denoisePartial = new ProgressType<DenoisePartial>();
+
+/** What every editing job returns. `stale`: the document changed while it ran, so `edits` is empty. */
+export interface EditResult {
+    edits: TextEdit[];
+    stale: boolean;
+    trace: DenoiseTrace | null;
+}
+
+export interface FillHolesParams extends WorkDoneProgressParams, PartialResultParams {
+    textDocument: VersionedTextDocumentIdentifier;
+    /** Only the holes inside this range; the whole document when absent. */
+    range?: Range;
+}
+export interface FillHolesResult extends EditResult {
+    holes: number;
+}
+/** Fills every hole marker (in the range) jointly in one denoising run: one edit per hole. */
+export const fillHoles = new RequestType<FillHolesParams, FillHolesResult, void>("dreamCoder/fillHoles");
+
+export interface RewriteParams extends WorkDoneProgressParams, PartialResultParams {
+    textDocument: VersionedTextDocumentIdentifier;
+    range: Range;
+    instruction: string;
+    /** Overrides the dreamCoder.rewrite.mode setting. */
+    mode?: "instruct" | "remask";
+}
+export interface RewriteResult extends EditResult {
+    /** The selection as rewritten; the edits turn the old selection into it span by span. */
+    text: string;
+}
+export const rewrite = new RequestType<RewriteParams, RewriteResult, void>("dreamCoder/rewrite");
+
+export interface SketchParams extends WorkDoneProgressParams, PartialResultParams {
+    textDocument: VersionedTextDocumentIdentifier;
+    /** Where the body goes: after a signature and/or docstring. */
+    position: Position;
+}
+export const sketch = new RequestType<SketchParams, EditResult, void>("dreamCoder/sketch");
+
+export interface CatalogModel {
+    id: string;
+    name: string;
+    uri: string;
+    checkpoint: string;
+    architecture: string;
+    sizeBytes: number;
+    /** The downloaded file, when it is there. */
+    path: string | null;
+}
+export const listModels = new RequestType0<{ models: CatalogModel[]; selected: string }, void>("dreamCoder/listModels");
+
+export interface DownloadModelParams extends WorkDoneProgressParams {
+    id: string;
+}
+/** Downloads a catalog model (resuming a partial download) and reports bytes through work-done progress. */
+export const downloadModel = new RequestType<DownloadModelParams, { path: string }, void>("dreamCoder/downloadModel");
+
+/** unset: no model setting; idle: set, loads on first use; then loading, ready, busy (a job runs), error. */
+export type ServerState = "unset" | "idle" | "loading" | "ready" | "busy" | "error";
+export interface ServerStatus {
+    state: ServerState;
+    /** The model's file name or catalog id. */
+    model: string;
+    /** "CPU", or the GPU backend the build runs on. */
+    backend: string;
+    /** Loading: 0..1. */
+    progress?: number;
+    /** Busy: the running job's step. */
+    step?: number;
+    steps?: number;
+    /** Error: what went wrong, in words. */
+    message?: string;
+    /** The last finished job's latency. */
+    lastLatencyMs?: number;
+}
+export const status = new NotificationType<ServerStatus>("dreamCoder/status");
+
+/** Commands the server's code actions name: the client implements them (they ask for input or show previews). */
+export const CLIENT_COMMANDS = {
+    fillHoles: "dreamCoder.fillHoles",
+    rewriteSelection: "dreamCoder.rewriteSelection"
+} as const;

@@ -1,0 +1,125 @@
+// A typed view of the `dreamCoder.*` settings, with their defaults. The client's package.json declares the
+// same keys under contributes.configuration; the CLI builds one of these from its flags.
+import type { Algorithm } from "./runtime/native";
+
+export interface Settings {
+    /** A GGUF path or a catalog id; empty: no model set yet. */
+    model: string;
+    /** Where catalog models are downloaded; empty: ~/.cache/dream-coder/models. */
+    modelsDirectory: string;
+    /** CPU threads for llama.cpp; 0: chosen from the machine (at most 8). */
+    threads: number;
+    /** Layers offloaded to the GPU in CUDA/Metal/Vulkan builds; 0 keeps everything on the CPU. */
+    gpuLayers: number;
+    /** Denoising steps per request at most; 0: one step per generated token. */
+    steps: number;
+    algorithm: Algorithm;
+    temperature: number;
+    topP: number;
+    /** Tokens of document text shown to the model around the cursor or selection. */
+    contextTokens: number;
+    holes: {
+        marker: string;
+        /** Tokens for a marker without a size (`???` rather than `???:40`). */
+        defaultTokens: number;
+    };
+    inlineCompletion: {
+        /** Per language id, with "*" for the rest: like github.copilot.enable. */
+        enable: Record<string, boolean>;
+        /** The hole for a completion in the middle of a line, and at an empty line. */
+        lineTokens: number;
+        blockTokens: number;
+        debounceMs: number;
+    };
+    sketch: { tokens: number };
+    rewrite: {
+        /** "instruct": the model rewrites the selection; "remask": keep likely tokens, re-denoise the others (experimental). */
+        mode: "instruct" | "remask";
+        remaskRounds: number;
+        /** A token is re-masked when the model gives it less than this probability. */
+        remaskBelow: number;
+    };
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+    model: "",
+    modelsDirectory: "",
+    threads: 0,
+    gpuLayers: 0,
+    steps: 0,
+    algorithm: "entropy",
+    temperature: 0,
+    topP: 1,
+    contextTokens: 1024,
+    holes: { marker: "???", defaultTokens: 16 },
+    inlineCompletion: { enable: { "*": true }, lineTokens: 16, blockTokens: 48, debounceMs: 75 },
+    sketch: { tokens: 192 },
+    rewrite: { mode: "instruct", remaskRounds: 3, remaskBelow: 0.05 }
+};
+
+const ALGORITHMS: readonly Algorithm[] = ["origin", "maskgit_plus", "topk_margin", "entropy"];
+
+/**
+ * Settings from whatever the editor sent: known keys of the right type override the defaults; a wrong value is
+ * reported in `problems` (for the log) and the default kept, so one typo never stops the server.
+ */
+export function readSettings(raw: unknown): { settings: Settings; problems: string[] } {
+    const problems: string[] = [];
+    const src = isObject(raw) ? raw : {};
+    const pick = <T>(obj: Record<string, unknown>, key: string, fallback: T, ok: (v: unknown) => boolean, path: string): T => {
+        const v = obj[key];
+        if (v === undefined || v === null) return fallback;
+        if (!ok(v)) {
+            problems.push(`dreamCoder.${path}: ${JSON.stringify(v)} is not valid; using ${JSON.stringify(fallback)}`);
+            return fallback;
+        }
+        return v as T;
+    };
+    const str = (v: unknown) => typeof v === "string";
+    const int = (min: number, max: number) => (v: unknown) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+    const num = (min: number, max: number) => (v: unknown) => typeof v === "number" && v >= min && v <= max;
+    const section = (key: string) => (isObject(src[key]) ? (src[key] as Record<string, unknown>) : {});
+    const d = DEFAULT_SETTINGS;
+    const holes = section("holes");
+    const inline = section("inlineCompletion");
+    const sketch = section("sketch");
+    const rewrite = section("rewrite");
+    const settings: Settings = {
+        model: pick(src, "model", d.model, str, "model").trim(),
+        modelsDirectory: pick(src, "modelsDirectory", d.modelsDirectory, str, "modelsDirectory"),
+        threads: pick(src, "threads", d.threads, int(0, 256), "threads"),
+        gpuLayers: pick(src, "gpuLayers", d.gpuLayers, int(-1, 1000), "gpuLayers"),
+        steps: pick(src, "steps", d.steps, int(0, 4096), "steps"),
+        algorithm: pick(src, "algorithm", d.algorithm, (v) => ALGORITHMS.includes(v as Algorithm), "algorithm"),
+        temperature: pick(src, "temperature", d.temperature, num(0, 10), "temperature"),
+        topP: pick(src, "topP", d.topP, num(0.01, 1), "topP"),
+        contextTokens: pick(src, "contextTokens", d.contextTokens, int(64, 131072), "contextTokens"),
+        holes: {
+            marker: pick(holes, "marker", d.holes.marker, (v) => typeof v === "string" && /^[^\s\\]+$/.test(v), "holes.marker"),
+            defaultTokens: pick(holes, "defaultTokens", d.holes.defaultTokens, int(1, 4096), "holes.defaultTokens")
+        },
+        inlineCompletion: {
+            enable: pick(inline, "enable", d.inlineCompletion.enable, (v) => isObject(v) && Object.values(v).every((b) => typeof b === "boolean"), "inlineCompletion.enable"),
+            lineTokens: pick(inline, "lineTokens", d.inlineCompletion.lineTokens, int(1, 1024), "inlineCompletion.lineTokens"),
+            blockTokens: pick(inline, "blockTokens", d.inlineCompletion.blockTokens, int(1, 4096), "inlineCompletion.blockTokens"),
+            debounceMs: pick(inline, "debounceMs", d.inlineCompletion.debounceMs, int(0, 5000), "inlineCompletion.debounceMs")
+        },
+        sketch: { tokens: pick(sketch, "tokens", d.sketch.tokens, int(1, 4096), "sketch.tokens") },
+        rewrite: {
+            mode: pick(rewrite, "mode", d.rewrite.mode, (v) => v === "instruct" || v === "remask", "rewrite.mode"),
+            remaskRounds: pick(rewrite, "remaskRounds", d.rewrite.remaskRounds, int(1, 16), "rewrite.remaskRounds"),
+            remaskBelow: pick(rewrite, "remaskBelow", d.rewrite.remaskBelow, num(0, 1), "rewrite.remaskBelow")
+        }
+    };
+    return { settings, problems };
+}
+
+/** Whether inline completion is on for a language: its own entry, else "*", else on. */
+export function inlineEnabled(settings: Settings, languageId: string): boolean {
+    const e = settings.inlineCompletion.enable;
+    return e[languageId] ?? e["*"] ?? true;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+    return typeof v === "object" && v !== null && !Array.isArray(v);
+}

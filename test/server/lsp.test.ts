@@ -1,0 +1,203 @@
+// The language server end to end: a real server process over Node IPC, the generated dream model.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+    CodeActionRequest,
+    DidChangeTextDocumentNotification,
+    InlineCompletionRequest,
+    LSPErrorCodes,
+    ResponseError
+} from "vscode-languageserver-protocol/node";
+import * as lsp from "../../server/src/protocol";
+import { testModel } from "../tools/test-models";
+import { applyTextEdits, startServer, type ServerUnderTest } from "./lsp-harness";
+
+const settings = (over: Record<string, unknown> = {}) => ({
+    model: testModel({ arch: "dream" }),
+    threads: 1,
+    inlineCompletion: { debounceMs: 0, lineTokens: 8, blockTokens: 16 },
+    ...over
+});
+
+const SOURCE = [
+    "def add(a, b):",
+    "    return a + b",
+    "",
+    "def scale(values, factor):",
+    "    result = []",
+    "    for v in values:",
+    "        result.append(v * factor)",
+    "    return result",
+    ""
+].join("\n");
+
+describe("language server over IPC", () => {
+    let server: ServerUnderTest;
+    before(async () => {
+        server = await startServer(settings());
+    });
+    after(async () => {
+        await server?.stop();
+    });
+
+    test("initialize announces inline completion and code actions", async () => {
+        const caps = server.initialized.capabilities;
+        assert.equal(caps.inlineCompletionProvider, true);
+        assert.deepEqual(caps.codeActionProvider, { codeActionKinds: ["refactor.rewrite"] });
+        assert.equal(caps.textDocumentSync, 2);
+        assert.equal(server.initialized.serverInfo?.name, "dream-coder");
+    });
+
+    test("an inline completion inserts at the cursor and leaves the rest of the document unchanged", async () => {
+        const uri = "file:///work/complete.py";
+        await server.open(uri, SOURCE);
+        const position = { line: 1, character: "    return a + ".length };
+        const result = await server.connection.sendRequest(InlineCompletionRequest.type, {
+            textDocument: { uri },
+            position,
+            context: { triggerKind: 2 }
+        });
+        const items = Array.isArray(result) ? result : result?.items ?? [];
+        assert.equal(items.length, 1);
+        const item = items[0];
+        const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
+        assert.ok(text.length > 0);
+        assert.ok(!text.includes("\n"), "a mid-line completion stays on its line");
+        assert.deepEqual(item.range, { start: position, end: position });
+        const applied = applyTextEdits(SOURCE, [{ range: item.range!, newText: text }]);
+        const cursor = SOURCE.indexOf("a + b") + 4;
+        assert.equal(applied.slice(0, cursor), SOURCE.slice(0, cursor));
+        assert.equal(applied.slice(cursor + text.length), SOURCE.slice(cursor));
+        // The same place again: the same suggestion (from the cache).
+        const again = await server.connection.sendRequest(InlineCompletionRequest.type, { textDocument: { uri }, position, context: { triggerKind: 2 } });
+        const againItems = Array.isArray(again) ? again : again?.items ?? [];
+        assert.equal(againItems[0]?.insertText, text);
+    });
+
+    test("fill holes returns one edit exactly at each marker, jointly decoded", async () => {
+        const uri = "file:///work/holes.py";
+        const doc = "def mean(xs):\n    total = ???\n    return total / ???:4\n\nprint('keep \\??? as it is')\n# and ???:3 here\n";
+        await server.open(uri, doc);
+        const partials: lsp.DenoisePartial[] = [];
+        const token = "fill-1";
+        const sub = server.connection.onProgress(lsp.denoisePartial, token, (p) => {
+            partials.push(p);
+        });
+        const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 }, partialResultToken: token });
+        sub.dispose();
+        assert.equal(r.stale, false);
+        assert.equal(r.holes, 3);
+        assert.equal(r.edits.length, 3);
+        const markers = [doc.indexOf("???\n"), doc.indexOf("???:4"), doc.indexOf("???:3")];
+        const lengths = [3, 5, 5];
+        const lines = doc.split("\n");
+        r.edits.forEach((e, i) => {
+            const line = doc.slice(0, markers[i]).split("\n").length - 1;
+            const character = markers[i] - doc.lastIndexOf("\n", markers[i] - 1) - 1;
+            assert.deepEqual(e.range, { start: { line, character }, end: { line, character: character + lengths[i] } }, `edit ${i} sits on its marker`);
+            assert.ok(lines[line].length >= character + lengths[i]);
+        });
+        const filled = applyTextEdits(doc, r.edits);
+        assert.ok(filled.includes("print('keep \\??? as it is')"), "an escaped marker is left alone");
+        assert.ok(filled.startsWith("def mean(xs):\n    total = "));
+        // One joint run: the trace covers every hole, revealed over one sequence of steps.
+        assert.ok(r.trace);
+        assert.ok(r.trace.tokens.every((t) => t.hole >= 0 && t.hole < 3));
+        assert.ok(r.trace.steps > 0 && r.trace.steps <= 16 + 4 + 3);
+        assert.ok(partials.length > 0, "partial results stream through $/progress");
+        assert.equal(partials[0].holes.length, 3);
+        assert.ok(partials[0].holes.some((h) => h.text.includes(lsp.PLACEHOLDER)), "the first step still shows masked places");
+    });
+
+    test("remask rewrite returns several disjoint span edits that rebuild its text", async () => {
+        const uri = "file:///work/rewrite.py";
+        await server.open(uri, SOURCE);
+        const range = { start: { line: 3, character: 0 }, end: { line: 8, character: 0 } };
+        const r = await server.connection.sendRequest(lsp.rewrite, {
+            textDocument: { uri, version: 1 },
+            range,
+            instruction: "rename result to scaled",
+            mode: "remask"
+        });
+        assert.equal(r.stale, false);
+        assert.ok(r.edits.length >= 2, `several edits, got ${r.edits.length}`);
+        const selection = SOURCE.split("\n").slice(3, 8).join("\n") + "\n";
+        const before = SOURCE.slice(0, SOURCE.indexOf(selection));
+        assert.equal(applyTextEdits(SOURCE, r.edits), before + r.text);
+        for (const e of r.edits) assert.ok(e.range.start.line >= 3 && e.range.end.line <= 8, "edits stay inside the selection");
+    });
+
+    test("instruct rewrite: the edits turn the selection into the returned text", async () => {
+        const uri = "file:///work/rewrite2.py";
+        await server.open(uri, SOURCE);
+        const range = { start: { line: 0, character: 0 }, end: { line: 2, character: 0 } };
+        const r = await server.connection.sendRequest(lsp.rewrite, { textDocument: { uri, version: 1 }, range, instruction: "add type hints", mode: "instruct" });
+        const selection = "def add(a, b):\n    return a + b\n";
+        assert.equal(applyTextEdits(SOURCE, r.edits), r.text + SOURCE.slice(selection.length));
+        assert.ok(r.text.endsWith("\n"), "the selection's trailing newline is kept");
+    });
+
+    test("a cancelled request stops the decode within a step, and the server keeps serving", async () => {
+        const uri = "file:///work/sketch.py";
+        const doc = 'def fib(n):\n    """The n-th Fibonacci number."""\n';
+        await server.configure(settings({ sketch: { tokens: 400 } }));
+        await server.open(uri, doc);
+        const partials: number[] = [];
+        const token = "sketch-1";
+        const { CancellationTokenSource } = await import("vscode-jsonrpc");
+        const source = new CancellationTokenSource();
+        server.connection.onProgress(lsp.denoisePartial, token, (p) => {
+            partials.push(p.step);
+            if (partials.length === 1) source.cancel();
+        });
+        await assert.rejects(
+            server.connection.sendRequest(lsp.sketch, { textDocument: { uri, version: 1 }, position: { line: 2, character: 0 }, partialResultToken: token }, source.token),
+            (e: unknown) => e instanceof ResponseError && e.code === LSPErrorCodes.RequestCancelled
+        );
+        assert.ok(Math.max(...partials) < 50, `stopped early, last step ${Math.max(...partials)} of 400`);
+        await server.configure(settings());
+        const r = await server.connection.sendRequest(lsp.sketch, { textDocument: { uri, version: 1 }, position: { line: 2, character: 0 } });
+        assert.equal(r.edits.length, 1);
+        assert.deepEqual(r.edits[0].range, { start: { line: 2, character: 0 }, end: { line: 2, character: 0 } });
+    });
+
+    test("a document edited while the job runs gets no edit", async () => {
+        const uri = "file:///work/stale.py";
+        const doc = "x = ???:200\n";
+        await server.open(uri, doc);
+        const pending = server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
+        await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+            textDocument: { uri, version: 2 },
+            contentChanges: [{ text: "y = ???:200\n" }]
+        });
+        const r = await pending;
+        assert.equal(r.stale, true);
+        assert.deepEqual(r.edits, []);
+        // A request naming an old version is stale at once.
+        const old = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
+        assert.equal(old.stale, true);
+    });
+
+    test("a bad model setting gives a clear error while other requests still answer", async () => {
+        const uri = "file:///work/bad.py";
+        await server.open(uri, "a = ???\n");
+        await server.configure(settings({ model: "/nowhere/model.gguf" }));
+        await assert.rejects(
+            server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } }),
+            (e: unknown) => e instanceof ResponseError && /\/nowhere\/model\.gguf/.test(e.message) && /not found|does not exist|no such/i.test(e.message)
+        );
+        const actions = await server.connection.sendRequest(CodeActionRequest.type, {
+            textDocument: { uri },
+            range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
+            context: { diagnostics: [] }
+        });
+        assert.ok(actions?.some((a) => a.title === "Fill 1 hole with Dream-Coder"));
+        const models = await server.connection.sendRequest(lsp.listModels);
+        assert.ok(models.models.length >= 4);
+        assert.ok(server.statuses.some((s) => s.state === "error" && s.message?.includes("/nowhere/model.gguf")));
+        await server.configure(settings());
+        const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
+        assert.equal(r.edits.length, 1);
+        assert.ok(server.statuses.some((s) => s.state === "ready" && s.backend === "CPU"));
+    });
+});
