@@ -10,7 +10,8 @@ import {
 } from "vscode-languageserver-protocol/node";
 import * as lsp from "../../server/src/protocol";
 import { testModel } from "../tools/test-models";
-import { applyTextEdits, startServer, type ServerUnderTest } from "./lsp-harness";
+import { startLanguageServer as startServer, type LanguageServerProcess as ServerUnderTest } from "../../server/src/cli/lspClient";
+import { applyTextEdits } from "./apply-edits";
 
 const settings = (over: Record<string, unknown> = {}) => ({
     model: testModel({ arch: "dream" }),

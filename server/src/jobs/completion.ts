@@ -4,12 +4,12 @@
 import { cutWindow } from "../contextWindow";
 import { DecodeCancelledError, type DiffusionModel } from "../runtime/runtime";
 import type { Settings } from "../settings";
-import { denoise, type JobOptions } from "./denoise";
+import { denoise, type Denoised, type JobOptions } from "./denoise";
 
 export interface Completion {
     text: string;
-    /** Whether it came from the cache (no decode ran). */
-    cached: boolean;
+    /** The run that made it; null when it came from the cache. */
+    denoised: Denoised | null;
 }
 
 /** The hole's size: a line's worth when the cursor's line has text, a block when it is blank. */
@@ -50,7 +50,7 @@ export class InlineCompleter {
             if (hit !== undefined) {
                 this.cache.delete(key);
                 this.cache.set(key, hit);
-                return { text: hit, cached: true };
+                return { text: hit, denoised: null };
             }
             const denoised = await denoise(m, m.layout([prefix, { hole: tokens }, suffix]), { ...options, signal });
             let completion = denoised.texts[0];
@@ -58,7 +58,7 @@ export class InlineCompleter {
             if (midLine) completion = completion.split("\n")[0];
             this.cache.set(key, completion);
             if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
-            return { text: completion, cached: false };
+            return { text: completion, denoised };
         } finally {
             if (this.running.get(uri) === own) this.running.delete(uri);
         }

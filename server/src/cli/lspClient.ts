@@ -1,5 +1,6 @@
-// The language server as a real child process on its real transport (Node IPC, as VS Code starts it),
-// driven by vscode-languageserver-protocol's client side. Settings are answered through workspace/configuration.
+// A client for the language server as a real child process on its real transport (Node IPC, as VS Code starts
+// it): the CLI's latency benchmark and the server tests drive the server through it. Settings are answered
+// through workspace/configuration, as the editor does.
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import {
@@ -14,35 +15,37 @@ import {
     type InitializeResult,
     type ProtocolConnection
 } from "vscode-languageserver-protocol/node";
-import * as lsp from "../../server/src/protocol";
-import { repoRoot } from "../tools/test-models";
+import * as lsp from "../protocol";
 
-export const SERVER = join(repoRoot, "out", "server", "src", "server.js");
+/** The server's entry point next to this file's folder. */
+export const SERVER_MAIN = join(__dirname, "..", "server.js");
 
-export interface ServerUnderTest {
+export interface LanguageServerProcess {
     connection: ProtocolConnection;
     child: ChildProcess;
-    statuses: lsp.ServerStatus[];
     initialized: InitializeResult;
+    /** Every dreamCoder/status notification so far. */
+    statuses: lsp.ServerStatus[];
     /** The settings the next workspace/configuration request answers with. */
     settings: Record<string, unknown>;
-    /** Replaces the settings and tells the server they changed. */
+    /** Replaces the settings, tells the server, and returns once it has read them. */
     configure(settings: Record<string, unknown>): Promise<void>;
     open(uri: string, text: string, languageId?: string): Promise<void>;
     stop(): Promise<void>;
 }
 
-export async function startServer(settings: Record<string, unknown>): Promise<ServerUnderTest> {
-    const child = fork(SERVER, ["--node-ipc"], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+export async function startLanguageServer(settings: Record<string, unknown>, main = SERVER_MAIN): Promise<LanguageServerProcess> {
+    const child = fork(main, ["--node-ipc"], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
     const connection = createProtocolConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
-    const sut: ServerUnderTest = {
+    let configurationPulled = () => {};
+    const server: LanguageServerProcess = {
         connection,
         child,
-        statuses: [],
         initialized: { capabilities: {} },
+        statuses: [],
         settings,
         async configure(next) {
-            sut.settings = next;
+            server.settings = next;
             const pulled = new Promise<void>((r) => (configurationPulled = r));
             await connection.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
             await pulled;
@@ -64,41 +67,23 @@ export async function startServer(settings: Record<string, unknown>): Promise<Se
             connection.dispose();
         }
     };
-    let configurationPulled = () => {};
     connection.onRequest(ConfigurationRequest.type, (params) => {
         setImmediate(configurationPulled);
-        return params.items.map(() => sut.settings);
+        return params.items.map(() => server.settings);
     });
     connection.onRequest(WorkDoneProgressCreateRequest.type, () => undefined);
     connection.onRequest("client/registerCapability", () => null);
     connection.onNotification(lsp.status, (s) => {
-        sut.statuses.push(s);
+        server.statuses.push(s);
     });
     connection.onNotification("window/logMessage", () => undefined);
     connection.listen();
-    sut.initialized = await connection.sendRequest(InitializeRequest.type, {
+    server.initialized = await connection.sendRequest(InitializeRequest.type, {
         processId: process.pid,
         rootUri: null,
         capabilities: { workspace: { configuration: true, didChangeConfiguration: { dynamicRegistration: true } }, window: { workDoneProgress: true } },
         initializationOptions: { settings }
     });
     await connection.sendNotification("initialized", {});
-    return sut;
-}
-
-/** Applies LSP text edits (non-overlapping) to a text. */
-export function applyTextEdits(text: string, edits: { range: { start: { line: number; character: number }; end: { line: number; character: number } }; newText: string }[]): string {
-    const lineStarts = [0];
-    for (let i = 0; i < text.length; i++) if (text[i] === "\n") lineStarts.push(i + 1);
-    const offset = (p: { line: number; character: number }) => lineStarts[p.line] + p.character;
-    const sorted = [...edits].sort((a, b) => offset(a.range.start) - offset(b.range.start));
-    let out = "";
-    let at = 0;
-    for (const e of sorted) {
-        const s = offset(e.range.start);
-        if (s < at) throw new Error("overlapping edits");
-        out += text.slice(at, s) + e.newText;
-        at = offset(e.range.end);
-    }
-    return out + text.slice(at);
+    return server;
 }

@@ -1,0 +1,89 @@
+// The dream-coder command as a user runs it: a child process on a real file with the generated model.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { HoleParser } from "../../server/src/holes";
+import { repoRoot, testModel } from "../tools/test-models";
+
+const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
+const EXAMPLE = join(repoRoot, "examples", "stats.py");
+
+function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, DREAM_CODER_MODEL: "" } });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function scratchCopy(): string {
+    const path = join(mkdtempSync(join(tmpdir(), "dream-coder-cli-")), "stats.py");
+    copyFileSync(EXAMPLE, path);
+    return path;
+}
+
+test("fill --in-place replaces every marker and changes no other line", () => {
+    const file = scratchCopy();
+    const before = readFileSync(file, "utf8");
+    const holes = new HoleParser().parse(before);
+    assert.equal(holes.length, 3);
+    const r = run("fill", file, "--in-place", "--model", testModel({ arch: "dream" }), "--threads", "1");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /3 edits applied/);
+    const after = readFileSync(file, "utf8");
+    assert.equal(new HoleParser().parse(after).length, 0, "no marker is left");
+    // The text between holes is unchanged, in order.
+    let at = 0;
+    for (let i = 0; i <= holes.length; i++) {
+        const piece = before.slice(i === 0 ? 0 : holes[i - 1].end, i < holes.length ? holes[i].start : before.length);
+        const found = after.indexOf(piece, at);
+        assert.ok(found >= at, `unchanged text ${JSON.stringify(piece.slice(0, 30))} is still there, in order`);
+        at = found + piece.length;
+    }
+});
+
+test("fill prints a unified diff and leaves the file alone", () => {
+    const file = scratchCopy();
+    const before = readFileSync(file, "utf8");
+    const r = run("fill", file, "-m", testModel({ arch: "dream" }), "-t", "1", "--order");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(file, "utf8"), before);
+    assert.match(r.stdout, /^hole 1: /m);
+    assert.match(r.stdout, /order: first .* last · \d+ steps/);
+    const removed = r.stdout.split("\n").filter((l) => l.startsWith("-") && !l.startsWith("---"));
+    assert.equal(removed.length, 3);
+    for (const l of removed) assert.ok(l.includes("???"), `only lines with a marker change: ${l}`);
+});
+
+test("complete prints one line for a place in the middle of a line", () => {
+    const r = run("complete", EXAMPLE, "--at", "6:13", "-m", testModel({ arch: "dream" }), "-t", "1");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.split("\n").length, 2, "one line and its newline");
+});
+
+test("bad input: clear messages, exit status 1, the file untouched", () => {
+    const file = scratchCopy();
+    const before = readFileSync(file, "utf8");
+    const cases: [string[], RegExp][] = [
+        [["fill", file, "--in-place"], /no model: pass --model/],
+        [["fill", file, "--in-place", "-m", join(tmpdir(), "missing.gguf")], /missing\.gguf: model file not found/],
+        [["fill", file, "--in-place", "-m", testModel({ arch: "qwen2" })], /autoregressive/],
+        [["fill", join(tmpdir(), "no-such-file.py"), "-m", "x"], /cannot read .*no such file/],
+        [["fill", EXAMPLE.replace("stats.py", "../README.md"), "-m", testModel({ arch: "dream" })], /has no hole marker/],
+        [["complete", file, "--at", "99:1", "-m", "x"], /99:1 is outside the file/],
+        [["fill", file, "-m", "x", "--steps", "-2"], /whole number of at least 0/],
+        [["models", "pull", "gpt-5"], /not in the catalog/]
+    ];
+    for (const [args, message] of cases) {
+        const r = run(...args);
+        assert.equal(r.status, 1, `${args.join(" ")} fails`);
+        assert.match(r.stderr, message, args.join(" "));
+    }
+    assert.equal(readFileSync(file, "utf8"), before);
+});
+
+test("models list shows the catalog", () => {
+    const r = run("models", "list", "--models-dir", mkdtempSync(join(tmpdir(), "dream-coder-models-")));
+    assert.equal(r.status, 0, r.stderr);
+    for (const id of ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct"]) assert.match(r.stdout, new RegExp(`^${id} .*not downloaded`, "m"));
+});
