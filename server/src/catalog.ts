@@ -91,7 +91,7 @@ export async function downloadModel(
     const abort = () => void downloader.cancel({ deleteTempFile: false });
     options.signal?.addEventListener("abort", abort);
     try {
-        const path = await downloader.download({ signal: options.signal });
+        const path = await downloader.download();
         if (options.signal?.aborted) throw new Error("the download was cancelled; running it again resumes it");
         return path;
     } finally {
