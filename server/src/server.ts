@@ -81,7 +81,7 @@ connection.languages.inlineCompletion.on(async (params, token) => {
     const version = doc.version;
     const offset = doc.offsetAt(params.position);
     try {
-        const completion = await completer.complete(() => host.model(), doc.uri, doc.getText(), offset, {
+        const completion = await completer.complete(host, doc.uri, doc.getText(), offset, {
             settings,
             signal: abortSignal(token)
         });

@@ -75,6 +75,70 @@ describe("language server over IPC", () => {
         assert.equal(againItems[0]?.insertText, text);
     });
 
+    test("the model loads on first use, reporting progress, then ready on the CPU backend", () => {
+        const states = server.statuses.map((s) => s.state);
+        assert.equal(states[0], "idle", "nothing is loaded before the first request");
+        const loading = server.statuses.filter((s) => s.state === "loading");
+        assert.ok(loading.length >= 2 && loading.some((s) => (s.progress ?? 0) > 0), "load progress is reported");
+        assert.ok(server.statuses.some((s) => s.state === "ready" && s.backend === "CPU" && s.model.endsWith(".gguf")));
+        assert.ok(server.statuses.some((s) => s.state === "ready" && typeof s.lastLatencyMs === "number"), "a job's latency is reported");
+    });
+
+    test("a newer inline request for the same document cancels the older one", async () => {
+        const uri = "file:///work/typing.py";
+        await server.open(uri, SOURCE);
+        await server.configure(settings({ inlineCompletion: { debounceMs: 300, lineTokens: 8, blockTokens: 16 } }));
+        const ask = (character: number) =>
+            server.connection.sendRequest(InlineCompletionRequest.type, { textDocument: { uri }, position: { line: 4, character }, context: { triggerKind: 2 } });
+        const first = ask(8).then((r) => r, (e: unknown) => e);
+        const second = await ask(10);
+        const older = await first;
+        // The server drops the superseded request: no suggestion for a place the user has typed past.
+        const olderItems = older instanceof ResponseError ? (assert.equal(older.code, LSPErrorCodes.RequestCancelled), []) : Array.isArray(older) ? older : (older as { items: unknown[] } | null)?.items ?? [];
+        assert.deepEqual(olderItems, [], "the older request gets nothing");
+        const items = Array.isArray(second) ? second : second?.items ?? [];
+        assert.equal(items.length, 1);
+        await server.configure(settings());
+    });
+
+    test("inline completion can be turned off per language, and works on an empty document", async () => {
+        await server.open("file:///work/notes.md", "# Notes\n", "markdown");
+        await server.configure(settings({ inlineCompletion: { debounceMs: 0, lineTokens: 8, blockTokens: 16, enable: { "*": true, markdown: false } } }));
+        const off = await server.connection.sendRequest(InlineCompletionRequest.type, {
+            textDocument: { uri: "file:///work/notes.md" }, position: { line: 1, character: 0 }, context: { triggerKind: 2 }
+        });
+        assert.equal(off, null);
+        await server.open("file:///work/empty.py", "");
+        const empty = await server.connection.sendRequest(InlineCompletionRequest.type, {
+            textDocument: { uri: "file:///work/empty.py" }, position: { line: 0, character: 0 }, context: { triggerKind: 1 }
+        });
+        const items = Array.isArray(empty) ? empty : empty?.items ?? [];
+        assert.ok(items.length <= 1, "an answer, not an error");
+        await assert.rejects(
+            server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///work/empty.py", version: 1 } }),
+            (e: unknown) => e instanceof ResponseError && /No hole marker \(\?\?\?\) found in the document/.test(e.message)
+        );
+        await assert.rejects(
+            server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///work/never-opened.py", version: 1 } }),
+            (e: unknown) => e instanceof ResponseError && /is not open/.test(e.message)
+        );
+        await server.configure(settings());
+    });
+
+    test("code actions: rewrite on a selection, fill where markers are", async () => {
+        const uri = "file:///work/actions.py";
+        await server.open(uri, "a = ???\nb = 2\nc = ???:5\n");
+        const ask = (range: { start: { line: number; character: number }; end: { line: number; character: number } }) =>
+            server.connection.sendRequest(CodeActionRequest.type, { textDocument: { uri }, range, context: { diagnostics: [] } });
+        const cursor = await ask({ start: { line: 1, character: 0 }, end: { line: 1, character: 0 } });
+        assert.deepEqual(cursor?.map((a) => a.title), ["Fill 2 holes with Dream-Coder"]);
+        const selection = await ask({ start: { line: 0, character: 0 }, end: { line: 1, character: 5 } });
+        assert.deepEqual(selection?.map((a) => a.title), ["Fill 1 hole with Dream-Coder", "Rewrite with Dream-Coder…"]);
+        const rewrite = selection![1] as { kind?: string; command?: { command: string; arguments?: unknown[] } };
+        assert.equal(rewrite.kind, "refactor.rewrite");
+        assert.equal(rewrite.command?.command, lsp.CLIENT_COMMANDS.rewriteSelection);
+    });
+
     test("fill holes returns one edit exactly at each marker, jointly decoded", async () => {
         const uri = "file:///work/holes.py";
         const doc = "def mean(xs):\n    total = ???\n    return total / ???:4\n\nprint('keep \\??? as it is')\n# and ???:3 here\n";

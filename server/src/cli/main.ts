@@ -162,7 +162,7 @@ withModelOptions(program.command("complete <file>").description("the inline comp
         const text = readSource(file);
         const offset = offsetOf(text, flags.at);
         const settings = settingsFrom(flags);
-        const r = await runJob(flags, settings, (host, options) => new InlineCompleter().complete(() => host.model(), file, text, offset, options));
+        const r = await runJob(flags, settings, (host, options) => new InlineCompleter().complete(host, file, text, offset, options));
         process.stdout.write(r.text + "\n");
     });
 

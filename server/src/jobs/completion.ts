@@ -2,7 +2,8 @@
 // middle of a line and a block at an empty line; end-of-text inside it shortens it. A newer request for the
 // same document cancels the older one, and a small cache answers a repeated request at once.
 import { cutWindow } from "../contextWindow";
-import { DecodeCancelledError, type DiffusionModel } from "../runtime/runtime";
+import type { ModelHost } from "../modelHost";
+import { DecodeCancelledError } from "../runtime/runtime";
 import type { Settings } from "../settings";
 import { denoise, type Denoised, type JobOptions } from "./denoise";
 
@@ -31,7 +32,7 @@ export class InlineCompleter {
      * Completes at `offset` of document `uri`. Cancels the request still running for the same document, waits
      * `debounceMs` (a newer keystroke cancels this one meanwhile), then decodes.
      */
-    async complete(model: () => Promise<DiffusionModel>, uri: string, text: string, offset: number, options: JobOptions): Promise<Completion> {
+    async complete(host: ModelHost, uri: string, text: string, offset: number, options: JobOptions): Promise<Completion> {
         this.running.get(uri)?.abort();
         const own = new AbortController();
         this.running.set(uri, own);
@@ -39,7 +40,7 @@ export class InlineCompleter {
         try {
             const { settings } = options;
             await delay(settings.inlineCompletion.debounceMs, signal);
-            const m = await model();
+            const m = await host.model();
             if (signal.aborted) throw new DecodeCancelledError();
             const { tokens, midLine } = completionBudget(text, offset, settings);
             const win = cutWindow(text, offset, offset, settings.contextTokens, (s) => m.tokenize(s).length);
@@ -52,7 +53,7 @@ export class InlineCompleter {
                 this.cache.set(key, hit);
                 return { text: hit, denoised: null };
             }
-            const denoised = await denoise(m, m.layout([prefix, { hole: tokens }, suffix]), { ...options, signal });
+            const denoised = await host.run((model) => denoise(model, model.layout([prefix, { hole: tokens }, suffix]), { ...options, signal }));
             let completion = denoised.texts[0];
             // In the middle of a line the suggestion ends with the line.
             if (midLine) completion = completion.split("\n")[0];
