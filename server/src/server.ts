@@ -89,14 +89,14 @@ connection.languages.inlineCompletion.on(async (params, token) => {
         return { items: [{ insertText: completion.text, range: { start: params.position, end: params.position } }] };
     } catch (e) {
         // A completion is offered on every keystroke: failures go to the log and the status, never a pop-up.
-        if (!(e instanceof DecodeCancelledError)) connection.console.error(`inline completion: ${(e as Error).message}`);
+        if (!(e instanceof DecodeCancelledError)) logOnce(`inline completion: ${(e as Error).message}`);
         if (token.isCancellationRequested) throw new ResponseError(LSPErrorCodes.RequestCancelled, "cancelled");
         return { items: [] };
     }
 });
 
 connection.onRequest(lsp.fillHoles, (params, token) =>
-    editJob(params, token, "Filling holes", async (doc, options) => {
+    editJob(params, token, "Filling holes", { holes: 0 }, async (doc, options) => {
         const text = doc.getText();
         const range = params.range ? [doc.offsetAt(params.range.start), doc.offsetAt(params.range.end)] : [0, text.length];
         const holes = new HoleParser(settings.holes.marker).parse(text, range[0], range[1]);
@@ -110,7 +110,7 @@ connection.onRequest(lsp.fillHoles, (params, token) =>
 );
 
 connection.onRequest(lsp.rewrite, (params, token) =>
-    editJob(params, token, "Rewriting", async (doc, options) => {
+    editJob(params, token, "Rewriting", { text: "" }, async (doc, options) => {
         const start = doc.offsetAt(params.range.start);
         const selection = doc.getText(params.range);
         const r = await host.run((m) =>
@@ -121,7 +121,7 @@ connection.onRequest(lsp.rewrite, (params, token) =>
 );
 
 connection.onRequest(lsp.sketch, (params, token) =>
-    editJob(params, token, "Sketching", async (doc, options) => {
+    editJob(params, token, "Sketching", {}, async (doc, options) => {
         const offset = doc.offsetAt(params.position);
         const { edit, denoised } = await host.run((m) => sketchBody(m, doc.getText(), offset, options([{ start: params.position, end: params.position }])));
         return { edits: [edit], denoised, extra: {} };
@@ -140,12 +140,14 @@ async function editJob<X extends object>(
     params: JobParams,
     token: CancellationToken,
     title: string,
+    /** The job's own fields in a stale answer. */
+    empty: X,
     job: (doc: TextDocument, options: JobOptionsFor) => Promise<{ edits: SpanEdit[]; denoised: Denoised | null; extra: X }>
 ): Promise<lsp.EditResult & X> {
     const doc = documents.get(params.textDocument.uri);
     if (!doc) throw new ResponseError(LSPErrorCodes.RequestFailed, `${params.textDocument.uri} is not open in the editor`);
     const version = doc.version;
-    const stale = () => ({ edits: [], stale: true, trace: null }) as unknown as lsp.EditResult & X;
+    const stale = (): lsp.EditResult & X => ({ edits: [], stale: true, trace: null, ...empty });
     if (params.textDocument.version !== version) return stale();
     const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
     progress.begin(`Dream-Coder: ${title}`, 0, undefined, true);
@@ -234,6 +236,13 @@ connection.onRequest(lsp.downloadModel, async (params, token) => {
 connection.onShutdown(() => host.dispose());
 
 documents.onDidClose((e) => completer.cancel(e.document.uri));
+
+let lastLogged = "";
+/** Logs an error unless it repeats the previous one: a broken model setting fails every keystroke alike. */
+function logOnce(message: string): void {
+    if (message !== lastLogged) connection.console.error(message);
+    lastLogged = message;
+}
 
 /** An AbortSignal that fires when the client cancels the request. */
 function abortSignal(token: CancellationToken): AbortSignal {

@@ -1,9 +1,9 @@
 // The dream-coder command as a user runs it: a child process on a real file with the generated model.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { HoleParser } from "../../server/src/holes";
 import { repoRoot, testModel } from "../tools/test-models";
@@ -64,12 +64,14 @@ test("complete prints one line for a place in the middle of a line", () => {
 test("bad input: clear messages, exit status 1, the file untouched", () => {
     const file = scratchCopy();
     const before = readFileSync(file, "utf8");
+    const noHoles = join(dirname(file), "plain.py");
+    writeFileSync(noHoles, "x = 1\n");
     const cases: [string[], RegExp][] = [
         [["fill", file, "--in-place"], /no model: pass --model/],
         [["fill", file, "--in-place", "-m", join(tmpdir(), "missing.gguf")], /missing\.gguf: model file not found/],
         [["fill", file, "--in-place", "-m", testModel({ arch: "qwen2" })], /autoregressive/],
         [["fill", join(tmpdir(), "no-such-file.py"), "-m", "x"], /cannot read .*no such file/],
-        [["fill", EXAMPLE.replace("stats.py", "../README.md"), "-m", testModel({ arch: "dream" })], /has no hole marker/],
+        [["fill", noHoles, "-m", testModel({ arch: "dream" })], /plain\.py has no hole marker/],
         [["complete", file, "--at", "99:1", "-m", "x"], /99:1 is outside the file/],
         [["fill", file, "-m", "x", "--steps", "-2"], /whole number of at least 0/],
         [["models", "pull", "gpt-5"], /not in the catalog/]
