@@ -28,3 +28,4 @@ fi
 node scripts/build-native.mjs
 rm -rf out
 npx tsc -p .
+node scripts/bundle.mjs

@@ -1,0 +1,110 @@
+// Model setup: pick a catalog model or a local GGUF file, download a catalog model with cancellable progress,
+// the first-run prompt, and the status bar's menu.
+import * as vscode from "vscode";
+import { WorkDoneProgress, type WorkDoneProgressReport } from "vscode-languageclient/node";
+import * as lsp from "../../../server/src/protocol";
+import { config } from "../config";
+import type { Ctx } from "../ctx";
+
+async function chooseFile(): Promise<string | undefined> {
+    const files = await vscode.window.showOpenDialog({
+        title: "Choose a diffusion model (GGUF)",
+        canSelectMany: false,
+        filters: { "GGUF models": ["gguf"] }
+    });
+    return files?.[0]?.fsPath;
+}
+
+/** Quick pick over the catalog and "Choose a GGUF file…"; downloads a catalog model that is not there yet. */
+export async function selectModel(ctx: Ctx): Promise<void> {
+    const { models, selected } = await ctx.client.sendRequest(lsp.listModels);
+    type Item = vscode.QuickPickItem & { id?: string; file?: boolean };
+    const items: Item[] = models.map((m) => ({
+        label: m.name,
+        description: m.id === config.model ? "current" : m.id === selected && !config.model ? "default" : undefined,
+        detail: m.path ? `Downloaded: ${m.path}` : `Not downloaded (${(m.sizeBytes / 1e9).toFixed(1)} GB from ${m.uri})`,
+        id: m.id
+    }));
+    items.push({ label: "$(folder-opened) Choose a GGUF file…", file: true });
+    const pick = await vscode.window.showQuickPick(items, { title: "Dream-Coder: Select Model", matchOnDetail: true });
+    if (!pick) return;
+    if (pick.file) {
+        const path = await chooseFile();
+        if (path) await config.setModel(path);
+        return;
+    }
+    const entry = models.find((m) => m.id === pick.id)!;
+    if (!entry.path && !(await downloadModel(ctx, entry.id))) return;
+    await config.setModel(entry.id);
+}
+
+/** Downloads a catalog model (asking which when not given) with VS Code progress; true when it is there. */
+export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
+    const { models, selected } = await ctx.client.sendRequest(lsp.listModels);
+    let entry = models.find((m) => m.id === id);
+    if (!entry) {
+        const pick = await vscode.window.showQuickPick(
+            models.map((m) => ({ label: m.name, description: m.path ? "downloaded" : `${(m.sizeBytes / 1e9).toFixed(1)} GB`, detail: m.uri, id: m.id, picked: m.id === selected })),
+            { title: "Dream-Coder: Download Model" }
+        );
+        entry = models.find((m) => m.id === pick?.id);
+        if (!entry) return false;
+    }
+    const target = entry;
+    const token = `dreamCoder-download-${Date.now()}`;
+    try {
+        const { path } = await vscode.window.withProgress(
+            { location: vscode.ProgressLocation.Notification, title: `Downloading ${target.name}`, cancellable: true },
+            (progress, cancel) => {
+                let last = 0;
+                const sub = ctx.client.onProgress(WorkDoneProgress.type, token, (p) => {
+                    if (p.kind !== "report") return;
+                    const r = p as WorkDoneProgressReport;
+                    progress.report({ message: r.message, increment: r.percentage !== undefined ? r.percentage - last : undefined });
+                    if (r.percentage !== undefined) last = r.percentage;
+                });
+                const source = new vscode.CancellationTokenSource();
+                cancel.onCancellationRequested(() => source.cancel());
+                return ctx.client.sendRequest(lsp.downloadModel, { id: target.id, workDoneToken: token }, source.token).finally(() => sub.dispose());
+            }
+        );
+        void vscode.window.showInformationMessage(`${target.name} is ready: ${path}`);
+        return true;
+    } catch (e) {
+        void vscode.window.showErrorMessage(`${(e as Error).message} An interrupted download resumes when you start it again.`);
+        return false;
+    }
+}
+
+/** On first run (no model set), offers the catalog download or a local file. */
+export async function offerFirstModel(ctx: Ctx): Promise<void> {
+    if (config.model) return;
+    const pick = await vscode.window.showInformationMessage(
+        "Dream-Coder needs a diffusion model. Download Dream-Coder 7B Instruct (about 4.7 GB), or use a GGUF file you have.",
+        "Download…",
+        "Choose File…",
+        "Not Now"
+    );
+    if (pick === "Download…") {
+        if (await downloadModel(ctx, "dream-coder-7b-instruct")) await config.setModel("dream-coder-7b-instruct");
+    } else if (pick === "Choose File…") {
+        const path = await chooseFile();
+        if (path) await config.setModel(path);
+    }
+}
+
+/** The status bar's menu. */
+export async function modelActions(ctx: Ctx): Promise<void> {
+    const s = ctx.status;
+    const actions: (vscode.QuickPickItem & { command: string })[] = [
+        { label: "$(symbol-misc) Select Model…", command: "dreamCoder.selectModel", description: s.model || "none" },
+        { label: "$(cloud-download) Download Model…", command: "dreamCoder.downloadModel" },
+        { label: "$(graph) Show Denoising", command: "dreamCoder.showDenoising" },
+        { label: "$(debug-restart) Restart Server", command: "dreamCoder.restartServer" },
+        { label: "$(output) Show Log", command: "dreamCoder.showLog" }
+    ];
+    const pick = await vscode.window.showQuickPick(actions, {
+        title: `Dream-Coder: ${s.state}${s.message ? ` — ${s.message}` : ""}`
+    });
+    if (pick) await vscode.commands.executeCommand(pick.command);
+}

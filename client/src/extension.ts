@@ -1,0 +1,44 @@
+// Activation: start the language server, register the commands (one file per group under commands/), the
+// status bar, the denoising view and the rewrite preview; offer a model on first run.
+import * as vscode from "vscode";
+import { fillHoles, rewriteSelection, sketchFunction } from "./commands/edits";
+import { downloadModel, modelActions, offerFirstModel, selectModel } from "./commands/models";
+import { Ctx } from "./ctx";
+import { DenoiseView } from "./denoiseView";
+import { RewritePreview } from "./rewritePreview";
+
+let ctx: Ctx | undefined;
+
+export async function activate(extension: vscode.ExtensionContext): Promise<Ctx> {
+    ctx = new Ctx(extension);
+    const c = ctx;
+    const preview = new RewritePreview();
+    const view = new DenoiseView(extension.extensionUri);
+    extension.subscriptions.push(
+        c,
+        preview,
+        view,
+        c.onTrace((t) => view.update(t)),
+        vscode.commands.registerCommand("dreamCoder.fillHoles", (uri?: string, range?: vscode.Range | null) => fillHoles(c, uri, range)),
+        vscode.commands.registerCommand("dreamCoder.rewriteSelection", (uri?: string, range?: vscode.Range, instruction?: string) =>
+            rewriteSelection(c, preview, uri, range, instruction)
+        ),
+        vscode.commands.registerCommand("dreamCoder.acceptRewrite", () => preview.accept()),
+        vscode.commands.registerCommand("dreamCoder.discardRewrite", () => preview.discard()),
+        vscode.commands.registerCommand("dreamCoder.sketchFunction", (uri?: string, position?: vscode.Position) => sketchFunction(c, uri, position)),
+        vscode.commands.registerCommand("dreamCoder.cancel", () => c.runningJob?.cancel()),
+        vscode.commands.registerCommand("dreamCoder.showDenoising", () => view.show(c.lastTrace)),
+        vscode.commands.registerCommand("dreamCoder.selectModel", () => selectModel(c)),
+        vscode.commands.registerCommand("dreamCoder.downloadModel", (id?: string) => downloadModel(c, id)),
+        vscode.commands.registerCommand("dreamCoder.modelActions", () => modelActions(c)),
+        vscode.commands.registerCommand("dreamCoder.restartServer", () => c.restart()),
+        vscode.commands.registerCommand("dreamCoder.showLog", () => c.output.show())
+    );
+    await c.start();
+    void offerFirstModel(c);
+    return c;
+}
+
+export async function deactivate(): Promise<void> {
+    await ctx?.stop();
+}

@@ -1,0 +1,94 @@
+// A rewrite is shown as a diff (the document against the document with the span edits applied) to accept or
+// discard; accepting applies all span edits as one edit (one undo step), unless the document changed meanwhile.
+import * as vscode from "vscode";
+import type { TextEdit } from "vscode-languageclient/node";
+
+const SCHEME = "dream-coder-preview";
+
+interface Pending {
+    document: vscode.TextDocument;
+    version: number;
+    edits: TextEdit[];
+    preview: vscode.Uri;
+}
+
+export class RewritePreview implements vscode.Disposable, vscode.TextDocumentContentProvider {
+    private readonly texts = new Map<string, string>();
+    private pending: Pending | undefined;
+    private readonly registration = vscode.workspace.registerTextDocumentContentProvider(SCHEME, this);
+    private counter = 0;
+
+    provideTextDocumentContent(uri: vscode.Uri): string {
+        return this.texts.get(uri.toString()) ?? "";
+    }
+
+    /** Opens the diff; resolves once it is on screen. */
+    async open(document: vscode.TextDocument, edits: TextEdit[]): Promise<void> {
+        await this.discard();
+        const proposed = applyTextEdits(document, edits);
+        const preview = vscode.Uri.from({ scheme: SCHEME, path: document.uri.path, query: String(++this.counter) });
+        this.texts.set(preview.toString(), proposed);
+        this.pending = { document, version: document.version, edits, preview };
+        await vscode.commands.executeCommand("setContext", "dreamCoder.rewritePreview", true);
+        const name = document.uri.path.split("/").pop();
+        await vscode.commands.executeCommand("vscode.diff", document.uri, preview, `Dream-Coder rewrite: ${name} (${edits.length} edit${edits.length === 1 ? "" : "s"})`);
+        void vscode.window
+            .showInformationMessage(`Dream-Coder proposes ${edits.length} edit${edits.length === 1 ? "" : "s"} to ${name}.`, "Accept", "Discard")
+            .then(async (pick) => {
+                if (pick === "Accept") await this.accept();
+                else if (pick === "Discard") await this.discard();
+            });
+    }
+
+    /** Applies the pending edits; false when there is nothing to apply or the document changed. */
+    async accept(): Promise<boolean> {
+        const p = this.pending;
+        if (!p) return false;
+        await this.close();
+        if (p.document.version !== p.version) {
+            void vscode.window.showWarningMessage("The document changed after the rewrite was proposed; nothing was applied.");
+            return false;
+        }
+        const edit = new vscode.WorkspaceEdit();
+        for (const e of p.edits) edit.replace(p.document.uri, toRange(e), e.newText);
+        return vscode.workspace.applyEdit(edit);
+    }
+
+    async discard(): Promise<void> {
+        if (this.pending) await this.close();
+    }
+
+    private async close(): Promise<void> {
+        const p = this.pending;
+        this.pending = undefined;
+        await vscode.commands.executeCommand("setContext", "dreamCoder.rewritePreview", false);
+        if (!p) return;
+        for (const group of vscode.window.tabGroups.all) {
+            for (const tab of group.tabs) {
+                if (tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === p.preview.toString()) await vscode.window.tabGroups.close(tab);
+            }
+        }
+        this.texts.delete(p.preview.toString());
+    }
+
+    dispose(): void {
+        this.registration.dispose();
+    }
+}
+
+export function toRange(e: TextEdit): vscode.Range {
+    return new vscode.Range(e.range.start.line, e.range.start.character, e.range.end.line, e.range.end.character);
+}
+
+function applyTextEdits(document: vscode.TextDocument, edits: TextEdit[]): string {
+    const text = document.getText();
+    const sorted = [...edits].sort((a, b) => document.offsetAt(toRange(a).start) - document.offsetAt(toRange(b).start));
+    let out = "";
+    let at = 0;
+    for (const e of sorted) {
+        const r = toRange(e);
+        out += text.slice(at, document.offsetAt(r.start)) + e.newText;
+        at = document.offsetAt(r.end);
+    }
+    return out + text.slice(at);
+}

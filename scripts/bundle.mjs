@@ -1,0 +1,50 @@
+// Bundles the extension for packaging and the real-editor tests: dist/client.js (the extension host side,
+// `vscode` left to the host) and dist/server.js (the language server). node-llama-cpp is used only for its
+// GGUF reader and downloader: importing its index would pull in all of its prebuilt-binding packages, so the
+// bundle takes just those two modules. The native addon is loaded at run time from native/build/ (see
+// server/src/runtime/native.ts), which the .vsix carries.
+import { build } from "esbuild";
+import { rmSync } from "node:fs";
+import { resolve } from "node:path";
+
+const nodeLlamaCpp = resolve("node_modules/node-llama-cpp/dist");
+const onlyWhatWeUse = {
+    name: "node-llama-cpp-parts",
+    setup(b) {
+        b.onResolve({ filter: /^node-llama-cpp$/ }, () => ({ path: "node-llama-cpp-parts", namespace: "nlc" }));
+        b.onLoad({ filter: /.*/, namespace: "nlc" }, () => ({
+            resolveDir: nodeLlamaCpp,
+            contents:
+                `export { readGgufFileInfo } from "./gguf/readGgufFileInfo.js";\n` +
+                `export { createModelDownloader } from "./utils/createModelDownloader.js";\n`
+        }));
+    }
+};
+
+// --production (npm run package): minified, no source maps.
+const production = process.argv.includes("--production");
+const common = {
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    sourcemap: !production,
+    minify: production,
+    logLevel: "warning",
+    // An optional native speed-up of ipull's file copies; it falls back to plain copies without it.
+    external: ["vscode", "@reflink/reflink"]
+};
+
+rmSync("dist", { recursive: true, force: true });
+await Promise.all([
+    build({ ...common, entryPoints: ["client/src/extension.ts"], outfile: "dist/client.js" }),
+    build({
+        ...common,
+        entryPoints: ["server/src/server.ts"],
+        outfile: "dist/server.js",
+        plugins: [onlyWhatWeUse],
+        // node-llama-cpp is ESM and finds its own folder through import.meta.url, which a CommonJS bundle lacks.
+        define: { "import.meta.url": "__importMetaUrl" },
+        banner: { js: 'const __importMetaUrl = require("node:url").pathToFileURL(__filename).href;' }
+    })
+]);

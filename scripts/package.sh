@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# npm run package: builds everything (native addon for this machine's CPU, or DREAM_CODER_GPU), bundles the
+# client and server minified, and packs dream-coder-VERSION.vsix with only what .vscodeignore lets through.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+node scripts/bundle.mjs --production
+version=$(node -p 'require("./package.json").version')
+out="dream-coder-$version.vsix"
+# --no-dependencies: the bundles carry every JavaScript dependency; the addon is a single file.
+npx vsce package --no-dependencies --out "$out"
+npx vsce ls --no-dependencies | sed 's/^/  /'
+node scripts/bundle.mjs   # back to the development bundles (source maps) for the tests
+echo "$out: $(du -h "$out" | cut -f1) ($(stat -c %s "$out") bytes)"
