@@ -1,0 +1,155 @@
+// The extension in a real VS Code (code-server's extension host), with the generated test model: what a
+// user does, through the commands and the editor, checked on the document.
+/// <reference types="mocha" />
+import * as assert from "node:assert/strict";
+import * as vscode from "vscode";
+import type { Ctx } from "../../../client/src/ctx";
+
+const EXTENSION_ID = "dream-coder.dream-coder-vscode";
+let ctx: Ctx;
+let goodModel: string;
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+        const v = await probe();
+        if (v) return v;
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 100));
+    }
+}
+
+async function openDoc(text: string, language = "python"): Promise<vscode.TextEditor> {
+    const doc = await vscode.workspace.openTextDocument({ language, content: text });
+    return vscode.window.showTextDocument(doc);
+}
+
+const MARKERS = /(?<![\\?])\?\?\?(?!\?)(?::\d+)?/g;
+
+/** The text outside the markers, in order: filling holes must leave exactly this. */
+function outsideMarkers(text: string): string[] {
+    return text.split(MARKERS);
+}
+
+function assertOnlyHolesChanged(before: string, after: string): void {
+    assert.equal(after.match(MARKERS), null, "no marker is left");
+    let at = 0;
+    for (const piece of outsideMarkers(before)) {
+        const found = after.indexOf(piece, at);
+        assert.ok(found >= at, `unchanged text ${JSON.stringify(piece.slice(0, 40))} is still there, in order`);
+        at = found + piece.length;
+    }
+}
+
+suite("Dream-Coder in VS Code", () => {
+    suiteSetup(async () => {
+        const ext = vscode.extensions.getExtension<Ctx>(EXTENSION_ID);
+        assert.ok(ext, `${EXTENSION_ID} is installed`);
+        ctx = await ext.activate();
+        goodModel = vscode.workspace.getConfiguration("dreamCoder").get<string>("model", "");
+        assert.ok(goodModel.endsWith(".gguf"), "the test profile sets a model");
+    });
+
+    test("activation starts the language server, which knows the model", async () => {
+        assert.ok(ctx.client.isRunning());
+        await until("the server's status", () => ["idle", "ready"].includes(ctx.status.state));
+        assert.ok(goodModel.endsWith(ctx.status.model));
+    });
+
+    test("fill holes replaces every marker and nothing else, as one undo step", async () => {
+        const before = "def mean(xs):\n    total = ???\n    return total / ???:4\n\n# keep \\??? literal\nprint(mean([1, 2]), ???:3)\n";
+        const editor = await openDoc(before);
+        const filled = await vscode.commands.executeCommand<number>("dreamCoder.fillHoles");
+        assert.equal(filled, 3);
+        const after = editor.document.getText();
+        assert.ok(after.includes("# keep \\??? literal"), "the escaped marker stays");
+        assertOnlyHolesChanged(before.replace("\\???", "\\ESC"), after.replace("\\???", "\\ESC"));
+        assert.ok(ctx.lastTrace && ctx.lastTrace.steps > 0, "the trace is kept for the denoising view");
+        await vscode.commands.executeCommand("undo");
+        assert.equal(editor.document.getText(), before, "one undo restores the document");
+    });
+
+    test("an inline completion is offered, and accepting it changes only the cursor's place", async () => {
+        const before = "def add(a, b):\n    return a + \n\nprint(add(1, 2))\n";
+        const editor = await openDoc(before);
+        const cursor = new vscode.Position(1, "    return a + ".length);
+        editor.selection = new vscode.Selection(cursor, cursor);
+        // Ghost text comes asynchronously: trigger, then commit, until the document takes it.
+        await until("an accepted inline completion", async () => {
+            await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+            await new Promise((r) => setTimeout(r, 500));
+            await vscode.commands.executeCommand("editor.action.inlineSuggest.commit");
+            return editor.document.getText() !== before;
+        });
+        const after = editor.document.getText();
+        const offset = editor.document.offsetAt(cursor);
+        const inserted = after.length - before.length;
+        assert.ok(inserted > 0);
+        assert.equal(after.slice(0, offset), before.slice(0, offset));
+        assert.equal(after.slice(offset + inserted), before.slice(offset));
+        assert.ok(!after.slice(offset, offset + inserted).includes("\n"), "a mid-line suggestion stays on its line");
+    });
+
+    test("rewrite proposes several span edits in a preview; accepting applies them as one undo step", async () => {
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        await config.update("rewrite.mode", "remask", vscode.ConfigurationTarget.Global);
+        try {
+            const before = "def scale(values, factor):\n    result = []\n    for v in values:\n        result.append(v * factor)\n    return result\n\nprint(scale([1], 2))\n";
+            const editor = await openDoc(before);
+            const range = new vscode.Range(0, 0, 5, 0);
+            const proposed = await vscode.commands.executeCommand<number>("dreamCoder.rewriteSelection", editor.document.uri.toString(), range, "rename result to scaled");
+            assert.ok(proposed >= 2, `several span edits, got ${proposed}`);
+            assert.equal(editor.document.getText(), before, "nothing changes before the preview is accepted");
+            assert.ok(vscode.window.tabGroups.all.some((g) => g.tabs.some((t) => t.input instanceof vscode.TabInputTextDiff)), "a diff preview is open");
+            assert.equal(await vscode.commands.executeCommand<boolean>("dreamCoder.acceptRewrite"), true);
+            const after = editor.document.getText();
+            assert.notEqual(after, before);
+            assert.ok(after.endsWith("\nprint(scale([1], 2))\n"), "text after the selection is untouched");
+            await vscode.window.showTextDocument(editor.document);
+            await vscode.commands.executeCommand("undo");
+            assert.equal(editor.document.getText(), before, "one undo restores the document");
+        } finally {
+            await config.update("rewrite.mode", undefined, vscode.ConfigurationTarget.Global);
+        }
+    });
+
+    test("sketch inserts a function body at the cursor", async () => {
+        const before = 'def fib(n):\n    """The n-th Fibonacci number."""\n';
+        const editor = await openDoc(before);
+        const end = editor.document.positionAt(before.length);
+        editor.selection = new vscode.Selection(end, end);
+        assert.equal(await vscode.commands.executeCommand<boolean>("dreamCoder.sketchFunction"), true);
+        const after = editor.document.getText();
+        assert.ok(after.startsWith(before) && after.length > before.length, "the body follows the docstring");
+    });
+
+    test("typing in a hole while it is being filled cancels the fill", async () => {
+        const before = "x = ???:400\n";
+        const editor = await openDoc(before);
+        const running = vscode.commands.executeCommand<number>("dreamCoder.fillHoles");
+        await until("the fill to start", () => ctx.status.state === "busy");
+        await editor.edit((b) => b.insert(new vscode.Position(0, 5), "typed"));
+        assert.equal(await running, 0, "nothing was applied");
+        assert.equal(editor.document.getText(), "x = ?typed??:400\n");
+    });
+
+    test("a bad model path shows an error, and the extension works again once the setting is fixed", async () => {
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        await config.update("model", "/nowhere/model.gguf", vscode.ConfigurationTarget.Global);
+        try {
+            await until("the error state", () => ctx.status.state === "error" || undefined, 10_000).catch(() => undefined);
+            const editor = await openDoc("a = ???\n");
+            assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 0);
+            assert.equal(ctx.status.state, "error");
+            assert.match(ctx.status.message ?? "", /\/nowhere\/model\.gguf/);
+            assert.equal(editor.document.getText(), "a = ???\n", "the document is untouched");
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+        }
+        await until("the fixed model", () => ctx.status.state !== "error");
+        const editor = await openDoc("b = ???\n");
+        assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
+        assert.ok(!editor.document.getText().includes("???"));
+        assert.ok(ctx.client.isRunning());
+    });
+});
