@@ -1,0 +1,235 @@
+// The browser UI smoke test's page object, and a session that starts code-server + chromium for it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Page } from 'playwright-core';
+import { collectArtifacts, newArtifactsDir } from './artifacts';
+import { launchBrowser, type BrowserSession } from './browser';
+import { startCodeServer, type CodeServer } from './code-server';
+import { findTools } from './tools';
+import { bestEffort, withTimeout } from './util';
+
+/** The DOM renders spaces as U+00A0. */
+export function domText(text: string): string {
+    return text.replace(/\u00a0/g, ' ');
+}
+
+export class Workbench {
+    constructor(
+        readonly page: Page,
+        readonly server: CodeServer,
+        /** Where screenshot() writes (test-results/e2e/<name>-<time>/). */
+        readonly artifactsDir: string,
+    ) {}
+
+    /** Waits for the workbench and its status bar. */
+    async waitReady(timeoutMs = 60_000): Promise<void> {
+        await this.page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: timeoutMs });
+        await this.page.locator('#workbench\\.parts\\.statusbar').waitFor({ state: 'visible', timeout: timeoutMs });
+    }
+
+    /** Quick open (Ctrl+P) a file by name relative to the workspace; waits for its editor tab to be active. */
+    async openFile(relativePath: string, timeoutMs = 20_000): Promise<void> {
+        await this.focusWorkbench();
+        await this.page.keyboard.press('Control+P');
+        const input = this.page.locator('.quick-input-widget input');
+        await input.waitFor({ state: 'visible', timeout: timeoutMs });
+        await input.fill(relativePath);
+        const base = path.basename(relativePath);
+        await this.page
+            .locator('.quick-input-list .monaco-list-row', { hasText: base })
+            .first()
+            .waitFor({ state: 'visible', timeout: timeoutMs });
+        await this.page.keyboard.press('Enter');
+        await this.page.locator('.tab.active', { hasText: base }).waitFor({ state: 'visible', timeout: timeoutMs });
+        await this.focusEditor();
+    }
+
+    /** Clicks into the active editor's text area. */
+    async focusEditor(): Promise<void> {
+        const editor = this.page.locator('.editor-group-container.active .monaco-editor .view-lines').first();
+        await editor.waitFor({ state: 'visible', timeout: 10_000 });
+        await editor.click();
+    }
+
+    /** Presses Ctrl+End in the active editor (cursor to the end of the document). */
+    async cursorToEnd(): Promise<void> {
+        await this.page.keyboard.press('Control+End');
+    }
+
+    /** Types as a user would (key events, delay ms between keys). */
+    async type(text: string, delay = 20): Promise<void> {
+        await this.page.keyboard.type(text, { delay });
+    }
+
+    async press(key: string): Promise<void> {
+        await this.page.keyboard.press(key);
+    }
+
+    /** The active editor's visible text (U+00A0 → space), lines joined with \n. */
+    async editorText(): Promise<string> {
+        const lines = await this.page
+            .locator('.editor-group-container.active .monaco-editor .view-lines .view-line')
+            .evaluateAll((els) =>
+                els
+                    .map((el) => ({ top: parseFloat((el as unknown as { style: { top: string } }).style.top || '0'), text: el.textContent ?? '' }))
+                    .sort((a, b) => a.top - b.top)
+                    .map((l) => l.text),
+            );
+        return domText(lines.join('\n'));
+    }
+
+    /**
+     * Waits for ghost text (`.ghost-text-decoration`, or the multi-line `.ghost-text` block) and returns it.
+     * Text typed before activation gets none, so by default it retriggers the inline suggestion every few
+     * seconds through the palette command (Alt+\ does nothing in headless Chromium).
+     */
+    async waitForGhostText(options: { timeoutMs?: number; retrigger?: boolean } = {}): Promise<string> {
+        const timeoutMs = options.timeoutMs ?? 30_000;
+        const ghost = this.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first();
+        const deadline = Date.now() + timeoutMs;
+        let attempt = 0;
+        while (Date.now() < deadline) {
+            try {
+                await ghost.waitFor({ state: 'visible', timeout: Math.min(4_000, Math.max(1, deadline - Date.now())) });
+                return domText((await ghost.textContent()) ?? '');
+            } catch {
+                if (options.retrigger === false) continue;
+                attempt++;
+                await this.triggerInlineSuggestion();
+            }
+        }
+        throw new Error(`no ghost text after ${timeoutMs} ms (${attempt} retriggers)`);
+    }
+
+    /** Runs the built-in "Trigger Inline Suggestion" (editor.action.inlineSuggest.trigger) from the palette. */
+    async triggerInlineSuggestion(): Promise<void> {
+        await this.runCommand('Trigger Inline Suggestion');
+    }
+
+    /** Tab: accepts the shown ghost text (quick suggestions are off in the test profile). */
+    async acceptGhostText(): Promise<void> {
+        await this.page.keyboard.press('Tab');
+        await this.page.locator('.monaco-editor .ghost-text-decoration').first().waitFor({ state: 'hidden', timeout: 10_000 });
+    }
+
+    /**
+     * F1, types the command's label (e.g. "Dream-Coder: Fill Holes"), picks the row whose label matches, Enter.
+     * The editor keeps focus afterwards, as it does for a user.
+     */
+    async runCommand(label: string, timeoutMs = 15_000): Promise<void> {
+        await this.page.keyboard.press('F1');
+        const input = this.page.locator('.quick-input-widget input');
+        await input.waitFor({ state: 'visible', timeout: timeoutMs });
+        await input.fill(`>${label}`);
+        const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
+        await row.waitFor({ state: 'visible', timeout: timeoutMs });
+        await row.click();
+        await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs });
+    }
+
+    /** Ctrl+S, then waits until the active tab is no longer dirty. */
+    async save(timeoutMs = 10_000): Promise<void> {
+        await this.page.keyboard.press('Control+S');
+        await this.page.locator('.tab.active.dirty').waitFor({ state: 'detached', timeout: timeoutMs });
+    }
+
+    /** Saves a PNG of the page into the artifacts folder; returns its path. */
+    async screenshot(name: string): Promise<string> {
+        const file = path.join(this.artifactsDir, `${name.replace(/[^\w.-]+/g, '-')}.png`);
+        await this.page.screenshot({ path: file, timeout: 15_000 });
+        return file;
+    }
+
+    /** Absolute path of a file in the opened workspace. */
+    workspaceFile(relativePath: string): string {
+        return path.join(this.server.workspace, relativePath);
+    }
+
+    private async focusWorkbench(): Promise<void> {
+        await this.page.bringToFront();
+    }
+}
+
+export interface WorkbenchSessionOptions {
+    /** Name for the artifacts folder (test-results/e2e/<name>-<time>/). */
+    name: string;
+    /** Development extension folder, loaded through the payload (needs the smoke-test driver, turned on here). */
+    extensionPath?: string;
+    /** Or a built .vsix installed into the throwaway extensions dir. */
+    vsix?: string;
+    /** Folder to open; files(): extra files written into it first. Default: a fresh folder in RUN. */
+    workspace?: string;
+    files?: Record<string, string>;
+    settings?: Record<string, unknown>;
+    /** Whole-session limit in ms. Default 120 s. */
+    timeoutMs?: number;
+}
+
+/**
+ * Starts code-server + chromium, opens the workbench (with the extension), runs body(workbench),
+ * and always tears everything down. On failure it keeps a screenshot and the logs in the artifacts folder.
+ */
+export async function withWorkbench<T>(options: WorkbenchSessionOptions, body: (wb: Workbench) => Promise<T>): Promise<T> {
+    const tools = findTools();
+    const artifactsDir = newArtifactsDir(options.name);
+    let server: CodeServer | undefined;
+    let browser: BrowserSession | undefined;
+    let failed = true;
+    let closing = false;
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    const session = async (): Promise<T> => {
+        const s = await startCodeServer({
+            workspace: options.workspace,
+            settings: options.settings,
+            smokeTestDriver: !!options.extensionPath,
+            installVsix: options.vsix ? [options.vsix] : [],
+            tools,
+        });
+        server = s;
+        if (closing) {
+            await s.stop();
+            throw new Error('cancelled');
+        }
+        for (const [rel, text] of Object.entries(options.files ?? {})) {
+            const file = path.join(s.workspace, rel);
+            fs.mkdirSync(path.dirname(file), { recursive: true });
+            fs.writeFileSync(file, text);
+        }
+        const b = await launchBrowser(path.join(s.runDir, 'browser'), tools.chromium);
+        browser = b;
+        if (closing) {
+            await b.close();
+            throw new Error('cancelled');
+        }
+        let url = `${s.url}/?folder=${encodeURIComponent(s.workspace)}`;
+        if (options.extensionPath) {
+            const payload = [
+                ['extensionDevelopmentPath', s.remoteUri(path.resolve(options.extensionPath))],
+                ['skipWelcome', 'true'],
+            ];
+            url += `&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+        }
+        await b.page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+        const wb = new Workbench(b.page, s, artifactsDir);
+        await wb.waitReady();
+        return body(wb);
+    };
+    try {
+        const result = await withTimeout(session(), timeoutMs, `workbench session ${options.name}`);
+        failed = false;
+        return result;
+    } finally {
+        closing = true;
+        const b = browser as BrowserSession | undefined;
+        const s = server as CodeServer | undefined;
+        if (failed) await collectArtifacts(artifactsDir, { page: b?.page, browserConsole: b?.console });
+        if (b) await b.close();
+        if (s) {
+            await bestEffort('kill code-server', () => s.kill(), 15_000);
+            if (failed) await collectArtifacts(artifactsDir, { server: s });
+            await bestEffort('remove run dir', () => s.stop(), 15_000);
+        }
+        if (failed) console.error(`  e2e: artifacts in ${artifactsDir}`);
+        else if (fs.readdirSync(artifactsDir).length === 0) fs.rmSync(artifactsDir, { recursive: true, force: true });
+    }
+}
