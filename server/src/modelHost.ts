@@ -1,7 +1,7 @@
 // The one model the server runs: loaded lazily from the settings, reloaded when they change, its state
 // reported to whoever listens (the client's status bar, the CLI's progress bar).
 import { availableParallelism } from "node:os";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { resolveModelPath } from "./catalog";
 import type { ServerStatus } from "./protocol";
@@ -26,6 +26,8 @@ export class ModelHost {
         let problem: string | undefined;
         try {
             key = settings.model ? this.key(settings) : undefined;
+            // Say at once that the file is not there, rather than at the first request.
+            if (key && !existsSync(resolveModelPath(settings))) problem = `${resolveModelPath(settings)}: model file not found`;
         } catch (e) {
             problem = (e as Error).message;
         }

@@ -41,8 +41,8 @@ function assertOnlyHolesChanged(before: string, after: string): void {
     }
 }
 
-suite("Dream-Coder in VS Code", () => {
-    suiteSetup(async () => {
+describe("Dream-Coder in VS Code", () => {
+    before(async () => {
         const ext = vscode.extensions.getExtension<Ctx>(EXTENSION_ID);
         assert.ok(ext, `${EXTENSION_ID} is installed`);
         ctx = await ext.activate();
@@ -50,13 +50,13 @@ suite("Dream-Coder in VS Code", () => {
         assert.ok(goodModel.endsWith(".gguf"), "the test profile sets a model");
     });
 
-    test("activation starts the language server, which knows the model", async () => {
+    it("activation starts the language server, which knows the model", async () => {
         assert.ok(ctx.client.isRunning());
         await until("the server's status", () => ["idle", "ready"].includes(ctx.status.state));
         assert.ok(goodModel.endsWith(ctx.status.model));
     });
 
-    test("fill holes replaces every marker and nothing else, as one undo step", async () => {
+    it("fill holes replaces every marker and nothing else, as one undo step", async () => {
         const before = "def mean(xs):\n    total = ???\n    return total / ???:4\n\n# keep \\??? literal\nprint(mean([1, 2]), ???:3)\n";
         const editor = await openDoc(before);
         const filled = await vscode.commands.executeCommand<number>("dreamCoder.fillHoles");
@@ -69,7 +69,7 @@ suite("Dream-Coder in VS Code", () => {
         assert.equal(editor.document.getText(), before, "one undo restores the document");
     });
 
-    test("an inline completion is offered, and accepting it changes only the cursor's place", async () => {
+    it("an inline completion is offered, and accepting it changes only the cursor's place", async () => {
         const before = "def add(a, b):\n    return a + \n\nprint(add(1, 2))\n";
         const editor = await openDoc(before);
         const cursor = new vscode.Position(1, "    return a + ".length);
@@ -90,7 +90,7 @@ suite("Dream-Coder in VS Code", () => {
         assert.ok(!after.slice(offset, offset + inserted).includes("\n"), "a mid-line suggestion stays on its line");
     });
 
-    test("rewrite proposes several span edits in a preview; accepting applies them as one undo step", async () => {
+    it("rewrite proposes several span edits in a preview; accepting applies them as one undo step", async () => {
         const config = vscode.workspace.getConfiguration("dreamCoder");
         await config.update("rewrite.mode", "remask", vscode.ConfigurationTarget.Global);
         try {
@@ -113,7 +113,7 @@ suite("Dream-Coder in VS Code", () => {
         }
     });
 
-    test("sketch inserts a function body at the cursor", async () => {
+    it("sketch inserts a function body at the cursor", async () => {
         const before = 'def fib(n):\n    """The n-th Fibonacci number."""\n';
         const editor = await openDoc(before);
         const end = editor.document.positionAt(before.length);
@@ -123,7 +123,7 @@ suite("Dream-Coder in VS Code", () => {
         assert.ok(after.startsWith(before) && after.length > before.length, "the body follows the docstring");
     });
 
-    test("typing in a hole while it is being filled cancels the fill", async () => {
+    it("typing in a hole while it is being filled cancels the fill", async () => {
         const before = "x = ???:400\n";
         const editor = await openDoc(before);
         const running = vscode.commands.executeCommand<number>("dreamCoder.fillHoles");
@@ -133,11 +133,12 @@ suite("Dream-Coder in VS Code", () => {
         assert.equal(editor.document.getText(), "x = ?typed??:400\n");
     });
 
-    test("a bad model path shows an error, and the extension works again once the setting is fixed", async () => {
+    it("a bad model path shows an error, and the extension works again once the setting is fixed", async () => {
         const config = vscode.workspace.getConfiguration("dreamCoder");
         await config.update("model", "/nowhere/model.gguf", vscode.ConfigurationTarget.Global);
         try {
-            await until("the error state", () => ctx.status.state === "error" || undefined, 10_000).catch(() => undefined);
+            await until("the error state", () => ctx.status.state === "error", 10_000);
+            assert.match(ctx.status.message ?? "", /model file not found/, "the status says what is wrong before any request");
             const editor = await openDoc("a = ???\n");
             assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 0);
             assert.equal(ctx.status.state, "error");
