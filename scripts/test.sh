@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The real-editor tests need Node 24, code-server and Chromium: installed once, cached outside the clone.
+bash scripts/e2e-tools.sh
 mapfile -t files < <(find out/test -name '*.test.js' | sort)
 exec node --test --test-concurrency=1 "${files[@]}"

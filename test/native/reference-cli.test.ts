@@ -28,7 +28,9 @@ function referenceCli(nInput: number, extra: string[]): string {
     const n = String(nInput + HOLE);
     const r = spawnSync(CLI, ["-m", path, "-p", PROMPT, "-ub", n, "-b", n, "-c", n, "-t", "1", "-fa", "off", "--diffusion-eps", "0.001", ...extra],
         { encoding: "utf8", timeout: 60_000 });
-    assert.equal(r.status, 0, `llama-diffusion-cli failed:\n${r.stderr.slice(-2000)}`);
+    assert.equal(r.status, 0, `llama-diffusion-cli failed (signal ${r.signal}, ${r.error?.message ?? "no spawn error"}):\n${r.stderr.slice(-2000)}`);
+    // Once, in one full run, it exited 0 having printed nothing at all: say so plainly if it happens again.
+    assert.ok(r.stdout.length + r.stderr.length > 0, `llama-diffusion-cli exited 0 but printed nothing (args: ${r.spawnargs?.join(" ")})`);
     assert.doesNotMatch(r.stdout + r.stderr, /generation failed/);
     return r.stdout + r.stderr;
 }
