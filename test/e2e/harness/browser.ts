@@ -28,10 +28,18 @@ export interface BrowserSession {
 /** Launches chromium with a fresh user-data-dir under profileDir. */
 export async function launchBrowser(profileDir: string, executablePath = findTools().chromium): Promise<BrowserSession> {
     fs.mkdirSync(profileDir, { recursive: true });
+    // Keep chromium's crash reports, caches and temp files inside profileDir too.
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    for (const [k, sub] of [['XDG_CONFIG_HOME', 'xdg-config'], ['XDG_CACHE_HOME', 'xdg-cache'], ['TMPDIR', 'tmp']] as const) {
+        env[k] = path.join(profileDir, sub);
+        fs.mkdirSync(env[k], { recursive: true });
+    }
     const context = await chromium.launchPersistentContext(path.join(profileDir, 'chromium-profile'), {
         executablePath,
         headless: true,
         args: chromiumArgs,
+        env,
         viewport: { width: 1400, height: 900 },
         timeout: 60_000,
         handleSIGINT: true,

@@ -29,6 +29,7 @@ export const baseTestSettings: Record<string, unknown> = {
     'files.hotExit': 'off',
     'git.enabled': false,
     'chat.disableAIFeatures': true,
+    'workbench.secondarySideBar.defaultVisibility': 'hidden',
     'chat.commandCenter.enabled': false,
 };
 
@@ -41,6 +42,10 @@ export interface CodeServerOptions {
     smokeTestDriver?: boolean;
     /** .vsix files installed with --install-extension into the throwaway extensions dir first. */
     installVsix?: string[];
+    /** Pass --disable-workspace-trust. Default true. */
+    disableWorkspaceTrust?: boolean;
+    /** Extra code-server command-line arguments (before the folder). */
+    extraArgs?: string[];
     /** Milliseconds to wait for /healthz. Default 30 s. */
     startTimeoutMs?: number;
     /** Keep RUN after stop() (for debugging). Default: DREAM_CODER_E2E_KEEP=1. */
@@ -201,10 +206,11 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
             '--extensions-dir', extensionsDir,
             '--disable-telemetry',
             '--disable-update-check',
-            '--disable-workspace-trust',
+            ...(options.disableWorkspaceTrust === false ? [] : ['--disable-workspace-trust']),
             '--disable-getting-started-override',
             '--ignore-last-opened',
             ...(options.smokeTestDriver ? ['--vscode-option', 'enable-smoke-test-driver'] : []),
+            ...(options.extraArgs ?? []),
             workspace,
         ];
         const logFd = fs.openSync(logFile, 'a');

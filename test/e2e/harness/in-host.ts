@@ -1,14 +1,18 @@
 // Runs a mocha suite inside the real extension host of code-server, driven by headless chromium.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { format } from 'node:util';
 import { collectArtifacts, newArtifactsDir } from './artifacts';
 import { launchBrowser, type BrowserSession } from './browser';
 import { startCodeServer, type CodeServer } from './code-server';
 import { findTools } from './tools';
-import { bestEffort } from './util';
+import { bestEffort, withTimeout } from './util';
 
 export interface InHostSuiteOptions {
-    /** Extension folder (its package.json). Loaded as the development extension unless `vsix` is given. */
+    /**
+     * Extension folder (its package.json). Loaded as the development extension unless `vsix` is given
+     * (then only checked when it exists; a stub development extension is used instead).
+     */
     extensionPath: string;
     /** The compiled mocha `run()` module (a .js file, or a folder with index.js) run in the extension host. */
     testsPath: string;
@@ -28,6 +32,10 @@ export interface InHostSuiteOptions {
     echo?: boolean;
     /** Extra environment for code-server and its extension host (e.g. DREAM_CODER_TEST=1). */
     env?: Record<string, string>;
+    /** Keep workspace trust on (code-server is started without --disable-workspace-trust). Default false. */
+    workspaceTrust?: boolean;
+    /** Extra code-server command-line arguments. */
+    codeServerArgs?: string[];
 }
 
 export interface InHostSuiteResult {
@@ -41,12 +49,31 @@ export interface InHostSuiteResult {
     durationMs: number;
     /** Set when artifacts were saved (failure, timeout, or keepArtifacts). */
     artifactsDir?: string;
+    /** The throwaway RUN folder (removed by now unless DREAM_CODER_E2E_KEEP=1); undefined if code-server never started. */
+    runDir?: string;
 }
 
-function formatLogArgs(args: unknown): string {
-    const list = Array.isArray(args) ? args : [args];
-    return list.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+function writeStubExtension(dir: string): string {
+    fs.mkdirSync(dir, { recursive: true });
+    const manifest = {
+        name: 'e2e-test-host',
+        publisher: 'dream-coder-e2e-harness',
+        version: '0.0.0',
+        description: 'Stub development extension: lets the workbench run extensionTestsPath against an installed .vsix.',
+        engines: { vscode: '^1.0.0' },
+    };
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
+    return dir;
 }
+
+/** The workbench hands over console-style arguments ('%s (%dms)', title, 48): format them like console.log. */
+export function formatLogArgs(args: unknown): string {
+    const list = Array.isArray(args) ? args : [args];
+    return format(...list);
+}
+
+/** Workbench noise that says nothing about the suite (the gallery is unreachable offline). */
+const echoNoise = /open-vsx\.org|\[Service Worker\]|Resolv(ing|ed) connection token|Creating a socket|reconnection-grace-time|AgentHost:remote|AccountPolicyGate|builtin extensions cache/;
 
 /**
  * Starts code-server (smoke-test driver on) and chromium, opens the payload URL with
@@ -73,7 +100,8 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
     let exitCode: number | null = null;
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
-    let closing = false;
+    let cancelled = false;
+    let cancelExit: (err: Error) => void = () => undefined;
     let error: unknown;
     const savedEnv: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(options.env ?? {})) {
@@ -83,28 +111,28 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
     const run = async (): Promise<number> => {
         const s = await startCodeServer({
             workspace: options.workspace,
-            settings: options.settings,
+            settings: { ...(options.workspaceTrust ? { 'security.workspace.trust.enabled': true } : {}), ...options.settings },
             smokeTestDriver: true,
             installVsix: options.vsix ? [options.vsix] : [],
+            disableWorkspaceTrust: !options.workspaceTrust,
+            extraArgs: options.codeServerArgs,
             tools,
         });
         server = s;
-        if (closing) {
-            await s.stop();
-            throw new Error('cancelled');
-        }
+        if (cancelled) throw new Error('cancelled');
         const b = await launchBrowser(path.join(s.runDir, 'browser'), tools.chromium);
         browser = b;
-        if (closing) {
-            await b.close();
-            throw new Error('cancelled');
-        }
+        if (cancelled) throw new Error('cancelled');
         let resolveExit!: (code: number) => void;
-        const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+        const exited = new Promise<number>((resolve, reject) => {
+            resolveExit = resolve;
+            cancelExit = reject;
+        });
+        exited.catch(() => undefined);
         await b.page.exposeFunction('codeAutomationLog', (type: unknown, args: unknown) => {
             const line = `[${String(type)}] ${formatLogArgs(args)}`;
             log.push(line);
-            if (echo) process.stdout.write(`  host| ${line}\n`);
+            if (echo && !echoNoise.test(line)) process.stdout.write(`  host| ${line}\n`);
         });
         await b.page.exposeFunction('codeAutomationExit', (code: unknown, logs?: unknown) => {
             if (Array.isArray(logs)) {
@@ -114,23 +142,31 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
             }
             resolveExit(typeof code === 'number' ? code : Number(code));
         });
-        const payload: [string, string][] = [];
-        if (!options.vsix) payload.push(['extensionDevelopmentPath', s.remoteUri(extensionPath)]);
+        // The workbench runs extensionTestsPath only in an extension development host, so a .vsix run gets a
+        // stub development extension (no code) next to the installed one.
+        const developmentPath = options.vsix ? writeStubExtension(path.join(s.runDir, 'stub-extension')) : extensionPath;
+        const payload: [string, string][] = [['extensionDevelopmentPath', s.remoteUri(developmentPath)]];
         payload.push(['extensionTestsPath', s.remoteUri(testsPath)], ['skipWelcome', 'true']);
         const url = `${s.url}/?folder=${encodeURIComponent(s.workspace)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
         if (echo) console.log(`  e2e: ${url}`);
+        if (cancelled) throw new Error('cancelled');
         await b.page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60_000 });
         return exited;
     };
+    const running = run();
+    running.catch(() => undefined);
     try {
         const deadline = new Promise<'timeout'>((resolve) => {
             timer = setTimeout(() => resolve('timeout'), timeoutMs);
         });
-        const running = run();
-        running.catch(() => undefined);
         const outcome = await Promise.race([running, deadline]);
-        if (outcome === 'timeout') timedOut = true;
-        else exitCode = outcome;
+        if (outcome === 'timeout') {
+            timedOut = true;
+            // Let the step in progress finish (each is bounded) so that whatever it started gets cleaned up below.
+            cancelled = true;
+            cancelExit(new Error('cancelled'));
+            await withTimeout(running, 100_000, 'cancelling the run').catch(() => undefined);
+        } else exitCode = outcome;
     } catch (err) {
         error = err;
     } finally {
@@ -151,7 +187,6 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
             await collectArtifacts(artifactsDir, { page: b?.page, browserConsole: b?.console, automationLog: log, exitLogs });
         }
     } finally {
-        closing = true;
         const b = browser as BrowserSession | undefined;
         const s = server as CodeServer | undefined;
         if (b) await b.close();
@@ -173,5 +208,6 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
         browserConsole: (browser as BrowserSession | undefined)?.console ?? [],
         durationMs: Date.now() - started,
         artifactsDir,
+        runDir: (server as CodeServer | undefined)?.runDir,
     };
 }

@@ -6,4 +6,4 @@ export { launchBrowser, chromiumArgs, type BrowserSession } from './browser';
 export { runInHostSuite, type InHostSuiteOptions, type InHostSuiteResult } from './in-host';
 export { Workbench, withWorkbench, domText, type WorkbenchSessionOptions } from './workbench';
 export { artifactsRoot, newArtifactsDir, collectArtifacts, copyExtensionHostLogs } from './artifacts';
-export { withTimeout, freePort } from './util';
+export { withTimeout, freePort, processesMentioning } from './util';

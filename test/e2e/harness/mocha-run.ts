@@ -36,7 +36,6 @@ export function runMocha(options: RunMochaOptions): Promise<void> {
                 else if (!stats || stats.tests === 0) reject(new Error('in-host mocha: no tests ran'));
                 else resolve();
             });
-            runner.on('pass', (t) => console.log(`PASS ${t.fullTitle()}`));
             runner.on('fail', (t, err) => console.log(`FAIL ${t.fullTitle()}: ${(err as Error)?.stack ?? err}`));
         } catch (err) {
             console.error(err);

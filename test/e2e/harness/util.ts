@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 
 /** A free loopback port, chosen by binding port 0. */
@@ -46,4 +47,19 @@ export async function bestEffort(what: string, fn: () => Promise<unknown> | unkn
 
 export function timestamp(): string {
     return new Date().toISOString().replace(/[:.]/g, '-');
+}
+
+/** Pids of live processes whose command line mentions `text` (Linux /proc); for leak checks. */
+export function processesMentioning(text: string): number[] {
+    const pids: number[] = [];
+    for (const entry of fs.readdirSync('/proc')) {
+        if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+        try {
+            const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+            if (cmdline.includes(text)) pids.push(Number(entry));
+        } catch {
+            // exited meanwhile
+        }
+    }
+    return pids;
 }

@@ -1,7 +1,7 @@
 // The browser UI smoke test's page object, and a session that starts code-server + chromium for it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Page } from 'playwright-core';
+import type { FrameLocator, Page } from 'playwright-core';
 import { collectArtifacts, newArtifactsDir } from './artifacts';
 import { launchBrowser, type BrowserSession } from './browser';
 import { startCodeServer, type CodeServer } from './code-server';
@@ -127,6 +127,21 @@ export class Workbench {
         await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs });
     }
 
+    /**
+     * The content of a webview panel (each webview is an iframe.webview holding #active-frame), waiting until
+     * `selector` is visible inside it. With several webviews open, pass the one's index (in DOM order).
+     */
+    async webview(selector: string, options: { index?: number; timeoutMs?: number } = {}): Promise<FrameLocator> {
+        const frame = this.page
+            .locator('iframe.webview')
+            .nth(options.index ?? 0)
+            .contentFrame()
+            .locator('#active-frame')
+            .contentFrame();
+        await frame.locator(selector).first().waitFor({ state: 'visible', timeout: options.timeoutMs ?? 20_000 });
+        return frame;
+    }
+
     /** Ctrl+S, then waits until the active tab is no longer dirty. */
     async save(timeoutMs = 10_000): Promise<void> {
         await this.page.keyboard.press('Control+S');
@@ -136,6 +151,7 @@ export class Workbench {
     /** Saves a PNG of the page into the artifacts folder; returns its path. */
     async screenshot(name: string): Promise<string> {
         const file = path.join(this.artifactsDir, `${name.replace(/[^\w.-]+/g, '-')}.png`);
+        await this.page.mouse.move(1, 1); // no hover tooltip in the picture
         await this.page.screenshot({ path: file, timeout: 15_000 });
         return file;
     }
@@ -161,6 +177,8 @@ export interface WorkbenchSessionOptions {
     workspace?: string;
     files?: Record<string, string>;
     settings?: Record<string, unknown>;
+    /** Keep workspace trust on (no --disable-workspace-trust). Default false. */
+    workspaceTrust?: boolean;
     /** Whole-session limit in ms. Default 120 s. */
     timeoutMs?: number;
 }
@@ -180,16 +198,14 @@ export async function withWorkbench<T>(options: WorkbenchSessionOptions, body: (
     const session = async (): Promise<T> => {
         const s = await startCodeServer({
             workspace: options.workspace,
-            settings: options.settings,
+            settings: { ...(options.workspaceTrust ? { 'security.workspace.trust.enabled': true } : {}), ...options.settings },
             smokeTestDriver: !!options.extensionPath,
+            disableWorkspaceTrust: !options.workspaceTrust,
             installVsix: options.vsix ? [options.vsix] : [],
             tools,
         });
         server = s;
-        if (closing) {
-            await s.stop();
-            throw new Error('cancelled');
-        }
+        if (closing) throw new Error('cancelled');
         for (const [rel, text] of Object.entries(options.files ?? {})) {
             const file = path.join(s.workspace, rel);
             fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -197,10 +213,7 @@ export async function withWorkbench<T>(options: WorkbenchSessionOptions, body: (
         }
         const b = await launchBrowser(path.join(s.runDir, 'browser'), tools.chromium);
         browser = b;
-        if (closing) {
-            await b.close();
-            throw new Error('cancelled');
-        }
+        if (closing) throw new Error('cancelled');
         let url = `${s.url}/?folder=${encodeURIComponent(s.workspace)}`;
         if (options.extensionPath) {
             const payload = [
@@ -214,15 +227,23 @@ export async function withWorkbench<T>(options: WorkbenchSessionOptions, body: (
         await wb.waitReady();
         return body(wb);
     };
+    const running = session();
+    running.catch(() => undefined);
     try {
-        const result = await withTimeout(session(), timeoutMs, `workbench session ${options.name}`);
+        const result = await withTimeout(running, timeoutMs, `workbench session ${options.name}`);
         failed = false;
         return result;
     } finally {
         closing = true;
+        if (failed) {
+            const b = browser as BrowserSession | undefined;
+            await collectArtifacts(artifactsDir, { page: b?.page, browserConsole: b?.console });
+            await (browser as BrowserSession | undefined)?.close();
+            // The body fails fast once the page is gone; wait for it so nothing it started is left behind.
+            await withTimeout(running, 100_000, 'cancelling the session').catch(() => undefined);
+        }
         const b = browser as BrowserSession | undefined;
         const s = server as CodeServer | undefined;
-        if (failed) await collectArtifacts(artifactsDir, { page: b?.page, browserConsole: b?.console });
         if (b) await b.close();
         if (s) {
             await bestEffort('kill code-server', () => s.kill(), 15_000);

@@ -1,5 +1,5 @@
 // Fixture for the E2E harness self-test: a command with a result, a command that edits,
-// and an inline completion provider so the browser smoke test can see ghost text.
+// a webview, and an inline completion provider so the browser smoke test can see ghost text.
 'use strict';
 const vscode = require('vscode');
 
@@ -10,6 +10,12 @@ function activate(context) {
             const editor = vscode.window.activeTextEditor;
             if (!editor) return false;
             return editor.edit((b) => b.insert(editor.selection.active, ' // stamped'));
+        }),
+        vscode.commands.registerCommand('dreamCoderFixture.openWebview', () => {
+            const panel = vscode.window.createWebviewPanel('dreamCoderFixture', 'Fixture Webview', vscode.ViewColumn.Beside, {});
+            panel.webview.html = `<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src 'none';"></head>
+<body><h1 id="fixture-webview">Fixture webview ${vscode.version}</h1></body></html>`;
+            return true;
         }),
         vscode.languages.registerInlineCompletionItemProvider({ pattern: '**/*.fixture.txt' }, {
             provideInlineCompletionItems(document, position) {
