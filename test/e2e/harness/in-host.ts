@@ -129,6 +129,8 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
             cancelExit = reject;
         });
         exited.catch(() => undefined);
+        b.page.on('crash', () => cancelExit(new Error('the workbench page crashed')));
+        b.page.on('close', () => cancelExit(new Error('the workbench page closed before the suite ended')));
         await b.page.exposeFunction('codeAutomationLog', (type: unknown, args: unknown) => {
             const line = `[${String(type)}] ${formatLogArgs(args)}`;
             log.push(line);
