@@ -8,6 +8,9 @@
     const counts = document.getElementById("counts");
     const empty = document.getElementById("empty");
     let trace = (vscode.getState() || {}).trace || null;
+    // Steps are the schedule's steps; one that reveals nothing runs no forward pass, so the highest step
+    // index can exceed trace.steps (forward passes). The slider and colours follow the schedule.
+    const scheduleSteps = () => (trace ? 1 + Math.max(0, ...trace.tokens.map((t) => t.step)) : 0);
 
     function hue(step, steps) {
         // First steps blue, last ones red, through green: the same scale as the CLI's --order view.
@@ -24,7 +27,8 @@
             return;
         }
         const upTo = Number(slider.value);
-        stepLabel.textContent = `${upTo + 1} / ${trace.steps}`;
+        const steps = scheduleSteps();
+        stepLabel.textContent = `${upTo + 1} / ${steps}`;
         let hole = -1;
         for (const t of trace.tokens) {
             if (t.hole !== hole) {
@@ -39,7 +43,7 @@
             span.className = "token";
             if (t.step <= upTo) {
                 span.textContent = t.text;
-                span.style.setProperty("--hue", String(hue(t.step, trace.steps)));
+                span.style.setProperty("--hue", String(hue(t.step, steps)));
                 span.title = `step ${t.step + 1}`;
                 if (t.step === upTo) span.classList.add("latest");
             } else {
@@ -49,10 +53,10 @@
             text.appendChild(span);
         }
         const rows = [
-            ["steps", trace.steps],
+            ["forward passes", trace.steps],
             ["tokens", trace.tokens.length],
-            ["tokens / step", (trace.tokens.length / Math.max(1, trace.steps)).toFixed(2)],
-            ["ms / step", trace.msPerStep.toFixed(1)],
+            ["tokens / pass", (trace.tokens.length / Math.max(1, trace.steps)).toFixed(2)],
+            ["ms / pass", trace.msPerStep.toFixed(1)],
             ["total", `${Math.round(trace.totalMs)} ms`],
             ["tokens / s", trace.tokensPerSecond.toFixed(1)]
         ];
@@ -70,7 +74,7 @@
         if (event.data && event.data.type === "trace") {
             trace = event.data.trace;
             vscode.setState({ trace });
-            const last = trace ? Math.max(0, ...trace.tokens.map((t) => t.step)) : 0;
+            const last = Math.max(0, scheduleSteps() - 1);
             slider.max = String(last);
             slider.value = String(last);
             render();
