@@ -48,8 +48,10 @@ connection.onInitialize((params): InitializeResult => {
             inlineCompletionProvider: true,
             codeActionProvider: { codeActionKinds: [CodeActionKind.RefactorRewrite] }
         },
-        serverInfo: { name: "dream-coder", version: "0.1.0" }
-    };
+        serverInfo: { name: "dream-coder", version: "0.1.0" },
+        // The process id, so that a client (and the crash-recovery test) can tell one server process from the next.
+        dreamCoder: { pid: process.pid }
+    } as InitializeResult;
 });
 
 connection.onInitialized(async () => {

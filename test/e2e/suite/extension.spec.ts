@@ -133,6 +133,24 @@ describe("Dream-Coder in VS Code", () => {
         assert.equal(editor.document.getText(), "x = ?typed??:400\n");
     });
 
+    it("after the server crashes the client says so and restarts it, and the next request works", async () => {
+        const pidOf = () => (ctx.client.initializeResult as { dreamCoder?: { pid: number } } | undefined)?.dreamCoder?.pid;
+        const first = pidOf();
+        assert.ok(first && first !== process.pid, "the server runs in its own process");
+        process.kill(first, "SIGKILL");
+        await until("a new server process", () => {
+            try {
+                const pid = pidOf();
+                return pid !== undefined && pid !== first && ctx.client.isRunning();
+            } catch {
+                return false; // between the crash and the restart there is no client
+            }
+        }, 30_000);
+        const editor = await openDoc("c = ???\n");
+        assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
+        assert.ok(!editor.document.getText().includes("???"));
+    });
+
     it("a bad model path shows an error, and the extension works again once the setting is fixed", async () => {
         const config = vscode.workspace.getConfiguration("dreamCoder");
         await config.update("model", "/nowhere/model.gguf", vscode.ConfigurationTarget.Global);
