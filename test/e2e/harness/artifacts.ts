@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
+import type { BrowserSession } from './browser';
 import type { CodeServer } from './code-server';
 import { repoRoot } from './tools';
 import { bestEffort, timestamp } from './util';
@@ -71,5 +72,15 @@ export async function collectArtifacts(dir: string, o: CollectOptions): Promise<
             if (fs.existsSync(o.server!.logFile)) fs.copyFileSync(o.server!.logFile, path.join(dir, 'code-server.log'));
             copyExtensionHostLogs(o.server!, dir);
         });
+    }
+}
+
+/** Closes the browser, then code-server, keeping code-server's logs in `artifactsDir` when one is given. */
+export async function closeSession(browser: BrowserSession | undefined, server: CodeServer | undefined, artifactsDir?: string): Promise<void> {
+    if (browser) await browser.close();
+    if (server) {
+        await bestEffort('kill code-server', () => server.kill(), 15_000);
+        if (artifactsDir) await collectArtifacts(artifactsDir, { server });
+        await bestEffort('remove run dir', () => server.stop(), 15_000);
     }
 }

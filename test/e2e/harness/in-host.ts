@@ -2,11 +2,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { format } from 'node:util';
-import { collectArtifacts, newArtifactsDir } from './artifacts';
+import { closeSession, collectArtifacts, newArtifactsDir } from './artifacts';
 import { launchBrowser, type BrowserSession } from './browser';
 import { startCodeServer, type CodeServer } from './code-server';
 import { findTools } from './tools';
-import { bestEffort, withTimeout } from './util';
+import { withTimeout } from './util';
 
 export interface InHostSuiteOptions {
     /**
@@ -189,14 +189,7 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
             await collectArtifacts(artifactsDir, { page: b?.page, browserConsole: b?.console, automationLog: log, exitLogs });
         }
     } finally {
-        const b = browser as BrowserSession | undefined;
-        const s = server as CodeServer | undefined;
-        if (b) await b.close();
-        if (s) {
-            await bestEffort('kill code-server', () => s.kill(), 15_000);
-            if (artifactsDir) await collectArtifacts(artifactsDir, { server: s });
-            await bestEffort('remove run dir', () => s.stop(), 15_000);
-        }
+        await closeSession(browser as BrowserSession | undefined, server as CodeServer | undefined, artifactsDir);
     }
     if (error) {
         if (artifactsDir) (error as Error).message += ` (artifacts in ${artifactsDir})`;

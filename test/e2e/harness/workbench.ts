@@ -2,11 +2,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { collectArtifacts, newArtifactsDir } from './artifacts';
+import { closeSession, collectArtifacts, newArtifactsDir } from './artifacts';
 import { launchBrowser, type BrowserSession } from './browser';
 import { startCodeServer, type CodeServer } from './code-server';
 import { findTools } from './tools';
-import { bestEffort, withTimeout } from './util';
+import { withTimeout } from './util';
 
 /** The DOM renders spaces as U+00A0. */
 export function domText(text: string): string {
@@ -242,14 +242,7 @@ export async function withWorkbench<T>(options: WorkbenchSessionOptions, body: (
             // The body fails fast once the page is gone; wait for it so nothing it started is left behind.
             await withTimeout(running, 100_000, 'cancelling the session').catch(() => undefined);
         }
-        const b = browser as BrowserSession | undefined;
-        const s = server as CodeServer | undefined;
-        if (b) await b.close();
-        if (s) {
-            await bestEffort('kill code-server', () => s.kill(), 15_000);
-            if (failed) await collectArtifacts(artifactsDir, { server: s });
-            await bestEffort('remove run dir', () => s.stop(), 15_000);
-        }
+        await closeSession(browser as BrowserSession | undefined, server as CodeServer | undefined, failed ? artifactsDir : undefined);
         if (failed) console.error(`  e2e: artifacts in ${artifactsDir}`);
         else if (fs.readdirSync(artifactsDir).length === 0) fs.rmSync(artifactsDir, { recursive: true, force: true });
     }
