@@ -4,6 +4,8 @@ import { join } from "node:path";
 
 export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
 export type Schedule = "timestep" | "block";
+/** none: exact, every step recomputes the sequence; prefix / dual: Fast-dLLM's KV caches (README "Speed"). */
+export type CacheMode = "none" | "prefix" | "dual";
 
 /** Decoding parameters; every field has the default documented in README "Decoding". */
 export interface DecodeParams {
@@ -18,6 +20,10 @@ export interface DecodeParams {
     seed?: number;
     algTemp?: number;
     confidenceThreshold?: number;
+    entropyBound?: number;
+    cache?: CacheMode;
+    /** Cached modes: refill the cache with a full pass before every step (tests: must equal exact mode). */
+    refreshEveryStep?: boolean;
     eotPenalty?: number;
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
@@ -49,6 +55,8 @@ export interface NativeStep {
     tokens: Int32Array;
     forwardMs: number;
     sampleMs: number;
+    rows: number;
+    full: boolean;
     candidates?: Int32Array;
     logits?: Float32Array;
 }
@@ -57,6 +65,7 @@ export interface NativeDecodeResult {
     tokens: Int32Array;
     revealStep: Int32Array;
     forwardPasses: number;
+    fullPasses: number;
     totalMs: number;
     forwardMs: number;
     sampleMs: number;
