@@ -6,12 +6,16 @@
 //   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,vocab152k] [--holes 32,128]
 //       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
+//       [--wait-idle S]
 //
+// --wait-idle S: before each cell wait up to S seconds for the cores to be idle (< 15% busy) and report how
+// busy they were ("busy before"): on a shared machine other work inflates every figure.
 // --exact-max-steps N: exact-mode runs stop after N steps; ms/step is measured on those, the total is
 // extrapolated (marked ~) and no token share is computed. --exact-max-context N: cells above N tokens run
 // exact mode for at most 4 steps (the 151,936-token model's exact steps copy context × 151,936 logits).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../server/src/runtime/runtime";
 import { repoRoot, testModel, type TestModelOptions } from "../test/tools/test-models";
@@ -44,6 +48,8 @@ interface CellResult extends Cell {
     estimated: boolean;
     tokensPerSecond: number;
     peakRssMb: number;
+    load: number;  // the machine's 1-minute load average when the cell ended (other work on the cores)
+    busyBefore?: number;  // share of the cores busy (with other work) just before the cell started
     tokens: number[];
     equalToExact?: number;
 }
@@ -105,8 +111,28 @@ async function runCell(cell: Cell): Promise<CellResult> {
     return {
         ...cell, steps, fullPasses: estimated ? steps : full, forwardMsPerStep: forward, sampleMsPerStep: sample,
         msPerStep: total / steps, totalMs: total, estimated, tokensPerSecond: cell.hole / (total / 1000),
-        peakRssMb: process.resourceUsage().maxRSS / 1024, tokens
+        peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], tokens
     };
+}
+
+/** The share of CPU time the whole machine spent busy over `ms` (Linux /proc/stat; 0 elsewhere). */
+function busyShare(ms: number): number {
+    if (!existsSync("/proc/stat")) return 0;
+    const read = () => readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const a = read();
+    execFileSync("sleep", [String(ms / 1000)]);
+    const b = read();
+    const d = b.map((v, i) => v - a[i]);
+    const total = d.reduce((x, y) => x + y, 0);
+    return total > 0 ? 1 - (d[3] + (d[4] ?? 0)) / total : 0;
+}
+
+/** Waits (up to `maxS` seconds) until other work leaves the cores nearly idle; returns the last busy share seen. */
+function waitIdle(maxS: number): number {
+    const until = Date.now() + maxS * 1000;
+    let busy = busyShare(1000);
+    while (busy > 0.15 && Date.now() < until) busy = busyShare(2000);
+    return busy;
 }
 
 function list(name: string, fallback: string): string[] {
@@ -125,6 +151,7 @@ function main(): void {
     const exactMaxSteps = Number(arg("exact-max-steps", "0"));
     const exactMaxContext = Number(arg("exact-max-context", "1024"));
     const out = arg("out", join(repoRoot, "bench-results", "runtime.json"));
+    const idleWait = Number(arg("wait-idle", "0"));  // seconds to wait for idle cores before each cell
     for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
     for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
     for (const m of models) testModel(MODELS[m]);  // generate before timing anything
@@ -136,14 +163,16 @@ function main(): void {
             const big = model !== "small" && context > exactMaxContext;
             const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
             const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, maxSteps };
+            const busyBefore = idleWait > 0 ? waitIdle(idleWait) : undefined;
             const json = execFileSync(process.execPath, [__filename, "--child", JSON.stringify(cell)], { encoding: "utf8", maxBuffer: 1 << 26 });
             const r = JSON.parse(json) as CellResult;
+            r.busyBefore = busyBefore;
             if (mode === "exact") exact = r;
             if (exact && !exact.estimated && r.tokens.length) {
                 r.equalToExact = r.tokens.filter((tok, i) => tok === exact!.tokens[i]).length / r.tokens.length;
             }
             rows.push(r);
-            console.error(`${model} t${t} ctx ${context} hole ${hole} ${mode}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step`);
+            console.error(`${model} t${t} ctx ${context} hole ${hole} ${mode}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : (busyBefore * 100).toFixed(0) + "%"}`);
         }
     }
 
@@ -151,12 +180,12 @@ function main(): void {
     console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].type}`).join("; ")}`);
     console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}`);
     console.log("");
-    console.log("| model | threads | context | hole | mode | steps | full passes | forward ms/step | sampling ms/step | ms/step | total ms | tokens/s | peak RSS MB | = exact |");
-    console.log("|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    console.log("| model | threads | context | hole | mode | steps | full passes | forward ms/step | sampling ms/step | ms/step | total ms | tokens/s | peak RSS MB | = exact | busy before |");
+    console.log("|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const r of rows) {
         console.log(`| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.steps} | ${r.fullPasses} | ${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
             `${fmt(r.msPerStep)} | ${r.estimated ? "~" : ""}${fmt(r.totalMs, 0)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakRssMb, 0)} | ` +
-            `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} |`);
+            `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} | ${r.busyBefore === undefined ? "–" : `${(r.busyBefore * 100).toFixed(0)}%`} |`);
     }
     // The issue's targets, as ratios within this run.
     const find = (model: string, t: number, context: number, hole: number, mode: Mode) =>
