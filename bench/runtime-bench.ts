@@ -6,7 +6,7 @@
 //   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,vocab152k] [--holes 32,128]
 //       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
-//       [--wait-idle S] [--repeat N] [--exact-repeat N]
+//       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16]
 //
 // --wait-idle S: before each cell wait up to S seconds for the cores to be idle (< 15% busy) and report how
 // busy they were ("busy before"): on a shared machine other work inflates every figure. --repeat N runs each
@@ -36,6 +36,7 @@ interface Cell {
     mode: Mode;
     threshold: number;
     entropyBound: number;
+    cacheType: "f32" | "f16";
     maxSteps: number;  // 0: run to the end
 }
 
@@ -64,7 +65,7 @@ function arg(name: string, fallback: string): string {
 
 function paramsFor(cell: Cell): DecodeOptions {
     // One token a step (steps = hole), blocks of 32, greedy: the same schedule for every mode.
-    const base: DecodeOptions = { steps: cell.hole, schedule: "block", blockLength: 32, temperature: 0 };
+    const base: DecodeOptions = { steps: cell.hole, schedule: "block", blockLength: 32, temperature: 0, cacheType: cell.cacheType };
     switch (cell.mode) {
         case "exact": return base;
         case "prefix": return { ...base, cache: "prefix" };
@@ -153,6 +154,7 @@ function main(): void {
     const modes = list("modes", MODES.join(",")) as Mode[];
     const threshold = Number(arg("threshold", "0.9"));
     const entropyBound = Number(arg("entropy-bound", "1"));
+    const cacheType = arg("cache-type", "f32") as "f32" | "f16";
     const exactMaxSteps = Number(arg("exact-max-steps", "0"));
     const exactMaxContext = Number(arg("exact-max-context", "1024"));
     const out = arg("out", join(repoRoot, "bench-results", "runtime.json"));
@@ -169,7 +171,7 @@ function main(): void {
         for (const mode of modes) {
             const big = model !== "small" && context > exactMaxContext;
             const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
-            const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, maxSteps };
+            const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, cacheType, maxSteps };
             let r: CellResult | undefined;
             const runs = mode === "exact" ? exactRepeat : repeat;
             for (let k = 0; k < runs; k++) {
@@ -193,7 +195,7 @@ function main(): void {
 
     const fmt = (v: number, d = 2) => v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
     console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].type}`).join("; ")}`);
-    console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}`);
+    console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}`);
     console.log("");
     console.log("| model | threads | context | hole | mode | steps | full passes | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |");
     console.log("|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");

@@ -110,6 +110,11 @@ dc_params to_params(const Napi::Object & o) {
     } else {
         throw Napi::Error::New(o.Env(), "unknown cache mode '" + cache + "' (none, prefix or dual)");
     }
+    const std::string cache_type = opt(o, "cacheType", "f32");
+    if (cache_type != "f32" && cache_type != "f16") {
+        throw Napi::Error::New(o.Env(), "unknown cache type '" + cache_type + "' (f32 or f16)");
+    }
+    p.cache_f16            = cache_type == "f16";
     p.steps                = (int32_t) opt(o, "steps", (double) p.steps);
     p.eps                  = opt(o, "eps", p.eps);
     p.block_length         = (int32_t) opt(o, "blockLength", (double) p.block_length);

@@ -170,8 +170,8 @@ DiffusionDecoder::~DiffusionDecoder() {
     }
 }
 
-void DiffusionDecoder::ensure_kv_context(int32_t n_tokens) {
-    if (kv_ctx_ && n_tokens <= kv_capacity_) {
+void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16) {
+    if (kv_ctx_ && n_tokens <= kv_capacity_ && f16 == kv_f16_) {
         return;
     }
     if (kv_ctx_) {
@@ -180,7 +180,7 @@ void DiffusionDecoder::ensure_kv_context(int32_t n_tokens) {
         kv_ctx_ = nullptr;
     }
     // The refresh decodes the whole sequence, non-causally, as one micro-batch; F32 K/V and flash attention
-    // off keep a cached step's logits equal to a full pass's when the tokens are unchanged.
+    // off keep a cached step's logits equal to a full pass's when the tokens are unchanged (F16: ~1e-3 off).
     const int32_t cap = ((n_tokens + 255) / 256) * 256;
 
     llama_context_params cp = llama_context_default_params();
@@ -191,8 +191,8 @@ void DiffusionDecoder::ensure_kv_context(int32_t n_tokens) {
     cp.n_threads          = n_threads_;
     cp.n_threads_batch    = n_threads_;
     cp.flash_attn_type    = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    cp.type_k             = GGML_TYPE_F32;
-    cp.type_v             = GGML_TYPE_F32;
+    cp.type_k             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    cp.type_v             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.kv_unified         = true;
     cp.diffusion_kv_cache = true;  // native/patches/0001
     cp.no_perf            = true;
@@ -207,13 +207,15 @@ void DiffusionDecoder::ensure_kv_context(int32_t n_tokens) {
         throw dc_error("this llama.cpp build has no KV cache for diffusion models (is native/patches/0001 applied?)");
     }
     kv_capacity_ = cap;
+    kv_f16_      = f16;
     kv_batch_    = llama_batch_init(cap, 0, 1);
     llama_set_abort_callback(kv_ctx_, abort_requested, &cancel_);
 }
 
 bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                                  const std::vector<int32_t> & rows, bool clear, const std::atomic<bool> & cancel) {
-    ensure_kv_context((int32_t) tokens.size());
+                                  const std::vector<int32_t> & rows, bool clear, bool f16,
+                                  const std::atomic<bool> & cancel) {
+    ensure_kv_context((int32_t) tokens.size(), f16);
     llama_memory_t mem = llama_get_memory(kv_ctx_);
     if (clear) {
         llama_memory_clear(mem, true);
@@ -626,18 +628,18 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             const bool    refresh = b != cached_block || p.refresh_every_step;
             if (refresh && !p.refresh_every_step) {
                 // A new block: one full pass refreshes the cache (prefix and suffix) and gives this step's rows.
-                ok        = forward_kv(tokens, 0, n, rows, true, cancel);
+                ok        = forward_kv(tokens, 0, n, rows, true, p.cache_f16, cancel);
                 ev.n_rows = n;
             } else {
                 if (refresh) {
-                    ok = forward_kv(tokens, 0, n, {}, true, cancel);  // test mode: a fresh cache every step
+                    ok = forward_kv(tokens, 0, n, {}, true, p.cache_f16, cancel);  // test mode: a fresh cache every step
                     res.full_passes++;
                 }
                 // Re-decode the block (from the row before it for Dream: that row reads the block's tokens)
                 // and, in prefix mode, everything after it, against the cached cells of the rest.
                 r0                  = shift_ ? lo - 1 : lo;
                 const int32_t r1    = p.cache == dc_cache::dual ? hi + 1 : n;
-                ok                  = ok && forward_kv(tokens, r0, r1, rows, false, cancel);
+                ok                  = ok && forward_kv(tokens, r0, r1, rows, false, p.cache_f16, cancel);
                 ev.n_rows           = r1 - r0;
                 ev.full             = false;
             }

@@ -36,6 +36,8 @@ struct dc_params {
                                                // summed entropy stays <= it (EB-sampler), at least one a step
     dc_cache     cache                = dc_cache::none;
     bool         refresh_every_step   = false; // cached modes: full pass into the cache before every step (tests)
+    bool         cache_f16            = false; // cached modes: F16 K/V (faster attention; logits no longer
+                                               // equal a full pass's to ~1e-6 but to ~1e-3)
     float        eot_penalty          = 0.0f;  // subtracted from end-of-text / pad logits ...
     float        eot_penalty_decay    = 1.0f;  // ... times (1 - step / steps) ^ decay
     bool         early_stop           = false; // a revealed end-of-text ends its hole
@@ -106,12 +108,12 @@ class DiffusionDecoder {
     // Refuses, before llama.cpp would abort on it, a sequence that is empty, too long or outside the vocabulary.
     void          check_sequence(const std::vector<llama_token> & tokens) const;
     void          ensure_context(int32_t n_tokens);
-    void          ensure_kv_context(int32_t n_tokens);
+    void          ensure_kv_context(int32_t n_tokens, bool f16);
     const float * forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
     // Cached modes: decodes tokens[r0, r1) against the cache (after removing those cells; the whole sequence
     // when r0 = 0 and r1 = n, after clearing it) with output rows `rows` only; false when cancelled.
     bool          forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                             const std::vector<int32_t> & rows, bool clear, const std::atomic<bool> & cancel);
+                             const std::vector<int32_t> & rows, bool clear, bool f16, const std::atomic<bool> & cancel);
     pick          sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
 
     llama_model *            model_;
@@ -120,6 +122,7 @@ class DiffusionDecoder {
     int32_t                  capacity_ = 0;
     llama_context *          kv_ctx_      = nullptr;  // the cached modes' context: F32 KV cache, flash attention off
     int32_t                  kv_capacity_ = 0;
+    bool                     kv_f16_      = false;
     llama_batch              kv_batch_{};
     bool                     kv_supported_;           // dream and llada (our llama.cpp patch)
     int32_t                  n_threads_;

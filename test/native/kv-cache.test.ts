@@ -121,7 +121,7 @@ describe("KV cache", () => {
             const modes: DecodeOptions[] = [
                 { cache: "prefix" }, { cache: "dual" }, { cache: "dual", confidenceThreshold: 0.002 },
                 { cache: "dual", algorithm: "entropy", entropyBound: 16 }, { cache: "dual", temperature: 0.8, seed: 5 },
-                { cache: "dual", earlyStop: true, eotPenalty: -30, eotPenaltyDecay: 0 }
+                { cache: "dual", earlyStop: true, eotPenalty: -30, eotPenaltyDecay: 0 }, { cache: "prefix", cacheType: "f16" }
             ];
             for (const mode of modes) {
                 const { layout, events, result } = await run(model, { ...BLOCK, ...mode });
@@ -139,6 +139,19 @@ describe("KV cache", () => {
             }
         });
     }
+
+    it("an F16 cache changes the cached logits slightly (~1e-3), an F32 cache does not", async () => {
+        for (const [name, get] of MODELS) {
+            const model = get();
+            const exact = await run(model, { ...BLOCK, traceLogits: true });
+            const f32 = await run(model, { ...BLOCK, cache: "dual", cacheType: "f32", refreshEveryStep: true, traceLogits: true });
+            const f16 = await run(model, { ...BLOCK, cache: "dual", cacheType: "f16", refreshEveryStep: true, traceLogits: true });
+            const d32 = maxAbsDiff(f32.events[0].logits!, exact.events[0].logits!);
+            const d16 = maxAbsDiff(f16.events[0].logits!, exact.events[0].logits!);
+            assert.ok(d32 < LOGIT_TOLERANCE, `${name}: F32 ${d32}`);
+            assert.ok(d16 > d32 && d16 > 1e-5 && d16 < 0.05, `${name}: F16 differs by ${d16} (F32: ${d32})`);
+        }
+    });
 
     it("a request never reads the cache of an earlier request or of another model", async () => {
         const short = ["x = 1\n", { hole: 10 }, "\ny = 2\n"];
@@ -194,6 +207,7 @@ describe("KV cache", () => {
     it("refuses bad combinations with clear errors and keeps serving", async () => {
         await assert.rejects(m.dream.decode(SEGMENTS, { cache: "dual" }), /block by block: use the block schedule/);
         await assert.rejects(m.dream.decode(SEGMENTS, { ...BLOCK, cache: "bogus" as never }), /unknown cache mode 'bogus'/);
+        await assert.rejects(m.dream.decode(SEGMENTS, { ...BLOCK, cache: "dual", cacheType: "q8" as never }), /unknown cache type 'q8'/);
         await assert.rejects(m.dream.decode(SEGMENTS, { ...BLOCK, refreshEveryStep: true }), /refresh_every_step needs a KV cache mode/);
         await assert.rejects(m.dream.decode(SEGMENTS, { ...BLOCK, algorithm: "origin", entropyBound: 2 }), /entropy_bound needs a confidence-ordered/);
         await assert.rejects(m.dream.decode(SEGMENTS, { ...BLOCK, entropyBound: -1 }), /must be 0 \(off\) or positive/);

@@ -24,6 +24,8 @@ export interface DecodeParams {
     cache?: CacheMode;
     /** Cached modes: refill the cache with a full pass before every step (tests: must equal exact mode). */
     refreshEveryStep?: boolean;
+    /** Cached modes: the KV cache's type. f32 (default) keeps cached logits equal to a full pass's; f16 is faster. */
+    cacheType?: "f32" | "f16";
     eotPenalty?: number;
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
