@@ -1,61 +1,242 @@
-// npm run bench: decoding latency of the runtime as it is today (every step recomputes the whole
-// sequence). Prints a table and writes JSON. Not a test: the numbers depend on the machine.
-//   node out/bench/runtime-bench.js [--threads N] [--out FILE] [--holes 32,128] [--contexts 256,1024,2048]
-import { mkdirSync, writeFileSync } from "node:fs";
+// npm run bench: decoding latency per mode — exact (every step recomputes the whole sequence), prefix cache,
+// dual cache, dual cache + confidence threshold, dual cache + entropy bound — on generated dream models.
+// Each (model, threads, context, hole, mode) cell runs in its own child process, so that its peak memory
+// (max RSS) is its own. Prints a Markdown table and writes JSON. Not a test: the numbers depend on the machine.
+//
+//   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,vocab152k] [--holes 32,128]
+//       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy]
+//       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
+//       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16]
+//
+// --wait-idle S: before each cell wait up to S seconds for the cores to be idle (< 15% busy) and report how
+// busy they were ("busy before"): on a shared machine other work inflates every figure. --repeat N runs each
+// cached-mode cell N times (--exact-repeat N for exact mode) and keeps the fastest run.
+// --exact-max-steps N: exact-mode runs stop after N steps; ms/step is measured on those, the total is
+// extrapolated (marked ~) and no token share is computed. --exact-max-context N: cells above N tokens run
+// exact mode for at most 4 steps (the 151,936-token model's exact steps copy context × 151,936 logits).
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
-import { DiffusionModel } from "../server/src/runtime/runtime";
-import { repoRoot, testModel } from "../test/tools/test-models";
+import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../server/src/runtime/runtime";
+import { repoRoot, testModel, type TestModelOptions } from "../test/tools/test-models";
+
+const MODELS: Record<string, TestModelOptions> = {
+    small: { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 4096, context: 8192, type: "f16", seed: 11 },
+    vocab152k: { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 151936, context: 8192, type: "f16", seed: 11 }
+};
+const MODES = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy"] as const;
+type Mode = (typeof MODES)[number];
+
+interface Cell {
+    model: string;
+    threads: number;
+    context: number;
+    hole: number;
+    mode: Mode;
+    threshold: number;
+    entropyBound: number;
+    cacheType: "f32" | "f16";
+    maxSteps: number;  // 0: run to the end
+}
+
+interface CellResult extends Cell {
+    steps: number;
+    fullPasses: number;
+    forwardMsPerStep: number;
+    sampleMsPerStep: number;
+    msPerStep: number;
+    totalMs: number;
+    estimated: boolean;
+    tokensPerSecond: number;
+    peakRssMb: number;
+    load: number;  // the machine's 1-minute load average when the cell ended (other work on the cores)
+    busyBefore?: number;  // share of the cores busy (with other work) just before the cell started
+    cpuMs: number;        // the process's CPU time (user + system, all threads) over the decode
+    runs?: number;        // runs of the cell; the one with the lowest total is reported
+    tokens: number[];
+    equalToExact?: number;
+}
 
 function arg(name: string, fallback: string): string {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
-const threads = Number(arg("threads", "2"));
-const holes = arg("holes", "32,128").split(",").map(Number);
-const contexts = arg("contexts", "256,1024,2048").split(",").map(Number);
-const out = arg("out", join(repoRoot, "bench-results", "runtime.json"));
-const MODEL = { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 4096, context: 8192, type: "f16", seed: 11 } as const;
+function paramsFor(cell: Cell): DecodeOptions {
+    // One token a step (steps = hole), blocks of 32, greedy: the same schedule for every mode.
+    const base: DecodeOptions = { steps: cell.hole, schedule: "block", blockLength: 32, temperature: 0, cacheType: cell.cacheType };
+    switch (cell.mode) {
+        case "exact": return base;
+        case "prefix": return { ...base, cache: "prefix" };
+        case "dual": return { ...base, cache: "dual" };
+        case "dual+threshold": return { ...base, cache: "dual", confidenceThreshold: cell.threshold };
+        // EB-sampler: the same confidence order (maskgit_plus), as many as the entropy bound admits
+        case "dual+entropy": return { ...base, cache: "dual", entropyBound: cell.entropyBound };
+    }
+}
 
-async function main(): Promise<void> {
-    const path = testModel(MODEL);
-    const model = await DiffusionModel.load(path, { threads });
+async function runCell(cell: Cell): Promise<CellResult> {
+    const model = await DiffusionModel.load(testModel(MODELS[cell.model]), { threads: cell.threads });
     const filler = "    total = total + values[index] * weights[index]\n";
-    const rows: Record<string, number | string>[] = [];
-    for (const context of contexts) {
-        // Fixed text of exactly `context` tokens around the hole: half before, half after.
-        let text = filler;
-        while (model.tokenize(text).length < context) text += filler;
-        const ids = model.tokenize(text).subarray(0, context);
-        const before = model.detokenize(ids.subarray(0, context / 2));
-        const after = model.detokenize(ids.subarray(context / 2));
-        for (const hole of holes) {
-            const r = await model.decode([before, { hole }, after], { steps: hole });
-            const row = {
-                context, hole, steps: r.steps,
-                msPerStep: r.msPerStep, forwardMsPerStep: r.forwardMs / r.steps, sampleMsPerStep: r.sampleMs / r.steps,
-                totalMs: r.totalMs, tokensPerSecond: r.tokensPerSecond
-            };
-            rows.push(row);
-            console.error(`context ${context}, hole ${hole}: ${r.totalMs.toFixed(0)} ms`);
+    let text = filler;
+    while (model.tokenize(text).length < cell.context) text += filler;
+    // Fixed text of exactly `context` tokens around the hole: half before, half after.
+    const ids = model.tokenize(text).subarray(0, cell.context);
+    const layout = model.layout([model.detokenize(ids.subarray(0, cell.context / 2)), { hole: cell.hole }, model.detokenize(ids.subarray(cell.context / 2))]);
+    const events: StepEvent[] = [];
+    const controller = new AbortController();
+    const started = performance.now();
+    const cpu0 = process.cpuUsage();
+    let tokens: number[] = [];
+    let full = 0;
+    let totalMs = 0;
+    try {
+        const r = await model.decodeLayout(layout, {
+            ...paramsFor(cell), signal: controller.signal, onStep: (e) => {
+                events.push(e);
+                if (cell.maxSteps > 0 && events.length >= cell.maxSteps) controller.abort();
+            }
+        });
+        tokens = r.holes[0].tokens;
+        full = r.fullPasses;
+        totalMs = r.totalMs;
+    } catch (e) {
+        if (!(e instanceof DecodeCancelledError)) throw e;
+        full = events.filter((x) => x.full).length;
+        totalMs = performance.now() - started;
+    }
+    const cpu = process.cpuUsage(cpu0);
+    await model.dispose();
+    const n = events.length;
+    const forward = events.reduce((a, e) => a + e.forwardMs, 0) / n;
+    const sample = events.reduce((a, e) => a + e.sampleMs, 0) / n;
+    const estimated = tokens.length === 0;
+    const steps = estimated ? cell.hole : n;
+    const total = estimated ? (totalMs / n) * steps : totalMs;
+    return {
+        ...cell, steps, fullPasses: estimated ? steps : full, forwardMsPerStep: forward, sampleMsPerStep: sample,
+        msPerStep: total / steps, totalMs: total, estimated, tokensPerSecond: cell.hole / (total / 1000),
+        peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], cpuMs: (cpu.user + cpu.system) / 1000, tokens
+    };
+}
+
+/** The share of CPU time the whole machine spent busy over `ms` (Linux /proc/stat; 0 elsewhere). */
+function busyShare(ms: number): number {
+    if (!existsSync("/proc/stat")) return 0;
+    const read = () => readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const a = read();
+    execFileSync("sleep", [String(ms / 1000)]);
+    const b = read();
+    const d = b.map((v, i) => v - a[i]);
+    const total = d.reduce((x, y) => x + y, 0);
+    return total > 0 ? 1 - (d[3] + (d[4] ?? 0)) / total : 0;
+}
+
+/** Waits (up to `maxS` seconds) until other work leaves the cores nearly idle; returns the last busy share seen. */
+function waitIdle(maxS: number): number {
+    const until = Date.now() + maxS * 1000;
+    let busy = busyShare(1000);
+    while (busy > 0.15 && Date.now() < until) busy = busyShare(2000);
+    return busy;
+}
+
+function list(name: string, fallback: string): string[] {
+    return arg(name, fallback).split(",").filter(Boolean);
+}
+
+function main(): void {
+    const quick = process.argv.includes("--quick");
+    const threads = list("threads", quick ? "2" : "1,2").map(Number);
+    const models = list("models", "small,vocab152k");
+    const holes = list("holes", quick ? "32" : "32,128").map(Number);
+    const contexts = list("contexts", quick ? "256,2048" : "256,1024,2048,4096").map(Number);
+    const modes = list("modes", MODES.join(",")) as Mode[];
+    const threshold = Number(arg("threshold", "0.9"));
+    const entropyBound = Number(arg("entropy-bound", "1"));
+    const cacheType = arg("cache-type", "f32") as "f32" | "f16";
+    const exactMaxSteps = Number(arg("exact-max-steps", "0"));
+    const exactMaxContext = Number(arg("exact-max-context", "1024"));
+    const out = arg("out", join(repoRoot, "bench-results", "runtime.json"));
+    const idleWait = Number(arg("wait-idle", "0"));  // seconds to wait for idle cores before each cell
+    const repeat = Number(arg("repeat", "1"));       // runs per cell (exact mode: --exact-repeat), best kept
+    const exactRepeat = Number(arg("exact-repeat", "1"));
+    for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
+    for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
+    for (const m of models) testModel(MODELS[m]);  // generate before timing anything
+
+    const rows: CellResult[] = [];
+    for (const model of models) for (const t of threads) for (const context of contexts) for (const hole of holes) {
+        let exact: CellResult | undefined;
+        for (const mode of modes) {
+            const big = model !== "small" && context > exactMaxContext;
+            const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
+            const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, cacheType, maxSteps };
+            let r: CellResult | undefined;
+            const runs = mode === "exact" ? exactRepeat : repeat;
+            for (let k = 0; k < runs; k++) {
+                const busyBefore = idleWait > 0 ? waitIdle(idleWait) : undefined;
+                const json = execFileSync(process.execPath, [__filename, "--child", JSON.stringify(cell)], { encoding: "utf8", maxBuffer: 1 << 26 });
+                const run = JSON.parse(json) as CellResult;
+                run.busyBefore = busyBefore;
+                if (!r || run.totalMs < r.totalMs) r = run;
+            }
+            r = r!;
+            r.runs = runs;
+            const busyBefore = r.busyBefore;
+            if (mode === "exact") exact = r;
+            if (exact && !exact.estimated && r.tokens.length) {
+                r.equalToExact = r.tokens.filter((tok, i) => tok === exact!.tokens[i]).length / r.tokens.length;
+            }
+            rows.push(r);
+            console.error(`${model} t${t} ctx ${context} hole ${hole} ${mode}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : (busyBefore * 100).toFixed(0) + "%"}`);
         }
     }
-    await model.dispose();
 
-    const fmt = (v: number | string) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v);
-    const cols = ["context", "hole", "steps", "msPerStep", "forwardMsPerStep", "sampleMsPerStep", "totalMs", "tokensPerSecond"];
-    const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => fmt(r[c]).length)));
-    const line = (cells: string[]) => "| " + cells.map((c, i) => c.padStart(width[i])).join(" | ") + " |";
-    console.log(`model: ${MODEL.arch}, ${MODEL.layers} layers, width ${MODEL.embd}, vocabulary ${MODEL.vocab}, ${MODEL.type}; threads ${threads}; mode: exact (no cache)`);
-    console.log(line(cols));
-    console.log("|" + width.map((w) => "-".repeat(w + 2)).join("|") + "|");
-    for (const r of rows) console.log(line(cols.map((c) => fmt(r[c]))));
+    const fmt = (v: number, d = 2) => v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+    console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].type}`).join("; ")}`);
+    console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}`);
+    console.log("");
+    console.log("| model | threads | context | hole | mode | steps | full passes | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |");
+    console.log("|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (const r of rows) {
+        console.log(`| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.steps} | ${r.fullPasses} | ${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
+            `${fmt(r.msPerStep)} | ${r.estimated ? "~" : ""}${fmt(r.totalMs, 0)} | ${r.estimated ? "–" : fmt(r.cpuMs, 0)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakRssMb, 0)} | ` +
+            `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} | ${r.busyBefore === undefined ? "–" : `${(r.busyBefore * 100).toFixed(0)}%`} |`);
+    }
+    // The issue's targets, as ratios within this run.
+    const find = (model: string, t: number, context: number, hole: number, mode: Mode) =>
+        rows.find((r) => r.model === model && r.threads === t && r.context === context && r.hole === hole && r.mode === mode);
+    console.log("");
+    for (const model of models) for (const t of threads) for (const hole of holes) for (const [context, target] of [[2048, 15], [4096, 25]]) {
+        const e = find(model, t, context, hole, "exact"), d = find(model, t, context, hole, "dual");
+        if (e && d) console.log(`${model}, ${t} thread(s), hole ${hole}, context ${context}: dual-cache step = 1/${fmt(e.msPerStep / d.msPerStep, 1)} of an exact step (target ≤ 1/${target})`);
+    }
+    for (const t of threads) for (const model of models) {
+        const e = find(model, t, 2048, 32, "exact"), d = find(model, t, 2048, 32, "dual+threshold");
+        if (e && d) console.log(`${model}, ${t} thread(s), hole 32, context 2048: dual + threshold total ${fmt(e.totalMs / d.totalMs, 1)}× faster than exact (target ≥ 20×)`);
+    }
+    for (const r of rows.filter((x) => x.model === "vocab152k" && x.mode !== "exact")) {
+        console.log(`vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}: sampling ${fmt(100 * r.sampleMsPerStep / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`);
+    }
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), threads, model: MODEL, backend: DiffusionModel.backend(), rows }, null, 2));
+    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), backend: DiffusionModel.backend(), models: MODELS, rows }, null, 2));
     console.log(`wrote ${out}`);
 }
 
-main().catch((e) => {
-    console.error(e);
-    process.exit(1);
-});
+if (process.argv[2] === "--child") {
+    runCell(JSON.parse(process.argv[3]) as Cell).then(
+        (r) => process.stdout.write(JSON.stringify(r)),
+        (e) => {
+            console.error(e);
+            process.exit(1);
+        }
+    );
+} else {
+    try {
+        main();
+    } catch (e) {
+        console.error(e);
+        process.exit(1);
+    }
+}

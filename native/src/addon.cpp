@@ -100,6 +100,21 @@ dc_params to_params(const Napi::Object & o) {
     } else {
         throw Napi::Error::New(o.Env(), "unknown schedule '" + sched + "'");
     }
+    const std::string cache = opt(o, "cache", "none");
+    if (cache == "none") {
+        p.cache = dc_cache::none;
+    } else if (cache == "prefix") {
+        p.cache = dc_cache::prefix;
+    } else if (cache == "dual") {
+        p.cache = dc_cache::dual;
+    } else {
+        throw Napi::Error::New(o.Env(), "unknown cache mode '" + cache + "' (none, prefix or dual)");
+    }
+    const std::string cache_type = opt(o, "cacheType", "f32");
+    if (cache_type != "f32" && cache_type != "f16") {
+        throw Napi::Error::New(o.Env(), "unknown cache type '" + cache_type + "' (f32 or f16)");
+    }
+    p.cache_f16            = cache_type == "f16";
     p.steps                = (int32_t) opt(o, "steps", (double) p.steps);
     p.eps                  = opt(o, "eps", p.eps);
     p.block_length         = (int32_t) opt(o, "blockLength", (double) p.block_length);
@@ -109,6 +124,8 @@ dc_params to_params(const Napi::Object & o) {
     p.seed                 = (uint32_t) opt(o, "seed", (double) p.seed);
     p.alg_temp             = (float) opt(o, "algTemp", (double) p.alg_temp);
     p.confidence_threshold = (float) opt(o, "confidenceThreshold", (double) p.confidence_threshold);
+    p.entropy_bound        = (float) opt(o, "entropyBound", (double) p.entropy_bound);
+    p.refresh_every_step   = opt(o, "refreshEveryStep", p.refresh_every_step);
     p.eot_penalty          = (float) opt(o, "eotPenalty", (double) p.eot_penalty);
     p.eot_penalty_decay    = (float) opt(o, "eotPenaltyDecay", (double) p.eot_penalty_decay);
     p.early_stop           = opt(o, "earlyStop", p.early_stop);
@@ -377,6 +394,8 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
             o.Set("tokens", to_js(env, s.tokens));
             o.Set("forwardMs", s.forward_ms);
             o.Set("sampleMs", s.sample_ms);
+            o.Set("rows", s.n_rows);
+            o.Set("full", s.full);
             if (params_.trace_logits) {
                 o.Set("candidates", to_js(env, s.candidates));
                 auto logits = Napi::Float32Array::New(env, s.logits.size());
@@ -393,6 +412,7 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
         o.Set("tokens", to_js(env, result_.tokens));
         o.Set("revealStep", to_js(env, result_.reveal_step));
         o.Set("forwardPasses", result_.forward_passes);
+        o.Set("fullPasses", result_.full_passes);
         o.Set("totalMs", result_.total_ms);
         o.Set("forwardMs", result_.forward_ms);
         o.Set("sampleMs", result_.sample_ms);

@@ -20,6 +20,117 @@ bool abort_requested(void * data) {
     return flag != nullptr && flag->load();
 }
 
+std::string model_arch(const llama_model * model) {
+    char buf[64];
+    if (llama_model_meta_val_str(model, "general.architecture", buf, sizeof(buf)) < 0) {
+        return "";
+    }
+    return buf;
+}
+
+// exp(x) for x <= 0, eight at a time with GCC/Clang vector extensions (Cephes' expf polynomial, ~1 ulp; inputs
+// below -87 give exp(-87) ~ 1.6e-38 instead of a denormal, which no sum of probabilities can tell apart).
+typedef float   v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+inline v8f v8_splat(float x) {
+    return v8f{ x, x, x, x, x, x, x, x };
+}
+
+inline v8f v8_exp(v8f x) {
+    x                 = x < v8_splat(-87.0f) ? v8_splat(-87.0f) : x;
+    const v8f magic   = v8_splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+    const v8f shifted = x * v8_splat(1.44269504088896341f) + magic;
+    const v8f fx      = shifted - magic;
+    const v8i n       = (v8i) shifted - (v8i) magic;
+    const v8f r       = x - fx * v8_splat(0.693359375f) - fx * v8_splat(-2.12194440e-4f);
+    v8f       y       = v8_splat(1.9875691500E-4f);
+    y                 = y * r + v8_splat(1.3981999507E-3f);
+    y                 = y * r + v8_splat(8.3334519073E-3f);
+    y                 = y * r + v8_splat(4.1665795894E-2f);
+    y                 = y * r + v8_splat(1.6666665459E-1f);
+    y                 = y * r + v8_splat(5.0000001201E-1f);
+    y                 = y * r * r + r + v8_splat(1.0f);
+    return y * (v8f) ((n + 127) << 23);
+}
+
+// The first index of the largest value and the second-largest value (the largest once that index is left
+// out) of a row, eight lanes at a time: a scalar top-two scan is bound by its compare chain (~4x slower).
+void top_two(const float * row, int32_t n, int32_t & top1, float & second) {
+    const float ninf = -std::numeric_limits<float>::infinity();
+    v8f         m1   = v8_splat(ninf), m2 = v8_splat(ninf);
+    v8i         idx  = v8i{ 0, 0, 0, 0, 0, 0, 0, 0 };
+    v8i         cur  = v8i{ 0, 1, 2, 3, 4, 5, 6, 7 };
+    int32_t     i    = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f x;
+        std::memcpy(&x, row + i, sizeof(x));
+        const v8i gt = x > m1;
+        const v8f lo = x < m1 ? x : m1;   // min(x, m1): what drops to second place
+        m2           = lo > m2 ? lo : m2;
+        m1           = gt ? x : m1;
+        idx          = gt ? cur : idx;
+        cur += 8;
+    }
+    float   vals[24];
+    int32_t ids[24];
+    int32_t k = 0;
+    for (int j = 0; j < 8 && i > 0; j++) {
+        vals[k] = m1[j], ids[k++] = idx[j];
+        vals[k] = m2[j], ids[k++] = -1;  // never a top-1 candidate: its lane's m1 is at least as large, earlier
+    }
+    for (; i < n; i++) {
+        vals[k] = row[i], ids[k++] = i;
+    }
+    int32_t best = -1;
+    for (int32_t j = 0; j < k; j++) {
+        if (ids[j] >= 0 && (best < 0 || vals[j] > vals[best] || (vals[j] == vals[best] && ids[j] < ids[best]))) {
+            best = j;
+        }
+    }
+    top1   = ids[best];
+    second = ninf;
+    for (int32_t j = 0; j < k; j++) {
+        if (j != best && vals[j] > second) {
+            second = vals[j];
+        }
+    }
+}
+
+// Over a logits row: z = sum exp(x - mx) and, when wanted, s = sum exp(x - mx) * (x - mx), so that
+// the entropy is log z - s / z. Float lanes, summed into doubles every 256 elements.
+void exp_sums(const float * row, int32_t n, float mx, bool with_s, double & z_out, double & s_out) {
+    double    z = 0, s = 0;
+    const v8f m = v8_splat(mx);
+    int32_t   i = 0;
+    while (i + 8 <= n) {
+        v8f           vz  = v8_splat(0.0f), vs = v8_splat(0.0f);
+        const int32_t end = std::min(n - n % 8, i + 256);
+        for (; i < end; i += 8) {
+            v8f x;
+            std::memcpy(&x, row + i, sizeof(x));
+            const v8f d = x - m;
+            const v8f e = v8_exp(d);
+            vz += e;
+            if (with_s) {
+                vs += e * d;
+            }
+        }
+        for (int j = 0; j < 8; j++) {
+            z += vz[j];
+            s += vs[j];
+        }
+    }
+    for (; i < n; i++) {
+        const double d = (double) row[i] - mx;
+        const double e = std::exp(d);
+        z += e;
+        s += e * d;
+    }
+    z_out = z;
+    s_out = s;
+}
+
 }  // namespace
 
 bool dc_model_shift_logits(const llama_model * model) {
@@ -38,6 +149,8 @@ DiffusionDecoder::DiffusionDecoder(llama_model * model, int32_t n_threads) :
     n_vocab_(llama_vocab_n_tokens(vocab_)),
     shift_(dc_model_shift_logits(model)),
     mask_(llama_vocab_mask(vocab_)) {
+    const std::string arch = model_arch(model);
+    kv_supported_          = arch == "dream" || arch == "llada";
     for (llama_token t = 0; t < n_vocab_; t++) {
         if (llama_vocab_is_eog(vocab_, t) || t == llama_vocab_pad(vocab_)) {
             end_tokens_.push_back(t);
@@ -51,6 +164,89 @@ DiffusionDecoder::~DiffusionDecoder() {
         llama_batch_free(batch_);
         llama_free(ctx_);
     }
+    if (kv_ctx_) {
+        llama_batch_free(kv_batch_);
+        llama_free(kv_ctx_);
+    }
+}
+
+void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16) {
+    if (kv_ctx_ && n_tokens <= kv_capacity_ && f16 == kv_f16_) {
+        return;
+    }
+    if (kv_ctx_) {
+        llama_batch_free(kv_batch_);
+        llama_free(kv_ctx_);
+        kv_ctx_ = nullptr;
+    }
+    // The refresh decodes the whole sequence, non-causally, as one micro-batch; F32 K/V and flash attention
+    // off keep a cached step's logits equal to a full pass's when the tokens are unchanged (F16: ~1e-3 off).
+    const int32_t cap = ((n_tokens + 255) / 256) * 256;
+
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx              = cap;
+    cp.n_batch            = cap;
+    cp.n_ubatch           = cap;
+    cp.n_seq_max          = 1;
+    cp.n_threads          = n_threads_;
+    cp.n_threads_batch    = n_threads_;
+    cp.flash_attn_type    = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.type_k             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    cp.type_v             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    cp.kv_unified         = true;
+    cp.diffusion_kv_cache = true;  // native/patches/0001
+    cp.no_perf            = true;
+    kv_ctx_ = llama_init_from_model(model_, cp);
+    if (!kv_ctx_) {
+        throw dc_error("could not create a cached llama.cpp context for " + std::to_string(cap) +
+                       " tokens (out of memory?)");
+    }
+    if (!llama_get_memory(kv_ctx_)) {
+        llama_free(kv_ctx_);
+        kv_ctx_ = nullptr;
+        throw dc_error("this llama.cpp build has no KV cache for diffusion models (is native/patches/0001 applied?)");
+    }
+    kv_capacity_ = cap;
+    kv_f16_      = f16;
+    kv_batch_    = llama_batch_init(cap, 0, 1);
+    llama_set_abort_callback(kv_ctx_, abort_requested, &cancel_);
+}
+
+bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
+                                  const std::vector<int32_t> & rows, bool clear, bool f16,
+                                  const std::atomic<bool> & cancel) {
+    ensure_kv_context((int32_t) tokens.size(), f16);
+    llama_memory_t mem = llama_get_memory(kv_ctx_);
+    if (clear) {
+        llama_memory_clear(mem, true);
+    } else if (!llama_memory_seq_rm(mem, 0, r0, r1)) {
+        throw dc_error("could not remove positions " + std::to_string(r0) + ".." + std::to_string(r1) + " from the cache");
+    }
+    const int32_t m = r1 - r0;
+    for (int32_t i = 0; i < m; i++) {
+        kv_batch_.token[i]     = tokens[r0 + i];
+        kv_batch_.pos[i]       = r0 + i;
+        kv_batch_.n_seq_id[i]  = 1;
+        kv_batch_.seq_id[i][0] = 0;
+        kv_batch_.logits[i]    = 0;
+    }
+    for (int32_t r : rows) {
+        kv_batch_.logits[r - r0] = 1;
+    }
+    if (rows.empty()) {
+        kv_batch_.logits[m - 1] = 1;
+    }
+    kv_batch_.n_tokens = m;
+    cancel_            = &cancel;
+    const int ret      = llama_decode(kv_ctx_, kv_batch_);
+    cancel_            = nullptr;
+    if (ret != 0) {
+        if (cancel.load()) {
+            return false;
+        }
+        throw dc_error("llama_decode (cached) failed with code " + std::to_string(ret));
+    }
+    return true;
 }
 
 void DiffusionDecoder::ensure_context(int32_t n_tokens) {
@@ -133,9 +329,37 @@ std::vector<float> DiffusionDecoder::forward_all(const std::vector<llama_token> 
     return std::vector<float>(logits, logits + tokens.size() * (size_t) n_vocab_);
 }
 
-DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p, std::mt19937 & rng) {
+DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng) {
     const int32_t n      = n_vocab_;
     const bool    greedy = p.temperature <= 0.0f;
+    need_entropy         = need_entropy || p.algorithm == dc_algorithm::entropy;
+
+    if (greedy && (p.top_k <= 0 || p.top_k >= n) && p.top_p >= 1.0f) {
+        // Greedy over the whole vocabulary: the top two by one scan, then the normaliser (and the entropy) by
+        // one vectorised pass of exp. No copy, sort or stored softmax.
+        llama_token top1   = 0;
+        float       second = 0;
+        top_two(row, n, top1, second);
+        const float mx = row[top1];
+        double      z = 0, s = 0;
+        exp_sums(row, n, mx, need_entropy, z, s);
+        const double entropy = need_entropy ? std::log(z) - s / z : 0.0;
+        double       conf    = 0;
+        switch (p.algorithm) {
+            case dc_algorithm::origin:
+                break;
+            case dc_algorithm::maskgit_plus:
+                conf = 1.0 / z;
+                break;
+            case dc_algorithm::topk_margin:
+                conf = (1.0 - (n > 1 ? std::exp((double) second - mx) : 0.0)) / z;
+                break;
+            case dc_algorithm::entropy:
+                conf = -entropy;
+                break;
+        }
+        return { top1, conf, entropy };
+    }
     if (!greedy) {
         for (int32_t i = 0; i < n; i++) {
             row[i] /= p.temperature;
@@ -209,6 +433,14 @@ DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p
         }
     }
 
+    // sum(p * log p) over the kept set: minus the entropy (Dream's sign for the entropy algorithm).
+    double neg_entropy = 0;
+    if (need_entropy) {
+        for (int32_t i = 0; i < m; i++) {
+            const double pi = probs_[i] / z;
+            neg_entropy += pi * std::log(pi + 1e-10);
+        }
+    }
     double conf = 0;
     switch (p.algorithm) {
         case dc_algorithm::origin:
@@ -220,14 +452,10 @@ DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p
             conf = (1.0 - (top2 >= 0 ? std::exp((double) row[top2] - mx) : 0.0)) / z;
             break;
         case dc_algorithm::entropy:
-            // sum(p * log p): minus the entropy, so larger means more certain (Dream's sign).
-            for (int32_t i = 0; i < m; i++) {
-                const double pi = probs_[i] / z;
-                conf += pi * std::log(pi + 1e-10);
-            }
+            conf = neg_entropy;
             break;
     }
-    return { token, conf };
+    return { token, conf, -neg_entropy };
 }
 
 dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
@@ -249,6 +477,22 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     }
     if (p.algorithm == dc_algorithm::origin && p.confidence_threshold > 0) {
         throw dc_error("confidence_threshold needs a confidence-ordered algorithm, not origin");
+    }
+    if (!(p.confidence_threshold >= 0) || !(p.entropy_bound >= 0)) {
+        throw dc_error("confidence_threshold and entropy_bound must be 0 (off) or positive");
+    }
+    if (p.algorithm == dc_algorithm::origin && p.entropy_bound > 0) {
+        throw dc_error("entropy_bound needs a confidence-ordered algorithm, not origin");
+    }
+    const bool cached = p.cache != dc_cache::none;
+    if (cached && !kv_supported_) {
+        throw dc_error("the KV cache modes (prefix, dual) support dream and llada models, not '" + model_arch(model_) + "'");
+    }
+    if (cached && p.schedule != dc_schedule::block) {
+        throw dc_error("the KV cache modes (prefix, dual) decode block by block: use the block schedule");
+    }
+    if (p.refresh_every_step && !cached) {
+        throw dc_error("refresh_every_step needs a KV cache mode (prefix or dual)");
     }
     check_sequence(tokens);
 
@@ -305,7 +549,10 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     std::vector<float>       row(n_vocab_);
     std::vector<pick>        picks;
     std::vector<int32_t>     chosen;
-    int32_t                  block_masks = 0;
+    std::vector<int32_t>     rows;
+    int32_t                  block_masks  = 0;
+    int32_t                  cached_block = -1;  // the block whose refresh the cache holds
+    const bool               need_entropy = p.entropy_bound > 0;
 
     for (int32_t step = 0; step < total_steps && n_masked > 0; step++) {
         if (cancel.load()) {
@@ -352,17 +599,58 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             p_origin           = (double) k / n_active;
         }
         const bool thresholded = p.confidence_threshold > 0;
-        if (p.algorithm == dc_algorithm::origin ? p_origin <= 0.0 : (k == 0 && !thresholded)) {
+        if (p.algorithm == dc_algorithm::origin ? p_origin <= 0.0 : (k == 0 && !thresholded && !(p.entropy_bound > 0))) {
             continue;  // nothing would change: skip the forward pass
         }
 
         dc_step ev;
         ev.step             = step;
         const auto    t_fwd = clock_type::now();
-        const float * logits = forward(tokens, cancel);
-        if (!logits) {
-            res.cancelled = true;
-            break;
+        const float * logits = nullptr;
+        int32_t       r0     = 0;  // cached modes: the batch's first position (its output rows are packed)
+        if (!cached) {
+            logits = forward(tokens, cancel);
+            if (!logits) {
+                res.cancelled = true;
+                break;
+            }
+            ev.n_rows = n;
+        } else {
+            // The rows the step reads: row p - 1 for Dream's shifted logits, else row p.
+            rows.clear();
+            for (int32_t pos : active) {
+                rows.push_back(shift_ ? pos - 1 : pos);
+            }
+            const int32_t b      = step / steps_per_block;
+            const int32_t lo     = gen[b * p.block_length];
+            const int32_t hi     = gen[std::min(n_gen, (b + 1) * p.block_length) - 1];
+            bool          ok     = true;
+            const bool    refresh = b != cached_block || p.refresh_every_step;
+            if (refresh && !p.refresh_every_step) {
+                // A new block: one full pass refreshes the cache (prefix and suffix) and gives this step's rows.
+                ok        = forward_kv(tokens, 0, n, rows, true, p.cache_f16, cancel);
+                ev.n_rows = n;
+            } else {
+                if (refresh) {
+                    ok = forward_kv(tokens, 0, n, {}, true, p.cache_f16, cancel);  // test mode: a fresh cache every step
+                    res.full_passes++;
+                }
+                // Re-decode the block (from the row before it for Dream: that row reads the block's tokens)
+                // and, in prefix mode, everything after it, against the cached cells of the rest.
+                r0                  = shift_ ? lo - 1 : lo;
+                const int32_t r1    = p.cache == dc_cache::dual ? hi + 1 : n;
+                ok                  = ok && forward_kv(tokens, r0, r1, rows, false, p.cache_f16, cancel);
+                ev.n_rows           = r1 - r0;
+                ev.full             = false;
+            }
+            cached_block = b;
+            if (!ok) {
+                res.cancelled = true;
+                break;
+            }
+        }
+        if (ev.full) {
+            res.full_passes++;
         }
         ev.forward_ms      = ms_since(t_fwd);
         const auto t_samp  = clock_type::now();
@@ -377,18 +665,25 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                 picks.push_back({ mask_, 0 });
                 continue;
             }
-            const float * src = logits + (size_t) (shift_ ? pos - 1 : pos) * n_vocab_;
+            const int32_t r   = shift_ ? pos - 1 : pos;
+            const float * src = cached ? llama_get_logits_ith(kv_ctx_, r - r0) : logits + (size_t) r * n_vocab_;
+            if (!src) {
+                throw dc_error("llama.cpp returned no logits for row " + std::to_string(r));
+            }
             if (p.trace_logits) {
                 ev.candidates.push_back(pos);
                 ev.logits.insert(ev.logits.end(), src, src + n_vocab_);
             }
-            std::memcpy(row.data(), src, sizeof(float) * n_vocab_);
-            if (penalty != 0.0f) {
+            if (penalty == 0.0f && p.temperature <= 0.0f) {
+                // Greedy reads the row in place (sample() writes only when it applies a temperature).
+                picks.push_back(sample(const_cast<float *>(src), p, need_entropy, rng));
+            } else {
+                std::memcpy(row.data(), src, sizeof(float) * n_vocab_);
                 for (llama_token t : end_tokens_) {
                     row[t] -= penalty;
                 }
+                picks.push_back(sample(row.data(), p, need_entropy, rng));
             }
-            picks.push_back(sample(row.data(), p, rng));
             if (p.algorithm == dc_algorithm::origin) {
                 chosen.push_back((int32_t) picks.size() - 1);
             }
@@ -416,6 +711,19 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                     above += picks[i].confidence > p.confidence_threshold ? 1 : 0;
                 }
                 k = std::max({ k, above, 1 });
+            }
+            if (p.entropy_bound > 0) {
+                // EB-sampler: in the order above, the longest run whose summed entropy stays within the bound.
+                double  sum   = 0;
+                int32_t count = 0;
+                for (int32_t i : idx) {
+                    if (sum + picks[i].entropy > p.entropy_bound) {
+                        break;
+                    }
+                    sum += picks[i].entropy;
+                    count++;
+                }
+                k = std::max({ k, count, 1 });
             }
             chosen.assign(idx.begin(), idx.begin() + std::min(k, n_active));
         }

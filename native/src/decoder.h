@@ -15,6 +15,10 @@
 
 enum class dc_algorithm { origin, maskgit_plus, topk_margin, entropy };
 enum class dc_schedule { timestep, block };
+// none: every step recomputes the whole sequence (exact). prefix: a KV cache of everything before the active
+// block, the block and all after it recomputed each step. dual: the sequence after the block is cached too;
+// only the block is recomputed. Both caches are refreshed (one full pass) when a block starts (Fast-dLLM).
+enum class dc_cache { none, prefix, dual };
 
 struct dc_params {
     int32_t      steps                = 32;
@@ -28,6 +32,12 @@ struct dc_params {
     uint32_t     seed                 = 0;
     float        alg_temp             = 0.0f;  // > 0: draw positions from softmax(confidence / alg_temp)
     float        confidence_threshold = 0.0f;  // > 0: also reveal every position above it, at least one a step
+    float        entropy_bound        = 0.0f;  // > 0: also reveal, most confident first, the largest set whose
+                                               // summed entropy stays <= it (EB-sampler), at least one a step
+    dc_cache     cache                = dc_cache::none;
+    bool         refresh_every_step   = false; // cached modes: full pass into the cache before every step (tests)
+    bool         cache_f16            = false; // cached modes: F16 K/V (faster attention; logits no longer
+                                               // equal a full pass's to ~1e-6 but to ~1e-3)
     float        eot_penalty          = 0.0f;  // subtracted from end-of-text / pad logits ...
     float        eot_penalty_decay    = 1.0f;  // ... times (1 - step / steps) ^ decay
     bool         early_stop           = false; // a revealed end-of-text ends its hole
@@ -48,12 +58,15 @@ struct dc_step {
     std::vector<float>       logits;       // trace: candidates.size() * n_vocab raw logits
     double                   forward_ms = 0;
     double                   sample_ms  = 0;
+    int32_t                  n_rows     = 0;     // positions the forward pass computed
+    bool                     full       = true;  // a pass over the whole sequence (exact mode, cache refresh)
 };
 
 struct dc_result {
     std::vector<llama_token> tokens;
     std::vector<int32_t>     reveal_step;  // per position; -1 for fixed text
     int32_t                  forward_passes = 0;
+    int32_t                  full_passes    = 0;  // of which over the whole sequence (all, in exact mode)
     double                   total_ms   = 0;
     double                   forward_ms = 0;
     double                   sample_ms  = 0;
@@ -89,18 +102,29 @@ class DiffusionDecoder {
     struct pick {
         llama_token token;
         double      confidence;
+        double      entropy;
     };
 
     // Refuses, before llama.cpp would abort on it, a sequence that is empty, too long or outside the vocabulary.
     void          check_sequence(const std::vector<llama_token> & tokens) const;
     void          ensure_context(int32_t n_tokens);
+    void          ensure_kv_context(int32_t n_tokens, bool f16);
     const float * forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
-    pick          sample(float * row, const dc_params & p, std::mt19937 & rng);
+    // Cached modes: decodes tokens[r0, r1) against the cache (after removing those cells; the whole sequence
+    // when r0 = 0 and r1 = n, after clearing it) with output rows `rows` only; false when cancelled.
+    bool          forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
+                             const std::vector<int32_t> & rows, bool clear, bool f16, const std::atomic<bool> & cancel);
+    pick          sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
 
     llama_model *            model_;
     const llama_vocab *      vocab_;
     llama_context *          ctx_      = nullptr;
     int32_t                  capacity_ = 0;
+    llama_context *          kv_ctx_      = nullptr;  // the cached modes' context: F32 KV cache, flash attention off
+    int32_t                  kv_capacity_ = 0;
+    bool                     kv_f16_      = false;
+    llama_batch              kv_batch_{};
+    bool                     kv_supported_;           // dream and llada (our llama.cpp patch)
     int32_t                  n_threads_;
     int32_t                  n_vocab_;
     bool                     shift_;

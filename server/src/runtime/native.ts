@@ -4,6 +4,8 @@ import { join } from "node:path";
 
 export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
 export type Schedule = "timestep" | "block";
+/** none: exact, every step recomputes the sequence; prefix / dual: Fast-dLLM's KV caches (README "Speed"). */
+export type CacheMode = "none" | "prefix" | "dual";
 
 /** Decoding parameters; every field has the default documented in README "Decoding". */
 export interface DecodeParams {
@@ -18,6 +20,12 @@ export interface DecodeParams {
     seed?: number;
     algTemp?: number;
     confidenceThreshold?: number;
+    entropyBound?: number;
+    cache?: CacheMode;
+    /** Cached modes: refill the cache with a full pass before every step (tests: must equal exact mode). */
+    refreshEveryStep?: boolean;
+    /** Cached modes: the KV cache's type. f32 (default) keeps cached logits equal to a full pass's; f16 is faster. */
+    cacheType?: "f32" | "f16";
     eotPenalty?: number;
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
@@ -49,6 +57,8 @@ export interface NativeStep {
     tokens: Int32Array;
     forwardMs: number;
     sampleMs: number;
+    rows: number;
+    full: boolean;
     candidates?: Int32Array;
     logits?: Float32Array;
 }
@@ -57,6 +67,7 @@ export interface NativeDecodeResult {
     tokens: Int32Array;
     revealStep: Int32Array;
     forwardPasses: number;
+    fullPasses: number;
     totalMs: number;
     forwardMs: number;
     sampleMs: number;

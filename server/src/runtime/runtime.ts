@@ -25,6 +25,9 @@ export interface StepEvent {
     tokens: number[];
     forwardMs: number;
     sampleMs: number;
+    /** Positions the forward pass computed (the whole sequence, or a cached mode's block), and whether it was a full pass. */
+    rows: number;
+    full: boolean;
     /** With traceLogits: the masked positions considered and their raw logits rows (n_vocab each). */
     candidates?: number[];
     logits?: Float32Array;
@@ -50,6 +53,8 @@ export interface DecodeResult {
     tokens: Int32Array;
     revealStep: Int32Array;
     steps: number;
+    /** Forward passes over the whole sequence: every step in exact mode, one refresh per block in the cached modes. */
+    fullPasses: number;
     totalMs: number;
     msPerStep: number;
     tokensPerSecond: number;
@@ -173,6 +178,8 @@ export class DiffusionModel {
                     tokens: [...s.tokens],
                     forwardMs: s.forwardMs,
                     sampleMs: s.sampleMs,
+                    rows: s.rows,
+                    full: s.full,
                     candidates: s.candidates && [...s.candidates],
                     logits: s.logits
                 })));
@@ -183,6 +190,7 @@ export class DiffusionModel {
                     tokens: r.tokens,
                     revealStep: r.revealStep,
                     steps: r.forwardPasses,
+                    fullPasses: r.fullPasses,
                     totalMs: r.totalMs,
                     msPerStep: r.forwardPasses ? r.totalMs / r.forwardPasses : 0,
                     tokensPerSecond: r.totalMs > 0 ? generated / (r.totalMs / 1000) : 0,
