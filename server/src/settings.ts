@@ -1,6 +1,6 @@
 // A typed view of the `dreamCoder.*` settings, with their defaults. The client's package.json declares the
 // same keys under contributes.configuration; the CLI builds one of these from its flags.
-import type { Algorithm } from "./runtime/native";
+import type { Algorithm, CacheMode } from "./runtime/native";
 
 export interface Settings {
     /** A GGUF path or a catalog id; empty: no model set yet. */
@@ -16,6 +16,12 @@ export interface Settings {
     algorithm: Algorithm;
     temperature: number;
     topP: number;
+    /** none: exact (every step recomputes the window); prefix / dual: Fast-dLLM's KV caches, block by block. */
+    cache: CacheMode;
+    /** Tokens per block in the cached modes. */
+    blockLength: number;
+    /** Reveal every masked token of the block above this confidence in one step (0: off, one token a step). */
+    confidenceThreshold: number;
     /** Tokens of document text shown to the model around the cursor or selection. */
     contextTokens: number;
     holes: {
@@ -50,6 +56,9 @@ export const DEFAULT_SETTINGS: Settings = {
     algorithm: "entropy",
     temperature: 0,
     topP: 1,
+    cache: "dual",
+    blockLength: 32,
+    confidenceThreshold: 0,
     contextTokens: 1024,
     holes: { marker: "???", defaultTokens: 16 },
     inlineCompletion: { enable: { "*": true }, lineTokens: 16, blockTokens: 48, debounceMs: 75 },
@@ -93,6 +102,9 @@ export function readSettings(raw: unknown): { settings: Settings; problems: stri
         algorithm: pick(src, "algorithm", d.algorithm, (v) => ALGORITHMS.includes(v as Algorithm), "algorithm"),
         temperature: pick(src, "temperature", d.temperature, num(0, 10), "temperature"),
         topP: pick(src, "topP", d.topP, num(0.01, 1), "topP"),
+        cache: pick(src, "cache", d.cache, (v) => v === "none" || v === "prefix" || v === "dual", "cache"),
+        blockLength: pick(src, "blockLength", d.blockLength, int(1, 4096), "blockLength"),
+        confidenceThreshold: pick(src, "confidenceThreshold", d.confidenceThreshold, num(0, 1), "confidenceThreshold"),
         contextTokens: pick(src, "contextTokens", d.contextTokens, int(64, 131072), "contextTokens"),
         holes: {
             marker: pick(holes, "marker", d.holes.marker, (v) => typeof v === "string" && /^[^\s\\]+$/.test(v), "holes.marker"),

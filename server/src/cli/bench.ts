@@ -1,37 +1,85 @@
 // dream-coder bench: inline-completion latency as a user feels it. A real server process gets a scripted
 // typing session on a real source file: bursts of keystrokes at typing speed, each keystroke a didChange and
 // an inline-completion request (as VS Code sends them), then a pause. The latency is from the burst's last
-// request to its first item; earlier requests of a burst are cancelled by the server, as in the editor.
+// request to its answer; earlier requests of a burst are cancelled by the server, as in the editor. Each
+// cache mode asked for gets its own server and the same session, one after the other in the same run.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DidChangeTextDocumentNotification, InlineCompletionRequest } from "vscode-languageserver-protocol/node";
+import type { CacheMode } from "../runtime/native";
 import type { Settings } from "../settings";
 import { startLanguageServer } from "./lspClient";
 
 const TYPING_INTERVAL_MS = 60;
 const BURST_KEYS = 6;
 
-export async function runLatencyBench(settings: Settings, flags: { file?: string; bursts: number; json: string }): Promise<void> {
+interface SessionResult {
+    cache: CacheMode;
+    bursts: number;
+    /** The first burst also loads the model: reported apart. */
+    firstRequestMs: number;
+    p50Ms: number;
+    p95Ms: number;
+    meanMs: number;
+}
+
+export async function runLatencyBench(settings: Settings, flags: { file?: string; bursts: number; json: string; modes: CacheMode[] }): Promise<void> {
     const file = flags.file ?? join(__dirname, "..", "..", "..", "..", "server", "src", "holes.ts");
     const source = readFileSync(file, "utf8");
+    const sessions: SessionResult[] = [];
+    for (const cache of flags.modes) sessions.push(await typingSession({ ...settings, cache }, file, source, flags.bursts));
+    const base = sessions.find((s) => s.cache === "none");
+    const rows = sessions.map(
+        (s) => `| ${s.cache} | ${s.bursts} | ${s.p50Ms.toFixed(0)} | ${s.p95Ms.toFixed(0)} | ${s.meanMs.toFixed(0)} | ${s.firstRequestMs.toFixed(0)} | ${base ? (base.p50Ms / s.p50Ms).toFixed(1) + "×" : "–"} |`
+    );
+    process.stdout.write(
+        `typing session on ${file}: ${BURST_KEYS} keys per burst, ${TYPING_INTERVAL_MS} ms apart; line hole ${settings.inlineCompletion.lineTokens} tokens, ` +
+            `context ${settings.contextTokens} tokens, debounce ${settings.inlineCompletion.debounceMs} ms, threads ${settings.threads || "auto"}\n\n` +
+            "| cache | bursts | p50 ms | p95 ms | mean ms | first (model load) ms | p50 speed-up vs none |\n|---|--:|--:|--:|--:|--:|--:|\n" +
+            rows.join("\n") +
+            "\n"
+    );
+    mkdirSync(dirname(flags.json), { recursive: true });
+    writeFileSync(
+        flags.json,
+        JSON.stringify(
+            {
+                file,
+                model: settings.model,
+                threads: settings.threads,
+                keysPerBurst: BURST_KEYS,
+                typingIntervalMs: TYPING_INTERVAL_MS,
+                debounceMs: settings.inlineCompletion.debounceMs,
+                lineTokens: settings.inlineCompletion.lineTokens,
+                contextTokens: settings.contextTokens,
+                blockLength: settings.blockLength,
+                sessions
+            },
+            null,
+            2
+        ) + "\n"
+    );
+    process.stderr.write(`wrote ${flags.json}\n`);
+}
+
+async function typingSession(settings: Settings, file: string, source: string, bursts: number): Promise<SessionResult> {
     const server = await startLanguageServer({ ...settings });
     try {
-        // Typing points: the start of every non-blank line's code, spread over the file.
+        // Typing points: the start of lines with code, spread over the file.
         const lines = source.split("\n");
         const candidates = lines.map((l, i) => ({ l, i })).filter((x) => x.l.trim().length > BURST_KEYS + 2);
-        const picks = Array.from({ length: flags.bursts }, (_, k) => candidates[Math.floor((k * candidates.length) / flags.bursts)]);
+        const picks = Array.from({ length: bursts }, (_, k) => candidates[Math.floor((k * candidates.length) / bursts)]);
         const uri = "file:///bench/" + file.split("/").pop();
         const latencies: number[] = [];
-        const cold: number[] = [];
+        let firstRequestMs = 0;
         let version = 1;
-        // The document as it would be with the typed line removed up to its indentation: we retype it.
-        let text = source;
-        await server.open(uri, text, "typescript");
+        await server.open(uri, source, "typescript");
         for (const [k, pick] of picks.entries()) {
+            // The line is cleared back to its indentation and retyped.
             const indent = pick.l.length - pick.l.trimStart().length;
             const lineStart = lines.slice(0, pick.i).reduce((a, l) => a + l.length + 1, 0);
             const typed = pick.l.slice(indent, indent + BURST_KEYS);
-            text = source.slice(0, lineStart + indent) + source.slice(lineStart + pick.l.length);
+            let text = source.slice(0, lineStart + indent) + source.slice(lineStart + pick.l.length);
             await server.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version: ++version }, contentChanges: [{ text }] });
             let last: Promise<unknown> = Promise.resolve();
             let sentAt = 0;
@@ -43,43 +91,28 @@ export async function runLatencyBench(settings: Settings, flags: { file?: string
                     contentChanges: [{ range: { start: { line: pick.i, character }, end: { line: pick.i, character } }, text: typed[c] }]
                 });
                 sentAt = performance.now();
-                last = server.connection.sendRequest(InlineCompletionRequest.type, {
-                    textDocument: { uri },
-                    position: { line: pick.i, character: character + 1 },
-                    context: { triggerKind: 2 }
-                }).catch(() => null);
+                last = server.connection
+                    .sendRequest(InlineCompletionRequest.type, { textDocument: { uri }, position: { line: pick.i, character: character + 1 }, context: { triggerKind: 2 } })
+                    .catch(() => null);
                 if (c < typed.length - 1) await sleep(TYPING_INTERVAL_MS);
             }
             await last;
             const ms = performance.now() - sentAt;
-            (k === 0 ? cold : latencies).push(ms);
-            process.stderr.write(`\rburst ${k + 1}/${picks.length}: ${ms.toFixed(0)} ms   `);
+            if (k === 0) firstRequestMs = ms;
+            else latencies.push(ms);
+            process.stderr.write(`\r${settings.cache}: burst ${k + 1}/${picks.length}: ${ms.toFixed(0)} ms   `);
         }
         process.stderr.write("\n");
         const sorted = [...latencies].sort((a, b) => a - b);
-        const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-        const report = {
-            file,
-            model: settings.model,
-            threads: settings.threads,
+        const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+        return {
+            cache: settings.cache,
             bursts: latencies.length,
-            keysPerBurst: BURST_KEYS,
-            typingIntervalMs: TYPING_INTERVAL_MS,
-            debounceMs: settings.inlineCompletion.debounceMs,
-            lineTokens: settings.inlineCompletion.lineTokens,
-            contextTokens: settings.contextTokens,
-            firstRequestMs: cold[0],
+            firstRequestMs,
             p50Ms: pct(0.5),
             p95Ms: pct(0.95),
             meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length)
         };
-        process.stdout.write(
-            "| bursts | p50 ms | p95 ms | mean ms | first (model load) ms |\n|---|---|---|---|---|\n" +
-            `| ${report.bursts} | ${report.p50Ms.toFixed(0)} | ${report.p95Ms.toFixed(0)} | ${report.meanMs.toFixed(0)} | ${report.firstRequestMs.toFixed(0)} |\n`
-        );
-        mkdirSync(dirname(flags.json), { recursive: true });
-        writeFileSync(flags.json, JSON.stringify(report, null, 2) + "\n");
-        process.stderr.write(`wrote ${flags.json}\n`);
     } finally {
         await server.stop();
     }

@@ -13,6 +13,7 @@ import { fillHoles } from "../jobs/fill";
 import { rewriteSelection } from "../jobs/rewrite";
 import { sketchBody } from "../jobs/sketch";
 import { ModelHost } from "../modelHost";
+import type { CacheMode } from "../runtime/native";
 import { readSettings, type Settings } from "../settings";
 import { applyEdits, type SpanEdit } from "../spanEdits";
 import { runLatencyBench } from "./bench";
@@ -40,6 +41,9 @@ function withModelOptions(cmd: Command): Command {
         .addOption(new Option("--algorithm <name>", "which masked token to reveal first").choices(["origin", "maskgit_plus", "topk_margin", "entropy"]))
         .option("--temperature <x>", "0: greedy", decimal)
         .option("--top-p <x>", "nucleus sampling", decimal)
+        .addOption(new Option("--cache <mode>", "none: exact; prefix / dual: KV cache, block by block (default dual)").choices(["none", "prefix", "dual"]))
+        .option("--block-length <n>", "tokens per block in the cached modes", integer(1))
+        .option("--threshold <x>", "reveal every token of the block above this confidence per step (0: off)", decimal)
         .option("--context-tokens <n>", "document text shown around the cursor", integer(64))
         .option("--order", "print the generation order: tokens coloured by the step that revealed them");
 }
@@ -53,6 +57,9 @@ interface ModelFlags {
     algorithm?: string;
     temperature?: number;
     topP?: number;
+    cache?: string;
+    blockLength?: number;
+    threshold?: number;
     contextTokens?: number;
     order?: boolean;
 }
@@ -69,6 +76,9 @@ function settingsFrom(flags: ModelFlags, extra: Record<string, unknown> = {}): S
         algorithm: flags.algorithm,
         temperature: flags.temperature,
         topP: flags.topP,
+        cache: flags.cache,
+        blockLength: flags.blockLength,
+        confidenceThreshold: flags.threshold,
         contextTokens: flags.contextTokens,
         ...extra
     });
@@ -228,9 +238,12 @@ models
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))
     .option("--file <path>", "the source file to type (default: this package's server/src/holes.ts)")
     .option("--bursts <n>", "typing bursts", integer(1), 30)
+    .option("--compare <modes>", "cache modes to measure side by side, one server each (e.g. none,dual)", "none,dual")
     .option("--json <path>", "where to write the results", "bench-results/lsp-latency.json")
-    .action(async (flags: ModelFlags & { file?: string; bursts: number; json: string }) => {
-        await runLatencyBench(settingsFrom(flags), flags);
+    .action(async (flags: ModelFlags & { file?: string; bursts: number; json: string; compare: string }) => {
+        const modes = flags.compare.split(",").map((m) => m.trim());
+        for (const m of modes) if (!["none", "prefix", "dual"].includes(m)) throw new InvalidArgumentError(`--compare: "${m}" is not a cache mode (none, prefix, dual)`);
+        await runLatencyBench(settingsFrom(flags), { ...flags, modes: modes as CacheMode[] });
     });
 
 function languageOf(file: string): string {

@@ -5,7 +5,7 @@ import { cutWindow } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
 import type { Settings } from "../settings";
-import { denoise, type Denoised, type JobOptions } from "./denoise";
+import { decodeParams, denoise, type Denoised, type JobOptions } from "./denoise";
 
 export interface Completion {
     text: string;
@@ -46,7 +46,7 @@ export class InlineCompleter {
             const win = cutWindow(text, offset, offset, settings.contextTokens, (s) => m.tokenize(s).length);
             const prefix = text.slice(win.start, offset);
             const suffix = text.slice(offset, win.end);
-            const key = JSON.stringify([m.file.path, tokens, settings.steps, settings.algorithm, settings.temperature, prefix, suffix]);
+            const key = JSON.stringify([m.file.path, tokens, decodeParams(settings, tokens), prefix, suffix]);
             const hit = this.cache.get(key);
             if (hit !== undefined) {
                 this.cache.delete(key);

@@ -20,13 +20,17 @@ export interface Denoised {
 }
 
 export function decodeParams(settings: Settings, generated: number): DecodeParams {
-    return {
+    const params: DecodeParams = {
         steps: settings.steps > 0 ? Math.min(settings.steps, generated) : generated,
         algorithm: settings.algorithm,
         temperature: settings.temperature,
         topP: settings.topP,
         earlyStop: true
     };
+    if (settings.confidenceThreshold > 0) params.confidenceThreshold = settings.confidenceThreshold;
+    // The cached modes decode block by block; exact mode keeps Dream's time grid over the whole hole.
+    if (settings.cache !== "none") Object.assign(params, { cache: settings.cache, schedule: "block", blockLength: settings.blockLength });
+    return params;
 }
 
 export async function denoise(model: DiffusionModel, layout: SequenceLayout, options: JobOptions): Promise<Denoised> {
