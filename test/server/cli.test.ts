@@ -42,10 +42,10 @@ test("fill --in-place replaces every marker and changes no other line", () => {
     }
 });
 
-test("fill prints a unified diff and leaves the file alone", () => {
+test("fill prints a unified diff and leaves the file alone (exact decoding, no cache)", () => {
     const file = scratchCopy();
     const before = readFileSync(file, "utf8");
-    const r = run("fill", file, "-m", testModel({ arch: "dream" }), "-t", "1", "--order");
+    const r = run("fill", file, "-m", testModel({ arch: "dream" }), "-t", "1", "--order", "--cache", "none");
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(file, "utf8"), before);
     assert.match(r.stdout, /^hole 1: /m);

@@ -14,6 +14,7 @@ test("known keys override the defaults; wrong values are reported and the defaul
         threads: 2,
         steps: -3,
         algorithm: "sideways",
+        cache: "everything",
         holes: { marker: "<hole>", defaultTokens: "many" },
         inlineCompletion: { enable: { "*": true, markdown: false } }
     });
@@ -23,7 +24,8 @@ test("known keys override the defaults; wrong values are reported and the defaul
     assert.equal(settings.algorithm, DEFAULT_SETTINGS.algorithm);
     assert.equal(settings.holes.marker, "<hole>");
     assert.equal(settings.holes.defaultTokens, DEFAULT_SETTINGS.holes.defaultTokens);
-    assert.equal(problems.length, 3);
+    assert.equal(settings.cache, "dual");
+    assert.equal(problems.length, 4);
     assert.ok(problems.some((p) => p.startsWith("dreamCoder.algorithm: \"sideways\"")));
     assert.equal(inlineEnabled(settings, "markdown"), false);
     assert.equal(inlineEnabled(settings, "python"), true);
