@@ -170,6 +170,26 @@ DiffusionDecoder::~DiffusionDecoder() {
     }
 }
 
+// Context sizes in steps of 256 tokens, so that a slightly longer request reuses the context.
+static int32_t capacity_for(int32_t n_tokens) {
+    return ((n_tokens + 255) / 256) * 256;
+}
+
+// What both contexts (exact and cached) share: non-causal decoding runs the whole sequence as one
+// micro-batch, so n_ubatch must cover it; flash attention off for exact logits.
+static llama_context_params sequence_context_params(int32_t cap, int32_t n_threads) {
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx           = cap;
+    cp.n_batch         = cap;
+    cp.n_ubatch        = cap;
+    cp.n_seq_max       = 1;
+    cp.n_threads       = n_threads;
+    cp.n_threads_batch = n_threads;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.no_perf         = true;
+    return cp;
+}
+
 void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16) {
     if (kv_ctx_ && n_tokens <= kv_capacity_ && f16 == kv_f16_) {
         return;
@@ -181,21 +201,12 @@ void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16) {
     }
     // The refresh decodes the whole sequence, non-causally, as one micro-batch; F32 K/V and flash attention
     // off keep a cached step's logits equal to a full pass's when the tokens are unchanged (F16: ~1e-3 off).
-    const int32_t cap = ((n_tokens + 255) / 256) * 256;
-
-    llama_context_params cp = llama_context_default_params();
-    cp.n_ctx              = cap;
-    cp.n_batch            = cap;
-    cp.n_ubatch           = cap;
-    cp.n_seq_max          = 1;
-    cp.n_threads          = n_threads_;
-    cp.n_threads_batch    = n_threads_;
-    cp.flash_attn_type    = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    const int32_t        cap = capacity_for(n_tokens);
+    llama_context_params cp  = sequence_context_params(cap, n_threads_);
     cp.type_k             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.type_v             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.kv_unified         = true;
     cp.diffusion_kv_cache = true;  // native/patches/0001
-    cp.no_perf            = true;
     kv_ctx_ = llama_init_from_model(model_, cp);
     if (!kv_ctx_) {
         throw dc_error("could not create a cached llama.cpp context for " + std::to_string(cap) +
@@ -258,19 +269,8 @@ void DiffusionDecoder::ensure_context(int32_t n_tokens) {
         llama_free(ctx_);
         ctx_ = nullptr;
     }
-    // Non-causal decoding runs the whole sequence as one micro-batch: n_ubatch must cover it.
-    const int32_t cap = ((n_tokens + 255) / 256) * 256;
-
-    llama_context_params cp = llama_context_default_params();
-    cp.n_ctx           = cap;
-    cp.n_batch         = cap;
-    cp.n_ubatch        = cap;
-    cp.n_seq_max       = 1;
-    cp.n_threads       = n_threads_;
-    cp.n_threads_batch = n_threads_;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    cp.no_perf         = true;
-    ctx_ = llama_init_from_model(model_, cp);
+    const int32_t cap = capacity_for(n_tokens);
+    ctx_              = llama_init_from_model(model_, sequence_context_params(cap, n_threads_));
     if (!ctx_) {
         throw dc_error("could not create a llama.cpp context for " + std::to_string(cap) +
                        " tokens (out of memory?)");

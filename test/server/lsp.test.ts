@@ -63,7 +63,7 @@ describe("language server over IPC", () => {
         const item = items[0];
         const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
         assert.ok(text.length > 0);
-        assert.ok(!text.includes("\n"), "a mid-line completion stays on its line");
+        assert.ok(!/[\r\n]/.test(text), "a mid-line completion stays on its line");
         assert.deepEqual(item.range, { start: position, end: position });
         const applied = applyTextEdits(SOURCE, [{ range: item.range!, newText: text }]);
         const cursor = SOURCE.indexOf("a + b") + 4;

@@ -55,8 +55,8 @@ export class InlineCompleter {
             }
             const denoised = await host.run((model) => denoise(model, model.layout([prefix, { hole: tokens }, suffix]), { ...options, signal }));
             let completion = denoised.texts[0];
-            // In the middle of a line the suggestion ends with the line.
-            if (midLine) completion = completion.split("\n")[0];
+            // In the middle of a line the suggestion ends with the line (a lone \r breaks lines in editors too).
+            if (midLine) completion = completion.split(/\r\n|\r|\n/)[0];
             this.cache.set(key, completion);
             if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
             return { text: completion, denoised };

@@ -70,24 +70,34 @@ describe("Dream-Coder in VS Code", () => {
     });
 
     it("an inline completion is offered, and accepting it changes only the cursor's place", async () => {
-        const before = "def add(a, b):\n    return a + \n\nprint(add(1, 2))\n";
-        const editor = await openDoc(before);
-        const cursor = new vscode.Position(1, "    return a + ".length);
-        editor.selection = new vscode.Selection(cursor, cursor);
-        // Ghost text comes asynchronously: trigger, then commit, until the document takes it.
-        await until("an accepted inline completion", async () => {
-            await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
-            await new Promise((r) => setTimeout(r, 500));
-            await vscode.commands.executeCommand("editor.action.inlineSuggest.commit");
-            return editor.document.getText() !== before;
-        });
-        const after = editor.document.getText();
-        const offset = editor.document.offsetAt(cursor);
+        // The generated model's output is noise and may be empty (end-of-text first) at a given place: try a
+        // few places, each in its own document, until one offers a suggestion.
+        const places = ["    return a + ", "    total = add(", "    name = ", "    values = [", "    return "];
+        let accepted: { before: string; after: string; offset: number } | undefined;
+        for (const line of places) {
+            const before = `def add(a, b):\n${line}\n\nprint(add(1, 2))\n`;
+            const editor = await openDoc(before);
+            const cursor = new vscode.Position(1, line.length);
+            editor.selection = new vscode.Selection(cursor, cursor);
+            // Ghost text comes asynchronously: trigger, then commit, until the document takes it.
+            const took = await until("an accepted inline completion", async () => {
+                await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+                await new Promise((r) => setTimeout(r, 500));
+                await vscode.commands.executeCommand("editor.action.inlineSuggest.commit");
+                return editor.document.getText() !== before;
+            }, 8_000).catch(() => false);
+            if (took) {
+                accepted = { before, after: editor.document.getText(), offset: editor.document.offsetAt(cursor) };
+                break;
+            }
+        }
+        assert.ok(accepted, `a suggestion was offered and accepted at one of ${places.length} places`);
+        const { before, after, offset } = accepted;
         const inserted = after.length - before.length;
         assert.ok(inserted > 0);
         assert.equal(after.slice(0, offset), before.slice(0, offset));
         assert.equal(after.slice(offset + inserted), before.slice(offset));
-        assert.ok(!after.slice(offset, offset + inserted).includes("\n"), "a mid-line suggestion stays on its line");
+        assert.ok(!after.slice(offset, offset + inserted).includes("\n"), `a mid-line suggestion stays on its line: ${JSON.stringify(after)}`);
     });
 
     it("rewrite proposes several span edits in a preview; accepting applies them as one undo step", async () => {
