@@ -45,6 +45,8 @@ describe("Dream-Coder in VS Code", () => {
     before(async () => {
         const ext = vscode.extensions.getExtension<Ctx>(EXTENSION_ID);
         assert.ok(ext, `${EXTENSION_ID} is installed`);
+        // The runners check where the extension came from (the checkout, or a .vsix installed into extensions/).
+        console.log(`extension path: ${ext.extensionPath}`);
         ctx = await ext.activate();
         goodModel = vscode.workspace.getConfiguration("dreamCoder").get<string>("model", "");
         assert.ok(goodModel.endsWith(".gguf"), "the test profile sets a model");

@@ -1,0 +1,37 @@
+// The packaged extension: npm run package builds the .vsix (minified bundles, the addon, media), and the same
+// in-host suite runs against it installed into a fresh code-server with --install-extension.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runInHostSuite } from "./harness/in-host";
+import { repoRoot } from "./harness/tools";
+import { testModel } from "../tools/test-models";
+
+test("the .vsix installs into code-server and passes the in-host suite", { timeout: 600_000 }, async () => {
+    const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
+    const vsix = join(repoRoot, `dream-coder-${version}.vsix`);
+    const out = execFileSync("bash", [join(repoRoot, "scripts", "package.sh")], { cwd: repoRoot, encoding: "utf8", timeout: 300_000 });
+    assert.match(out, /dream-coder-[\d.]+\.vsix: .* \(\d+ bytes\)/, "the package script prints the size");
+    assert.ok(statSync(vsix).size > 1_000_000, "the .vsix holds the addon");
+    const result = await runInHostSuite({
+        extensionPath: repoRoot,
+        vsix,
+        testsPath: join(repoRoot, "out", "test", "e2e", "suite", "index.js"),
+        name: "vsix",
+        timeoutMs: 480_000,
+        echo: false,
+        settings: {
+            "dreamCoder.model": testModel({ arch: "dream" }),
+            "dreamCoder.threads": 1,
+            "dreamCoder.inlineCompletion.debounceMs": 0,
+            "dreamCoder.inlineCompletion.lineTokens": 8,
+            "dreamCoder.sketch.tokens": 48
+        }
+    });
+    const log = result.log.join("\n");
+    assert.equal(result.exitCode, 0, `in-host tests failed against the .vsix; artifacts in ${result.artifactsDir}\n${result.log.slice(-40).join("\n")}`);
+    assert.match(log, /extension path: .*\/extensions\/dream-coder\.dream-coder-vscode-[\d.]+/, "the extension ran from the installed .vsix, not the checkout");
+    assert.match(log, /8 passing/);
+});
