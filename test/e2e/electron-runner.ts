@@ -3,28 +3,18 @@
 //   npm run test:electron          (after npm run setup)
 import { join } from "node:path";
 import { runTests } from "@vscode/test-electron";
-import { testModel } from "../tools/test-models";
-import { repoRoot } from "./harness/tools";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { SUITE_INDEX, suiteSettings } from "./extension-suite";
+import { writeUserSettings } from "./harness/code-server";
+import { repoRoot } from "./harness/tools";
 
 async function main(): Promise<void> {
     const userData = mkdtempSync(join(tmpdir(), "dream-coder-electron-"));
-    mkdirSync(join(userData, "User"), { recursive: true });
-    writeFileSync(
-        join(userData, "User", "settings.json"),
-        JSON.stringify({
-            "dreamCoder.model": testModel({ arch: "dream" }),
-            "dreamCoder.threads": 1,
-            "dreamCoder.inlineCompletion.debounceMs": 0,
-            "dreamCoder.inlineCompletion.lineTokens": 8,
-            "dreamCoder.sketch.tokens": 48,
-            "editor.quickSuggestions": { other: false, comments: false, strings: false }
-        })
-    );
+    writeUserSettings(userData, suiteSettings());
     await runTests({
         extensionDevelopmentPath: repoRoot,
-        extensionTestsPath: join(repoRoot, "out", "test", "e2e", "suite", "index.js"),
+        extensionTestsPath: SUITE_INDEX,
         launchArgs: ["--user-data-dir", userData, "--disable-extensions", "--disable-workspace-trust"]
     });
 }

@@ -5,9 +5,8 @@ import { execFileSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { runInHostSuite } from "./harness/in-host";
+import { runExtensionSuite } from "./extension-suite";
 import { repoRoot } from "./harness/tools";
-import { testModel } from "../tools/test-models";
 
 test("the .vsix installs into code-server and passes the in-host suite", { timeout: 600_000 }, async () => {
     const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
@@ -15,21 +14,7 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     const out = execFileSync("bash", [join(repoRoot, "scripts", "package.sh")], { cwd: repoRoot, encoding: "utf8", timeout: 300_000 });
     assert.match(out, /dream-coder-[\d.]+\.vsix: .* \(\d+ bytes\)/, "the package script prints the size");
     assert.ok(statSync(vsix).size > 1_000_000, "the .vsix holds the addon");
-    const result = await runInHostSuite({
-        extensionPath: repoRoot,
-        vsix,
-        testsPath: join(repoRoot, "out", "test", "e2e", "suite", "index.js"),
-        name: "vsix",
-        timeoutMs: 480_000,
-        echo: false,
-        settings: {
-            "dreamCoder.model": testModel({ arch: "dream" }),
-            "dreamCoder.threads": 1,
-            "dreamCoder.inlineCompletion.debounceMs": 0,
-            "dreamCoder.inlineCompletion.lineTokens": 8,
-            "dreamCoder.sketch.tokens": 48
-        }
-    });
+    const result = await runExtensionSuite({ name: "vsix", vsix });
     const log = result.log.join("\n");
     assert.equal(result.exitCode, 0, `in-host tests failed against the .vsix; artifacts in ${result.artifactsDir}\n${result.log.slice(-40).join("\n")}`);
     assert.match(log, /extension path: .*\/extensions\/dream-coder\.dream-coder-vscode-[\d.]+/, "the extension ran from the installed .vsix, not the checkout");
