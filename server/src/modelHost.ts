@@ -25,9 +25,12 @@ export class ModelHost {
         let key: string | undefined;
         let problem: string | undefined;
         try {
-            key = settings.model ? this.key(settings) : undefined;
-            // Say at once that the file is not there, rather than at the first request.
-            if (key && !existsSync(resolveModelPath(settings))) problem = `${resolveModelPath(settings)}: model file not found`;
+            if (settings.model) {
+                const path = resolveModelPath(settings);
+                key = this.key(settings, path);
+                // Say at once that the file is not there, rather than at the first request.
+                if (!existsSync(path)) problem = `${path}: model file not found`;
+            }
         } catch (e) {
             problem = (e as Error).message;
         }
@@ -45,7 +48,7 @@ export class ModelHost {
         let path: string;
         try {
             path = resolveModelPath(settings);
-            key = this.key(settings);
+            key = this.key(settings, path);
         } catch (e) {
             this.report({ state: "error", message: (e as Error).message });
             return Promise.reject(e);
@@ -90,8 +93,7 @@ export class ModelHost {
     }
 
     /** The file (with its modification time, so a file fixed in place is tried again), threads and GPU layers. */
-    private key(settings: Settings): string {
-        const path = resolveModelPath(settings);
+    private key(settings: Settings, path: string): string {
         let mtime = 0;
         try {
             mtime = statSync(path).mtimeMs;

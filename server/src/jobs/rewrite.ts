@@ -72,7 +72,7 @@ async function remask(model: DiffusionModel, r: RewriteRequest, options: JobOpti
             .slice(0, Math.max(1, Math.floor(body.length * REMASK_SHARE)));
         if (unlikely.length === 0) break;
         const masked = new Set(unlikely.map((x) => x.i));
-        const layout: SequenceLayout = { tokens: new Int32Array(0), holes: [] };
+        const holes: SequenceLayout["holes"] = [];
         const out = [...head];
         const runs: { from: number; to: number }[] = [];
         for (let i = 0; i < body.length; ) {
@@ -83,13 +83,13 @@ async function remask(model: DiffusionModel, r: RewriteRequest, options: JobOpti
             let j = i;
             while (j < body.length && masked.has(j)) j++;
             const length = j - i + REMASK_SLACK;
-            layout.holes.push({ start: out.length, length });
+            holes.push({ start: out.length, length });
             for (let k = 0; k < length; k++) out.push(info.mask);
             runs.push({ from: i, to: j });
             i = j;
         }
         out.push(...tail);
-        layout.tokens = Int32Array.from(out);
+        const layout: SequenceLayout = { tokens: Int32Array.from(out), holes };
         const onPartial = options.onPartial;
         denoised = await denoise(model, layout, {
             ...options,
