@@ -12,9 +12,6 @@ export const config = {
     async setModel(value: string): Promise<void> {
         await vscode.workspace.getConfiguration(SECTION).update("model", value, vscode.ConfigurationTarget.Global);
     },
-    get rewriteMode(): "instruct" | "remask" {
-        return vscode.workspace.getConfiguration(SECTION).get<"instruct" | "remask">("rewrite.mode", "instruct");
-    },
     /** Every dreamCoder.* value, for the server's initializationOptions. */
     all(): Record<string, unknown> {
         return JSON.parse(JSON.stringify(vscode.workspace.getConfiguration(SECTION))) as Record<string, unknown>;

@@ -18,8 +18,6 @@ export class Ctx implements vscode.Disposable {
     private _lastTrace: lsp.DenoiseTrace | undefined;
     private readonly traceChanged = new vscode.EventEmitter<lsp.DenoiseTrace>();
     readonly onTrace = this.traceChanged.event;
-    private readonly statusChanged = new vscode.EventEmitter<lsp.ServerStatus>();
-    readonly onStatus = this.statusChanged.event;
     private crashes = 0;
     private startedAt = 0;
     private stopping = false;
@@ -73,7 +71,6 @@ export class Ctx implements vscode.Disposable {
         client.onNotification(lsp.status, (s) => {
             this._status = s;
             this.statusBar.show(s);
-            this.statusChanged.fire(s);
         });
         await client.start();
         this.startedAt = Date.now();
@@ -115,7 +112,6 @@ export class Ctx implements vscode.Disposable {
         clearTimeout(this.restartTimer);
         this.statusBar.dispose();
         this.traceChanged.dispose();
-        this.statusChanged.dispose();
         this.output.dispose();
     }
 }

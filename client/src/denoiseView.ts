@@ -10,10 +10,6 @@ export class DenoiseView implements vscode.Disposable {
 
     constructor(private readonly extensionUri: vscode.Uri) {}
 
-    get visible(): boolean {
-        return this.panel !== undefined;
-    }
-
     show(trace: DenoiseTrace | undefined): void {
         if (!this.panel) {
             const media = vscode.Uri.joinPath(this.extensionUri, "media");
