@@ -5,15 +5,18 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
+import { stripVTControlCharacters } from "node:util";
 import { HoleParser } from "../../server/src/holes";
 import { repoRoot, testModel } from "../tools/test-models";
 
 const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
 const EXAMPLE = join(repoRoot, "examples", "stats.py");
 
+// Colour comes and goes with the environment (ansis turns it on when CI is set, even into a pipe), so the
+// checks read the text without escape sequences.
 function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
     const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, DREAM_CODER_MODEL: "" } });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    return { status: r.status, stdout: stripVTControlCharacters(r.stdout), stderr: stripVTControlCharacters(r.stderr) };
 }
 
 function scratchCopy(): string {
