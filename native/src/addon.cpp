@@ -10,9 +10,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <deque>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -78,43 +80,36 @@ std::string opt(const Napi::Object & o, const char * key, const char * fallback)
     return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
 }
 
+// A string field that names one of `choices`; anything else is refused with the names it may take.
+template <typename T>
+T opt_choice(const Napi::Object & o, const char * key, const char * what,
+             std::initializer_list<std::pair<const char *, T>> choices) {
+    const std::string name = opt(o, key, choices.begin()->first);
+    std::string       names;
+    size_t            i = 0;
+    for (const auto & [n, value] : choices) {
+        if (name == n) {
+            return value;
+        }
+        names += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + std::string(n);
+        i++;
+    }
+    throw Napi::Error::New(o.Env(), "unknown " + std::string(what) + " '" + name + "' (" + names + ")");
+}
+
 dc_params to_params(const Napi::Object & o) {
     dc_params p;
-    const std::string alg = opt(o, "algorithm", "maskgit_plus");
-    if (alg == "origin") {
-        p.algorithm = dc_algorithm::origin;
-    } else if (alg == "maskgit_plus") {
-        p.algorithm = dc_algorithm::maskgit_plus;
-    } else if (alg == "topk_margin") {
-        p.algorithm = dc_algorithm::topk_margin;
-    } else if (alg == "entropy") {
-        p.algorithm = dc_algorithm::entropy;
-    } else {
-        throw Napi::Error::New(o.Env(), "unknown algorithm '" + alg + "'");
-    }
-    const std::string sched = opt(o, "schedule", "timestep");
-    if (sched == "timestep") {
-        p.schedule = dc_schedule::timestep;
-    } else if (sched == "block") {
-        p.schedule = dc_schedule::block;
-    } else {
-        throw Napi::Error::New(o.Env(), "unknown schedule '" + sched + "'");
-    }
-    const std::string cache = opt(o, "cache", "none");
-    if (cache == "none") {
-        p.cache = dc_cache::none;
-    } else if (cache == "prefix") {
-        p.cache = dc_cache::prefix;
-    } else if (cache == "dual") {
-        p.cache = dc_cache::dual;
-    } else {
-        throw Napi::Error::New(o.Env(), "unknown cache mode '" + cache + "' (none, prefix or dual)");
-    }
-    const std::string cache_type = opt(o, "cacheType", "f32");
-    if (cache_type != "f32" && cache_type != "f16") {
-        throw Napi::Error::New(o.Env(), "unknown cache type '" + cache_type + "' (f32 or f16)");
-    }
-    p.cache_f16            = cache_type == "f16";
+    // The first choice of each is the default when the field is absent.
+    p.algorithm = opt_choice<dc_algorithm>(o, "algorithm", "algorithm",
+                                           { { "maskgit_plus", dc_algorithm::maskgit_plus },
+                                             { "origin", dc_algorithm::origin },
+                                             { "topk_margin", dc_algorithm::topk_margin },
+                                             { "entropy", dc_algorithm::entropy } });
+    p.schedule  = opt_choice<dc_schedule>(o, "schedule", "schedule",
+                                          { { "timestep", dc_schedule::timestep }, { "block", dc_schedule::block } });
+    p.cache     = opt_choice<dc_cache>(o, "cache", "cache mode",
+                                       { { "none", dc_cache::none }, { "prefix", dc_cache::prefix }, { "dual", dc_cache::dual } });
+    p.cache_f16 = opt_choice<bool>(o, "cacheType", "cache type", { { "f32", false }, { "f16", true } });
     p.steps                = (int32_t) opt(o, "steps", (double) p.steps);
     p.eps                  = opt(o, "eps", p.eps);
     p.block_length         = (int32_t) opt(o, "blockLength", (double) p.block_length);
