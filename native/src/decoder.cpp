@@ -160,13 +160,15 @@ DiffusionDecoder::DiffusionDecoder(llama_model * model, int32_t n_threads) :
 }
 
 DiffusionDecoder::~DiffusionDecoder() {
-    if (ctx_) {
-        llama_batch_free(batch_);
-        llama_free(ctx_);
-    }
-    if (kv_ctx_) {
-        llama_batch_free(kv_batch_);
-        llama_free(kv_ctx_);
+    exact_.close();
+    cached_.close();
+}
+
+void DiffusionDecoder::sequence_context::close() {
+    if (ctx) {
+        llama_batch_free(batch);
+        llama_free(ctx);
+        ctx = nullptr;
     }
 }
 
@@ -190,94 +192,86 @@ static llama_context_params sequence_context_params(int32_t cap, int32_t n_threa
     return cp;
 }
 
-void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16) {
-    if (kv_ctx_ && n_tokens <= kv_capacity_ && f16 == kv_f16_) {
-        return;
+void DiffusionDecoder::open(sequence_context & sc, const llama_context_params & cp) {
+    sc.close();
+    sc.ctx = llama_init_from_model(model_, cp);
+    if (!sc.ctx) {
+        throw dc_error(std::string("could not create a ") + sc.name + " for " + std::to_string(cp.n_ctx) +
+                       " tokens (out of memory?)");
     }
-    if (kv_ctx_) {
-        llama_batch_free(kv_batch_);
-        llama_free(kv_ctx_);
-        kv_ctx_ = nullptr;
+    sc.capacity = (int32_t) cp.n_ctx;
+    sc.batch    = llama_batch_init(sc.capacity, 0, 1);
+    llama_set_abort_callback(sc.ctx, abort_requested, &cancel_);
+}
+
+bool DiffusionDecoder::decode(sequence_context & sc, const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
+                              const std::vector<int32_t> * rows, const std::atomic<bool> & cancel) {
+    const int32_t m = r1 - r0;
+    for (int32_t i = 0; i < m; i++) {
+        sc.batch.token[i]     = tokens[r0 + i];
+        sc.batch.pos[i]       = r0 + i;
+        sc.batch.n_seq_id[i]  = 1;
+        sc.batch.seq_id[i][0] = 0;
+        sc.batch.logits[i]    = rows ? 0 : 1;
+    }
+    if (rows) {
+        for (int32_t r : *rows) {
+            sc.batch.logits[r - r0] = 1;
+        }
+        if (rows->empty()) {
+            sc.batch.logits[m - 1] = 1;
+        }
+    }
+    sc.batch.n_tokens = m;
+    cancel_           = &cancel;
+    const int ret     = llama_decode(sc.ctx, sc.batch);
+    cancel_           = nullptr;
+    if (ret != 0) {
+        if (cancel.load()) {
+            return false;
+        }
+        throw dc_error("llama_decode failed with code " + std::to_string(ret) + " (" + sc.name + ")");
+    }
+    return true;
+}
+
+void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16) {
+    if (cached_.ctx && n_tokens <= cached_.capacity && f16 == cached_.f16) {
+        return;
     }
     // The refresh decodes the whole sequence, non-causally, as one micro-batch; F32 K/V and flash attention
     // off keep a cached step's logits equal to a full pass's when the tokens are unchanged (F16: ~1e-3 off).
-    const int32_t        cap = capacity_for(n_tokens);
-    llama_context_params cp  = sequence_context_params(cap, n_threads_);
+    llama_context_params cp = sequence_context_params(capacity_for(n_tokens), n_threads_);
     cp.type_k             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.type_v             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.kv_unified         = true;
     cp.diffusion_kv_cache = true;  // native/patches/0001
-    kv_ctx_ = llama_init_from_model(model_, cp);
-    if (!kv_ctx_) {
-        throw dc_error("could not create a cached llama.cpp context for " + std::to_string(cap) +
-                       " tokens (out of memory?)");
-    }
-    if (!llama_get_memory(kv_ctx_)) {
-        llama_free(kv_ctx_);
-        kv_ctx_ = nullptr;
+    open(cached_, cp);
+    if (!llama_get_memory(cached_.ctx)) {
+        cached_.close();
         throw dc_error("this llama.cpp build has no KV cache for diffusion models (is native/patches/0001 applied?)");
     }
-    kv_capacity_ = cap;
-    kv_f16_      = f16;
-    kv_batch_    = llama_batch_init(cap, 0, 1);
-    llama_set_abort_callback(kv_ctx_, abort_requested, &cancel_);
+    cached_.f16 = f16;
 }
 
 bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
                                   const std::vector<int32_t> & rows, bool clear, bool f16,
                                   const std::atomic<bool> & cancel) {
     ensure_kv_context((int32_t) tokens.size(), f16);
-    llama_memory_t mem = llama_get_memory(kv_ctx_);
+    llama_memory_t mem = llama_get_memory(cached_.ctx);
     if (clear) {
         llama_memory_clear(mem, true);
     } else if (!llama_memory_seq_rm(mem, 0, r0, r1)) {
         throw dc_error("could not remove positions " + std::to_string(r0) + ".." + std::to_string(r1) + " from the cache");
     }
-    const int32_t m = r1 - r0;
-    for (int32_t i = 0; i < m; i++) {
-        kv_batch_.token[i]     = tokens[r0 + i];
-        kv_batch_.pos[i]       = r0 + i;
-        kv_batch_.n_seq_id[i]  = 1;
-        kv_batch_.seq_id[i][0] = 0;
-        kv_batch_.logits[i]    = 0;
-    }
-    for (int32_t r : rows) {
-        kv_batch_.logits[r - r0] = 1;
-    }
-    if (rows.empty()) {
-        kv_batch_.logits[m - 1] = 1;
-    }
-    kv_batch_.n_tokens = m;
-    cancel_            = &cancel;
-    const int ret      = llama_decode(kv_ctx_, kv_batch_);
-    cancel_            = nullptr;
-    if (ret != 0) {
-        if (cancel.load()) {
-            return false;
-        }
-        throw dc_error("llama_decode (cached) failed with code " + std::to_string(ret));
-    }
-    return true;
+    return decode(cached_, tokens, r0, r1, &rows, cancel);
 }
 
 void DiffusionDecoder::ensure_context(int32_t n_tokens) {
-    if (ctx_ && n_tokens <= capacity_) {
+    if (exact_.ctx && n_tokens <= exact_.capacity) {
         return;
     }
-    if (ctx_) {
-        llama_batch_free(batch_);
-        llama_free(ctx_);
-        ctx_ = nullptr;
-    }
-    const int32_t cap = capacity_for(n_tokens);
-    ctx_              = llama_init_from_model(model_, sequence_context_params(cap, n_threads_));
-    if (!ctx_) {
-        throw dc_error("could not create a llama.cpp context for " + std::to_string(cap) +
-                       " tokens (out of memory?)");
-    }
-    capacity_ = cap;
-    batch_    = llama_batch_init(cap, 0, 1);
-    llama_set_abort_callback(ctx_, abort_requested, &cancel_);
+    open(exact_, sequence_context_params(capacity_for(n_tokens), n_threads_));
 }
 
 void DiffusionDecoder::check_sequence(const std::vector<llama_token> & tokens) const {
@@ -299,24 +293,7 @@ void DiffusionDecoder::check_sequence(const std::vector<llama_token> & tokens) c
 const float * DiffusionDecoder::forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel) {
     const int32_t n = (int32_t) tokens.size();
     ensure_context(n);
-    for (int32_t i = 0; i < n; i++) {
-        batch_.token[i]     = tokens[i];
-        batch_.pos[i]       = i;
-        batch_.n_seq_id[i]  = 1;
-        batch_.seq_id[i][0] = 0;
-        batch_.logits[i]    = 1;
-    }
-    batch_.n_tokens = n;
-    cancel_         = &cancel;
-    const int ret   = llama_decode(ctx_, batch_);
-    cancel_         = nullptr;
-    if (ret != 0) {
-        if (cancel.load()) {
-            return nullptr;
-        }
-        throw dc_error("llama_decode failed with code " + std::to_string(ret));
-    }
-    return llama_get_logits(ctx_);
+    return decode(exact_, tokens, 0, n, nullptr, cancel) ? llama_get_logits(exact_.ctx) : nullptr;
 }
 
 std::vector<float> DiffusionDecoder::forward_all(const std::vector<llama_token> & tokens,
@@ -666,7 +643,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                 continue;
             }
             const int32_t r   = shift_ ? pos - 1 : pos;
-            const float * src = cached ? llama_get_logits_ith(kv_ctx_, r - r0) : logits + (size_t) r * n_vocab_;
+            const float * src = cached ? llama_get_logits_ith(cached_.ctx, r - r0) : logits + (size_t) r * n_vocab_;
             if (!src) {
                 throw dc_error("llama.cpp returned no logits for row " + std::to_string(r));
             }

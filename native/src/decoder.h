@@ -107,6 +107,22 @@ class DiffusionDecoder {
 
     // Refuses, before llama.cpp would abort on it, a sequence that is empty, too long or outside the vocabulary.
     void          check_sequence(const std::vector<llama_token> & tokens) const;
+    // A llama.cpp context sized for one sequence and the batch that feeds it: exact mode and the cached
+    // modes keep one each, reused while a request fits its capacity.
+    struct sequence_context {
+        const char *    name;  // for error messages
+        llama_context * ctx      = nullptr;
+        llama_batch     batch{};
+        int32_t         capacity = 0;
+        bool            f16      = false;  // K/V type (the cached context)
+        void            close();
+    };
+    // (Re)creates `sc` with `cp`, its batch and the abort callback that reads `cancel_`.
+    void          open(sequence_context & sc, const llama_context_params & cp);
+    // Decodes tokens[r0, r1) at their positions, with output rows: all when `rows` is null, else those listed
+    // (the last one when the list is empty). False when cancelled.
+    bool          decode(sequence_context & sc, const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
+                         const std::vector<int32_t> * rows, const std::atomic<bool> & cancel);
     void          ensure_context(int32_t n_tokens);
     void          ensure_kv_context(int32_t n_tokens, bool f16);
     const float * forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
@@ -118,19 +134,14 @@ class DiffusionDecoder {
 
     llama_model *            model_;
     const llama_vocab *      vocab_;
-    llama_context *          ctx_      = nullptr;
-    int32_t                  capacity_ = 0;
-    llama_context *          kv_ctx_      = nullptr;  // the cached modes' context: F32 KV cache, flash attention off
-    int32_t                  kv_capacity_ = 0;
-    bool                     kv_f16_      = false;
-    llama_batch              kv_batch_{};
+    sequence_context         exact_{ "llama.cpp context" };
+    sequence_context         cached_{ "cached llama.cpp context" };  // KV cache, flash attention off
     bool                     kv_supported_;           // dream and llada (our llama.cpp patch)
     int32_t                  n_threads_;
     int32_t                  n_vocab_;
     bool                     shift_;
     llama_token              mask_;
     std::vector<llama_token> end_tokens_;  // end-of-generation and pad: "shorter" inside a hole
-    llama_batch              batch_{};
     const std::atomic<bool> * cancel_ = nullptr;  // read by llama.cpp's abort callback mid-pass
     std::vector<int32_t>     order_;       // scratch for top-k / top-p
     std::vector<double>      probs_;
