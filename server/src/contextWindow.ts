@@ -17,33 +17,26 @@ export function cutWindow(text: string, from: number, to: number, budget: number
     const lineEnd = nl < 0 ? text.length : nl + 1;
     let left = Math.max(0, budget - countTokens(text.slice(lineStart, lineEnd)));
 
-    const above = linesBackward(text, lineStart);
-    const below = linesForward(text, lineEnd);
-    const aboveBudget = Math.floor(left * prefixShare);
-    let start = lineStart;
-    let end = lineEnd;
-    let usedAbove = 0;
-    for (const [s, piece] of above) {
-        const n = countTokens(piece);
-        if (usedAbove + n > aboveBudget) break;
-        usedAbove += n;
-        start = s;
-    }
-    left -= usedAbove;
-    for (const [e, piece] of below) {
-        const n = countTokens(piece);
-        if (n > left) break;
-        left -= n;
-        end = e;
-    }
+    const above = takeLines(linesBackward(text, lineStart), lineStart, Math.floor(left * prefixShare), countTokens);
+    left -= above.used;
+    const below = takeLines(linesForward(text, lineEnd), lineEnd, left, countTokens);
+    left -= below.used;
     // Give what the suffix left unused back to the lines above.
-    for (const [s, piece] of linesBackward(text, start)) {
+    const more = takeLines(linesBackward(text, above.to), above.to, left, countTokens);
+    return { start: more.to, end: below.to };
+}
+
+/** Takes `lines` (nearest first) while they fit in `budget`: the farthest offset reached (`from` when none fits) and their tokens. */
+function takeLines(lines: Iterable<[number, string]>, from: number, budget: number, countTokens: (s: string) => number): { to: number; used: number } {
+    let to = from;
+    let used = 0;
+    for (const [at, piece] of lines) {
         const n = countTokens(piece);
-        if (n > left) break;
-        left -= n;
-        start = s;
+        if (used + n > budget) break;
+        used += n;
+        to = at;
     }
-    return { start, end };
+    return { to, used };
 }
 
 /** The lines ending at `end`, nearest first, as [their start, their text]. */
