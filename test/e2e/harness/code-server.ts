@@ -42,8 +42,8 @@ export interface CodeServerOptions {
     smokeTestDriver?: boolean;
     /** .vsix files installed with --install-extension into the throwaway extensions dir first. */
     installVsix?: string[];
-    /** Pass --disable-workspace-trust. Default true. */
-    disableWorkspaceTrust?: boolean;
+    /** Keep workspace trust on: no --disable-workspace-trust, and security.workspace.trust.enabled true. Default false. */
+    workspaceTrust?: boolean;
     /** Extra code-server command-line arguments (before the folder). */
     extraArgs?: string[];
     /** Milliseconds to wait for /healthz. Default 30 s. */
@@ -80,14 +80,17 @@ function installExitHook(): void {
     if (exitHookInstalled) return;
     exitHookInstalled = true;
     process.on('exit', () => {
-        for (const pgid of liveGroups) {
-            try {
-                process.kill(-pgid, 'SIGKILL');
-            } catch {
-                // already gone
-            }
-        }
+        for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
     });
+}
+
+/** Sends `signal` to a process group; one that is already gone is fine. */
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+    try {
+        process.kill(-pgid, signal);
+    } catch {
+        // already gone
+    }
 }
 
 function groupAlive(pgid: number): boolean {
@@ -178,7 +181,7 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
     const logFile = path.join(runDir, 'code-server.log');
     fs.mkdirSync(extensionsDir, { recursive: true });
     fs.mkdirSync(workspace, { recursive: true });
-    writeUserSettings(userDataDir, options.settings ?? {});
+    writeUserSettings(userDataDir, { ...(options.workspaceTrust ? { 'security.workspace.trust.enabled': true } : {}), ...options.settings });
     const env = makeEnv(runDir, tools);
     fs.writeFileSync(path.join(runDir, 'xdg-config', 'config.yaml'), 'auth: none\ncert: false\n');
 
@@ -206,7 +209,7 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
             '--extensions-dir', extensionsDir,
             '--disable-telemetry',
             '--disable-update-check',
-            ...(options.disableWorkspaceTrust === false ? [] : ['--disable-workspace-trust']),
+            ...(options.workspaceTrust ? [] : ['--disable-workspace-trust']),
             '--disable-getting-started-override',
             '--ignore-last-opened',
             ...(options.smokeTestDriver ? ['--vscode-option', 'enable-smoke-test-driver'] : []),
@@ -226,18 +229,10 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
         let killed: Promise<void> | undefined;
         const kill = (): Promise<void> => {
             killed ??= (async () => {
-                try {
-                    process.kill(-pgid, 'SIGTERM');
-                } catch {
-                    // already gone
-                }
+                signalGroup(pgid, 'SIGTERM');
                 for (let i = 0; i < 50 && groupAlive(pgid); i++) await sleep(100);
                 if (groupAlive(pgid)) {
-                    try {
-                        process.kill(-pgid, 'SIGKILL');
-                    } catch {
-                        // already gone
-                    }
+                    signalGroup(pgid, 'SIGKILL');
                     for (let i = 0; i < 20 && groupAlive(pgid); i++) await sleep(100);
                 }
                 liveGroups.delete(pgid);
@@ -253,11 +248,7 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
         } catch (err) {
             lastError = err as Error;
             // Kill this attempt's group but keep RUN for the next attempt.
-            try {
-                process.kill(-pgid, 'SIGKILL');
-            } catch {
-                // already gone
-            }
+            signalGroup(pgid, 'SIGKILL');
             liveGroups.delete(pgid);
             if (!/EADDRINUSE/.test(lastError.message)) break;
             continue;

@@ -111,10 +111,10 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
     const run = async (): Promise<number> => {
         const s = await startCodeServer({
             workspace: options.workspace,
-            settings: { ...(options.workspaceTrust ? { 'security.workspace.trust.enabled': true } : {}), ...options.settings },
+            settings: options.settings,
+            workspaceTrust: options.workspaceTrust,
             smokeTestDriver: true,
             installVsix: options.vsix ? [options.vsix] : [],
-            disableWorkspaceTrust: !options.workspaceTrust,
             extraArgs: options.codeServerArgs,
             tools,
         });

@@ -198,9 +198,9 @@ export async function withWorkbench<T>(options: WorkbenchSessionOptions, body: (
     const session = async (): Promise<T> => {
         const s = await startCodeServer({
             workspace: options.workspace,
-            settings: { ...(options.workspaceTrust ? { 'security.workspace.trust.enabled': true } : {}), ...options.settings },
+            settings: options.settings,
+            workspaceTrust: options.workspaceTrust,
             smokeTestDriver: !!options.extensionPath,
-            disableWorkspaceTrust: !options.workspaceTrust,
             installVsix: options.vsix ? [options.vsix] : [],
             tools,
         });
