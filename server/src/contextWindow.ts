@@ -13,8 +13,7 @@ export interface ContextWindow {
  */
 export function cutWindow(text: string, from: number, to: number, budget: number, countTokens: (s: string) => number, prefixShare = 0.75): ContextWindow {
     const lineStart = lineStartBefore(text, from);
-    const nl = text.indexOf("\n", to);
-    const lineEnd = nl < 0 ? text.length : nl + 1;
+    const lineEnd = lineEndAfter(text, to);
     let left = Math.max(0, budget - countTokens(text.slice(lineStart, lineEnd)));
 
     const above = takeLines(linesBackward(text, lineStart), lineStart, Math.floor(left * prefixShare), countTokens);
@@ -51,14 +50,19 @@ function* linesBackward(text: string, end: number): Generator<[number, string]> 
 /** The lines starting at `start`, nearest first, as [their end, their text]. */
 function* linesForward(text: string, start: number): Generator<[number, string]> {
     while (start < text.length) {
-        const nl = text.indexOf("\n", start);
-        const e = nl < 0 ? text.length : nl + 1;
+        const e = lineEndAfter(text, start);
         yield [e, text.slice(start, e)];
         start = e;
     }
 }
 
 /** The start of the line holding offset `at` (0 for at <= 0). lastIndexOf treats a negative index as 0, hence the guard. */
-function lineStartBefore(text: string, at: number): number {
+export function lineStartBefore(text: string, at: number): number {
     return at <= 0 ? 0 : text.lastIndexOf("\n", at - 1) + 1;
+}
+
+/** The end of the line holding offset `at`, past its newline (text.length on the last line). */
+export function lineEndAfter(text: string, at: number): number {
+    const nl = text.indexOf("\n", at);
+    return nl < 0 ? text.length : nl + 1;
 }

@@ -1,7 +1,7 @@
 // Inline completion: infill between the text before and after the cursor. The hole is one line's worth in the
 // middle of a line and a block at an empty line; end-of-text inside it shortens it. A newer request for the
 // same document cancels the older one, and a small cache answers a repeated request at once.
-import { cutWindow } from "../contextWindow";
+import { cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
 import type { Settings } from "../settings";
@@ -15,10 +15,7 @@ export interface Completion {
 
 /** The hole's size: a line's worth when the cursor's line has text, a block when it is blank. */
 export function completionBudget(text: string, offset: number, settings: Settings): { tokens: number; midLine: boolean } {
-    const lineStart = offset <= 0 ? 0 : text.lastIndexOf("\n", offset - 1) + 1;
-    const nl = text.indexOf("\n", offset);
-    const line = text.slice(lineStart, nl < 0 ? text.length : nl);
-    const midLine = line.trim().length > 0;
+    const midLine = text.slice(lineStartBefore(text, offset), lineEndAfter(text, offset)).trim().length > 0;
     return { tokens: midLine ? settings.inlineCompletion.lineTokens : settings.inlineCompletion.blockTokens, midLine };
 }
 
