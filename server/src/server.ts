@@ -113,12 +113,11 @@ connection.onRequest(lsp.fillHoles, (params, token) =>
 
 connection.onRequest(lsp.rewrite, (params, token) =>
     editJob(params, token, "Rewriting", { text: "" }, async (doc, options) => {
-        const start = doc.offsetAt(params.range.start);
         const selection = doc.getText(params.range);
         const r = await host.run((m) =>
-            rewriteSelection(m, { selection, instruction: params.instruction, languageId: doc.languageId, mode: params.mode ?? settings.rewrite.mode }, options([params.range]))
+            rewriteSelection(m, { selection, at: doc.offsetAt(params.range.start), instruction: params.instruction, languageId: doc.languageId, mode: params.mode ?? settings.rewrite.mode }, options([params.range]))
         );
-        return { edits: r.edits.map((e) => ({ ...e, start: e.start + start, end: e.end + start })), denoised: r.denoised, extra: { text: r.text } };
+        return { edits: r.edits, denoised: r.denoised, extra: { text: r.text } };
     })
 );
 

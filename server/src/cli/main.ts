@@ -188,9 +188,9 @@ withModelOptions(program.command("rewrite <file>").description("rewrite lines un
         const settings = settingsFrom(flags);
         const languageId = flags.language ?? languageOf(file);
         const r = await runJob(flags, settings, (host, options) =>
-            host.run((m) => rewriteSelection(m, { selection: text.slice(start, end), instruction: flags.instruction, languageId, mode: flags.mode }, options))
+            host.run((m) => rewriteSelection(m, { selection: text.slice(start, end), at: start, instruction: flags.instruction, languageId, mode: flags.mode }, options))
         );
-        deliver(file, text, r.edits.map((e) => ({ ...e, start: e.start + start, end: e.end + start })), flags.inPlace);
+        deliver(file, text, r.edits, flags.inPlace);
     });
 
 withModelOptions(program.command("sketch <file>").description("draw a function body at a place after its signature and docstring"))

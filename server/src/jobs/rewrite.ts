@@ -9,6 +9,8 @@ import { denoise, type Denoised, type JobOptions } from "./denoise";
 
 export interface RewriteRequest {
     selection: string;
+    /** Where the selection starts in its document. */
+    at: number;
     instruction: string;
     languageId: string;
     mode: "instruct" | "remask";
@@ -16,7 +18,7 @@ export interface RewriteRequest {
 
 export interface Rewritten {
     text: string;
-    /** Offsets within the selection. */
+    /** Offsets in the document. */
     edits: SpanEdit[];
     denoised: Denoised | null;
 }
@@ -33,7 +35,8 @@ export async function rewriteSelection(model: DiffusionModel, request: RewriteRe
     if (!request.selection.trim()) throw new RangeError("select the code to rewrite first");
     const text = request.mode === "remask" ? await remask(model, request, options) : await instruct(model, request, options);
     const rewritten = keepEdges(request.selection, text.text);
-    return { text: rewritten, edits: spanEdits(request.selection, rewritten), denoised: text.denoised };
+    const edits = spanEdits(request.selection, rewritten).map((e) => ({ ...e, start: e.start + request.at, end: e.end + request.at }));
+    return { text: rewritten, edits, denoised: text.denoised };
 }
 
 function userPrompt(r: RewriteRequest): string {
