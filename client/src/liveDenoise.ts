@@ -2,6 +2,7 @@
 // are still masked, drawn as decorations (never edits) after the span it will replace, the span itself dimmed.
 import * as vscode from "vscode";
 import type { DenoisePartial } from "../../server/src/protocol";
+import { toRange } from "./ranges";
 
 const MAX_SHOWN = 160;
 
@@ -17,7 +18,7 @@ export class LiveDenoise implements vscode.Disposable {
         const spans: vscode.DecorationOptions[] = [];
         const texts: vscode.DecorationOptions[] = [];
         for (const h of partial.holes) {
-            const range = new vscode.Range(h.range.start.line, h.range.start.character, h.range.end.line, h.range.end.character);
+            const range = toRange(h.range);
             if (!range.isEmpty) spans.push({ range });
             // Decorations hold one line: show line breaks as ↵ and keep long texts short.
             let text = h.text.replace(/\r?\n/g, "↵");

@@ -2,6 +2,7 @@
 // discard; accepting applies all span edits as one edit (one undo step), unless the document changed meanwhile.
 import * as vscode from "vscode";
 import type { TextEdit } from "vscode-languageclient/node";
+import { toRange } from "./ranges";
 
 const SCHEME = "dream-coder-preview";
 
@@ -50,7 +51,7 @@ export class RewritePreview implements vscode.Disposable, vscode.TextDocumentCon
             return false;
         }
         const edit = new vscode.WorkspaceEdit();
-        for (const e of p.edits) edit.replace(p.document.uri, toRange(e), e.newText);
+        for (const e of p.edits) edit.replace(p.document.uri, toRange(e.range), e.newText);
         return vscode.workspace.applyEdit(edit);
     }
 
@@ -76,17 +77,13 @@ export class RewritePreview implements vscode.Disposable, vscode.TextDocumentCon
     }
 }
 
-export function toRange(e: TextEdit): vscode.Range {
-    return new vscode.Range(e.range.start.line, e.range.start.character, e.range.end.line, e.range.end.character);
-}
-
 function applyTextEdits(document: vscode.TextDocument, edits: TextEdit[]): string {
     const text = document.getText();
-    const sorted = [...edits].sort((a, b) => document.offsetAt(toRange(a).start) - document.offsetAt(toRange(b).start));
+    const sorted = [...edits].sort((a, b) => document.offsetAt(toRange(a.range).start) - document.offsetAt(toRange(b.range).start));
     let out = "";
     let at = 0;
     for (const e of sorted) {
-        const r = toRange(e);
+        const r = toRange(e.range);
         out += text.slice(at, document.offsetAt(r.start)) + e.newText;
         at = document.offsetAt(r.end);
     }

@@ -2,11 +2,12 @@
 // result forming (LiveDenoise), reports steps in a cancellable notification, cancels when the user types in
 // the affected range, and applies the final result as one edit (one undo step).
 import * as vscode from "vscode";
-import { ResponseError, LSPErrorCodes, type TextEdit } from "vscode-languageclient/node";
+import { ResponseError, LSPErrorCodes, type Range, type TextEdit } from "vscode-languageclient/node";
 import * as lsp from "../../../server/src/protocol";
 import type { Ctx } from "../ctx";
 import { LiveDenoise } from "../liveDenoise";
-import { toRange, type RewritePreview } from "../rewritePreview";
+import { toLspRange, toRange } from "../ranges";
+import type { RewritePreview } from "../rewritePreview";
 
 const RECENT_INSTRUCTIONS = "dreamCoder.recentInstructions";
 
@@ -77,7 +78,7 @@ async function runJob(ctx: Ctx, editor: vscode.TextEditor, title: string, job: J
 /** Applies a result's edits as one edit: one undo step. */
 async function applyAll(editor: vscode.TextEditor, edits: TextEdit[]): Promise<boolean> {
     return editor.edit((b) => {
-        for (const e of edits) b.replace(toRange(e), e.newText);
+        for (const e of edits) b.replace(toRange(e.range), e.newText);
     });
 }
 
@@ -92,19 +93,15 @@ async function editorFor(uri?: string | vscode.Uri): Promise<vscode.TextEditor |
     return editor;
 }
 
-function lspRange(r: vscode.Range) {
-    return { start: { line: r.start.line, character: r.start.character }, end: { line: r.end.line, character: r.end.character } };
-}
-
 /** Fill holes: in the selection if there is one (or the code action's range), else the whole document. Returns the edits applied. */
-export async function fillHoles(ctx: Ctx, uri?: string, range?: { start: vscode.Position; end: vscode.Position } | null): Promise<number> {
+export async function fillHoles(ctx: Ctx, uri?: string, range?: Range | null): Promise<number> {
     const editor = await editorFor(uri);
     if (!editor) return 0;
-    const r = range ? new vscode.Range(range.start.line, range.start.character, range.end.line, range.end.character) : editor.selection.isEmpty ? undefined : editor.selection;
+    const r = range ? toRange(range) : editor.selection.isEmpty ? undefined : editor.selection;
     const whole = new vscode.Range(editor.document.positionAt(0), editor.document.positionAt(editor.document.getText().length));
     const result = await runJob(ctx, editor, "filling holes", {
         ranges: [r ?? whole],
-        send: (params, token) => ctx.client.sendRequest(lsp.fillHoles, { ...params, range: r && lspRange(r) }, token)
+        send: (params, token) => ctx.client.sendRequest(lsp.fillHoles, { ...params, range: r && toLspRange(r) }, token)
     });
     if (!result) return 0;
     return (await applyAll(editor, result.edits)) ? result.edits.length : 0;
@@ -130,10 +127,10 @@ async function askInstruction(ctx: Ctx): Promise<string | undefined> {
 }
 
 /** Rewrite the selection: the span edits open in a diff preview to accept or discard. Returns the number of edits proposed. */
-export async function rewriteSelection(ctx: Ctx, preview: RewritePreview, uri?: string, range?: { start: vscode.Position; end: vscode.Position }, instruction?: string): Promise<number> {
+export async function rewriteSelection(ctx: Ctx, preview: RewritePreview, uri?: string, range?: Range, instruction?: string): Promise<number> {
     const editor = await editorFor(uri);
     if (!editor) return 0;
-    const r = range ? new vscode.Range(range.start.line, range.start.character, range.end.line, range.end.character) : editor.selection;
+    const r = range ? toRange(range) : editor.selection;
     if (r.isEmpty) {
         void vscode.window.showInformationMessage("Dream-Coder: select the code to rewrite first.");
         return 0;
@@ -142,7 +139,7 @@ export async function rewriteSelection(ctx: Ctx, preview: RewritePreview, uri?: 
     if (!what) return 0;
     const result = await runJob(ctx, editor, "rewriting", {
         ranges: [r],
-        send: (params, token) => ctx.client.sendRequest(lsp.rewrite, { ...params, range: lspRange(r), instruction: what }, token)
+        send: (params, token) => ctx.client.sendRequest(lsp.rewrite, { ...params, range: toLspRange(r), instruction: what }, token)
     });
     if (!result) return 0;
     if (result.edits.length === 0) {
