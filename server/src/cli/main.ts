@@ -117,6 +117,11 @@ function deliver(path: string, before: string, edits: SpanEdit[], inPlace: boole
     }
 }
 
+/** Where 0-based line `i` of `lines` (the text split at "\n") starts. */
+function lineOffset(lines: string[], i: number): number {
+    return lines.slice(0, i).reduce((a, l) => a + l.length + 1, 0);
+}
+
 /** LINE:COL (1-based, as editors show them) to an offset. */
 function offsetOf(text: string, at: string): number {
     const m = /^(\d+):(\d+)$/.exec(at);
@@ -125,7 +130,7 @@ function offsetOf(text: string, at: string): number {
     const line = Number(m[1]) - 1;
     const col = Number(m[2]) - 1;
     if (line < 0 || line >= lines.length || col < 0 || col > lines[line].length) throw new InvalidArgumentError(`${at} is outside the file`);
-    return lines.slice(0, line).reduce((a, l) => a + l.length + 1, 0) + col;
+    return lineOffset(lines, line) + col;
 }
 
 /** START-END lines (1-based, inclusive) to offsets. */
@@ -135,8 +140,8 @@ function lineRange(text: string, range: string): [number, number] {
     if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1]) || Number(m[2]) > lines.length) {
         throw new InvalidArgumentError(`--lines wants START-END within the file's ${lines.length} lines, not "${range}"`);
     }
-    const start = lines.slice(0, Number(m[1]) - 1).reduce((a, l) => a + l.length + 1, 0);
-    const end = Math.min(text.length, lines.slice(0, Number(m[2])).reduce((a, l) => a + l.length + 1, 0));
+    const start = lineOffset(lines, Number(m[1]) - 1);
+    const end = Math.min(text.length, lineOffset(lines, Number(m[2])));
     return [start, end];
 }
 
