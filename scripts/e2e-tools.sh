@@ -65,6 +65,10 @@ if [ "$(cat "$CS_DIR/.installed" 2>/dev/null)" != "code-server@$CODE_SERVER_VERS
     echo '{"private":true}' >"$tmp/package.json"
     (
         cd "$tmp"
+        # Under `npm test` the outer npm (on the system Node) exports its own npm_config_* and npm_* variables;
+        # this npm would take them as its config, and code-server's postinstall reads the Node major version
+        # from npm_config_user_agent ("requires node v24 ... you are on node v20"). Start from none of them.
+        while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep -i '^npm_')
         export PATH="$NODE_DIR/bin:$PATH" npm_config_nodedir="$NODE_DIR"
         npm install --no-audit --no-fund --no-save --loglevel=error "code-server@$CODE_SERVER_VERSION" >&2
     )
