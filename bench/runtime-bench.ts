@@ -3,7 +3,7 @@
 // Each (model, threads, context, hole, mode) cell runs in its own child process, so that its peak memory
 // (max RSS) is its own. Prints a Markdown table and writes JSON. Not a test: the numbers depend on the machine.
 //
-//   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,vocab152k] [--holes 32,128]
+//   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,small-Q4_K_M,small-Q8_0,vocab152k] [--holes 32,128]
 //       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
 //       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16]
@@ -19,12 +19,21 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../server/src/runtime/runtime";
-import { repoRoot, testModel, type TestModelOptions } from "../test/tools/test-models";
+import { quantizedTestModel, repoRoot, testModel, type QuantType, type TestModelOptions } from "../test/tools/test-models";
 
-const MODELS: Record<string, TestModelOptions> = {
-    small: { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 4096, context: 8192, type: "f16", seed: 11 },
-    vocab152k: { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 151936, context: 8192, type: "f16", seed: 11 }
+const SMALL: TestModelOptions = { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 4096, context: 8192, type: "f16", seed: 11 };
+// The quantized rows: the small model through llama-quantize, as users run real models.
+const MODELS: Record<string, TestModelOptions & { quant?: QuantType }> = {
+    small: SMALL,
+    "small-Q4_K_M": { ...SMALL, quant: "Q4_K_M" },
+    "small-Q8_0": { ...SMALL, quant: "Q8_0" },
+    vocab152k: { ...SMALL, vocab: 151936 }
 };
+
+function modelPath(name: string): string {
+    const { quant, ...options } = MODELS[name];
+    return quant ? quantizedTestModel(quant, options) : testModel(options);
+}
 const MODES = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy"] as const;
 type Mode = (typeof MODES)[number];
 
@@ -77,7 +86,7 @@ function paramsFor(cell: Cell): DecodeOptions {
 }
 
 async function runCell(cell: Cell): Promise<CellResult> {
-    const model = await DiffusionModel.load(testModel(MODELS[cell.model]), { threads: cell.threads });
+    const model = await DiffusionModel.load(modelPath(cell.model), { threads: cell.threads });
     const filler = "    total = total + values[index] * weights[index]\n";
     let text = filler;
     while (model.tokenize(text).length < cell.context) text += filler;
@@ -148,7 +157,7 @@ function list(name: string, fallback: string): string[] {
 function main(): void {
     const quick = process.argv.includes("--quick");
     const threads = list("threads", quick ? "2" : "1,2").map(Number);
-    const models = list("models", "small,vocab152k");
+    const models = list("models", "small,small-Q4_K_M,vocab152k");
     const holes = list("holes", quick ? "32" : "32,128").map(Number);
     const contexts = list("contexts", quick ? "256,2048" : "256,1024,2048,4096").map(Number);
     const modes = list("modes", MODES.join(",")) as Mode[];
@@ -163,7 +172,7 @@ function main(): void {
     const exactRepeat = Number(arg("exact-repeat", "1"));
     for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
     for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
-    for (const m of models) testModel(MODELS[m]);  // generate before timing anything
+    for (const m of models) modelPath(m);  // generate before timing anything
 
     const rows: CellResult[] = [];
     for (const model of models) for (const t of threads) for (const context of contexts) for (const hole of holes) {
@@ -194,7 +203,7 @@ function main(): void {
     }
 
     const fmt = (v: number, d = 2) => v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
-    console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].type}`).join("; ")}`);
+    console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].quant ?? MODELS[m].type}`).join("; ")}`);
     console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}`);
     console.log("");
     console.log("| model | threads | context | hole | mode | steps | full passes | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |");

@@ -3,9 +3,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../../server/src/runtime/runtime";
 import { timestepCount } from "./reference-decoder";
-import { useTestModels } from "./test-models-loaded";
+import { QUANT_TYPES } from "../tools/test-models";
+import { useQuantizedModels, useTestModels } from "./test-models-loaded";
 
 const m = useTestModels();
+const q = useQuantizedModels();
+const EVERY_MODEL = [["dream", () => m.dream], ["llada", () => m.llada], ...QUANT_TYPES.map((t) => [`dream ${t}`, () => q[t]] as const)] as const;
 
 const SEGMENTS = ["def area(w, h):\n    ", { hole: 6 }, "\n\ndef perimeter(w, h):\n    return ", { hole: 5 }, "\n\nprint(area(2, 3))", { hole: 4 }, "\n"];
 
@@ -26,7 +29,7 @@ function expectedTimestepCounts(nMasked: number, steps: number, eps: number): nu
 }
 
 describe("decoder", () => {
-    for (const [name, get] of [["dream", () => m.dream], ["llada", () => m.llada]] as const) {
+    for (const [name, get] of EVERY_MODEL) {
         it(`${name}: reveals only inside holes, each hole position exactly once, fixed text untouched`, async () => {
             const model = get();
             for (const algorithm of ["origin", "maskgit_plus", "topk_margin", "entropy"] as const) {

@@ -1,7 +1,7 @@
-// The generated dream and llada models, loaded once per test file (1 thread) and freed after it.
+// The generated dream and llada models, and their quantized kin, loaded once per test file (1 thread) and freed after it.
 import { after, before } from "node:test";
 import { DiffusionModel } from "../../server/src/runtime/runtime";
-import { testModel } from "../tools/test-models";
+import { QUANT_TYPES, quantizedTestModel, testModel, type QuantType } from "../tools/test-models";
 
 export interface LoadedModels {
     dream: DiffusionModel;
@@ -17,6 +17,18 @@ export function useTestModels(): LoadedModels {
     after(async () => {
         await models.dream?.dispose();
         await models.llada?.dispose();
+    });
+    return models;
+}
+
+/** The generated dream model quantized by llama-quantize to each type users download. */
+export function useQuantizedModels(): Record<QuantType, DiffusionModel> {
+    const models = {} as Record<QuantType, DiffusionModel>;
+    before(async () => {
+        for (const type of QUANT_TYPES) models[type] = await DiffusionModel.load(quantizedTestModel(type), { threads: 1 });
+    });
+    after(async () => {
+        for (const type of QUANT_TYPES) await models[type]?.dispose();
     });
     return models;
 }

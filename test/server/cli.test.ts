@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
 import { HoleParser } from "../../server/src/holes";
-import { repoRoot, testModel } from "../tools/test-models";
+import { QUANT_TYPES, quantizedTestModel, repoRoot, testModel } from "../tools/test-models";
 
 const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
 const EXAMPLE = join(repoRoot, "examples", "stats.py");
@@ -25,25 +25,27 @@ function scratchCopy(): string {
     return path;
 }
 
-test("fill --in-place replaces every marker and changes no other line", () => {
-    const file = scratchCopy();
-    const before = readFileSync(file, "utf8");
-    const holes = new HoleParser().parse(before);
-    assert.equal(holes.length, 3);
-    const r = run("fill", file, "--in-place", "--model", testModel({ arch: "dream" }), "--threads", "1");
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /3 edits applied/);
-    const after = readFileSync(file, "utf8");
-    assert.equal(new HoleParser().parse(after).length, 0, "no marker is left");
-    // The text between holes is unchanged, in order.
-    let at = 0;
-    for (let i = 0; i <= holes.length; i++) {
-        const piece = before.slice(i === 0 ? 0 : holes[i - 1].end, i < holes.length ? holes[i].start : before.length);
-        const found = after.indexOf(piece, at);
-        assert.ok(found >= at, `unchanged text ${JSON.stringify(piece.slice(0, 30))} is still there, in order`);
-        at = found + piece.length;
-    }
-});
+for (const [name, model] of [["f32", () => testModel({ arch: "dream" })], ...QUANT_TYPES.map((t) => [t, () => quantizedTestModel(t)] as const)] as const) {
+    test(`fill --in-place replaces every marker and changes no other line (${name} model)`, () => {
+        const file = scratchCopy();
+        const before = readFileSync(file, "utf8");
+        const holes = new HoleParser().parse(before);
+        assert.equal(holes.length, 3);
+        const r = run("fill", file, "--in-place", "--model", model(), "--threads", "1");
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stderr, /3 edits applied/);
+        const after = readFileSync(file, "utf8");
+        assert.equal(new HoleParser().parse(after).length, 0, "no marker is left");
+        // The text between holes is unchanged, in order.
+        let at = 0;
+        for (let i = 0; i <= holes.length; i++) {
+            const piece = before.slice(i === 0 ? 0 : holes[i - 1].end, i < holes.length ? holes[i].start : before.length);
+            const found = after.indexOf(piece, at);
+            assert.ok(found >= at, `unchanged text ${JSON.stringify(piece.slice(0, 30))} is still there, in order`);
+            at = found + piece.length;
+        }
+    });
+}
 
 test("fill prints a unified diff and leaves the file alone (exact decoding, no cache)", () => {
     const file = scratchCopy();

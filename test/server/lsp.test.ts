@@ -9,7 +9,7 @@ import {
     ResponseError
 } from "vscode-languageserver-protocol/node";
 import * as lsp from "../../server/src/protocol";
-import { testModel } from "../tools/test-models";
+import { QUANT_TYPES, quantizedTestModel, testModel } from "../tools/test-models";
 import { startLanguageServer as startServer, type LanguageServerProcess as ServerUnderTest } from "../../server/src/cli/lspClient";
 import { applyTextEdits } from "./apply-edits";
 
@@ -264,5 +264,31 @@ describe("language server over IPC", () => {
         const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
         assert.equal(r.edits.length, 1);
         assert.ok(server.statuses.some((s) => s.state === "ready" && s.backend === "CPU"));
+    });
+
+    test("quantized models (what users download) load and answer fills and inline completions", async () => {
+        const uri = "file:///work/quantized.py";
+        const doc = "def mean(xs):\n    total = ???\n    return total / ???:4\n";
+        await server.open(uri, doc);
+        try {
+            for (const type of QUANT_TYPES) {
+                await server.configure(settings({ model: quantizedTestModel(type) }));
+                const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
+                assert.equal(r.edits.length, 2, `${type}: one edit per hole`);
+                assert.deepEqual(r.edits.map((e) => e.range.start), [{ line: 1, character: 12 }, { line: 2, character: 19 }], `${type}: edits on the markers`);
+                const status = server.statuses.at(-1)!;
+                assert.equal(status.state, "ready", `${type}: ${status.message ?? ""}`);
+                assert.ok(status.model.endsWith(`-${type}.gguf`), `${type}: the status names the quantized file`);
+                const completion = await server.connection.sendRequest(InlineCompletionRequest.type, {
+                    textDocument: { uri },
+                    position: { line: 0, character: 4 },
+                    context: { triggerKind: 2 }
+                });
+                const items = Array.isArray(completion) ? completion : completion?.items ?? [];
+                assert.equal(items.length, 1, `${type}: an inline completion`);
+            }
+        } finally {
+            await server.configure(settings());
+        }
     });
 });

@@ -1,6 +1,7 @@
 // Seeded, deterministic GGUF models with random weights for tests and benchmarks: a `dream` variant
 // (Qwen2 layout, shifted logits, Qwen2.5-Instruct chat template) and a `llada` variant (LLaMA layout,
 // unshifted), plus the broken files the model checks must refuse.
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -27,12 +28,14 @@ export interface TestModelOptions {
     type?: "f32" | "f16";
     maskToken?: boolean;                 // false: leave out tokenizer.ggml.mask_token_id
     shiftLogits?: boolean;               // written only when set (Dream's converter writes nothing)
+    maskRowScale?: number;               // output row of <|mask|> times this: > 1 makes the mask a likely prediction
 }
 
 function resolved(o: TestModelOptions): Required<Omit<TestModelOptions, "shiftLogits">> & { shiftLogits?: boolean } {
     return {
         vocab: 4096, embd: 64, layers: 2, heads: 4, headsKv: 2, ff: 128, context: 4096, seed: 1, type: "f32",
         maskToken: true,
+        maskRowScale: 1,
         shiftLogits: o.arch === "llada" ? false : undefined,
         ...o
     };
@@ -69,6 +72,11 @@ export function writeTestModel(path: string, options: TestModelOptions): void {
     tensor("token_embd.weight", [o.embd, o.vocab], 1);
     tensor("output_norm.weight", [o.embd], "ones");
     tensor("output.weight", [o.embd, o.vocab], 1 / Math.sqrt(o.embd));
+    if (o.maskRowScale !== 1) {
+        const out = tensors[tensors.length - 1].data;
+        const mask = vocabNormal + SPECIAL_TOKENS.indexOf("<|mask|>");
+        for (let i = mask * o.embd; i < (mask + 1) * o.embd; i++) out[i] *= o.maskRowScale;
+    }
     const kv = headDim * o.headsKv;
     for (let l = 0; l < o.layers; l++) {
         const p = `blk.${l}.`;
@@ -133,6 +141,28 @@ export function testModel(options: TestModelOptions): string {
         mkdirSync(modelDir, { recursive: true });
         const tmp = `${path}.${process.pid}.tmp`;
         writeTestModel(tmp, o);
+        renameSync(tmp, path);
+    }
+    return path;
+}
+
+/** The quantization types users download (the catalog's files are Q4_K_M) and the two plain block formats. */
+export const QUANT_TYPES = ["Q8_0", "Q4_0", "Q4_K_M"] as const;
+export type QuantType = (typeof QUANT_TYPES)[number];
+const QUANTIZE = join(repoRoot, "native", "build", "cmake", "bin", "llama-quantize");
+
+/** Dimensions that every type quantizes as itself: K-quants need rows of a multiple of 256 values. */
+export const QUANTIZABLE: TestModelOptions = { arch: "dream", vocab: 4096, embd: 256, layers: 2, heads: 4, headsKv: 2, ff: 512, type: "f16", seed: 5 };
+
+/** The model for these options quantized to `type` by llama.cpp's own llama-quantize (built with the addon), cached. */
+export function quantizedTestModel(type: QuantType, options: TestModelOptions = QUANTIZABLE): string {
+    const source = testModel(options);
+    const path = source.replace(/\.gguf$/, `-${type}.gguf`);
+    if (!existsSync(path)) {
+        if (!existsSync(QUANTIZE)) throw new Error(`${QUANTIZE} is missing: build the native addon first`);
+        const tmp = `${path}.${process.pid}.tmp`;
+        const r = spawnSync(QUANTIZE, [source, tmp, type, "1"], { encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`llama-quantize ${type} failed (${r.status ?? r.signal}): ${r.stderr.slice(-2000)}`);
         renameSync(tmp, path);
     }
     return path;
