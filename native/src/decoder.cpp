@@ -707,6 +707,11 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
 
         for (int32_t c : chosen) {
             const int32_t pos = active[c];
+            if (picks[c].token == mask_) {
+                // Dream writes a predicted mask back: the place stays masked and is predicted again on later
+                // steps (on the last one it stays a mask, which adds no text to its hole).
+                continue;
+            }
             tokens[pos]          = picks[c].token;
             masked[pos]          = 0;
             res.reveal_step[pos] = step;

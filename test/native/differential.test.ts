@@ -5,16 +5,17 @@ import { describe, it } from "node:test";
 import { DiffusionModel, type StepEvent } from "../../server/src/runtime/runtime";
 import { useTestModels } from "./test-models-loaded";
 import { ReferenceDecoder, type ReferenceParams } from "./reference-decoder";
+import { testModel } from "../tools/test-models";
 
 const m = useTestModels();
 
 const SEGMENTS = ["function clamp(x, lo, hi) {\n    ", { hole: 9 }, "\n}\n\nconst y = clamp(", { hole: 4 }, ");\n", { hole: 7 }];
 
-async function compare(model: DiffusionModel, params: ReferenceParams): Promise<number> {
+async function compare(model: DiffusionModel, params: ReferenceParams): Promise<{ steps: number; keptMasked: number; left: number }> {
     const layout = model.layout(SEGMENTS);
     const events: StepEvent[] = [];
-    await model.decodeLayout(layout, { ...params, temperature: 0, traceLogits: true, onStep: (e) => events.push(e) });
-    const ref = new ReferenceDecoder(layout.holes, params, [...model.info.endTokens]);
+    const result = await model.decodeLayout(layout, { ...params, temperature: 0, traceLogits: true, onStep: (e) => events.push(e) });
+    const ref = new ReferenceDecoder(layout.holes, params, [...model.info.endTokens], model.info.mask);
     const n = model.info.nVocab;
     let step = 0;
     for (const e of events) {
@@ -28,9 +29,10 @@ async function compare(model: DiffusionModel, params: ReferenceParams): Promise<
         assert.deepEqual(e.tokens, want.tokens, `step ${step}: tokens revealed`);
         step++;
     }
-    for (; step < ref.totalSteps && !ref.done; step++) assert.equal(ref.plan(step), null, `the reference still runs step ${step}`);
-    assert.ok(ref.done, "both finish every hole");
-    return events.length;
+    for (; step < ref.totalSteps && ref.left > 0; step++) assert.equal(ref.plan(step), null, `the reference still runs step ${step}`);
+    const left = result.holes.flatMap((h) => h.tokens).filter((t) => t === model.info.mask).length;
+    assert.equal(left, ref.left, "both leave the same number of places masked");
+    return { steps: events.length, keptMasked: ref.keptMasked, left };
 }
 
 const BASE: ReferenceParams = {
@@ -43,7 +45,7 @@ describe("differential: addon vs TypeScript reference, step by step", () => {
         for (const schedule of ["timestep", "block"] as const) {
             for (const [name, get] of [["dream", () => m.dream], ["llada", () => m.llada]] as const) {
                 it(`${algorithm}, ${schedule} schedule, ${name}`, async () => {
-                    const steps = await compare(get(), { ...BASE, algorithm, schedule });
+                    const { steps } = await compare(get(), { ...BASE, algorithm, schedule });
                     assert.ok(steps >= 10, `${steps} steps compared`);
                 });
             }
@@ -52,6 +54,27 @@ describe("differential: addon vs TypeScript reference, step by step", () => {
     it("confidence threshold", async () => {
         await compare(m.dream, { ...BASE, confidenceThreshold: 0.02 });
         await compare(m.llada, { ...BASE, schedule: "block", confidenceThreshold: 0.02 });
+    });
+    it("a place whose prediction is the mask token stays masked and is predicted again (Dream's rule)", async () => {
+        // The mask's output row scaled up: its logit wins at some places, not all.
+        const model = await DiffusionModel.load(testModel({ arch: "dream", maskRowScale: 4 }), { threads: 1 });
+        try {
+            for (const params of [BASE, { ...BASE, schedule: "block" as const }]) {
+                const { keptMasked } = await compare(model, params);
+                assert.ok(keptMasked > 0, `the mask was predicted at ${keptMasked} chosen places: the rule was not exercised`);
+            }
+            // The cached modes take the same path: no step reveals the mask token, and a place left masked adds no text.
+            const layout = model.layout(SEGMENTS);
+            const revealed: number[] = [];
+            const r = await model.decodeLayout(layout, { steps: 20, schedule: "block", blockLength: 8, cache: "dual", onStep: (e) => revealed.push(...e.tokens) });
+            assert.ok(!revealed.includes(model.info.mask), "a step revealed the mask token");
+            for (const h of r.holes) {
+                h.tokens.forEach((t, i) => assert.equal(h.revealStep[i] < 0, t === model.info.mask, "a place is masked exactly when never revealed"));
+                assert.equal(h.text, model.detokenize(h.tokens.filter((t) => t !== model.info.mask && !model.isEndToken(t))));
+            }
+        } finally {
+            await model.dispose();
+        }
     });
     it("end-of-text penalty with decay", async () => {
         await compare(m.dream, { ...BASE, eotPenalty: 3, eotPenaltyDecay: 2 });

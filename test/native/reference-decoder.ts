@@ -26,8 +26,15 @@ export class ReferenceDecoder {
     readonly totalSteps: number;
     private readonly stepsPerBlock: number;
     private blockMasks = 0;
+    /** Chosen places whose prediction was the mask token (left masked). */
+    keptMasked = 0;
 
-    constructor(holes: { start: number; length: number }[], private readonly p: ReferenceParams, private readonly endTokens: number[]) {
+    constructor(
+        holes: { start: number; length: number }[],
+        private readonly p: ReferenceParams,
+        private readonly endTokens: number[],
+        private readonly mask: number
+    ) {
         this.gen = holes.flatMap((h) => Array.from({ length: h.length }, (_, i) => h.start + i)).sort((a, b) => a - b);
         this.gen.forEach((g) => this.masked.add(g));
         const blocks = Math.ceil(this.gen.length / p.blockLength);
@@ -35,8 +42,9 @@ export class ReferenceDecoder {
         this.totalSteps = p.schedule === "block" ? blocks * this.stepsPerBlock : p.steps;
     }
 
-    get done(): boolean {
-        return this.masked.size === 0;
+    /** Positions still masked: none when every hole is filled; Dream leaves a place masked whose prediction is the mask. */
+    get left(): number {
+        return this.masked.size;
     }
 
     /** The positions step `step` considers and the count its schedule reveals; null when it runs no forward pass. */
@@ -77,7 +85,9 @@ export class ReferenceDecoder {
         if (this.p.confidenceThreshold > 0) {
             k = Math.max(k, picks.filter((x) => x.conf > this.p.confidenceThreshold).length, 1);
         }
-        const chosen = order.slice(0, k);
+        // Dream writes the chosen predictions back; one that is the mask token leaves its place masked.
+        const chosen = order.slice(0, k).filter((i) => picks[i].token !== this.mask);
+        this.keptMasked += Math.min(k, order.length) - chosen.length;
         for (const i of chosen) this.masked.delete(plan.active[i]);
         return { positions: chosen.map((i) => plan.active[i]), tokens: chosen.map((i) => picks[i].token) };
     }

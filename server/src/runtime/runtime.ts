@@ -39,7 +39,7 @@ export interface DecodeOptions extends DecodeParams {
 }
 
 export interface HoleResult {
-    /** The hole's text; end-of-text and pad tokens ("shorter than the hole") are dropped. */
+    /** The hole's text; end-of-text and pad tokens ("shorter than the hole") and places left masked are dropped. */
     text: string;
     tokens: number[];
     /** The step that revealed each of the hole's tokens: the generation order. */
@@ -221,7 +221,8 @@ export class DiffusionModel {
     private holeResult(h: { start: number; length: number }, tokens: Int32Array, revealStep: Int32Array): HoleResult {
         const ids = [...tokens.subarray(h.start, h.start + h.length)];
         return {
-            text: this.detokenize(ids.filter((t) => !this.isEndToken(t))),
+            // A place still masked after the last step (its prediction was the mask) adds nothing, like end-of-text.
+            text: this.detokenize(ids.filter((t) => t !== this.info.mask && !this.isEndToken(t))),
             tokens: ids,
             revealStep: [...revealStep.subarray(h.start, h.start + h.length)],
             start: h.start,
