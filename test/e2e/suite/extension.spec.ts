@@ -2,6 +2,9 @@
 // user does, through the commands and the editor, checked on the document.
 /// <reference types="mocha" />
 import * as assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as vscode from "vscode";
 import type { Ctx } from "../../../client/src/ctx";
 
@@ -17,6 +20,21 @@ async function until<T>(what: string, probe: () => T | undefined | false | Promi
         if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
         await new Promise((r) => setTimeout(r, 100));
     }
+}
+
+/** The server's process id (from its initialize result); throws while no client runs. */
+const pidOf = () => (ctx.client.initializeResult as { dreamCoder?: { pid: number } } | undefined)?.dreamCoder?.pid;
+
+/** A new server process, other than `old`, running. */
+function restartedFrom(old: number | undefined, timeoutMs = 30_000): Promise<boolean> {
+    return until("a new server process", () => {
+        try {
+            const pid = pidOf();
+            return pid !== undefined && pid !== old && ctx.client.isRunning();
+        } catch {
+            return false; // between the crash and the restart there is no client
+        }
+    }, timeoutMs);
 }
 
 async function openDoc(text: string, language = "python"): Promise<vscode.TextEditor> {
@@ -146,18 +164,10 @@ describe("Dream-Coder in VS Code", () => {
     });
 
     it("after the server crashes the client says so and restarts it, and the next request works", async () => {
-        const pidOf = () => (ctx.client.initializeResult as { dreamCoder?: { pid: number } } | undefined)?.dreamCoder?.pid;
         const first = pidOf();
         assert.ok(first && first !== process.pid, "the server runs in its own process");
         process.kill(first, "SIGKILL");
-        await until("a new server process", () => {
-            try {
-                const pid = pidOf();
-                return pid !== undefined && pid !== first && ctx.client.isRunning();
-            } catch {
-                return false; // between the crash and the restart there is no client
-            }
-        }, 30_000);
+        await restartedFrom(first);
         const editor = await openDoc("c = ???\n");
         assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
         assert.ok(!editor.document.getText().includes("???"));
@@ -182,5 +192,40 @@ describe("Dream-Coder in VS Code", () => {
         assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
         assert.ok(!editor.document.getText().includes("???"));
         assert.ok(ctx.client.isRunning());
+    });
+
+    it("a model that crashes the server twice in a job is not restarted with; changing the model starts it again", async () => {
+        // SIGSEGV during a fill, as a crash inside llama.cpp would end the process.
+        for (let crash = 1; crash <= 2; crash++) {
+            const pid = pidOf();
+            assert.ok(pid);
+            await openDoc("x = ???:400\n");
+            const running = Promise.resolve(vscode.commands.executeCommand<number>("dreamCoder.fillHoles")).catch(() => 0);
+            await until("the fill to start", () => ctx.status.state === "busy");
+            process.kill(pid, "SIGSEGV");
+            assert.equal(await running, 0, "nothing was applied");
+            if (crash === 1) await restartedFrom(pid);
+        }
+        await until("the client to give up on the model", () => ctx.haltedFor === goodModel, 10_000);
+        // Longer than the first restart delays: no new server starts.
+        await new Promise((r) => setTimeout(r, 5000));
+        assert.throws(() => ctx.client, /crashed 2 times while running the model .*another quantization/s);
+        assert.equal(ctx.status.state, "error");
+        assert.ok(ctx.status.message?.includes(goodModel), "the status names the file");
+
+        // Another file (a copy: the user picked another quantization) starts the server again.
+        const copy = join(mkdtempSync(join(tmpdir(), "dream-coder-e2e-")), "other.gguf");
+        copyFileSync(goodModel, copy);
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        await config.update("model", copy, vscode.ConfigurationTarget.Global);
+        try {
+            await restartedFrom(undefined);
+            assert.equal(ctx.haltedFor, undefined);
+            const editor = await openDoc("d = ???\n");
+            assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
+            assert.ok(!editor.document.getText().includes("???"));
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+        }
     });
 });
