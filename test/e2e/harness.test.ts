@@ -100,14 +100,14 @@ describe('E2E harness (code-server + chromium)', { skip, timeout: 300_000 }, () 
                 name: 'harness-ui',
                 extensionPath: fixtureExtension,
                 files: { 'notes.fixture.txt': 'first line\n' },
-                timeoutMs: 120_000,
+                timeoutMs: 240_000,
             },
             async (wb) => {
                 runDir = wb.server.runDir;
                 await wb.openFile('notes.fixture.txt');
                 await wb.cursorToEnd();
                 await wb.type('say ghost');
-                const ghost = await wb.waitForGhostText({ timeoutMs: 30_000 });
+                const ghost = await wb.waitForGhostText();
                 assert.equal(ghost.trim(), 'text accepted');
                 await wb.acceptGhostText();
                 await wb.runCommand('Dream-Coder Fixture: Insert Stamp');

@@ -13,6 +13,13 @@ export function domText(text: string): string {
     return text.replace(/\u00a0/g, ' ');
 }
 
+/**
+ * How long a wait on the UI's state (a tab saved, a widget shown or hidden) may last. Generous: the 2-core
+ * machines these tests run on are often busy (a fresh clone's first run saw a save take over 10 s), and a
+ * wait ends as soon as the state is reached, so the limit only delays the report of a real failure.
+ */
+export const STATE_WAIT_MS = 60_000;
+
 export class Workbench {
     constructor(
         readonly page: Page,
@@ -22,13 +29,13 @@ export class Workbench {
     ) {}
 
     /** Waits for the workbench and its status bar. */
-    async waitReady(timeoutMs = 60_000): Promise<void> {
+    async waitReady(timeoutMs = STATE_WAIT_MS): Promise<void> {
         await this.page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: timeoutMs });
         await this.page.locator('#workbench\\.parts\\.statusbar').waitFor({ state: 'visible', timeout: timeoutMs });
     }
 
     /** Quick open (Ctrl+P) a file by name relative to the workspace; waits for its editor tab to be active. */
-    async openFile(relativePath: string, timeoutMs = 20_000): Promise<void> {
+    async openFile(relativePath: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
         await this.focusWorkbench();
         await this.page.keyboard.press('Control+P');
         const input = this.page.locator('.quick-input-widget input');
@@ -47,7 +54,7 @@ export class Workbench {
     /** Clicks into the active editor's text area. */
     async focusEditor(): Promise<void> {
         const editor = this.page.locator('.editor-group-container.active .monaco-editor .view-lines').first();
-        await editor.waitFor({ state: 'visible', timeout: 10_000 });
+        await editor.waitFor({ state: 'visible', timeout: STATE_WAIT_MS });
         await editor.click();
     }
 
@@ -84,7 +91,7 @@ export class Workbench {
      * seconds through the palette command (Alt+\ does nothing in headless Chromium).
      */
     async waitForGhostText(options: { timeoutMs?: number; retrigger?: boolean } = {}): Promise<string> {
-        const timeoutMs = options.timeoutMs ?? 30_000;
+        const timeoutMs = options.timeoutMs ?? STATE_WAIT_MS;
         const ghost = this.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first();
         const deadline = Date.now() + timeoutMs;
         let attempt = 0;
@@ -109,14 +116,14 @@ export class Workbench {
     /** Tab: accepts the shown ghost text (quick suggestions are off in the test profile). */
     async acceptGhostText(): Promise<void> {
         await this.page.keyboard.press('Tab');
-        await this.page.locator('.monaco-editor .ghost-text-decoration').first().waitFor({ state: 'hidden', timeout: 10_000 });
+        await this.page.locator('.monaco-editor .ghost-text-decoration').first().waitFor({ state: 'hidden', timeout: STATE_WAIT_MS });
     }
 
     /**
      * F1, types the command's label (e.g. "Dream-Coder: Fill Holes"), picks the row whose label matches, Enter.
      * The editor keeps focus afterwards, as it does for a user.
      */
-    async runCommand(label: string, timeoutMs = 15_000): Promise<void> {
+    async runCommand(label: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
         await this.page.keyboard.press('F1');
         const input = this.page.locator('.quick-input-widget input');
         await input.waitFor({ state: 'visible', timeout: timeoutMs });
@@ -138,12 +145,12 @@ export class Workbench {
             .contentFrame()
             .locator('#active-frame')
             .contentFrame();
-        await frame.locator(selector).first().waitFor({ state: 'visible', timeout: options.timeoutMs ?? 20_000 });
+        await frame.locator(selector).first().waitFor({ state: 'visible', timeout: options.timeoutMs ?? STATE_WAIT_MS });
         return frame;
     }
 
     /** Ctrl+S, then waits until the active tab is no longer dirty. */
-    async save(timeoutMs = 10_000): Promise<void> {
+    async save(timeoutMs = STATE_WAIT_MS): Promise<void> {
         await this.page.keyboard.press('Control+S');
         await this.page.locator('.tab.active.dirty').waitFor({ state: 'detached', timeout: timeoutMs });
     }
