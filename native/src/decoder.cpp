@@ -232,6 +232,9 @@ bool DiffusionDecoder::decode(sequence_context & sc, const std::vector<llama_tok
         }
         throw dc_error("llama_decode failed with code " + std::to_string(ret) + " (" + sc.name + ")");
     }
+    // On a GPU backend llama_decode returns once the work is queued, and the first logits read waits for it: wait
+    // here, so that a step's forward time holds the device work and its sampling time only host work.
+    llama_synchronize(sc.ctx);
     return true;
 }
 
