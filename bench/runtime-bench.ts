@@ -178,7 +178,7 @@ function main(): void {
     for (const model of models) for (const t of threads) for (const context of contexts) for (const hole of holes) {
         let exact: CellResult | undefined;
         for (const mode of modes) {
-            const big = model !== "small" && context > exactMaxContext;
+            const big = MODELS[model].vocab! > 4096 && context > exactMaxContext;
             const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
             const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, cacheType, maxSteps };
             let r: CellResult | undefined;
