@@ -94,7 +94,8 @@ export class DiffusionModel {
         const native = await addon
             .loadModel(path, { threads: options.threads ?? 2, gpuLayers: options.gpuLayers ?? 0 }, options.onProgress)
             .catch((e: Error) => {
-                throw new Error(`${path}: ${e.message}`);
+                // llama.cpp's log comes back line by line: one line, so that the message is one sentence everywhere.
+                throw new Error(`${path}: ${e.message.split("\n").map((l) => l.trim()).filter(Boolean).join("; ")}`);
             });
         return new DiffusionModel(native, file);
     }
