@@ -30,11 +30,11 @@ import { ModelHost } from "./modelHost";
 import * as lsp from "./protocol";
 import { DecodeCancelledError } from "./runtime/runtime";
 import { inlineEnabled, readSettings, type Settings } from "./settings";
-import type { SpanEdit } from "./spanEdits";
+import { lineEnding, type SpanEdit } from "./spanEdits";
 
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
-const host = new ModelHost((s) => void connection.sendNotification(lsp.status, s));
+const host = new ModelHost((s) => void connection.sendNotification(lsp.status, s), (message) => connection.console.warn(message));
 const completer = new InlineCompleter();
 let settings: Settings = readSettings(undefined).settings;
 let pullsConfiguration = false;
@@ -72,7 +72,7 @@ async function pullSettings(): Promise<void> {
 
 function applySettings(raw: unknown): void {
     const read = readSettings(raw);
-    for (const p of read.problems) connection.console.warn(p);
+    for (const p of read.problems) connection.console.warn(`${p.message}; using ${JSON.stringify(p.fallback)}`);
     settings = read.settings;
     host.configure(settings);
 }
@@ -115,7 +115,7 @@ connection.onRequest(lsp.rewrite, (params, token) =>
     editJob(params, token, "Rewriting", { text: "" }, async (doc, options) => {
         const selection = doc.getText(params.range);
         const r = await host.run((m) =>
-            rewriteSelection(m, { selection, at: doc.offsetAt(params.range.start), instruction: params.instruction, languageId: doc.languageId, mode: params.mode ?? settings.rewrite.mode }, options([params.range]))
+            rewriteSelection(m, { selection, at: doc.offsetAt(params.range.start), eol: lineEnding(doc.getText()), instruction: params.instruction, languageId: doc.languageId, mode: params.mode ?? settings.rewrite.mode }, options([params.range]))
         );
         return { edits: r.edits, denoised: r.denoised, extra: { text: r.text } };
     })

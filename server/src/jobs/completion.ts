@@ -5,7 +5,7 @@ import { cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
 import type { Settings } from "../settings";
-import { decodeParams, denoise, type Denoised, type JobOptions } from "./denoise";
+import { contextBudget, decodeParams, denoise, type Denoised, type JobOptions } from "./denoise";
 
 export interface Completion {
     text: string;
@@ -40,7 +40,7 @@ export class InlineCompleter {
             const m = await host.model();
             if (signal.aborted) throw new DecodeCancelledError();
             const { tokens, midLine } = completionBudget(text, offset, settings);
-            const win = cutWindow(text, offset, offset, settings.contextTokens, (s) => m.tokenize(s).length);
+            const win = cutWindow(text, offset, offset, contextBudget(m, settings, tokens), (s) => m.tokenize(s).length);
             const prefix = text.slice(win.start, offset);
             const suffix = text.slice(offset, win.end);
             const key = JSON.stringify([m.file.path, tokens, decodeParams(settings, tokens), prefix, suffix]);
