@@ -50,6 +50,8 @@ describe("model file checks", () => {
     it("a mask token id outside the vocabulary", () =>
         refused(testModel({ arch: "dream", overrides: { "tokenizer.ggml.mask_token_id": { type: "u32", value: 99999 } } }), "no-mask-token",
             /mask token id \(tokenizer\.ggml\.mask_token_id = 99999\) is outside the vocabulary of 4096 tokens/));
+    // A file that stat calls regular but reading fails (EIO): it was a bare "EIO: i/o error, read".
+    it("/proc/self/mem", () => refused("/proc/self/mem", "not-gguf", /not a GGUF model file/));
     it("a file that is only the GGUF magic", () => refused(magicOnlyFile(), "corrupt", /GGUF version at byte 4 needs 4 bytes, but the file ends 0 bytes later/));
 
     // A header that claims more tensors than it holds, with nothing after it: node-llama-cpp's reader read on past
