@@ -138,6 +138,19 @@ describe("malformed params and places outside the document", () => {
         await assert.rejects(rewrite({ instruction: 42 }), errorCode(ErrorCodes.InvalidParams, /needs an instruction/));
     });
 
+    test("an inline completion in the middle of a 5 MB line answers, without tokenizing the line", async () => {
+        const long = "file:///work/minified.js";
+        const half = "var a=1;".repeat(312_500);
+        await server.open(long, `${half}x=${half}\n`, "javascript");
+        const started = performance.now();
+        const r = await server.connection.sendRequest(InlineCompletionRequest.type, {
+            textDocument: { uri: long }, position: { line: 0, character: half.length + 2 }, context: { triggerKind: 2 }
+        });
+        assert.ok(r !== null);
+        assert.deepEqual(server.logs.filter((l) => l.startsWith("inline completion")), [], "no error");
+        assert.ok(performance.now() - started < 5000, `answered in ${Math.round(performance.now() - started)} ms`);
+    });
+
     test("a 2 MB instruction is refused at once with its size, and the server keeps serving", async () => {
         const started = performance.now();
         await assert.rejects(

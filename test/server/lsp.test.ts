@@ -283,6 +283,19 @@ describe("language server over IPC", () => {
         await server.configure(settings());
     });
 
+    test("a model whose mask-token id is outside its vocabulary: an error naming the file, and the status says error", async () => {
+        const uri = "file:///work/bad-mask.py";
+        await server.open(uri, "a = ???\n");
+        const model = testModel({ arch: "dream", overrides: { "tokenizer.ggml.mask_token_id": { type: "u32", value: 99999 } } });
+        await server.configure(settings({ model }));
+        await assert.rejects(
+            server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } }),
+            (e: unknown) => e instanceof ResponseError && e.message.startsWith(model) && /mask token id .*outside the vocabulary/.test(e.message)
+        );
+        assert.equal(server.statuses.at(-1)?.state, "error");
+        await server.configure(settings());
+    });
+
     test("a bad model setting gives a clear error while other requests still answer", async () => {
         const uri = "file:///work/bad.py";
         await server.open(uri, "a = ???\n");
