@@ -47,6 +47,15 @@ describe("model file checks", () => {
         }
     });
 
+    it("a load llama.cpp refuses (a tensor of the wrong shape) is one line naming the file", async () => {
+        const path = testModel({ arch: "dream", overrides: { "dream.feed_forward_length": { type: "u32", value: 96 } } });
+        await assert.rejects(DiffusionModel.load(path, { threads: 1 }), (e: Error) => {
+            assert.ok(e.message.startsWith(`${path}: llama.cpp could not load the model: `), e.message);
+            assert.match(e.message, /tensor 'blk\.0\.ffn_gate\.weight' has wrong shape/);
+            assert.ok(!e.message.includes("\n"), `one line: ${JSON.stringify(e.message)}`);
+            return true;
+        });
+    });
     it("a mask token id outside the vocabulary", () =>
         refused(testModel({ arch: "dream", overrides: { "tokenizer.ggml.mask_token_id": { type: "u32", value: 99999 } } }), "no-mask-token",
             /mask token id \(tokenizer\.ggml\.mask_token_id = 99999\) is outside the vocabulary of 4096 tokens/));
