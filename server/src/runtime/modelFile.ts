@@ -129,7 +129,7 @@ const ROPE_SCALING_TYPES = ["none", "linear", "yarn", "longrope"];
  * diffusion architectures — llama_model_base::load_hparams and the graphs in src/models/{dream,llada,llada-moe,
  * rnd1}.cpp — checked here first. Returns a sentence naming the field, or undefined when all are sound.
  */
-export function checkHyperparameters(meta: Map<string, GgufMetaValue>, arch: string): string | undefined {
+function checkHyperparameters(meta: Map<string, GgufMetaValue>, arch: string): string | undefined {
     const key = (k: string) => `${arch}.${k}`;
     class Unusable extends Error {}
     const fail = (why: string): never => {
