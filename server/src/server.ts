@@ -179,6 +179,7 @@ async function editJob<X extends object>(
     const version = doc.version;
     const stale = (): lsp.EditResult & X => ({ edits: [], stale: true, trace: null, ...empty });
     if (params.textDocument.version !== version) return stale();
+    completer.cancelAll();
     const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
     progress.begin(`Dream-Coder: ${title}`, 0, undefined, true);
     // The job stops as soon as its answer is known to be stale: the document changed or closed.

@@ -271,6 +271,30 @@ describe("language server over IPC", () => {
         await server.configure(settings());
     });
 
+    test("an edit job does not wait behind a long inline completion: the completion gives way", async () => {
+        // A 1,000-token exact completion (a thousand full passes), then a fill in another document.
+        await server.configure(settings({ cache: "none", inlineCompletion: { debounceMs: 0, lineTokens: 8, blockTokens: 1000 } }));
+        await server.open("file:///work/ghost.py", "def f():\n\n");
+        await server.open("file:///work/urgent.py", "y = ???:4\n");
+        let stepped = () => {};
+        const busy = new Promise<void>((r) => (stepped = r));
+        const watch = setInterval(() => server.statuses.at(-1)?.state === "busy" && stepped(), 10);
+        const ghost = server.connection
+            .sendRequest(InlineCompletionRequest.type, { textDocument: { uri: "file:///work/ghost.py" }, position: { line: 1, character: 0 }, context: { triggerKind: 2 } })
+            .then((r) => r, (e: unknown) => e);
+        await busy;
+        clearInterval(watch);
+        const asked = performance.now();
+        const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///work/urgent.py", version: 1 } });
+        const waited = performance.now() - asked;
+        assert.equal(r.edits.length, 1);
+        assert.ok(waited < 3000, `the fill answered in ${Math.round(waited)} ms`);
+        const g = await ghost;
+        const items = g instanceof ResponseError ? [] : Array.isArray(g) ? g : (g as { items: unknown[] } | null)?.items ?? [];
+        assert.deepEqual(items, [], "the completion that gave way offers nothing");
+        await server.configure(settings());
+    });
+
     test("settings beyond the model and the machine are clamped and logged, and requests still answer", async () => {
         const uri = "file:///work/hostile.py";
         // More text than the model's 4,096-token trained context around the hole.

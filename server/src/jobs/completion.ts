@@ -62,10 +62,15 @@ export class InlineCompleter {
         }
     }
 
-    /** Forgets a closed document's running request. */
+    /** Stops a document's running request (it changed or closed). */
     cancel(uri: string): void {
         this.running.get(uri)?.abort();
         this.running.delete(uri);
+    }
+
+    /** Stops every running request: ghost text is speculative, and a job the user asked for goes first. */
+    cancelAll(): void {
+        for (const uri of [...this.running.keys()]) this.cancel(uri);
     }
 }
 
