@@ -1,7 +1,7 @@
 // Bundles the extension for packaging and the real-editor tests: dist/client.js (the extension host side,
 // `vscode` left to the host) and dist/server.js (the language server). node-llama-cpp is used only for its
-// GGUF reader and downloader: importing its index would pull in all of its prebuilt-binding packages, so the
-// bundle takes just those two modules. The native addon is loaded at run time from native/build/ (see
+// downloader (the GGUF header is read by server/src/runtime/ggufHeader.ts): importing its index would pull in
+// all of its prebuilt-binding packages, so the bundle takes just that module. The native addon is loaded at run time from native/build/ (see
 // server/src/runtime/native.ts), which the .vsix carries.
 import { build } from "esbuild";
 import { rmSync } from "node:fs";
@@ -14,9 +14,7 @@ const onlyWhatWeUse = {
         b.onResolve({ filter: /^node-llama-cpp$/ }, () => ({ path: "node-llama-cpp-parts", namespace: "nlc" }));
         b.onLoad({ filter: /.*/, namespace: "nlc" }, () => ({
             resolveDir: nodeLlamaCpp,
-            contents:
-                `export { readGgufFileInfo } from "./gguf/readGgufFileInfo.js";\n` +
-                `export { createModelDownloader } from "./utils/createModelDownloader.js";\n`
+            contents: `export { createModelDownloader } from "./utils/createModelDownloader.js";\n`
         }));
     }
 };

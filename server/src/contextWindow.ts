@@ -6,14 +6,27 @@ export interface ContextWindow {
     end: number;
 }
 
+/** Code averages 3–4 characters a token; a line around the core longer than this many per token of the budget is cut. */
+const MAX_CHARS_PER_TOKEN = 16;
+/** ... but never one shorter than this. */
+const MIN_CUT_CHARS = 16_384;
+
 /**
  * Keeps the lines of the core span [from, to) (the cursor's own line when from = to), then whole lines outward:
  * `prefixShare` of the budget for the lines above, the rest below, and what the lines below leave unused goes
- * to the lines above.
+ * to the lines above. A core line far longer than the budget (minified code) is not kept whole: only the
+ * characters nearest the core, so that a multi-megabyte line is never tokenized.
  */
 export function cutWindow(text: string, from: number, to: number, budget: number, countTokens: (s: string) => number, prefixShare = 0.75): ContextWindow {
     const lineStart = lineStartBefore(text, from);
     const lineEnd = lineEndAfter(text, to);
+    if (from - lineStart + lineEnd - to > Math.max(MIN_CUT_CHARS, budget * MAX_CHARS_PER_TOKEN)) {
+        const left = Math.max(0, budget - countTokens(text.slice(from, to)));
+        const above = Math.floor(left * prefixShare);
+        const before = fitChars((n) => text.slice(from - n, from), from - lineStart, above, countTokens);
+        const after = fitChars((n) => text.slice(to, to + n), lineEnd - to, left - above, countTokens);
+        return { start: from - before, end: to + after };
+    }
     let left = Math.max(0, budget - countTokens(text.slice(lineStart, lineEnd)));
 
     const above = takeLines(linesBackward(text, lineStart), lineStart, Math.floor(left * prefixShare), countTokens);
@@ -23,6 +36,15 @@ export function cutWindow(text: string, from: number, to: number, budget: number
     // Give what the suffix left unused back to the lines above.
     const more = takeLines(linesBackward(text, above.to), above.to, left, countTokens);
     return { start: more.to, end: below.to };
+}
+
+/** The most characters (up to `available`) whose text `piece(n)` fits in `budget` tokens; shrunk in proportion until it does. */
+function fitChars(piece: (chars: number) => string, available: number, budget: number, countTokens: (s: string) => number): number {
+    let chars = Math.min(available, budget * MAX_CHARS_PER_TOKEN);
+    for (let n = countTokens(piece(chars)); n > budget && chars > 0; n = countTokens(piece(chars))) {
+        chars = Math.min(chars - 1, Math.floor((chars * budget) / n));
+    }
+    return chars;
 }
 
 /** Takes `lines` (nearest first) while they fit in `budget`: the farthest offset reached (`from` when none fits) and their tokens. */

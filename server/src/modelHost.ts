@@ -13,7 +13,11 @@ export class ModelHost {
     private loaded: { key: string; model: Promise<DiffusionModel> } | undefined;
     private current: ServerStatus = { state: "unset", model: "", backend: "CPU" };
 
-    constructor(private readonly onStatus: (status: ServerStatus) => void = () => undefined) {}
+    constructor(
+        private readonly onStatus: (status: ServerStatus) => void = () => undefined,
+        /** Where a setting the model or the machine cannot honour is reported, with what is used instead. */
+        private readonly onNotice: (message: string) => void = () => undefined
+    ) {}
 
     get status(): ServerStatus {
         return this.current;
@@ -56,13 +60,22 @@ export class ModelHost {
         if (this.loaded?.key === key) return this.loaded.model;
         this.release();
         this.report({ state: "loading", model: settings.model, progress: 0, message: undefined });
+        // More threads than cores only makes every step slower (64 took 3x, 256 10x the time of 2 here).
+        const cores = availableParallelism();
+        if (settings.threads > cores) this.onNotice(`dreamCoder.threads: ${settings.threads} is more than this machine's ${cores} cores; using ${cores}`);
         const model = DiffusionModel.load(path, {
-            threads: settings.threads || Math.max(1, Math.min(8, availableParallelism() - 1)),
+            threads: settings.threads ? Math.min(settings.threads, cores) : Math.max(1, Math.min(8, cores - 1)),
             gpuLayers: settings.gpuLayers,
             onProgress: (p) => this.report({ state: "loading", progress: p })
         });
         model.then(
-            () => this.report({ state: "ready", backend: DiffusionModel.backend(), progress: undefined }),
+            (m) => {
+                if (settings.contextTokens > m.info.nCtxTrain) {
+                    this.onNotice(`dreamCoder.contextTokens: ${settings.contextTokens} is more than the model's trained context of ${m.info.nCtxTrain} tokens; ` +
+                        `each request shows it at most ${m.info.nCtxTrain} tokens, its holes included`);
+                }
+                this.report({ state: "ready", backend: DiffusionModel.backend(), progress: undefined });
+            },
             (e: Error) => this.report({ state: "error", message: e.message, progress: undefined })
         );
         this.loaded = { key, model };

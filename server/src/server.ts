@@ -6,6 +6,8 @@ import {
     CodeActionKind,
     createConnection,
     DidChangeConfigurationNotification,
+    ErrorCodes,
+    InlineCompletionRequest,
     LSPErrorCodes,
     ProposedFeatures,
     ResponseError,
@@ -15,6 +17,7 @@ import {
     type CodeAction,
     type InitializeResult,
     type PartialResultParams,
+    type Position,
     type Range,
     type VersionedTextDocumentIdentifier,
     type WorkDoneProgressParams
@@ -30,17 +33,24 @@ import { ModelHost } from "./modelHost";
 import * as lsp from "./protocol";
 import { DecodeCancelledError } from "./runtime/runtime";
 import { inlineEnabled, readSettings, type Settings } from "./settings";
-import type { SpanEdit } from "./spanEdits";
+import { lineEnding, type SpanEdit } from "./spanEdits";
 
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
-const host = new ModelHost((s) => void connection.sendNotification(lsp.status, s));
+const host = new ModelHost((s) => void connection.sendNotification(lsp.status, s), (message) => connection.console.warn(message));
 const completer = new InlineCompleter();
 let settings: Settings = readSettings(undefined).settings;
 let pullsConfiguration = false;
+/** Resolves once the first settings are in: requests wait for it, so that one sent right after `initialized` sees the model. */
+let settingsReady: Promise<void> = Promise.resolve();
+let firstSettingsPulled = () => {};
+/** LSP's lifecycle: requests before `initialize` and after `shutdown` are refused. */
+let lifecycle: "starting" | "running" | "shut down" = "starting";
 
 connection.onInitialize((params): InitializeResult => {
-    pullsConfiguration = params.capabilities.workspace?.configuration === true;
+    lifecycle = "running";
+    pullsConfiguration = params.capabilities?.workspace?.configuration === true;
+    if (pullsConfiguration) settingsReady = new Promise((resolve) => (firstSettingsPulled = resolve));
     applySettings((params.initializationOptions as { settings?: unknown } | undefined)?.settings);
     return {
         capabilities: {
@@ -57,7 +67,11 @@ connection.onInitialize((params): InitializeResult => {
 connection.onInitialized(async () => {
     if (pullsConfiguration) {
         void connection.client.register(DidChangeConfigurationNotification.type, { section: "dreamCoder" });
-        await pullSettings();
+        try {
+            await pullSettings();
+        } finally {
+            firstSettingsPulled();
+        }
     }
 });
 
@@ -72,35 +86,42 @@ async function pullSettings(): Promise<void> {
 
 function applySettings(raw: unknown): void {
     const read = readSettings(raw);
-    for (const p of read.problems) connection.console.warn(p);
+    for (const p of read.problems) connection.console.warn(`${p.message}; using ${JSON.stringify(p.fallback)}`);
     settings = read.settings;
     host.configure(settings);
 }
 
-connection.languages.inlineCompletion.on(async (params, token) => {
-    const doc = documents.get(params.textDocument.uri);
+// Registered as a plain request: languages.inlineCompletion.on reads params.workDoneToken before the handler runs,
+// so null params failed there with an internal error instead of InvalidParams.
+connection.onRequest(InlineCompletionRequest.type, live(async (params, token) => {
+    const uri = documentUri(params);
+    const position = checkPosition(params.position, "position");
+    await settingsReady;
+    const doc = documents.get(uri);
     if (!doc || !inlineEnabled(settings, doc.languageId) || !settings.model) return null;
     const version = doc.version;
-    const offset = doc.offsetAt(params.position);
+    const offset = doc.offsetAt(position);
+    // A place past the end of its line or of the document is answered at the nearest real place.
+    const at = doc.positionAt(offset);
     try {
         const completion = await completer.complete(host, doc.uri, doc.getText(), offset, {
             settings,
             signal: abortSignal(token)
         });
         if (doc.version !== version || !completion.text) return { items: [] };
-        return { items: [{ insertText: completion.text, range: { start: params.position, end: params.position } }] };
+        return { items: [{ insertText: completion.text, range: { start: at, end: at } }] };
     } catch (e) {
         // A completion is offered on every keystroke: failures go to the log and the status, never a pop-up.
         if (!(e instanceof DecodeCancelledError)) logOnce(`inline completion: ${(e as Error).message}`);
         if (token.isCancellationRequested) throw new ResponseError(LSPErrorCodes.RequestCancelled, "cancelled");
         return { items: [] };
     }
-});
+}));
 
-connection.onRequest(lsp.fillHoles, (params, token) =>
+connection.onRequest(lsp.fillHoles, live((params, token) =>
     editJob(params, token, "Filling holes", { holes: 0 }, async (doc, options) => {
         const text = doc.getText();
-        const range = params.range ? [doc.offsetAt(params.range.start), doc.offsetAt(params.range.end)] : [0, text.length];
+        const range = params.range ? offsetsOf(doc, params.range) : [0, text.length];
         const holes = new HoleParser(settings.holes.marker).parse(text, range[0], range[1]);
         if (holes.length === 0) {
             throw new ResponseError(LSPErrorCodes.RequestFailed, `No hole marker (${settings.holes.marker}) found ${params.range ? "in the selection" : "in the document"}.`);
@@ -109,25 +130,30 @@ connection.onRequest(lsp.fillHoles, (params, token) =>
         const { edits, denoised } = await host.run((m) => fillHoles(m, text, holes, options(ranges)));
         return { edits, denoised, extra: { holes: holes.length } };
     })
-);
+));
 
-connection.onRequest(lsp.rewrite, (params, token) =>
+connection.onRequest(lsp.rewrite, live((params, token) =>
     editJob(params, token, "Rewriting", { text: "" }, async (doc, options) => {
-        const selection = doc.getText(params.range);
+        const [start, end] = offsetsOf(doc, params.range);
+        if (typeof params.instruction !== "string") throw new ResponseError(ErrorCodes.InvalidParams, "A rewrite needs an instruction (a string).");
+        const mode = params.mode ?? settings.rewrite.mode;
+        if (mode !== "instruct" && mode !== "remask") throw new ResponseError(ErrorCodes.InvalidParams, `Unknown rewrite mode ${JSON.stringify(mode)}: use "instruct" or "remask".`);
         const r = await host.run((m) =>
-            rewriteSelection(m, { selection, at: doc.offsetAt(params.range.start), instruction: params.instruction, languageId: doc.languageId, mode: params.mode ?? settings.rewrite.mode }, options([params.range]))
+            rewriteSelection(m, { selection: doc.getText().slice(start, end), at: start, eol: lineEnding(doc.getText()), instruction: params.instruction, languageId: doc.languageId, mode },
+                options([{ start: doc.positionAt(start), end: doc.positionAt(end) }]))
         );
         return { edits: r.edits, denoised: r.denoised, extra: { text: r.text } };
     })
-);
+));
 
-connection.onRequest(lsp.sketch, (params, token) =>
+connection.onRequest(lsp.sketch, live((params, token) =>
     editJob(params, token, "Sketching", {}, async (doc, options) => {
-        const offset = doc.offsetAt(params.position);
-        const { edit, denoised } = await host.run((m) => sketchBody(m, doc.getText(), offset, options([{ start: params.position, end: params.position }])));
+        const offset = doc.offsetAt(checkPosition(params.position, "position"));
+        const at = doc.positionAt(offset);
+        const { edit, denoised } = await host.run((m) => sketchBody(m, doc.getText(), offset, options([{ start: at, end: at }])));
         return { edits: [edit], denoised, extra: {} };
     })
-);
+));
 
 type JobParams = WorkDoneProgressParams & PartialResultParams & { textDocument: VersionedTextDocumentIdentifier };
 type JobOptionsFor = (ranges: Range[]) => { settings: Settings; signal: AbortSignal; onPartial: (p: { step: number; steps: number; texts: string[] }) => void };
@@ -145,14 +171,22 @@ async function editJob<X extends object>(
     empty: X,
     job: (doc: TextDocument, options: JobOptionsFor) => Promise<{ edits: SpanEdit[]; denoised: Denoised | null; extra: X }>
 ): Promise<lsp.EditResult & X> {
-    const doc = documents.get(params.textDocument.uri);
-    if (!doc) throw new ResponseError(LSPErrorCodes.RequestFailed, `${params.textDocument.uri} is not open in the editor`);
+    const uri = documentUri(params);
+    if (!Number.isInteger(params.textDocument.version)) throw new ResponseError(ErrorCodes.InvalidParams, "textDocument.version must be the document's version (a whole number).");
+    await settingsReady;
+    const doc = documents.get(uri);
+    if (!doc) throw new ResponseError(LSPErrorCodes.RequestFailed, `${uri} is not open in the editor`);
     const version = doc.version;
     const stale = (): lsp.EditResult & X => ({ edits: [], stale: true, trace: null, ...empty });
     if (params.textDocument.version !== version) return stale();
+    completer.cancelAll();
     const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
     progress.begin(`Dream-Coder: ${title}`, 0, undefined, true);
-    const signal = abortSignal(token);
+    // The job stops as soon as its answer is known to be stale: the document changed or closed.
+    const outdated = new AbortController();
+    const watchers = staleWatchers.get(uri) ?? new Set<AbortController>();
+    staleWatchers.set(uri, watchers.add(outdated));
+    const signal = AbortSignal.any([abortSignal(token), outdated.signal]);
     const options: JobOptionsFor = (ranges) => ({
         settings,
         signal,
@@ -179,22 +213,70 @@ async function editJob<X extends object>(
         };
     } catch (e) {
         if (e instanceof ResponseError) throw e;
+        if (outdated.signal.aborted) return stale();
         if (e instanceof DecodeCancelledError || signal.aborted) throw new ResponseError(LSPErrorCodes.RequestCancelled, "The request was cancelled.");
         connection.console.error(`${title}: ${(e as Error).message}`);
         throw new ResponseError(LSPErrorCodes.RequestFailed, (e as Error).message);
     } finally {
+        watchers.delete(outdated);
+        if (watchers.size === 0 && staleWatchers.get(uri) === watchers) staleWatchers.delete(uri);
         progress.done();
     }
 }
 
-connection.onCodeAction((params): CodeAction[] => {
-    const doc = documents.get(params.textDocument.uri);
+/** The running edit jobs of each document, to stop when it changes or closes. */
+const staleWatchers = new Map<string, Set<AbortController>>();
+
+function stopStaleJobs(uri: string): void {
+    for (const job of staleWatchers.get(uri) ?? []) job.abort();
+    completer.cancel(uri);
+}
+
+/** Wraps a request handler with LSP's lifecycle rules: nothing before `initialize`, nothing after `shutdown`. */
+function live<A extends unknown[], R>(handler: (...args: A) => R): (...args: A) => R {
+    return (...args) => {
+        if (lifecycle === "starting") throw new ResponseError(ErrorCodes.ServerNotInitialized, "The server has not been initialized yet.");
+        if (lifecycle === "shut down") throw new ResponseError(ErrorCodes.InvalidRequest, "The server is shutting down.");
+        return handler(...args);
+    };
+}
+
+const MAX_UINTEGER = 2 ** 31 - 1;
+
+/** The request's document URI, or InvalidParams for params that do not name one (null params included). */
+function documentUri(params: unknown): string {
+    const uri = (params as { textDocument?: { uri?: unknown } } | null)?.textDocument?.uri;
+    if (typeof uri !== "string") throw new ResponseError(ErrorCodes.InvalidParams, "The request must name a document (textDocument.uri).");
+    return uri;
+}
+
+/** A protocol position: whole numbers from 0 to 2^31 - 1 (LSP's uinteger); InvalidParams for anything else. */
+function checkPosition(p: unknown, name: string): Position {
+    const { line, character } = (p ?? {}) as Partial<Record<string, unknown>>;
+    const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_UINTEGER;
+    if (!ok(line) || !ok(character)) {
+        throw new ResponseError(ErrorCodes.InvalidParams, `${name} must be { line, character } with whole numbers from 0 to ${MAX_UINTEGER}.`);
+    }
+    return { line: line as number, character: character as number };
+}
+
+/** A range's offsets in the document (places past a line's end clamped to it); InvalidParams when it ends before it starts. */
+function offsetsOf(doc: TextDocument, range: unknown): [number, number] {
+    const r = (range ?? {}) as Partial<Range>;
+    const start = doc.offsetAt(checkPosition(r.start, "range.start"));
+    const end = doc.offsetAt(checkPosition(r.end, "range.end"));
+    if (end < start) throw new ResponseError(ErrorCodes.InvalidParams, "The range ends before it starts.");
+    return [start, end];
+}
+
+connection.onCodeAction(live((params): CodeAction[] => {
+    const doc = documents.get(documentUri(params));
     if (!doc) return [];
     const actions: CodeAction[] = [];
-    const { start, end } = params.range;
-    const selected = start.line !== end.line || start.character !== end.character;
+    const [start, end] = offsetsOf(doc, params.range);
+    const selected = start !== end;
     const parser = new HoleParser(settings.holes.marker);
-    const inRange = selected ? parser.parse(doc.getText(), doc.offsetAt(start), doc.offsetAt(end)).length : 0;
+    const inRange = selected ? parser.parse(doc.getText(), start, end).length : 0;
     const all = inRange || parser.parse(doc.getText()).length;
     if (all > 0) {
         const n = inRange || all;
@@ -212,12 +294,12 @@ connection.onCodeAction((params): CodeAction[] => {
         });
     }
     return actions;
-});
+}));
 
-connection.onRequest(lsp.listModels, () => ({ models: listCatalog(settings), selected: settings.model || DEFAULT_MODEL_ID }));
+connection.onRequest(lsp.listModels, live(() => ({ models: listCatalog(settings), selected: settings.model || DEFAULT_MODEL_ID })));
 
-connection.onRequest(lsp.downloadModel, async (params, token) => {
-    const entry = catalogEntry(params.id);
+connection.onRequest(lsp.downloadModel, live(async (params, token) => {
+    const entry = catalogEntry(params?.id);
     if (!entry) throw new ResponseError(LSPErrorCodes.RequestFailed, `"${params.id}" is not in the model catalog`);
     const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
     progress.begin(`Downloading ${entry.name}`, 0, undefined, true);
@@ -232,11 +314,15 @@ connection.onRequest(lsp.downloadModel, async (params, token) => {
     } finally {
         progress.done();
     }
+}));
+
+connection.onShutdown(() => {
+    lifecycle = "shut down";
+    return host.dispose();
 });
 
-connection.onShutdown(() => host.dispose());
-
-documents.onDidClose((e) => completer.cancel(e.document.uri));
+documents.onDidChangeContent((e) => stopStaleJobs(e.document.uri));
+documents.onDidClose((e) => stopStaleJobs(e.document.uri));
 
 let lastLogged = "";
 /** Logs an error unless it repeats the previous one: a broken model setting fails every keystroke alike. */

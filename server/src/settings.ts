@@ -68,25 +68,42 @@ export const DEFAULT_SETTINGS: Settings = {
 
 const ALGORITHMS: readonly Algorithm[] = ["origin", "maskgit_plus", "topk_margin", "entropy"];
 
+/** A setting's value that is not valid: what it is, what was expected, and the default used instead. */
+export interface SettingProblem {
+    /** e.g. `dreamCoder.threads: 100000 is not valid (a whole number from 0 to 256)` */
+    message: string;
+    fallback: unknown;
+}
+
+/** A value test, with what it expects in words. */
+interface Rule {
+    ok: (v: unknown) => boolean;
+    expected: string;
+}
+
 /**
  * Settings from whatever the editor sent: known keys of the right type override the defaults; a wrong value is
- * reported in `problems` (for the log) and the default kept, so one typo never stops the server.
+ * reported in `problems` (the server logs it and keeps the default, so one typo never stops it; the CLI stops).
  */
-export function readSettings(raw: unknown): { settings: Settings; problems: string[] } {
-    const problems: string[] = [];
+export function readSettings(raw: unknown): { settings: Settings; problems: SettingProblem[] } {
+    const problems: SettingProblem[] = [];
     const src = isObject(raw) ? raw : {};
-    const pick = <T>(obj: Record<string, unknown>, key: string, fallback: T, ok: (v: unknown) => boolean, path: string): T => {
+    const pick = <T>(obj: Record<string, unknown>, key: string, fallback: T, rule: Rule, path: string): T => {
         const v = obj[key];
         if (v === undefined || v === null) return fallback;
-        if (!ok(v)) {
-            problems.push(`dreamCoder.${path}: ${JSON.stringify(v)} is not valid; using ${JSON.stringify(fallback)}`);
+        if (!rule.ok(v)) {
+            problems.push({ message: `dreamCoder.${path}: ${JSON.stringify(v)} is not valid (${rule.expected})`, fallback });
             return fallback;
         }
         return v as T;
     };
-    const str = (v: unknown) => typeof v === "string";
-    const int = (min: number, max: number) => (v: unknown) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
-    const num = (min: number, max: number) => (v: unknown) => typeof v === "number" && v >= min && v <= max;
+    const str: Rule = { ok: (v) => typeof v === "string", expected: "text" };
+    const int = (min: number, max: number): Rule => ({
+        ok: (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max,
+        expected: `a whole number from ${min} to ${max}`
+    });
+    const num = (min: number, max: number): Rule => ({ ok: (v) => typeof v === "number" && v >= min && v <= max, expected: `a number from ${min} to ${max}` });
+    const oneOf = (values: readonly string[]): Rule => ({ ok: (v) => values.includes(v as string), expected: `one of ${values.join(", ")}` });
     const section = (key: string) => (isObject(src[key]) ? (src[key] as Record<string, unknown>) : {});
     const d = DEFAULT_SETTINGS;
     const holes = section("holes");
@@ -99,26 +116,26 @@ export function readSettings(raw: unknown): { settings: Settings; problems: stri
         threads: pick(src, "threads", d.threads, int(0, 256), "threads"),
         gpuLayers: pick(src, "gpuLayers", d.gpuLayers, int(-1, 1000), "gpuLayers"),
         steps: pick(src, "steps", d.steps, int(0, 4096), "steps"),
-        algorithm: pick(src, "algorithm", d.algorithm, (v) => ALGORITHMS.includes(v as Algorithm), "algorithm"),
+        algorithm: pick(src, "algorithm", d.algorithm, oneOf(ALGORITHMS), "algorithm"),
         temperature: pick(src, "temperature", d.temperature, num(0, 10), "temperature"),
         topP: pick(src, "topP", d.topP, num(0.01, 1), "topP"),
-        cache: pick(src, "cache", d.cache, (v) => v === "none" || v === "prefix" || v === "dual", "cache"),
+        cache: pick(src, "cache", d.cache, oneOf(["none", "prefix", "dual"]), "cache"),
         blockLength: pick(src, "blockLength", d.blockLength, int(1, 4096), "blockLength"),
         confidenceThreshold: pick(src, "confidenceThreshold", d.confidenceThreshold, num(0, 1), "confidenceThreshold"),
         contextTokens: pick(src, "contextTokens", d.contextTokens, int(64, 131072), "contextTokens"),
         holes: {
-            marker: pick(holes, "marker", d.holes.marker, (v) => typeof v === "string" && /^[^\s\\]+$/.test(v), "holes.marker"),
+            marker: pick(holes, "marker", d.holes.marker, { ok: (v) => typeof v === "string" && /^[^\s\\]+$/.test(v), expected: "one or more characters, no spaces or backslashes" }, "holes.marker"),
             defaultTokens: pick(holes, "defaultTokens", d.holes.defaultTokens, int(1, 4096), "holes.defaultTokens")
         },
         inlineCompletion: {
-            enable: pick(inline, "enable", d.inlineCompletion.enable, (v) => isObject(v) && Object.values(v).every((b) => typeof b === "boolean"), "inlineCompletion.enable"),
+            enable: pick(inline, "enable", d.inlineCompletion.enable, { ok: (v) => isObject(v) && Object.values(v).every((b) => typeof b === "boolean"), expected: "an object of language ids to true or false" }, "inlineCompletion.enable"),
             lineTokens: pick(inline, "lineTokens", d.inlineCompletion.lineTokens, int(1, 1024), "inlineCompletion.lineTokens"),
             blockTokens: pick(inline, "blockTokens", d.inlineCompletion.blockTokens, int(1, 4096), "inlineCompletion.blockTokens"),
             debounceMs: pick(inline, "debounceMs", d.inlineCompletion.debounceMs, int(0, 5000), "inlineCompletion.debounceMs")
         },
         sketch: { tokens: pick(sketch, "tokens", d.sketch.tokens, int(1, 4096), "sketch.tokens") },
         rewrite: {
-            mode: pick(rewrite, "mode", d.rewrite.mode, (v) => v === "instruct" || v === "remask", "rewrite.mode"),
+            mode: pick(rewrite, "mode", d.rewrite.mode, oneOf(["instruct", "remask"]), "rewrite.mode"),
             remaskRounds: pick(rewrite, "remaskRounds", d.rewrite.remaskRounds, int(1, 16), "rewrite.remaskRounds"),
             remaskBelow: pick(rewrite, "remaskBelow", d.rewrite.remaskBelow, num(0, 1), "rewrite.remaskBelow")
         }

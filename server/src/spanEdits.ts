@@ -66,3 +66,14 @@ export function applyEdits(text: string, edits: readonly SpanEdit[]): string {
     }
     return out + text.slice(at);
 }
+
+/** The document's line break: CRLF when its first line ends with one, else LF. */
+export function lineEnding(document: string): "\r\n" | "\n" {
+    const nl = document.indexOf("\n");
+    return nl > 0 && document[nl - 1] === "\r" ? "\r\n" : "\n";
+}
+
+/** Generated text with its line breaks written as `eol` (models write LF; a CRLF document must stay CRLF). */
+export function withLineEnding(text: string, eol: "\r\n" | "\n"): string {
+    return eol === "\r\n" ? text.replace(/\r?\n/g, "\r\n") : text;
+}

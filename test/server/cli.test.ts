@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
 import { HoleParser } from "../../server/src/holes";
-import { QUANT_TYPES, quantizedTestModel, repoRoot, testModel } from "../tools/test-models";
+import { QUANT_TYPES, quantizedTestModel, repoRoot, standInModel, testModel } from "../tools/test-models";
 
 const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
 const EXAMPLE = join(repoRoot, "examples", "stats.py");
@@ -79,6 +79,10 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
         [["fill", noHoles, "-m", testModel({ arch: "dream" })], /plain\.py has no hole marker/],
         [["complete", file, "--at", "99:1", "-m", "x"], /99:1 is outside the file/],
         [["fill", file, "-m", "x", "--steps", "-2"], /whole number of at least 0/],
+        [["fill", file, "-m", "x", "--marker", ""], /^dream-coder: dreamCoder\.holes\.marker: "" is not valid \(one or more characters, no spaces or backslashes\)\n$/],
+        [["fill", file, "-m", "x", "--threads", "100000"], /^dream-coder: dreamCoder\.threads: 100000 is not valid \(a whole number from 0 to 256\)\n$/],
+        // llama.cpp asserts on a model without layers: the process aborted (exit 134) before this check.
+        [["fill", file, "--in-place", "-m", testModel({ arch: "dream", overrides: { "dream.block_count": { type: "u32", value: 0 } } })], /dream\.block_count is 0/],
         [["models", "pull", "gpt-5"], /not in the catalog/]
     ];
     for (const [args, message] of cases) {
@@ -87,6 +91,60 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
         assert.match(r.stderr, message, args.join(" "));
     }
     assert.equal(readFileSync(file, "utf8"), before);
+});
+
+test("--in-place keeps every byte outside the edits: a byte-order mark, CRLF line breaks, non-ASCII text", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dream-coder-bytes-"));
+    const file = join(dir, "crlf.py");
+    const head = Buffer.from("\ufeff# café ☕ naïve\r\ndef area(r):\r\n    return ", "utf8");
+    const marker = Buffer.from("???:32", "utf8");
+    const tail = Buffer.from("\r\n\r\nprint('π ≈', area(1))\r\n", "utf8");
+    writeFileSync(file, Buffer.concat([head, marker, tail]));
+    const r = run("fill", file, "--in-place", "-m", standInModel(), "-t", "1");
+    assert.equal(r.status, 0, r.stderr);
+    const after = readFileSync(file);
+    assert.deepEqual(after.subarray(0, head.length), head, "the bytes before the hole are unchanged");
+    assert.deepEqual(after.subarray(after.length - tail.length), tail, "the bytes after the hole are unchanged");
+    const filled = after.subarray(head.length, after.length - tail.length).toString("utf8");
+    assert.ok(!/(^|[^\r])\n/.test(filled), `the filled text breaks lines as the file does: ${JSON.stringify(filled)}`);
+});
+
+test("a file that is not UTF-8 is refused before anything is written", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "dream-coder-latin1-")), "l1.py");
+    const bytes = Buffer.from("# caf\xe9\nx = ???:4\n", "latin1");
+    writeFileSync(file, bytes);
+    const r = run("fill", file, "--in-place", "-m", testModel({ arch: "dream" }), "-t", "1");
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /l1\.py is not UTF-8 text; dream-coder reads and writes UTF-8 only, so it leaves the file alone/);
+    assert.deepEqual(readFileSync(file), bytes);
+});
+
+test("rewrite --in-place keeps a CRLF file's line breaks and the lines outside the range", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "dream-coder-crlf-")), "stats.py");
+    const lines = readFileSync(EXAMPLE, "utf8").replace(/\?\?\?(:\d+)?/g, "0").split("\n").map((l) => l + "\r\n");
+    writeFileSync(file, lines.join(""));
+    // The stand-in model's rewrite of these lines has line breaks (the smallest test model's has none).
+    const r = run("rewrite", file, "--lines", "4-8", "--instruction", "use shorter names", "--in-place", "-m", standInModel(), "-t", "1");
+    assert.equal(r.status, 0, r.stderr);
+    const after = readFileSync(file, "utf8");
+    assert.ok(!/(^|[^\r])\n/.test(after), "no bare LF");
+    assert.ok(after.startsWith(lines.slice(0, 3).join("")), "the lines above the range are unchanged");
+    assert.ok(after.endsWith(lines.slice(8).join("")), "the lines below the range are unchanged");
+});
+
+test("a 5 MB line (minified code): fill and complete work around the place, and the rest of the file keeps its bytes", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "dream-coder-long-")), "min.js");
+    const half = "var a=1;".repeat(312_500); // 2.5 MB each side of the hole
+    const head = Buffer.from(`// minified\n${half}x=`);
+    const tail = Buffer.from(`;${half}\n`);
+    writeFileSync(file, Buffer.concat([head, Buffer.from("???:4"), tail]));
+    const fill = run("fill", file, "--in-place", "-m", testModel({ arch: "dream" }), "-t", "1");
+    assert.equal(fill.status, 0, fill.stderr);
+    const after = readFileSync(file);
+    assert.deepEqual(after.subarray(0, head.length), head);
+    assert.deepEqual(after.subarray(after.length - tail.length), tail);
+    const complete = run("complete", file, "--at", `2:${half.length + 3}`, "-m", testModel({ arch: "dream" }), "-t", "1");
+    assert.equal(complete.status, 0, complete.stderr);
 });
 
 test("models list shows the catalog", () => {

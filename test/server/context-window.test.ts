@@ -39,3 +39,17 @@ test("the window always holds the core span, starts and ends at line boundaries,
         { numRuns: 500 }
     );
 });
+
+test("a line of megabytes (minified code) is cut around the core, never tokenized whole", () => {
+    const line = "x=1;".repeat(1_250_000); // 5 MB
+    const text = `a\n${line}\nb\n`;
+    const from = 2 + line.length / 2;
+    let longest = 0;
+    const w = cutWindow(text, from, from + 3, 1024, (s) => {
+        longest = Math.max(longest, s.length);
+        return Math.ceil(s.length / 4);
+    });
+    assert.ok(w.start <= from && w.end >= from + 3, "the core is kept");
+    assert.ok(w.end - w.start <= 1024 * 16 + 3, `the window is ${w.end - w.start} characters`);
+    assert.ok(longest <= 1024 * 16 + 3, `the longest text tokenized was ${longest} characters`);
+});

@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import {
     CodeActionRequest,
     DidChangeTextDocumentNotification,
+    DidCloseTextDocumentNotification,
     InlineCompletionRequest,
     LSPErrorCodes,
     ResponseError
@@ -241,6 +242,82 @@ describe("language server over IPC", () => {
         // A request naming an old version is stale at once.
         const old = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
         assert.equal(old.stale, true);
+    });
+
+    test("editing or closing the document stops its job at once: a stale answer, and the next request is not kept waiting", async () => {
+        // Exact decoding of a 1,000-token hole: a thousand full passes, far longer than the answer may take.
+        await server.configure(settings({ cache: "none" }));
+        for (const [uri, change] of [["file:///work/long-edit.py", "edit"], ["file:///work/long-close.py", "close"]] as const) {
+            await server.open(uri, "x = ???:1000\n");
+            const token = `long-${change}`;
+            let stepped = () => {};
+            const firstStep = new Promise<void>((r) => (stepped = r));
+            const sub = server.connection.onProgress(lsp.denoisePartial, token, () => stepped());
+            const pending = server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 }, partialResultToken: token });
+            await firstStep;
+            const changed = performance.now();
+            if (change === "edit") {
+                await server.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version: 2 }, contentChanges: [{ text: "y = ???:1000\n" }] });
+            } else {
+                await server.connection.sendNotification(DidCloseTextDocumentNotification.type, { textDocument: { uri } });
+            }
+            const r = await pending;
+            const waited = performance.now() - changed;
+            sub.dispose();
+            assert.equal(r.stale, true);
+            assert.deepEqual(r.edits, []);
+            assert.ok(waited < 3000, `after the ${change} the answer came in ${Math.round(waited)} ms`);
+        }
+        await server.configure(settings());
+    });
+
+    test("an edit job does not wait behind a long inline completion: the completion gives way", async () => {
+        // A 1,000-token exact completion (a thousand full passes), then a fill in another document.
+        await server.configure(settings({ cache: "none", inlineCompletion: { debounceMs: 0, lineTokens: 8, blockTokens: 1000 } }));
+        await server.open("file:///work/ghost.py", "def f():\n\n");
+        await server.open("file:///work/urgent.py", "y = ???:4\n");
+        let stepped = () => {};
+        const busy = new Promise<void>((r) => (stepped = r));
+        const watch = setInterval(() => server.statuses.at(-1)?.state === "busy" && stepped(), 10);
+        const ghost = server.connection
+            .sendRequest(InlineCompletionRequest.type, { textDocument: { uri: "file:///work/ghost.py" }, position: { line: 1, character: 0 }, context: { triggerKind: 2 } })
+            .then((r) => r, (e: unknown) => e);
+        await busy;
+        clearInterval(watch);
+        const asked = performance.now();
+        const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///work/urgent.py", version: 1 } });
+        const waited = performance.now() - asked;
+        assert.equal(r.edits.length, 1);
+        assert.ok(waited < 3000, `the fill answered in ${Math.round(waited)} ms`);
+        const g = await ghost;
+        const items = g instanceof ResponseError ? [] : Array.isArray(g) ? g : (g as { items: unknown[] } | null)?.items ?? [];
+        assert.deepEqual(items, [], "the completion that gave way offers nothing");
+        await server.configure(settings());
+    });
+
+    test("settings beyond the model and the machine are clamped and logged, and requests still answer", async () => {
+        const uri = "file:///work/hostile.py";
+        // More text than the model's 4,096-token trained context around the hole.
+        await server.open(uri, SOURCE.repeat(300) + "total = ???:8\n" + SOURCE.repeat(100));
+        await server.configure(settings({ threads: 256, contextTokens: 131072, steps: 4096, blockLength: 4096 }));
+        const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
+        assert.equal(r.edits.length, 1, "the hole is filled from as much text as the model's context holds");
+        assert.ok(server.logs.some((l) => /dreamCoder\.threads: 256 is more than this machine's \d+ cores; using \d+/.test(l)), server.logs.join("\n"));
+        assert.ok(server.logs.some((l) => /dreamCoder\.contextTokens: 131072 is more than the model's trained context of 4096 tokens/.test(l)), server.logs.join("\n"));
+        await server.configure(settings());
+    });
+
+    test("a model whose mask-token id is outside its vocabulary: an error naming the file, and the status says error", async () => {
+        const uri = "file:///work/bad-mask.py";
+        await server.open(uri, "a = ???\n");
+        const model = testModel({ arch: "dream", overrides: { "tokenizer.ggml.mask_token_id": { type: "u32", value: 99999 } } });
+        await server.configure(settings({ model }));
+        await assert.rejects(
+            server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } }),
+            (e: unknown) => e instanceof ResponseError && e.message.startsWith(model) && /mask token id .*outside the vocabulary/.test(e.message)
+        );
+        assert.equal(server.statuses.at(-1)?.state, "error");
+        await server.configure(settings());
     });
 
     test("a bad model setting gives a clear error while other requests still answer", async () => {

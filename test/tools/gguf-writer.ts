@@ -46,7 +46,7 @@ class ByteSink {
         this.push(b);
     }
 
-    u64(v: number): void {
+    u64(v: number | bigint): void {
         const b = Buffer.alloc(8);
         b.writeBigUInt64LE(BigInt(v));
         this.push(b);
@@ -132,12 +132,17 @@ function tensorBytes(t: GgufTensor): Buffer {
     return out;
 }
 
+/** A hostile header for the model checks: only the header is written, claiming `tensorCount` tensors. */
+export interface HeaderOnly {
+    tensorCount: bigint;
+}
+
 /** Writes a GGUF file; tensors are streamed one by one so large vocabularies stay cheap in memory. */
-export function writeGguf(path: string, metadata: Record<string, GgufValue>, tensors: GgufTensor[]): void {
+export function writeGguf(path: string, metadata: Record<string, GgufValue>, tensors: GgufTensor[], headerOnly?: HeaderOnly): void {
     const head = new ByteSink();
     head.push(Buffer.from("GGUF", "ascii"));
     head.u32(3);
-    head.u64(tensors.length);
+    head.u64(headerOnly?.tensorCount ?? tensors.length);
     head.u64(Object.keys(metadata).length);
     for (const [key, value] of Object.entries(metadata)) {
         head.str(key);
@@ -161,6 +166,7 @@ export function writeGguf(path: string, metadata: Record<string, GgufValue>, ten
     const fd = openSync(path, "w");
     try {
         writeSync(fd, head.buffer());
+        if (headerOnly) return;
         let written = 0;
         tensors.forEach((t, i) => {
             if (offsets[i] > written) writeSync(fd, Buffer.alloc(offsets[i] - written));

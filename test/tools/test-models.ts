@@ -29,9 +29,16 @@ export interface TestModelOptions {
     maskToken?: boolean;                 // false: leave out tokenizer.ggml.mask_token_id
     shiftLogits?: boolean;               // written only when set (Dream's converter writes nothing)
     maskRowScale?: number;               // output row of <|mask|> times this: > 1 makes the mask a likely prediction
+    /** Write the model under another architecture name (general.architecture and the keys' prefix). */
+    relabel?: string;
+    /** Metadata keys (full names, e.g. "dream.block_count") written over the generated ones. */
+    overrides?: Record<string, GgufValue>;
+    /** Write only the header, claiming this many tensors (a decimal string: it may pass 2^53). */
+    headerOnlyTensorCount?: string;
 }
 
-function resolved(o: TestModelOptions): Required<Omit<TestModelOptions, "shiftLogits">> & { shiftLogits?: boolean } {
+function resolved(o: TestModelOptions): Required<Omit<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount">> &
+    Pick<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount"> {
     return {
         vocab: 4096, embd: 64, layers: 2, heads: 4, headsKv: 2, ff: 128, context: 4096, seed: 1, type: "f32",
         maskToken: true,
@@ -100,7 +107,7 @@ export function writeTestModel(path: string, options: TestModelOptions): void {
     const allTokens = [...tokens, ...SPECIAL_TOKENS];
     const tokenTypes = allTokens.map((_, i) => (i < vocabNormal ? 1 : 3)); // 1 normal, 3 control
     const id = (t: (typeof SPECIAL_TOKENS)[number]) => vocabNormal + SPECIAL_TOKENS.indexOf(t);
-    const a = o.arch;
+    const a = o.relabel ?? o.arch;
     const meta: Record<string, GgufValue> = {
         "general.architecture": { type: "string", value: a },
         "general.name": { type: "string", value: `dream-coder test model (${a}, seed ${o.seed}, random weights)` },
@@ -125,11 +132,12 @@ export function writeTestModel(path: string, options: TestModelOptions): void {
     };
     if (o.maskToken) meta["tokenizer.ggml.mask_token_id"] = { type: "u32", value: id("<|mask|>") };
     if (o.shiftLogits !== undefined) meta["diffusion.shift_logits"] = { type: "bool", value: o.shiftLogits };
-    if (a === "dream") {
+    Object.assign(meta, o.overrides);
+    if (o.arch === "dream") {
         if (!existsSync(QWEN_TEMPLATE)) throw new Error(`${QWEN_TEMPLATE} is missing: build the native addon first`);
         meta["tokenizer.chat_template"] = { type: "string", value: readFileSync(QWEN_TEMPLATE, "utf8") };
     }
-    writeGguf(path, meta, tensors);
+    writeGguf(path, meta, tensors, o.headerOnlyTensorCount === undefined ? undefined : { tensorCount: BigInt(o.headerOnlyTensorCount) });
 }
 
 /** The model for these options, generated once into .cache/models and reused while the generator is unchanged. */
@@ -168,6 +176,11 @@ export function quantizedTestModel(type: QuantType, options: TestModelOptions = 
     return path;
 }
 
+/** The demo's stand-in (README "The main job"): larger than the test models, so its noise is more varied. */
+export function standInModel(arch: "dream" | "llada" = "dream"): string {
+    return testModel({ arch, embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, type: "f16", seed: 7 });
+}
+
 /** A file that is not GGUF at all. */
 export function notGgufFile(): string {
     mkdirSync(modelDir, { recursive: true });
@@ -189,5 +202,13 @@ export function brokenHeaderFile(): string {
     const full = readFileSync(testModel({ arch: "dream" }));
     const path = join(modelDir, "broken-header.gguf");
     writeFileSync(path, full.subarray(0, 200));
+    return path;
+}
+
+/** A file that is only the four bytes of the GGUF magic. */
+export function magicOnlyFile(): string {
+    mkdirSync(modelDir, { recursive: true });
+    const path = join(modelDir, "magic-only.gguf");
+    writeFileSync(path, "GGUF");
     return path;
 }

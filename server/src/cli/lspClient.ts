@@ -9,6 +9,7 @@ import {
     DidChangeConfigurationNotification,
     DidOpenTextDocumentNotification,
     InitializeRequest,
+    LogMessageNotification,
     IPCMessageReader,
     IPCMessageWriter,
     WorkDoneProgressCreateRequest,
@@ -26,6 +27,8 @@ export interface LanguageServerProcess {
     initialized: InitializeResult;
     /** Every dreamCoder/status notification so far. */
     statuses: lsp.ServerStatus[];
+    /** Every line the server logged (window/logMessage) so far. */
+    logs: string[];
     /** The settings the next workspace/configuration request answers with. */
     settings: Record<string, unknown>;
     /** Replaces the settings, tells the server, and returns once it has read them. */
@@ -34,15 +37,21 @@ export interface LanguageServerProcess {
     stop(): Promise<void>;
 }
 
-export async function startLanguageServer(settings: Record<string, unknown>, main = SERVER_MAIN): Promise<LanguageServerProcess> {
+/** The server as a child process and a connection to it, not yet listening nor initialized. */
+export function spawnLanguageServer(main = SERVER_MAIN): { child: ChildProcess; connection: ProtocolConnection } {
     const child = fork(main, ["--node-ipc"], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
-    const connection = createProtocolConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
+    return { child, connection: createProtocolConnection(new IPCMessageReader(child), new IPCMessageWriter(child)) };
+}
+
+export async function startLanguageServer(settings: Record<string, unknown>, main = SERVER_MAIN): Promise<LanguageServerProcess> {
+    const { child, connection } = spawnLanguageServer(main);
     let configurationPulled = () => {};
     const server: LanguageServerProcess = {
         connection,
         child,
         initialized: { capabilities: {} },
         statuses: [],
+        logs: [],
         settings,
         async configure(next) {
             server.settings = next;
@@ -76,7 +85,9 @@ export async function startLanguageServer(settings: Record<string, unknown>, mai
     connection.onNotification(lsp.status, (s) => {
         server.statuses.push(s);
     });
-    connection.onNotification("window/logMessage", () => undefined);
+    connection.onNotification(LogMessageNotification.type, (m) => {
+        server.logs.push(m.message);
+    });
     connection.listen();
     server.initialized = await connection.sendRequest(InitializeRequest.type, {
         processId: process.pid,

@@ -15,7 +15,7 @@ import { sketchBody } from "../jobs/sketch";
 import { ModelHost } from "../modelHost";
 import type { CacheMode } from "../runtime/native";
 import { readSettings, type Settings } from "../settings";
-import { applyEdits, type SpanEdit } from "../spanEdits";
+import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { runLatencyBench } from "./bench";
 import { DownloadProgress, generationOrder, JobProgress, unifiedDiff } from "./output";
 
@@ -82,14 +82,15 @@ function settingsFrom(flags: ModelFlags, extra: Record<string, unknown> = {}): S
         contextTokens: flags.contextTokens,
         ...extra
     });
-    if (problems.length) throw new InvalidArgumentError(problems.join("\n"));
+    // The server keeps the default for a wrong setting; a command line stops, before anything is loaded.
+    if (problems.length) throw new InvalidArgumentError(problems.map((p) => p.message).join("\n"));
     return settings;
 }
 
 /** Runs a job with a progress bar, and prints the generation order if asked. */
 async function runJob<T extends { denoised: Denoised | null }>(flags: ModelFlags, settings: Settings, job: (host: ModelHost, options: JobOptions) => Promise<T>): Promise<T> {
     const progress = new JobProgress();
-    const host = new ModelHost((s) => progress.status(s));
+    const host = new ModelHost((s) => progress.status(s), (message) => process.stderr.write(`dream-coder: ${message}\n`));
     host.configure(settings);
     const interrupt = new AbortController();
     const onSigint = () => interrupt.abort();
@@ -145,11 +146,19 @@ function lineRange(text: string, range: string): [number, number] {
     return [start, end];
 }
 
+/** The file's text. Only UTF-8 is read, so that writing it back keeps every byte the jobs did not change. */
 function readSource(path: string): string {
+    let bytes: Buffer;
     try {
-        return readFileSync(path, "utf8");
+        bytes = readFileSync(path);
     } catch (e) {
         throw new InvalidArgumentError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+    }
+    try {
+        // ignoreBOM keeps a byte-order mark in the text, so that it is written back too.
+        return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    } catch {
+        throw new InvalidArgumentError(`${path} is not UTF-8 text; dream-coder reads and writes UTF-8 only, so it leaves the file alone`);
     }
 }
 
@@ -193,7 +202,7 @@ withModelOptions(program.command("rewrite <file>").description("rewrite lines un
         const settings = settingsFrom(flags);
         const languageId = flags.language ?? languageOf(file);
         const r = await runJob(flags, settings, (host, options) =>
-            host.run((m) => rewriteSelection(m, { selection: text.slice(start, end), at: start, instruction: flags.instruction, languageId, mode: flags.mode }, options))
+            host.run((m) => rewriteSelection(m, { selection: text.slice(start, end), at: start, eol: lineEnding(text), instruction: flags.instruction, languageId, mode: flags.mode }, options))
         );
         deliver(file, text, r.edits, flags.inPlace);
     });

@@ -5,7 +5,7 @@ import { cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
 import type { Settings } from "../settings";
-import { decodeParams, denoise, type Denoised, type JobOptions } from "./denoise";
+import { contextBudget, decodeParams, denoise, type Denoised, type JobOptions } from "./denoise";
 
 export interface Completion {
     text: string;
@@ -40,7 +40,7 @@ export class InlineCompleter {
             const m = await host.model();
             if (signal.aborted) throw new DecodeCancelledError();
             const { tokens, midLine } = completionBudget(text, offset, settings);
-            const win = cutWindow(text, offset, offset, settings.contextTokens, (s) => m.tokenize(s).length);
+            const win = cutWindow(text, offset, offset, contextBudget(m, settings, tokens), (s) => m.tokenize(s).length);
             const prefix = text.slice(win.start, offset);
             const suffix = text.slice(offset, win.end);
             const key = JSON.stringify([m.file.path, tokens, decodeParams(settings, tokens), prefix, suffix]);
@@ -62,10 +62,15 @@ export class InlineCompleter {
         }
     }
 
-    /** Forgets a closed document's running request. */
+    /** Stops a document's running request (it changed or closed). */
     cancel(uri: string): void {
         this.running.get(uri)?.abort();
         this.running.delete(uri);
+    }
+
+    /** Stops every running request: ghost text is speculative, and a job the user asked for goes first. */
+    cancelAll(): void {
+        for (const uri of [...this.running.keys()]) this.cancel(uri);
     }
 }
 

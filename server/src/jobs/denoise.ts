@@ -33,6 +33,12 @@ export function decodeParams(settings: Settings, generated: number): DecodeParam
     return params;
 }
 
+/** Tokens of document text a request may show around `generated` masked ones: the setting, within the model's trained context. */
+export function contextBudget(model: DiffusionModel, settings: Settings, generated: number): number {
+    // Two places for the BOS / shifted-logits token the layout may put in front.
+    return Math.max(0, Math.min(settings.contextTokens, model.info.nCtxTrain - generated - 2));
+}
+
 export async function denoise(model: DiffusionModel, layout: SequenceLayout, options: JobOptions): Promise<Denoised> {
     const generated = layout.holes.reduce((a, h) => a + h.length, 0);
     const params = decodeParams(options.settings, generated);

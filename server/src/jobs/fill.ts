@@ -3,13 +3,14 @@
 import { cutWindow } from "../contextWindow";
 import type { Hole } from "../holes";
 import type { Segment, DiffusionModel } from "../runtime/runtime";
-import type { SpanEdit } from "../spanEdits";
-import { denoise, type Denoised, type JobOptions } from "./denoise";
+import { lineEnding, withLineEnding, type SpanEdit } from "../spanEdits";
+import { contextBudget, denoise, type Denoised, type JobOptions } from "./denoise";
 
 export async function fillHoles(model: DiffusionModel, text: string, holes: Hole[], options: JobOptions): Promise<{ edits: SpanEdit[]; denoised: Denoised }> {
     if (holes.length === 0) throw new RangeError("there is no hole marker to fill");
     const { settings } = options;
-    const win = cutWindow(text, holes[0].start, holes[holes.length - 1].end, settings.contextTokens, (s) => model.tokenize(s).length);
+    const generated = holes.reduce((a, h) => a + (h.size ?? settings.holes.defaultTokens), 0);
+    const win = cutWindow(text, holes[0].start, holes[holes.length - 1].end, contextBudget(model, settings, generated), (s) => model.tokenize(s).length);
     const segments: Segment[] = [];
     let at = win.start;
     for (const h of holes) {
@@ -18,5 +19,6 @@ export async function fillHoles(model: DiffusionModel, text: string, holes: Hole
     }
     segments.push(text.slice(at, win.end));
     const denoised = await denoise(model, model.layout(segments), options);
-    return { edits: holes.map((h, i) => ({ start: h.start, end: h.end, text: denoised.texts[i] })), denoised };
+    const eol = lineEnding(text);
+    return { edits: holes.map((h, i) => ({ start: h.start, end: h.end, text: withLineEnding(denoised.texts[i], eol) })), denoised };
 }

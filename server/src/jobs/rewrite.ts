@@ -4,13 +4,15 @@
 // instruction and denoises only those, so the edits stay local by construction.
 import { PLACEHOLDER } from "../protocol";
 import type { DiffusionModel, SequenceLayout } from "../runtime/runtime";
-import { spanEdits, type SpanEdit } from "../spanEdits";
+import { spanEdits, withLineEnding, type SpanEdit } from "../spanEdits";
 import { denoise, type Denoised, type JobOptions } from "./denoise";
 
 export interface RewriteRequest {
     selection: string;
     /** Where the selection starts in its document. */
     at: number;
+    /** The document's line break, which the rewrite keeps. */
+    eol: "\r\n" | "\n";
     instruction: string;
     languageId: string;
     mode: "instruct" | "remask";
@@ -23,6 +25,8 @@ export interface Rewritten {
     denoised: Denoised | null;
 }
 
+/** An instruction is a sentence or a paragraph; a longer one is refused before it is tokenized (which would block). */
+const MAX_INSTRUCTION_CHARS = 4096;
 /** The most tokens a rewrite may produce. */
 const MAX_REWRITE_TOKENS = 2048;
 /** At most this share of the selection is re-masked per round, the least likely tokens first. */
@@ -32,9 +36,12 @@ const REMASK_SLACK = 2;
 
 export async function rewriteSelection(model: DiffusionModel, request: RewriteRequest, options: JobOptions): Promise<Rewritten> {
     if (!request.instruction.trim()) throw new RangeError("a rewrite needs an instruction");
+    if (request.instruction.length > MAX_INSTRUCTION_CHARS) {
+        throw new RangeError(`the instruction is ${request.instruction.length.toLocaleString("en")} characters long; at most ${MAX_INSTRUCTION_CHARS.toLocaleString("en")} are accepted`);
+    }
     if (!request.selection.trim()) throw new RangeError("select the code to rewrite first");
     const text = request.mode === "remask" ? await remask(model, request, options) : await instruct(model, request, options);
-    const rewritten = keepEdges(request.selection, text.text);
+    const rewritten = keepEdges(request.selection, withLineEnding(text.text, request.eol));
     const edits = spanEdits(request.selection, rewritten).map((e) => ({ ...e, start: e.start + request.at, end: e.end + request.at }));
     return { text: rewritten, edits, denoised: text.denoised };
 }
@@ -65,6 +72,7 @@ async function remask(model: DiffusionModel, r: RewriteRequest, options: JobOpti
     let denoised: Denoised | null = null;
     for (let round = 0; round < settings.rewrite.remaskRounds && body.length > 0; round++) {
         const tokens = Int32Array.from([...head, ...body, ...tail]);
+        model.checkFits(tokens.length);
         const logits = await model.forwardLogits(tokens, options.signal);
         if (options.signal?.aborted) break;
         const probs = body.map((t, i) => tokenProbability(logits, info.nVocab, info.shiftLogits ? head.length + i - 1 : head.length + i, t));
@@ -102,7 +110,7 @@ async function remask(model: DiffusionModel, r: RewriteRequest, options: JobOpti
         const next: number[] = [];
         let at = 0;
         runs.forEach((run, k) => {
-            next.push(...body.slice(at, run.from), ...filled[k]);
+            next.push(...body.slice(at, run.from), ...filled[k]); // both within the context: checkFits above
             at = run.to;
         });
         body = [...next, ...body.slice(at)];

@@ -94,7 +94,8 @@ export class DiffusionModel {
         const native = await addon
             .loadModel(path, { threads: options.threads ?? 2, gpuLayers: options.gpuLayers ?? 0 }, options.onProgress)
             .catch((e: Error) => {
-                throw new Error(`${path}: ${e.message}`);
+                // llama.cpp's log comes back line by line: one line, so that the message is one sentence everywhere.
+                throw new Error(`${path}: ${e.message.split("\n").map((l) => l.trim()).filter(Boolean).join("; ")}`);
             });
         return new DiffusionModel(native, file);
     }
@@ -134,12 +135,14 @@ export class DiffusionModel {
     layout(segments: Segment[]): SequenceLayout {
         const out: number[] = [];
         const holes: { start: number; length: number }[] = [];
+        // One token at a time: spreading a long text's tokens into push() overflows the call stack.
+        const append = (tokens: Int32Array) => tokens.forEach((t) => out.push(t));
         if (this.info.addBos && this.info.bos >= 0) out.push(this.info.bos);
         for (const seg of segments) {
             if (typeof seg === "string") {
-                out.push(...this.tokenize(seg));
+                append(this.tokenize(seg));
             } else if ("special" in seg) {
-                out.push(...this.tokenize(seg.special, { parseSpecial: true }));
+                append(this.tokenize(seg.special, { parseSpecial: true }));
             } else {
                 if (!Number.isInteger(seg.hole) || seg.hole < 1) throw new RangeError(`a hole needs a positive whole number of tokens, not ${seg.hole}`);
                 // A shifted model reads position p from row p - 1: nothing predicts position 0.
@@ -149,10 +152,15 @@ export class DiffusionModel {
             }
         }
         if (holes.length === 0) throw new RangeError("the request has no hole to fill");
-        if (out.length > this.info.nCtxTrain) {
-            throw new RangeError(`the request needs ${out.length} tokens, more than the model's trained context of ${this.info.nCtxTrain}`);
-        }
+        this.checkFits(out.length);
         return { tokens: Int32Array.from(out), holes };
+    }
+
+    /** Refuses a sequence of `tokens` longer than the model's trained context, saying both sizes. */
+    checkFits(tokens: number): void {
+        if (tokens > this.info.nCtxTrain) {
+            throw new RangeError(`the request needs ${tokens} tokens, more than the model's trained context of ${this.info.nCtxTrain}`);
+        }
     }
 
     /** Decodes every hole of the sequence jointly. Rejects with DecodeCancelledError when `signal` aborts. */
