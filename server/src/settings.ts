@@ -79,6 +79,8 @@ export interface SettingProblem {
 interface Rule {
     ok: (v: unknown) => boolean;
     expected: string;
+    /** A whole number above this is not refused but lowered to it, and reported with why more is of no use. */
+    atMost?: { max: number; why: string };
 }
 
 /**
@@ -92,6 +94,10 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
         const v = obj[key];
         if (v === undefined || v === null) return fallback;
         if (!rule.ok(v)) {
+            if (rule.atMost && Number.isInteger(v) && (v as number) > rule.atMost.max) {
+                problems.push({ message: `dreamCoder.${path}: ${v} is more than ${rule.atMost.max} (${rule.atMost.why})`, fallback: rule.atMost.max });
+                return rule.atMost.max as T;
+            }
             problems.push({ message: `dreamCoder.${path}: ${JSON.stringify(v)} is not valid (${rule.expected})`, fallback });
             return fallback;
         }
@@ -102,6 +108,8 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
         ok: (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max,
         expected: `a whole number from ${min} to ${max}`
     });
+    // Sizes of work done per keystroke or per step: more only makes a request slower, with nothing gained.
+    const intAtMost = (min: number, max: number, why: string): Rule => ({ ...int(min, max), atMost: { max, why } });
     const num = (min: number, max: number): Rule => ({ ok: (v) => typeof v === "number" && v >= min && v <= max, expected: `a number from ${min} to ${max}` });
     const oneOf = (values: readonly string[]): Rule => ({ ok: (v) => values.includes(v as string), expected: `one of ${values.join(", ")}` });
     const section = (key: string) => (isObject(src[key]) ? (src[key] as Record<string, unknown>) : {});
@@ -120,7 +128,7 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
         temperature: pick(src, "temperature", d.temperature, num(0, 10), "temperature"),
         topP: pick(src, "topP", d.topP, num(0.01, 1), "topP"),
         cache: pick(src, "cache", d.cache, oneOf(["none", "prefix", "dual"]), "cache"),
-        blockLength: pick(src, "blockLength", d.blockLength, int(1, 4096), "blockLength"),
+        blockLength: pick(src, "blockLength", d.blockLength, intAtMost(1, 256, "each cached step recomputes its whole block: a longer one makes every step as slow as a full pass"), "blockLength"),
         confidenceThreshold: pick(src, "confidenceThreshold", d.confidenceThreshold, num(0, 1), "confidenceThreshold"),
         contextTokens: pick(src, "contextTokens", d.contextTokens, int(64, 131072), "contextTokens"),
         holes: {
@@ -129,8 +137,8 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
         },
         inlineCompletion: {
             enable: pick(inline, "enable", d.inlineCompletion.enable, { ok: (v) => isObject(v) && Object.values(v).every((b) => typeof b === "boolean"), expected: "an object of language ids to true or false" }, "inlineCompletion.enable"),
-            lineTokens: pick(inline, "lineTokens", d.inlineCompletion.lineTokens, int(1, 1024), "inlineCompletion.lineTokens"),
-            blockTokens: pick(inline, "blockTokens", d.inlineCompletion.blockTokens, int(1, 4096), "inlineCompletion.blockTokens"),
+            lineTokens: pick(inline, "lineTokens", d.inlineCompletion.lineTokens, intAtMost(1, 128, "a suggestion in the middle of a line ends with the line"), "inlineCompletion.lineTokens"),
+            blockTokens: pick(inline, "blockTokens", d.inlineCompletion.blockTokens, intAtMost(1, 512, "ghost text is decoded on every pause in typing; Sketch Function Body draws longer code"), "inlineCompletion.blockTokens"),
             debounceMs: pick(inline, "debounceMs", d.inlineCompletion.debounceMs, int(0, 5000), "inlineCompletion.debounceMs")
         },
         sketch: { tokens: pick(sketch, "tokens", d.sketch.tokens, int(1, 4096), "sketch.tokens") },

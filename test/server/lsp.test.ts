@@ -299,11 +299,27 @@ describe("language server over IPC", () => {
         const uri = "file:///work/hostile.py";
         // More text than the model's 4,096-token trained context around the hole.
         await server.open(uri, SOURCE.repeat(300) + "total = ???:8\n" + SOURCE.repeat(100));
-        await server.configure(settings({ threads: 256, contextTokens: 131072, steps: 4096, blockLength: 4096 }));
+        await server.configure(settings({
+            threads: 256, contextTokens: 131072, steps: 4096, blockLength: 4096,
+            inlineCompletion: { debounceMs: 0, lineTokens: 1024, blockTokens: 4096 }
+        }));
         const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
         assert.equal(r.edits.length, 1, "the hole is filled from as much text as the model's context holds");
         assert.ok(server.logs.some((l) => /dreamCoder\.threads: 256 is more than this machine's \d+ cores; using \d+/.test(l)), server.logs.join("\n"));
         assert.ok(server.logs.some((l) => /dreamCoder\.contextTokens: 131072 is more than the model's trained context of 4096 tokens/.test(l)), server.logs.join("\n"));
+        // Work per keystroke and per step is bounded: a 1,024-token line hole in one 4,096-token block took minutes.
+        for (const [setting, max] of [["blockLength", 256], ["inlineCompletion.lineTokens", 128], ["inlineCompletion.blockTokens", 512]] as const) {
+            assert.ok(server.logs.some((l) => l.startsWith(`dreamCoder.${setting}: `) && l.endsWith(`; using ${max}`)), `${setting} lowered to ${max}:\n${server.logs.join("\n")}`);
+        }
+        const started = performance.now();
+        const completion = await server.connection.sendRequest(InlineCompletionRequest.type, {
+            textDocument: { uri },
+            position: { line: 1, character: "    return a".length },
+            context: { triggerKind: 2 }
+        });
+        const items = Array.isArray(completion) ? completion : completion?.items ?? [];
+        assert.equal(items.length, 1, "the inline completion answers");
+        assert.ok(performance.now() - started < 60_000, `it took ${Math.round(performance.now() - started)} ms`);
         await server.configure(settings());
     });
 
