@@ -15,7 +15,7 @@ const problem = loadProblems("humaneval")[0];
 // Short limits keep the test quick; the shape of each limit is what is checked.
 const limits: SandboxLimits = { ...DEFAULT_LIMITS, cpuSeconds: 2, wallMs: 4000 };
 const full = sandboxIsolation().full;
-const needsRoot = full ? false : "needs root (network and file isolation use namespaces and the nobody user)";
+const needsRoot = full ? false : "needs root (network and file isolation use namespaces and a user id of its own)";
 
 /** The hostile body takes the place of the function body, as a model's completion would. */
 const hostile = (body: string, within = limits) => runPython(programFor(problem, body.split("\n").map((l) => (l ? "    " + l : l)).join("\n") + "\n"), within);
@@ -43,17 +43,25 @@ test("allocating without end fails at the address-space limit", async () => {
     assert.match(r.output, /MemoryError/);
 });
 
-test("forked children, even ones that leave the process group, do not outlive the program", async () => {
-    // Each child becomes `sleep 987.654321` in a session of its own; the parent forks until the process limit stops it.
-    const r = await hostile([
-        "import os",
+test("forked children, even ones that leave the process group, do not outlive the program nor starve another run", async () => {
+    // Each child becomes `sleep 987.654321` in a session of its own; the parent forks until the process limit
+    // stops it and holds the processes a while, during which another run must still be able to fork.
+    const bomb = hostile([
+        "import os, time",
         "for i in range(500):",
-        "    if os.fork() == 0:",
-        "        os.setsid()",
-        "        os.execv('/bin/sleep', ['sleep', '987.654321'])",
+        "    try:",
+        "        if os.fork() == 0:",
+        "            os.setsid()",
+        "            os.execv('/bin/sleep', ['sleep', '987.654321'])",
+        "    except OSError:",
+        "        break",
+        "time.sleep(3)",
         "return None"
-    ].join("\n"));
-    assert.equal(r.outcome, "failed");
+    ].join("\n"), { ...limits, wallMs: 10_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const neighbour = await runPython("import os\nif os.fork() == 0:\n    os._exit(0)\nos.wait()\n", limits);
+    assert.equal(neighbour.outcome, "passed", `a run that forks, next to the fork bomb: ${neighbour.output}`);
+    assert.equal((await bomb).outcome, "failed");
     await new Promise((resolve) => setTimeout(resolve, 300));
     const left = spawnSync("pgrep", ["-f", "sleep 987.654321"], { encoding: "utf8" });
     assert.equal(left.stdout.trim(), "", "no child is left running");

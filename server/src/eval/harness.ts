@@ -71,6 +71,8 @@ export interface EvalRecord {
     exactMatch: boolean;
     forwardPasses: number;
     ms: number;
+    /** When it did not pass: the end of its output (the traceback, usually). */
+    error?: string;
 }
 
 export interface EvalOptions {
@@ -120,6 +122,7 @@ export async function runEval(options: EvalOptions): Promise<EvalRecord[]> {
                 forwardPasses: c.forwardPasses,
                 ms: c.ms
             };
+            if (!record.passed) record.error = `${result.outcome}: ${result.output.slice(-300)}`;
             records.set(key, record);
             if (options.resume) appendFileSync(options.resume, JSON.stringify(record) + "\n");
             options.onRecord?.(record, records.size, total);

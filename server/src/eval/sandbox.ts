@@ -3,7 +3,7 @@
 // address-space, file-size and process limits, an empty environment, capped output, the whole group
 // killed on time-out. As root it also gets its own network namespace (no network, loopback down), its own
 // PID namespace (every process it starts dies with it, even one that escapes the group with setsid), private
-// tmpfs mounts over /tmp, /var/tmp and /dev/shm, and runs as nobody. Without root those are not isolated,
+// tmpfs mounts over /tmp, /var/tmp and /dev/shm, and runs as a user id of its own. Without root those are not isolated,
 // and `sandboxIsolation().notIsolated` says so.
 import { spawn, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -17,7 +17,7 @@ export interface SandboxLimits {
     memoryBytes: number;
     /** RLIMIT_FSIZE: the largest file it may write. */
     fileBytes: number;
-    /** RLIMIT_NPROC: processes of its user (as root: of nobody). */
+    /** RLIMIT_NPROC: processes of its user (as root: of the run's own user id). */
     processes: number;
     /** stdout and stderr together; past this the group is killed. */
     outputBytes: number;
@@ -53,7 +53,15 @@ export interface Isolation {
 
 /** Debian's interpreter when there (setup installs it); another system's python3 from PATH otherwise. */
 export const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-const NOBODY = 65534;
+/**
+ * As root each run gets a user id no account has (and group nogroup): it owns nothing outside its directory,
+ * and the process limit, which counts a user's processes machine-wide, counts only this run's — a fork bomb
+ * in one run cannot starve another (as it would if every run were nobody).
+ */
+function runUid(): number {
+    return 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
+}
+const NOGROUP = 65534;
 const PRIVATE_TMP = "for d in /tmp /var/tmp /dev/shm; do if [ -d $d ]; then mount -t tmpfs -o size=16m,mode=1777 tmpfs $d || exit 125; fi; done; exec \"$@\"";
 
 let probed: Isolation | undefined;
@@ -67,8 +75,8 @@ export function sandboxIsolation(): Isolation {
         spawnSync("unshare", ["--net", "--pid", "--fork", "--kill-child", "--mount", "--", "sh", "-c", PRIVATE_TMP, "probe", "true"]).status === 0;
     const common = "fresh directory, own process group killed on time-out, CPU/wall/address-space/file-size/process limits, capped output, empty environment";
     probed = full
-        ? { full, applied: `${common}; no network (own network namespace), own PID namespace, private /tmp, runs as nobody`, notIsolated: "" }
-        : { full, applied: common, notIsolated: "network, other processes and files of this user, /tmp (run as root for namespaces and the nobody user)" };
+        ? { full, applied: `${common}; no network (own network namespace), own PID namespace, private /tmp, a user id of its own`, notIsolated: "" }
+        : { full, applied: common, notIsolated: "network, other processes and files of this user, /tmp (run as root for namespaces and a user of its own)" };
     return probed;
 }
 
@@ -76,17 +84,18 @@ export function sandboxIsolation(): Isolation {
 export function runPython(program: string, limits: SandboxLimits = DEFAULT_LIMITS): Promise<RunResult> {
     const isolation = sandboxIsolation();
     const dir = mkdtempSync(join(tmpdir(), "dream-coder-eval-"));
+    const uid = runUid();
     const limited = [
         "prlimit", `--cpu=${limits.cpuSeconds}`, `--as=${limits.memoryBytes}`, `--fsize=${limits.fileBytes}`, `--nproc=${limits.processes}`, "--core=0", "--",
         // The program comes on stdin: with a private /tmp the directory's path no longer leads to it, but the
         // working directory still does.
-        ...(isolation.full ? ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", "--"] : []),
+        ...(isolation.full ? ["setpriv", `--reuid=${uid}`, `--regid=${NOGROUP}`, "--clear-groups", "--"] : []),
         PYTHON, "-I", "-"
     ];
     const [command, ...args] = isolation.full
         ? ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount", "--", "sh", "-c", PRIVATE_TMP, "sandbox", ...limited]
         : limited;
-    if (isolation.full) chownSync(dir, NOBODY, NOBODY);
+    if (isolation.full) chownSync(dir, uid, NOGROUP);
     const started = performance.now();
     return new Promise((resolve, reject) => {
         const child = spawn(command, args, { cwd: dir, detached: true, env: { PATH: "/usr/bin:/bin", LC_ALL: "C.UTF-8" }, stdio: ["pipe", "pipe", "pipe"] });
