@@ -40,6 +40,8 @@ export async function evalCommand(flags: EvalFlags, settings: Settings | undefin
         host.configure(settings!);
         const model = await host.model();
         complete = modelCompleter(model, policy);
+        // The first decode of each mode pays one-time setup (buffers, the worker, caches): keep it out of the latencies.
+        if (problems.length) for (const c of configs) await complete(problems[0], c);
         modelName = `${model.file.path} (${model.info.architecture}, ${model.info.description})`;
     }
     const header = [
