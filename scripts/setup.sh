@@ -8,6 +8,8 @@ missing=()
 for pair in cmake:cmake ninja:ninja-build g++:g++ git:git; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
+# dream-coder eval runs the HumanEval tests with Debian's python3 (a pyenv or conda python on PATH is not it).
+[ -x /usr/bin/python3 ] || missing+=(python3)
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

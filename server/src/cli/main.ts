@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { evalCommand, type EvalFlags } from "../eval/command";
 import { CATALOG, catalogEntry, catalogPath, downloadModel, listCatalog, modelsDirectory } from "../catalog";
 import { HoleParser } from "../holes";
 import { InlineCompleter } from "../jobs/completion";
@@ -258,6 +259,25 @@ withModelOptions(program.command("bench").description("inline-completion latency
         const modes = flags.compare.split(",").map((m) => m.trim());
         for (const m of modes) if (!["none", "prefix", "dual"].includes(m)) throw new InvalidArgumentError(`--compare: "${m}" is not a cache mode (none, prefix, dual)`);
         await runLatencyBench(settingsFrom(flags), { ...flags, modes: modes as CacheMode[] });
+    });
+
+program
+    .command("eval")
+    .description("HumanEval infilling: pass@1, exact match, forward passes and latency per decoding configuration, tests run sandboxed")
+    .option("-m, --model <path|id>", "GGUF file or catalog id (default: $DREAM_CODER_MODEL)")
+    .option("--models-dir <dir>", "where catalog models are downloaded")
+    .option("-t, --threads <n>", "CPU threads (0: chosen from the machine)", integer(0))
+    .option("--gpu-layers <n>", "layers to offload in a GPU build", integer(0))
+    .option("--sets <list>", "single-line, multi-line, random-span-light, humaneval", "single-line")
+    .option("--configs <list>", "decoding configurations, e.g. exact,dual,dual+threshold=0.9,dual+entropy=1,block=16", "exact,dual")
+    .option("--hole <policy>", "truth: the ground truth's token count; fixed:N: N tokens, early stop", "truth")
+    .option("--limit <n>", "the first N problems of each set", integer(1))
+    .option("--resume <file.jsonl>", "finished problems: skipped if there, appended as they finish")
+    .option("--json <path>", "where to write the results", "bench-results/eval.json")
+    .option("--data-dir <dir>", "where the HumanEval .jsonl.gz files are (default: the package's data/humaneval)")
+    .addOption(new Option("--substitute <kind>", "no model: every completion is the canonical solution or empty (checks the harness)").choices(["canonical", "empty"]))
+    .action(async (flags: EvalFlags & ModelFlags) => {
+        await evalCommand(flags, flags.substitute ? undefined : settingsFrom(flags));
     });
 
 function languageOf(file: string): string {

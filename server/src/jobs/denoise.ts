@@ -73,7 +73,7 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
         }
     });
     return {
-        texts: result.holes.map((h) => model.detokenize(h.tokens.slice(0, firstEnd(h.tokens, model)))),
+        texts: result.holes.map((h) => holeText(model, h.tokens)),
         result,
         trace: {
             tokens,
@@ -96,6 +96,11 @@ function partialText(tokens: number[], model: DiffusionModel, piece: (t: number)
         else out += piece(t);
     }
     return out;
+}
+
+/** What a hole gives the user: its text up to the first end-of-text. */
+export function holeText(model: DiffusionModel, tokens: number[]): string {
+    return model.detokenize(tokens.slice(0, firstEnd(tokens, model)));
 }
 
 function firstEnd(tokens: number[], model: DiffusionModel): number {

@@ -1,0 +1,201 @@
+// The evaluation: every problem under every decoding configuration, one loaded model, each completion run
+// against the problem's tests in the sandbox. Records (one per problem and configuration) can be appended to a
+// JSONL file as they finish, so an interrupted run resumes where it stopped; the summary is computed from
+// the records alone.
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { holeText } from "../jobs/denoise";
+import type { DiffusionModel, Segment } from "../runtime/runtime";
+import { configParams, type DecodeConfig } from "./configs";
+import { programFor, type Problem, type ProblemSet } from "./problems";
+import { DEFAULT_LIMITS, runPython, type Outcome, type RunResult, type SandboxLimits } from "./sandbox";
+
+/**
+ * How many tokens the hole gets. "truth": as many as the ground truth has in the model's tokenizer, decoded
+ * to the end (no early stop) — the model is told the answer's length, as in Dream's infilling evaluation.
+ * "fixed": the same budget for every hole, and after the first end-of-text the rest of the hole is
+ * end-of-text (early stop) — what the editor does, where the length is unknown.
+ */
+export type HolePolicy = { kind: "truth" } | { kind: "fixed"; tokens: number };
+
+export function parseHolePolicy(text: string): HolePolicy {
+    if (text === "truth") return { kind: "truth" };
+    const m = /^fixed:(\d+)$/.exec(text);
+    if (m && Number(m[1]) >= 1) return { kind: "fixed", tokens: Number(m[1]) };
+    throw new Error(`bad hole policy "${text}": truth (the ground truth's token count) or fixed:N (N tokens, early stop at end-of-text)`);
+}
+
+export function describeHolePolicy(policy: HolePolicy): string {
+    return policy.kind === "truth"
+        ? "truth: each hole has the ground truth's token count, decoded without early stop"
+        : `fixed:${policy.tokens}: each hole has ${policy.tokens} tokens, early stop at the first end-of-text`;
+}
+
+export interface Completion {
+    text: string;
+    /** The hole's size in tokens. */
+    budget: number;
+    forwardPasses: number;
+    ms: number;
+}
+
+/** Where completions come from: the model under a configuration, or a stand-in (canonical, empty) for checks. */
+export type Completer = (problem: Problem, config: DecodeConfig) => Promise<Completion>;
+
+/** The model fills the hole of prefix + hole + suffix, the base (non-chat) format. */
+export function modelCompleter(model: DiffusionModel, policy: HolePolicy): Completer {
+    return async (problem, config) => {
+        const budget = policy.kind === "fixed" ? policy.tokens : Math.max(1, model.tokenize(problem.truth).length);
+        const segments: Segment[] = [problem.prefix, { hole: budget }];
+        if (problem.suffix) segments.push(problem.suffix);
+        const started = performance.now();
+        const r = await model.decode(segments, configParams(config, budget, policy.kind === "fixed"));
+        return { text: holeText(model, r.holes[0].tokens), budget, forwardPasses: r.steps, ms: performance.now() - started };
+    };
+}
+
+/** The checks' stand-ins: the ground truth itself, or nothing at all. No forward pass. */
+export function substituteCompleter(kind: "canonical" | "empty"): Completer {
+    return async (problem) => ({ text: kind === "canonical" ? problem.truth : "", budget: 0, forwardPasses: 0, ms: 0 });
+}
+
+export interface EvalRecord {
+    config: string;
+    set: ProblemSet;
+    taskId: string;
+    policy: string;
+    completion: string;
+    budget: number;
+    passed: boolean;
+    outcome: Outcome;
+    /** The completion equals the ground truth, trailing whitespace aside. */
+    exactMatch: boolean;
+    forwardPasses: number;
+    ms: number;
+    /** When it did not pass: the end of its output (the traceback, usually). */
+    error?: string;
+}
+
+export interface EvalOptions {
+    problems: Problem[];
+    configs: DecodeConfig[];
+    complete: Completer;
+    /** Written into every record; a resume file made under another policy is refused. */
+    policy: string;
+    /** JSONL of finished records: read first (those are skipped), appended to as records finish. */
+    resume?: string;
+    limits?: SandboxLimits;
+    onRecord?: (record: EvalRecord, done: number, total: number) => void;
+}
+
+const recordKey = (r: { config: string; taskId: string }) => `${r.config}\u0000${r.taskId}`;
+
+/** Runs what is not in the resume file yet; returns every record of these problems and configurations. */
+export async function runEval(options: EvalOptions): Promise<EvalRecord[]> {
+    const { problems, configs, complete, policy } = options;
+    const wanted = new Set(problems.flatMap((p) => configs.map((c) => recordKey({ config: c.name, taskId: p.taskId }))));
+    const records = new Map<string, EvalRecord>();
+    for (const r of options.resume ? readRecords(options.resume) : []) {
+        if (r.policy !== policy) throw new Error(`${options.resume} was made with hole policy ${r.policy}, not ${policy}: use another file`);
+        if (wanted.has(recordKey(r))) records.set(recordKey(r), r);
+    }
+    const total = wanted.size;
+    for (const problem of problems) {
+        // Configurations that agree produce the same program: run it once.
+        const runs = new Map<string, Promise<RunResult>>();
+        for (const config of configs) {
+            const key = recordKey({ config: config.name, taskId: problem.taskId });
+            if (records.has(key)) continue;
+            const c = await complete(problem, config);
+            let run = runs.get(c.text);
+            if (!run) runs.set(c.text, (run = runPython(programFor(problem, c.text), options.limits ?? DEFAULT_LIMITS)));
+            const result = await run;
+            const record: EvalRecord = {
+                config: config.name,
+                set: problem.set,
+                taskId: problem.taskId,
+                policy,
+                completion: c.text,
+                budget: c.budget,
+                passed: result.outcome === "passed",
+                outcome: result.outcome,
+                exactMatch: c.text.trimEnd() === problem.truth.trimEnd(),
+                forwardPasses: c.forwardPasses,
+                ms: c.ms
+            };
+            if (!record.passed) record.error = `${result.outcome}: ${result.output.slice(-300)}`;
+            records.set(key, record);
+            if (options.resume) appendFileSync(options.resume, JSON.stringify(record) + "\n");
+            options.onRecord?.(record, records.size, total);
+        }
+    }
+    return [...records.values()];
+}
+
+function readRecords(path: string): EvalRecord[] {
+    if (!existsSync(path)) return [];
+    return readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "").map((line, i) => {
+        try {
+            return JSON.parse(line) as EvalRecord;
+        } catch {
+            throw new Error(`${path}: line ${i + 1} is not JSON (a record cut short? remove that line to resume)`);
+        }
+    });
+}
+
+export interface ConfigSummary {
+    config: string;
+    problems: number;
+    passed: number;
+    passAt1: number;
+    exactMatch: number;
+    forwardPassesPerProblem: number;
+    /** Hole tokens decided per forward pass; null without forward passes (a stand-in completer). */
+    tokensPerPass: number | null;
+    p50Ms: number;
+    p95Ms: number;
+    /** Share of problems whose completion equals the "exact" configuration's; null without an exact row. */
+    agreesWithExact: number | null;
+}
+
+/** Nearest-rank percentile. */
+function percentile(values: number[], p: number): number {
+    if (values.length === 0) return 0;
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export function summarize(records: EvalRecord[], configs: DecodeConfig[]): ConfigSummary[] {
+    const exact = new Map(records.filter((r) => r.config === "exact").map((r) => [r.taskId, r.completion]));
+    return configs.map((c) => {
+        const rows = records.filter((r) => r.config === c.name);
+        const n = rows.length;
+        const passes = rows.reduce((a, r) => a + r.forwardPasses, 0);
+        const compared = rows.filter((r) => exact.has(r.taskId));
+        return {
+            config: c.name,
+            problems: n,
+            passed: rows.filter((r) => r.passed).length,
+            passAt1: n ? rows.filter((r) => r.passed).length / n : 0,
+            exactMatch: n ? rows.filter((r) => r.exactMatch).length / n : 0,
+            forwardPassesPerProblem: n ? passes / n : 0,
+            tokensPerPass: passes ? rows.reduce((a, r) => a + r.budget, 0) / passes : null,
+            p50Ms: percentile(rows.map((r) => r.ms), 50),
+            p95Ms: percentile(rows.map((r) => r.ms), 95),
+            agreesWithExact: compared.length ? compared.filter((r) => r.completion === exact.get(r.taskId)).length / compared.length : null
+        };
+    });
+}
+
+export function markdownTable(summaries: ConfigSummary[]): string {
+    const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+    const lines = [
+        "| config | problems | pass@1 | exact match | forward passes / problem | tokens / pass | latency p50 | latency p95 | agrees with exact |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    ];
+    for (const s of summaries) {
+        lines.push(`| ${s.config} | ${s.problems} | ${pct(s.passAt1)} (${s.passed}/${s.problems}) | ${pct(s.exactMatch)} | ${s.forwardPassesPerProblem.toFixed(1)} | ` +
+            `${s.tokensPerPass === null ? "—" : s.tokensPerPass.toFixed(2)} | ${s.p50Ms.toFixed(0)} ms | ${s.p95Ms.toFixed(0)} ms | ` +
+            `${s.agreesWithExact === null ? "—" : pct(s.agreesWithExact)} |`);
+    }
+    return lines.join("\n") + "\n";
+}

@@ -1,0 +1,128 @@
+// dream-coder eval: the assembly of prefix + completion + suffix + tests proven by the canonical solutions,
+// the empty completion failing, the whole command end to end with the generated model, resume, and bad input.
+// A few problems per set: the full sets are a benchmark (README "Evaluation"), not a test.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { stripVTControlCharacters } from "node:util";
+import { configParams, parseConfigs } from "../../server/src/eval/configs";
+import { runEval, substituteCompleter, summarize, type EvalRecord } from "../../server/src/eval/harness";
+import { loadProblems, PROBLEM_SETS, type Problem, type ProblemSet } from "../../server/src/eval/problems";
+import { repoRoot, testModel } from "../tools/test-models";
+
+const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
+const SETS = Object.keys(PROBLEM_SETS) as ProblemSet[];
+
+function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [CLI, "eval", ...args], { encoding: "utf8", env: { ...process.env, DREAM_CODER_MODEL: "" } });
+    return { status: r.status, stdout: stripVTControlCharacters(r.stdout), stderr: stripVTControlCharacters(r.stderr) };
+}
+
+/** `n` problems spread over the whole set, so different tasks and hole places are covered. */
+function sample(set: ProblemSet, n: number): Problem[] {
+    const all = loadProblems(set);
+    return Array.from({ length: n }, (_, i) => all[Math.floor((i * all.length) / n)]);
+}
+
+const scratch = () => mkdtempSync(join(tmpdir(), "dream-coder-eval-test-"));
+
+test("every set loads whole: the counts SOURCE.md gives", () => {
+    const counts: Record<ProblemSet, number> = { "single-line": 1033, "multi-line": 5815, "random-span-light": 164, humaneval: 164 };
+    for (const set of SETS) assert.equal(loadProblems(set).length, counts[set], set);
+});
+
+test("the canonical solutions pass every sampled problem of every set; the empty completion almost none", async () => {
+    const problems = SETS.flatMap((set) => sample(set, 12));
+    const configs = parseConfigs("exact");
+    for (const [kind, check] of [
+        ["canonical", (passAt1: number) => assert.equal(passAt1, 1)],
+        ["empty", (passAt1: number) => assert.ok(passAt1 <= 0.1, `empty completions pass ${passAt1}`)]
+    ] as const) {
+        const records = await runEval({ problems, configs, complete: substituteCompleter(kind), policy: "truth" });
+        for (const set of SETS) {
+            const [s] = summarize(records.filter((r) => r.set === set), configs);
+            assert.equal(s.problems, 12);
+            check(s.passAt1);
+            if (kind === "canonical") assert.equal(s.exactMatch, 1);
+        }
+    }
+});
+
+test("configuration strings become the decoder's parameters", () => {
+    const [exact, dual, thr, ent, block] = parseConfigs("exact, dual,dual+threshold=0.9,dual+entropy=1+alg=maskgit_plus,block=16");
+    assert.deepEqual(configParams(exact, 20, false), { steps: 20, algorithm: "entropy", temperature: 0, topP: 1, earlyStop: false });
+    assert.deepEqual({ ...configParams(dual, 20, true) }, { steps: 20, algorithm: "entropy", temperature: 0, topP: 1, earlyStop: true, cache: "dual", schedule: "block", blockLength: 32 });
+    assert.equal(configParams(thr, 20, false).confidenceThreshold, 0.9);
+    assert.deepEqual([configParams(ent, 20, false).entropyBound, configParams(ent, 20, false).algorithm], [1, "maskgit_plus"]);
+    assert.deepEqual([configParams(block, 20, false).cache, configParams(block, 20, false).schedule, configParams(block, 20, false).blockLength], [undefined, "block", 16]);
+    for (const bad of ["", "fast", "dual+prefix", "threshold=2", "entropy=-1", "block=0", "dual+steps=3", "alg=greedy", "exact,exact"]) {
+        assert.throws(() => parseConfigs(bad), /bad configuration|given twice/, JSON.stringify(bad));
+    }
+});
+
+test("eval end to end with the generated random model: four configurations, pass@1 0, exact agrees with itself", () => {
+    const dir = scratch();
+    const json = join(dir, "eval.json");
+    const r = run("--configs", "exact,dual,dual+threshold=0.9,dual+entropy=1", "--limit", "2", "-m", testModel({ arch: "dream" }), "-t", "1", "--json", json);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^hole: truth: /m);
+    assert.match(r.stdout, /^tests: .*python3; sandbox: /m);
+    for (const config of ["exact", "dual", "dual+threshold=0.9", "dual+entropy=1"]) {
+        assert.match(r.stdout, new RegExp(`^\\| ${config.replace(/[+.]/g, "\\$&")} \\| 2 \\| 0\\.0 % \\(0/2\\) \\|`, "m"), `${config}: 2 problems, none passed`);
+    }
+    assert.match(r.stdout, /^\| exact \| .* \| 100\.0 % \|$/m, "exact agrees with itself");
+    const out = JSON.parse(readFileSync(json, "utf8")) as { records: EvalRecord[]; summaries: { config: string; forwardPassesPerProblem: number; tokensPerPass: number }[] };
+    assert.equal(out.records.length, 8);
+    for (const rec of out.records) assert.ok(rec.budget > 0 && rec.forwardPasses > 0 && rec.ms > 0, JSON.stringify(rec));
+    const exact = out.summaries.find((s) => s.config === "exact")!;
+    const threshold = out.summaries.find((s) => s.config === "dual+threshold=0.9")!;
+    assert.ok(Math.abs(exact.tokensPerPass - 1) < 0.2, `exact mode decides about one token per pass: ${exact.tokensPerPass}`);
+    assert.ok(threshold.forwardPassesPerProblem <= exact.forwardPassesPerProblem + 2 * 2, "the threshold never needs more passes than exact (plus one refresh per block)");
+});
+
+test("--resume skips finished problems and appends only new ones; fixed:N holes", () => {
+    const dir = scratch();
+    const resume = join(dir, "done.jsonl");
+    const args = ["--configs", "exact", "--hole", "fixed:8", "-m", testModel({ arch: "dream" }), "-t", "1", "--json", join(dir, "eval.json"), "--resume", resume];
+    assert.equal(run(...args, "--limit", "1").status, 0);
+    const first = readFileSync(resume, "utf8");
+    assert.equal(first.trim().split("\n").length, 1);
+    const r = run(...args, "--limit", "3");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^hole: fixed:8: each hole has 8 tokens, early stop/m);
+    const all = readFileSync(resume, "utf8");
+    assert.ok(all.startsWith(first), "the finished record is kept as it was");
+    const records = all.trim().split("\n").map((l) => JSON.parse(l) as EvalRecord);
+    assert.deepEqual(records.map((x) => x.budget), [8, 8, 8]);
+    assert.equal(new Set(records.map((x) => x.taskId)).size, 3, "no problem ran twice");
+    assert.match(r.stdout, /^\| exact \| 3 \|/m, "the table counts the resumed record too");
+    const other = run("--configs", "exact", "--hole", "truth", "-m", testModel({ arch: "dream" }), "-t", "1", "--resume", resume, "--limit", "1");
+    assert.equal(other.status, 1);
+    assert.match(other.stderr, /made with hole policy fixed:8, not truth/);
+});
+
+test("bad input: clear messages and exit status 1", () => {
+    const emptyDir = scratch();
+    const badJsonl = join(scratch(), "bad.jsonl");
+    writeFileSync(badJsonl, "{not json\n");
+    const model = testModel({ arch: "dream" });
+    const cases: [string[], RegExp][] = [
+        [["--configs", "exact,dual+fast", "-m", model], /bad configuration "dual\+fast": "fast" is not a cache mode; a configuration is terms joined by \+/],
+        [["--configs", "dual+threshold=1.5", "-m", model], /threshold wants a number above 0, at most 1/],
+        [["--sets", "mbpp", "-m", model], /"mbpp" is not a problem set: single-line, multi-line/],
+        [["--hole", "fixed:0", "-m", model], /bad hole policy "fixed:0"/],
+        [["--data-dir", emptyDir, "-m", model], /missing data file .*HumanEval-SingleLineInfilling\.jsonl\.gz for the single-line set/],
+        [["-m", testModel({ arch: "dream", maskToken: false })], /no mask token/],
+        [["-m", testModel({ arch: "qwen2" })], /autoregressive/],
+        [["--resume", badJsonl, "-m", model, "--limit", "1"], /line 1 is not JSON/],
+        [[], /no model: pass --model/]
+    ];
+    for (const [args, message] of cases) {
+        const r = run(...args);
+        assert.equal(r.status, 1, `${args.join(" ")} fails`);
+        assert.match(r.stderr, message, args.join(" "));
+    }
+});
