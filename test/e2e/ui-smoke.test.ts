@@ -4,8 +4,30 @@
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { test } from "node:test";
-import { repoRoot, withWorkbench } from "./harness";
+import { repoRoot, withWorkbench, type Workbench } from "./harness";
 import { testModel } from "../tools/test-models";
+
+/** Selects the whole file (the active editor's) and opens the rewrite box. */
+async function selectAllAndAskRewrite(wb: Workbench): Promise<void> {
+    await wb.focusEditor();
+    await wb.press("Control+A");
+    await wb.runCommandAskingInput("Dream-Coder: Rewrite Selection", "Rewrite with Dream-Coder");
+}
+
+/** Waits for the rewrite's outcome (a diff preview, or "changes nothing") and discards a preview. */
+async function closeRewriteOutcome(wb: Workbench): Promise<void> {
+    const preview = wb.page.locator(".tab", { hasText: "Dream-Coder rewrite" });
+    const nothing = wb.page.locator(".notification-toast", { hasText: "the rewrite changes nothing" });
+    await preview.or(nothing).first().waitFor({ state: "visible", timeout: 60_000 });
+    if (await preview.count()) await wb.runCommand("Dream-Coder: Discard Rewrite");
+}
+
+async function rewriteWith(wb: Workbench, instruction: string): Promise<void> {
+    await selectAllAndAskRewrite(wb);
+    await wb.type(instruction);
+    await wb.press("Enter");
+    await closeRewriteOutcome(wb);
+}
 
 test("type, ghost text, Tab, a palette command, save, the denoising view", { timeout: 300_000 }, async () => {
     const shot = await withWorkbench(
@@ -40,6 +62,26 @@ test("type, ghost text, Tab, a palette command, save, the denoising view", { tim
             await wb.save();
             const onDisk = readFileSync(wb.workspaceFile("demo.py"), "utf8");
             assert.ok(!onDisk.includes("???") && onDisk.startsWith("def add(a, b):\n    return a + b\n\nx = "), "the filled file is saved");
+
+            // Rewrite: record an instruction, then type a shorter one that fuzzy-matches it. Enter must run what
+            // was typed (the first, selected row), not the recent entry.
+            const recorded = "use statistics.pvariance from the standard library";
+            const shorter = "use the standard library";
+            await rewriteWith(wb, recorded);
+            await selectAllAndAskRewrite(wb);
+            await wb.type(shorter);
+            // The list follows the typed text one round trip to the extension host late.
+            await wb.page.locator(".quick-input-list .monaco-list-row", { hasText: `${shorter}rewrite with this instruction` }).waitFor({ timeout: 30_000 });
+            const shown = await wb.quickInputRows();
+            assert.ok(shown.rows[0]?.startsWith(shorter), `the typed instruction is the first row: ${JSON.stringify(shown.rows)}`);
+            assert.ok(shown.focused?.startsWith(shorter), `the typed instruction is the selected row, not the recent one: ${JSON.stringify(shown)}`);
+            await wb.press("Enter");
+            await closeRewriteOutcome(wb);
+            await selectAllAndAskRewrite(wb);
+            const recent = await wb.quickInputRows();
+            assert.ok(recent.rows.length === 2 && recent.rows[0].startsWith(shorter) && recent.rows[1].startsWith(recorded),
+                `the typed instruction ran and was recorded first: ${JSON.stringify(recent.rows)}`);
+            await wb.press("Escape");
 
             await wb.runCommand("Dream-Coder: Show Denoising");
             const view = await wb.webview("#text");

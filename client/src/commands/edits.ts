@@ -107,15 +107,31 @@ export async function fillHoles(ctx: Ctx, uri?: string, range?: Range | null): P
     return (await applyAll(editor, result.edits)) ? result.edits.length : 0;
 }
 
-/** Asks for an instruction, offering the recent ones first. */
+/** Asks for an instruction, offering the recent ones. Once something is typed, the typed text is the first item
+ * and the one selected, so Enter runs what was typed; a recent instruction runs only when picked. (Left to itself
+ * the quick pick keeps a recent entry that fuzzy-matches the typed text selected, and Enter runs it.) */
 async function askInstruction(ctx: Ctx): Promise<string | undefined> {
     const recent = ctx.extension.globalState.get<string[]>(RECENT_INSTRUCTIONS, []);
+    const recentItems: vscode.QuickPickItem[] = recent.map((label) => ({ label, description: "recent" }));
     const pick = vscode.window.createQuickPick();
     pick.title = "Rewrite with Dream-Coder";
     pick.placeholder = "What should change? (e.g. \"use a list comprehension\")";
-    pick.items = recent.map((label) => ({ label, description: "recent" }));
+    pick.items = recentItems;
+    // Its label is the value exactly, so the quick pick's sort (exact match first) keeps it on top.
+    let typedItem: vscode.QuickPickItem | undefined;
+    pick.onDidChangeValue((value) => {
+        typedItem = value.trim() ? { label: value, description: "rewrite with this instruction", alwaysShow: true } : undefined;
+        pick.items = typedItem ? [typedItem, ...recentItems.filter((r) => r.label !== value.trim())] : recentItems;
+        if (typedItem) pick.activeItems = [typedItem];
+    });
     const chosen = await new Promise<string | undefined>((resolve) => {
-        pick.onDidAccept(() => resolve(pick.selectedItems[0]?.label ?? pick.value));
+        pick.onDidAccept(() => {
+            const active = pick.activeItems[0];
+            // The items follow the typed text one round trip to the extension host late: an Enter before they
+            // caught up (the typed item's label is not the value yet) means the typed text.
+            const caughtUp = !pick.value.trim() || typedItem?.label === pick.value;
+            resolve(active && active !== typedItem && caughtUp ? active.label : pick.value);
+        });
         pick.onDidHide(() => resolve(undefined));
         pick.show();
     });

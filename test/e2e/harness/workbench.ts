@@ -135,6 +135,34 @@ export class Workbench {
     }
 
     /**
+     * Runs a palette command that asks for input in the quick input (e.g. "Dream-Coder: Rewrite Selection…"):
+     * waits for the input titled `title` instead of for the widget to close.
+     */
+    async runCommandAskingInput(label: string, title: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
+        await this.page.keyboard.press('F1');
+        const input = this.page.locator('.quick-input-widget input');
+        await input.waitFor({ state: 'visible', timeout: timeoutMs });
+        await input.fill(`>${label}`);
+        const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
+        await row.waitFor({ state: 'visible', timeout: timeoutMs });
+        await row.click();
+        await this.page.locator('.quick-input-widget .quick-input-title', { hasText: title }).waitFor({ state: 'visible', timeout: timeoutMs });
+    }
+
+    /** The quick input's rows as shown (label and description run together), and which one Enter would take. */
+    async quickInputRows(): Promise<{ rows: string[]; focused: string | undefined }> {
+        const list = this.page.locator('.quick-input-widget .quick-input-list');
+        await list.locator('.monaco-list-row').first().waitFor({ state: 'visible', timeout: STATE_WAIT_MS });
+        // The list is virtual: rows are in DOM order of creation, data-index gives their place.
+        const rows = await list.locator('.monaco-list-row').evaluateAll((els) =>
+            els
+                .map((el) => ({ index: Number(el.getAttribute('data-index')), text: el.textContent ?? '', focused: el.classList.contains('focused') }))
+                .sort((a, b) => a.index - b.index),
+        );
+        return { rows: rows.map((r) => domText(r.text)), focused: rows.filter((r) => r.focused).map((r) => domText(r.text))[0] };
+    }
+
+    /**
      * The content of a webview panel (each webview is an iframe.webview holding #active-frame), waiting until
      * `selector` is visible inside it. With several webviews open, pass the one's index (in DOM order).
      */
