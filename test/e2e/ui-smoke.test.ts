@@ -1,9 +1,12 @@
 // One smoke test through the browser, as a user: type in a file and see Dream-Coder's ghost text, accept it with
-// Tab, fill a hole from the command palette, save, open the denoising view. The screenshot stays in
-// test-results/e2e/ as the run's artifact.
+// Tab, fill a hole from the command palette, save, rewrite, open the denoising view, choose a bad model file. The
+// screenshots stay in test-results/e2e/ as the run's artifacts.
 import assert from "node:assert/strict";
-import { readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import type { Locator } from "playwright-core";
 import { repoRoot, withWorkbench, type Workbench } from "./harness";
 import { testModel } from "../tools/test-models";
 
@@ -22,6 +25,18 @@ async function closeRewriteOutcome(wb: Workbench): Promise<void> {
     if (await preview.count()) await wb.runCommand("Dream-Coder: Discard Rewrite");
 }
 
+/** Select Model… → "Choose a GGUF file…": returns the file dialog's path input (code-server's simple dialog). */
+async function openModelFileDialog(wb: Workbench): Promise<Locator> {
+    await wb.runCommandAskingInput("Dream-Coder: Select Model", "Dream-Coder: Select Model");
+    await wb.type("Choose a GGUF file");
+    await wb.page.locator(".quick-input-list .monaco-list-row.focused", { hasText: "Choose a GGUF file" }).waitFor({ timeout: 30_000 });
+    await wb.press("Enter");
+    await wb.page.locator(".quick-input-widget .quick-input-title", { hasText: "Choose a diffusion model (GGUF)" }).waitFor({ timeout: 30_000 });
+    // The dialog fills in its folder and lists it a moment after it shows; typing before that is mixed into it.
+    await wb.page.locator(".quick-input-list .monaco-list-row", { hasText: ".." }).first().waitFor({ timeout: 30_000 });
+    return wb.page.locator(".quick-input-widget input");
+}
+
 async function rewriteWith(wb: Workbench, instruction: string): Promise<void> {
     await selectAllAndAskRewrite(wb);
     await wb.type(instruction);
@@ -29,8 +44,8 @@ async function rewriteWith(wb: Workbench, instruction: string): Promise<void> {
     await closeRewriteOutcome(wb);
 }
 
-test("type, ghost text, Tab, a palette command, save, the denoising view", { timeout: 300_000 }, async () => {
-    const shot = await withWorkbench(
+test("type, ghost text, Tab, a palette command, save, rewrite, the denoising view, a bad model file", { timeout: 300_000 }, async () => {
+    const shots = await withWorkbench(
         {
             name: "dream-coder-ui",
             extensionPath: repoRoot,
@@ -88,8 +103,26 @@ test("type, ghost text, Tab, a palette command, save, the denoising view", { tim
             await view.locator("#counts dt").first().waitFor({ timeout: 30_000 });
             assert.match((await view.locator("#counts").textContent()) ?? "", /forward passes\d+tokens\d+/);
             assert.ok(((await view.locator("#text .token").count()) ?? 0) > 0, "the tokens are drawn");
-            return wb.screenshot("dream-coder-ui");
+            const denoising = await wb.screenshot("dream-coder-ui");
+
+            // A text file named .gguf, chosen in the file dialog, shows as an error in the status item at once
+            // (not at the first keystroke), and the dialog opens next time in the folder of that choice.
+            const elsewhere = mkdtempSync(join(tmpdir(), "dream-coder-ui-"));
+            const notModel = join(elsewhere, "notes.gguf");
+            writeFileSync(notModel, "not a model\n");
+            const dialogInput = await openModelFileDialog(wb);
+            await dialogInput.press("Control+A");
+            await wb.type(notModel);
+            await wb.page.locator(".quick-input-list .monaco-list-row", { hasText: "notes.gguf" }).first().waitFor({ timeout: 30_000 });
+            await wb.page.locator(".quick-input-widget").getByRole("button", { name: "OK" }).click();
+            await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
+            await wb.page.locator("#workbench\\.parts\\.statusbar .statusbar-item.error-kind", { hasText: "Dream-Coder" }).waitFor({ timeout: 15_000 });
+            const badModel = await wb.screenshot("dream-coder-ui-bad-model");
+            const opensAt = await (await openModelFileDialog(wb)).inputValue();
+            assert.ok(opensAt.startsWith(`${elsewhere}/`), `the dialog opens where the last model was chosen: ${opensAt}`);
+            await wb.press("Escape");
+            return [denoising, badModel];
         }
     );
-    assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);
+    for (const shot of shots) assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);
 });

@@ -6,13 +6,21 @@ import * as lsp from "../../../server/src/protocol";
 import { config } from "../config";
 import type { Ctx } from "../ctx";
 
-async function chooseFile(): Promise<string | undefined> {
+/** The model file the user chose last: the file dialog opens in its folder (models are rarely in the workspace). A
+ * folder as defaultUri would open its parent in VS Code's own (simple) file dialog. */
+const LAST_MODEL_FILE = "dreamCoder.lastModelFile";
+
+async function chooseFile(ctx: Ctx): Promise<string | undefined> {
+    const last = ctx.extension.globalState.get<string>(LAST_MODEL_FILE);
     const files = await vscode.window.showOpenDialog({
         title: "Choose a diffusion model (GGUF)",
         canSelectMany: false,
-        filters: { "GGUF models": ["gguf"] }
+        filters: { "GGUF models": ["gguf"] },
+        defaultUri: last ? vscode.Uri.file(last) : undefined
     });
-    return files?.[0]?.fsPath;
+    const path = files?.[0]?.fsPath;
+    if (path) await ctx.extension.globalState.update(LAST_MODEL_FILE, path);
+    return path;
 }
 
 /** Quick pick over the catalog and "Choose a GGUF file…"; downloads a catalog model that is not there yet. */
@@ -29,7 +37,7 @@ export async function selectModel(ctx: Ctx): Promise<void> {
     const pick = await vscode.window.showQuickPick(items, { title: "Dream-Coder: Select Model", matchOnDetail: true });
     if (!pick) return;
     if (pick.file) {
-        const path = await chooseFile();
+        const path = await chooseFile(ctx);
         if (path) await config.setModel(path);
         return;
     }
@@ -88,7 +96,7 @@ export async function offerFirstModel(ctx: Ctx): Promise<void> {
     if (pick === "Download…") {
         if (await downloadModel(ctx, "dream-coder-7b-instruct")) await config.setModel("dream-coder-7b-instruct");
     } else if (pick === "Choose File…") {
-        const path = await chooseFile();
+        const path = await chooseFile(ctx);
         if (path) await config.setModel(path);
     }
 }

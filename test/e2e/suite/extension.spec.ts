@@ -2,7 +2,7 @@
 // user does, through the commands and the editor, checked on the document.
 /// <reference types="mocha" />
 import * as assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as vscode from "vscode";
@@ -192,6 +192,24 @@ describe("Dream-Coder in VS Code", () => {
         assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
         assert.ok(!editor.document.getText().includes("???"));
         assert.ok(ctx.client.isRunning());
+    });
+
+    it("a folder, or a text file named .gguf, shows an error in the status as soon as the setting changes", async () => {
+        const folder = mkdtempSync(join(tmpdir(), "dream-coder-e2e-"));
+        const text = join(folder, "notes.gguf");
+        writeFileSync(text, "not a model\n");
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        try {
+            for (const [path, problem] of [[folder, /is a folder, not a model file/], [text, /not a GGUF model file/]] as const) {
+                await config.update("model", path, vscode.ConfigurationTarget.Global);
+                // No request is made: the check runs when the setting changes.
+                const status = await until(`the error for ${path}`, () => ctx.status.state === "error" && ctx.status.message?.includes(path) && ctx.status, 10_000);
+                assert.match(status.message ?? "", problem);
+            }
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+        }
+        await until("the fixed model", () => ctx.status.state !== "error");
     });
 
     it("a model that crashes the server twice in a job is not restarted with; changing the model starts it again", async () => {
