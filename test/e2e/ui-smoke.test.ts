@@ -37,6 +37,14 @@ async function openModelFileDialog(wb: Workbench): Promise<Locator> {
     return wb.page.locator(".quick-input-widget input");
 }
 
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+    for (const end = Date.now() + timeoutMs; Date.now() < end; await new Promise((r) => setTimeout(r, 500))) {
+        const found = await probe();
+        if (found !== undefined) return found;
+    }
+    throw new Error(`timed out waiting for ${what}`);
+}
+
 async function rewriteWith(wb: Workbench, instruction: string): Promise<void> {
     await selectAllAndAskRewrite(wb);
     await wb.type(instruction);
@@ -104,6 +112,9 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             assert.match((await view.locator("#counts").textContent()) ?? "", /forward passes\d+tokens\d+/);
             assert.ok(((await view.locator("#text .token").count()) ?? 0) > 0, "the tokens are drawn");
             const denoising = await wb.screenshot("dream-coder-ui");
+            // Back to the file: the webview, still loading, would take the focus and close the next quick pick.
+            await wb.page.locator(".tab", { hasText: "demo.py" }).click();
+            await wb.focusEditor();
 
             // A text file named .gguf, chosen in the file dialog, shows as an error in the status item at once
             // (not at the first keystroke), and the dialog opens next time in the folder of that choice.
@@ -121,7 +132,23 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             const opensAt = await (await openModelFileDialog(wb)).inputValue();
             assert.ok(opensAt.startsWith(`${elsewhere}/`), `the dialog opens where the last model was chosen: ${opensAt}`);
             await wb.press("Escape");
-            return [denoising, badModel];
+
+            // Fill Holes with no hole says how to write one, as information; with the bad model, the error offers
+            // the actions that fix it.
+            await wb.focusEditor();
+            await wb.runCommand("Dream-Coder: Fill Holes");
+            const hint = await until("the no-hole message", async () => (await wb.notifications()).find((n) => n.message.includes("no hole marker")));
+            assert.match(hint.message, /write \?\?\? where code should go/);
+            assert.equal(hint.severity, "info", "an information message, not an error");
+            await wb.focusEditor();
+            await wb.cursorToEnd();
+            await wb.type("\ny = ???");
+            await wb.runCommand("Dream-Coder: Fill Holes");
+            const failure = await until("the bad model's error", async () => (await wb.notifications()).find((n) => n.message.includes("not a GGUF model file")));
+            assert.equal(failure.severity, "error");
+            assert.deepEqual(failure.buttons, ["Choose GGUF File…", "Select Model…", "Open Setting", "Show Log"], "the actions that fix it");
+            const errorActions = await wb.screenshot("dream-coder-ui-error-actions");
+            return [denoising, badModel, errorActions];
         }
     );
     for (const shot of shots) assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);

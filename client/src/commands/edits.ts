@@ -8,10 +8,13 @@ import type { Ctx } from "../ctx";
 import { LiveDenoise } from "../liveDenoise";
 import { toLspRange, toRange } from "../ranges";
 import type { RewritePreview } from "../rewritePreview";
+import { showFailure } from "../failures";
 
 const RECENT_INSTRUCTIONS = "dreamCoder.recentInstructions";
 
 interface JobRequest {
+    /** The command that started the job, for Retry. */
+    command: string;
     /** The spans the job will change: typing inside them cancels it. */
     ranges: vscode.Range[];
     send(params: { textDocument: { uri: string; version: number }; partialResultToken: string }, token: vscode.CancellationToken): Promise<lsp.EditResult>;
@@ -64,7 +67,7 @@ async function runJob(ctx: Ctx, editor: vscode.TextEditor, title: string, job: J
             vscode.window.setStatusBarMessage("Dream-Coder: cancelled", 3000);
             return undefined;
         }
-        void vscode.window.showErrorMessage(`Dream-Coder: ${(e as Error).message}`, "Show Log").then((pick) => pick && ctx.output.show());
+        void showFailure(ctx, title, e, () => vscode.commands.executeCommand(job.command));
         return undefined;
     } finally {
         touches.dispose();
@@ -100,6 +103,7 @@ export async function fillHoles(ctx: Ctx, uri?: string, range?: Range | null): P
     const r = range ? toRange(range) : editor.selection.isEmpty ? undefined : editor.selection;
     const whole = new vscode.Range(editor.document.positionAt(0), editor.document.positionAt(editor.document.getText().length));
     const result = await runJob(ctx, editor, "filling holes", {
+        command: "dreamCoder.fillHoles",
         ranges: [r ?? whole],
         send: (params, token) => ctx.client.sendRequest(lsp.fillHoles, { ...params, range: r && toLspRange(r) }, token)
     });
@@ -154,6 +158,7 @@ export async function rewriteSelection(ctx: Ctx, preview: RewritePreview, uri?: 
     const what = instruction ?? (await askInstruction(ctx));
     if (!what) return 0;
     const result = await runJob(ctx, editor, "rewriting", {
+        command: "dreamCoder.rewriteSelection",
         ranges: [r],
         send: (params, token) => ctx.client.sendRequest(lsp.rewrite, { ...params, range: toLspRange(r), instruction: what }, token)
     });
@@ -172,6 +177,7 @@ export async function sketchFunction(ctx: Ctx, uri?: string, position?: vscode.P
     if (!editor) return false;
     const at = position ? new vscode.Position(position.line, position.character) : editor.selection.active;
     const result = await runJob(ctx, editor, "sketching", {
+        command: "dreamCoder.sketchFunction",
         ranges: [new vscode.Range(at, at)],
         send: (params, token) => ctx.client.sendRequest(lsp.sketch, { ...params, position: { line: at.line, character: at.character } }, token)
     });

@@ -5,12 +5,14 @@ import { WorkDoneProgress, type WorkDoneProgressReport } from "vscode-languagecl
 import * as lsp from "../../../server/src/protocol";
 import { config } from "../config";
 import type { Ctx } from "../ctx";
+import { showFailure } from "../failures";
 
 /** The model file the user chose last: the file dialog opens in its folder (models are rarely in the workspace). A
  * folder as defaultUri would open its parent in VS Code's own (simple) file dialog. */
 const LAST_MODEL_FILE = "dreamCoder.lastModelFile";
 
-async function chooseFile(ctx: Ctx): Promise<string | undefined> {
+/** Asks for a GGUF file and makes it the model. */
+export async function chooseModelFile(ctx: Ctx): Promise<void> {
     const last = ctx.extension.globalState.get<string>(LAST_MODEL_FILE);
     const files = await vscode.window.showOpenDialog({
         title: "Choose a diffusion model (GGUF)",
@@ -19,8 +21,9 @@ async function chooseFile(ctx: Ctx): Promise<string | undefined> {
         defaultUri: last ? vscode.Uri.file(last) : undefined
     });
     const path = files?.[0]?.fsPath;
-    if (path) await ctx.extension.globalState.update(LAST_MODEL_FILE, path);
-    return path;
+    if (!path) return;
+    await ctx.extension.globalState.update(LAST_MODEL_FILE, path);
+    await config.setModel(path);
 }
 
 /** Quick pick over the catalog and "Choose a GGUF file…"; downloads a catalog model that is not there yet. */
@@ -36,11 +39,7 @@ export async function selectModel(ctx: Ctx): Promise<void> {
     items.push({ label: "$(folder-opened) Choose a GGUF file…", file: true });
     const pick = await vscode.window.showQuickPick(items, { title: "Dream-Coder: Select Model", matchOnDetail: true });
     if (!pick) return;
-    if (pick.file) {
-        const path = await chooseFile(ctx);
-        if (path) await config.setModel(path);
-        return;
-    }
+    if (pick.file) return chooseModelFile(ctx);
     const entry = models.find((m) => m.id === pick.id)!;
     if (!entry.path && !(await downloadModel(ctx, entry.id))) return;
     await config.setModel(entry.id);
@@ -79,7 +78,7 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
         void vscode.window.showInformationMessage(`${target.name} is ready: ${path}`);
         return true;
     } catch (e) {
-        void vscode.window.showErrorMessage(`${(e as Error).message} An interrupted download resumes when you start it again.`);
+        void showFailure(ctx, `Downloading ${target.name}`, e, () => downloadModel(ctx, target.id));
         return false;
     }
 }
@@ -96,8 +95,7 @@ export async function offerFirstModel(ctx: Ctx): Promise<void> {
     if (pick === "Download…") {
         if (await downloadModel(ctx, "dream-coder-7b-instruct")) await config.setModel("dream-coder-7b-instruct");
     } else if (pick === "Choose File…") {
-        const path = await chooseFile(ctx);
-        if (path) await config.setModel(path);
+        await chooseModelFile(ctx);
     }
 }
 

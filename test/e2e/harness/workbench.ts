@@ -163,6 +163,28 @@ export class Workbench {
     }
 
     /**
+     * The notifications shown so far, newest first, read from the notification center (this headless workbench
+     * keeps them there without showing toasts): the message, the icon's severity, the buttons.
+     */
+    async notifications(): Promise<{ message: string; severity: 'info' | 'warning' | 'error' | undefined; buttons: string[] }[]> {
+        await this.runCommand('Notifications: Show Notifications');
+        const items = this.page.locator('.notifications-center .notification-list-item');
+        const list = await items.evaluateAll((els) =>
+            els.map((el) => ({
+                message: el.querySelector('.notification-list-item-message')?.textContent ?? '',
+                icon: el.querySelector('.notification-list-item-icon')?.className ?? '',
+                buttons: [...el.querySelectorAll('.monaco-button')].map((b) => b.textContent ?? ''),
+            })),
+        );
+        await this.runCommand('Notifications: Hide Notifications');
+        return list.map((n) => ({
+            message: domText(n.message),
+            severity: (['error', 'warning', 'info'] as const).find((s) => n.icon.includes(`codicon-${s}`)),
+            buttons: n.buttons,
+        }));
+    }
+
+    /**
      * The content of a webview panel (each webview is an iframe.webview holding #active-frame), waiting until
      * `selector` is visible inside it. With several webviews open, pass the one's index (in DOM order).
      */
