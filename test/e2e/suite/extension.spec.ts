@@ -194,6 +194,25 @@ describe("Dream-Coder in VS Code", () => {
         assert.ok(ctx.client.isRunning());
     });
 
+    it("the extension's default keys take none of VS Code's own on this platform", async () => {
+        await vscode.commands.executeCommand("workbench.action.openDefaultKeybindingsFile");
+        const file = await until("the default keybindings", () => vscode.window.activeTextEditor?.document.getText().includes('"command"') && vscode.window.activeTextEditor.document);
+        // The file is JSON with // comment lines.
+        const defaults = JSON.parse(file.getText().replace(/^\s*\/\/.*$/gm, "")) as { key: string; command: string }[];
+        await vscode.commands.executeCommand("workbench.action.closeActiveEditor");
+        const taken = new Map(defaults.filter((d) => !d.command.startsWith("dreamCoder.") && !d.command.startsWith("-")).map((d) => [d.key, d.command]));
+        const platform = process.platform === "darwin" ? "mac" : process.platform === "win32" ? "win" : "linux";
+        const ours = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.keybindings as Record<string, string>[];
+        assert.ok(ours.length > 0);
+        const clashes = ours
+            // A key that only acts while one of our own states holds (Escape while a job runs) takes nothing away.
+            .filter((b) => !b.when?.split("&&").some((c) => c.trim().startsWith("dreamCoder.")))
+            .map((b) => ({ key: b[platform] ?? b.key, command: b.command }))
+            .filter((b) => taken.has(b.key))
+            .map((b) => `${b.key} (${b.command}) is VS Code's key for ${taken.get(b.key)}`);
+        assert.deepEqual(clashes, []);
+    });
+
     it("a folder, or a text file named .gguf, shows an error in the status as soon as the setting changes", async () => {
         const folder = mkdtempSync(join(tmpdir(), "dream-coder-e2e-"));
         const text = join(folder, "notes.gguf");
