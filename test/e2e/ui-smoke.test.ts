@@ -106,6 +106,17 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
                 `the typed instruction ran and was recorded first: ${JSON.stringify(recent.rows)}`);
             await wb.press("Escape");
 
+            // A long fill shows its text forming after the marker, as readable symbols: the generated test model's
+            // partial text is full of control characters.
+            await wb.focusEditor();
+            await wb.cursorToEnd();
+            await wb.type("\nz = ???:800");
+            await wb.runCommand("Dream-Coder: Fill Holes");
+            const forming = await until("the fill's text forming after its marker", async () => (await wb.afterDecorations()).find((t) => t.includes("░")), 60_000);
+            assert.doesNotMatch(forming, /\\[0-9a-f]/i, `no control characters (CSS hex escapes) in ${forming}`);
+            const formingShot = await wb.screenshot("dream-coder-ui-forming");
+            await until("the fill to finish", async () => ((await wb.editorText()).includes("???:800") ? undefined : true), 120_000);
+
             await wb.runCommand("Dream-Coder: Show Denoising");
             const view = await wb.webview("#text");
             await view.locator("#counts dt").first().waitFor({ timeout: 30_000 });
@@ -148,7 +159,7 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             assert.equal(failure.severity, "error");
             assert.deepEqual(failure.buttons, ["Choose GGUF File…", "Select Model…", "Open Setting", "Show Log"], "the actions that fix it");
             const errorActions = await wb.screenshot("dream-coder-ui-error-actions");
-            return [denoising, badModel, errorActions];
+            return [formingShot, denoising, badModel, errorActions];
         }
     );
     for (const shot of shots) assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);

@@ -86,6 +86,18 @@ export class Workbench {
     }
 
     /**
+     * The text that `after` decorations draw in the active editor: VS Code renders them as CSS ::after content on
+     * a span in the line, so this is the computed `content` as CSS writes it (quoted; a control character as a
+     * hex escape such as `\1 `).
+     */
+    async afterDecorations(): Promise<string[]> {
+        return this.page.locator('.editor-group-container.active .monaco-editor .view-lines span').evaluateAll((els) => {
+            const style = (globalThis as unknown as { getComputedStyle(e: unknown, pseudo: string): { content: string } }).getComputedStyle;
+            return els.map((el) => style(el, '::after').content).filter((c) => c && c !== 'none' && c !== 'normal');
+        });
+    }
+
+    /**
      * Waits for ghost text (`.ghost-text-decoration`, or the multi-line `.ghost-text` block) and returns it.
      * Text typed before activation gets none, so by default it retriggers the inline suggestion every few
      * seconds through the palette command (Alt+\ does nothing in headless Chromium).
