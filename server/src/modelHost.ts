@@ -41,7 +41,8 @@ export class ModelHost {
         if (this.loaded && this.loaded.key === key) return;
         this.release();
         const state = problem ? "error" : settings.model ? "idle" : "unset";
-        this.report({ state, model: settings.model, message: problem, progress: undefined });
+        // The last latency belongs to the model that answered it.
+        this.report({ state, model: settings.model, message: problem, progress: undefined, lastLatencyMs: undefined });
         if (path) void this.checkFile(settings, path);
     }
 

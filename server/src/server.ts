@@ -99,7 +99,7 @@ connection.onRequest(InlineCompletionRequest.type, live(async (params, token) =>
     const position = checkPosition(params.position, "position");
     await settingsReady;
     const doc = documents.get(uri);
-    if (!doc || !inlineEnabled(settings, doc.languageId) || !settings.model) return null;
+    if (!doc || !inlineEnabled(settings.inlineCompletion.enable, doc.languageId) || !settings.model) return null;
     const version = doc.version;
     const offset = doc.offsetAt(position);
     // A place past the end of its line or of the document is answered at the nearest real place.

@@ -152,9 +152,10 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
 }
 
 /** Whether inline completion is on for a language: its own entry, else "*", else on. */
-export function inlineEnabled(settings: Settings, languageId: string): boolean {
-    const e = settings.inlineCompletion.enable;
-    return e[languageId] ?? e["*"] ?? true;
+/** Whether inline completions are on for a language, from the per-language switch (`*` for the rest). The client's
+ * status menu reads it too. */
+export function inlineEnabled(enable: Record<string, boolean>, languageId: string): boolean {
+    return enable[languageId] ?? enable["*"] ?? true;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { Locator } from "playwright-core";
-import { repoRoot, withWorkbench, type Workbench } from "./harness";
+import { domText, repoRoot, withWorkbench, type Workbench } from "./harness";
 import { testModel } from "../tools/test-models";
 
 /** Selects the whole file (the active editor's) and opens the rewrite box. */
@@ -116,6 +116,23 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             assert.doesNotMatch(forming, /\\[0-9a-f]/i, `no control characters (CSS hex escapes) in ${forming}`);
             const formingShot = await wb.screenshot("dream-coder-ui-forming");
             await until("the fill to finish", async () => ((await wb.editorText()).includes("???:800") ? undefined : true), 120_000);
+
+            // The status item says it in words; its menu turns completions off for this language and opens the settings.
+            const item = wb.page.locator("#workbench\\.parts\\.statusbar .statusbar-item", { hasText: "Dream-Coder" }).first();
+            const said = await until("the ready status with the latency", async () => {
+                const text = domText((await item.textContent()) ?? "");
+                return /ready · \d+ ms/.test(text) ? text : undefined;
+            });
+            assert.match(said, /^\s*Dream-Coder · dream-\S+\.gguf · ready · \d+ ms$/);
+            await item.click();
+            const menu = (await wb.quickInputRows()).rows.join("\n");
+            for (const action of ["Turn Off Completions", "Turn Off Completions for python", "Open Settings"]) assert.ok(menu.includes(action), `the menu offers ${action}: ${menu}`);
+            await wb.type("Turn Off Completions for python");
+            await wb.press("Enter");
+            await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
+            await item.click();
+            assert.ok((await wb.quickInputRows()).rows.some((r) => r.includes("Turn On Completions for python")), "completions are off for python now");
+            await wb.press("Escape");
 
             await wb.runCommand("Dream-Coder: Show Denoising");
             const view = await wb.webview("#text");

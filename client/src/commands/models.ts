@@ -5,6 +5,8 @@ import { WorkDoneProgress, type WorkDoneProgressReport } from "vscode-languagecl
 import * as lsp from "../../../server/src/protocol";
 import { config } from "../config";
 import type { Ctx } from "../ctx";
+import { inlineEnabled } from "../../../server/src/settings";
+import { describeStatus } from "../statusBar";
 import { showFailure } from "../failures";
 
 /** The model file the user chose last: the file dialog opens in its folder (models are rarely in the workspace). A
@@ -99,18 +101,34 @@ export async function offerFirstModel(ctx: Ctx): Promise<void> {
     }
 }
 
-/** The status bar's menu. */
+/** The status bar's menu: the model actions, completions on or off (everywhere, and for the active editor's
+ * language), the settings. */
 export async function modelActions(ctx: Ctx): Promise<void> {
     const s = ctx.status;
-    const actions: (vscode.QuickPickItem & { command: string })[] = [
-        { label: "$(symbol-misc) Select Model…", command: "dreamCoder.selectModel", description: s.model || "none" },
-        { label: "$(cloud-download) Download Model…", command: "dreamCoder.downloadModel" },
-        { label: "$(graph) Show Denoising", command: "dreamCoder.showDenoising" },
-        { label: "$(debug-restart) Restart Server", command: "dreamCoder.restartServer" },
-        { label: "$(output) Show Log", command: "dreamCoder.showLog" }
+    const enable = config.inlineCompletionEnable;
+    const everywhere = inlineEnabled(enable, "*");
+    const language = vscode.window.activeTextEditor?.document.languageId;
+    type Action = vscode.QuickPickItem & { run(): unknown };
+    const command = (id: string, ...args: unknown[]) => () => vscode.commands.executeCommand(id, ...args);
+    const actions: Action[] = [
+        { label: "$(symbol-misc) Select Model…", description: s.model || "none", run: command("dreamCoder.selectModel") },
+        { label: "$(cloud-download) Download Model…", run: command("dreamCoder.downloadModel") },
+        { label: "", kind: vscode.QuickPickItemKind.Separator, run: () => undefined },
+        { label: everywhere ? "$(circle-slash) Turn Off Completions" : "$(check) Turn On Completions", description: "ghost text in every language", run: () => config.setInlineCompletion("*", !everywhere) }
     ];
+    if (language) {
+        const here = inlineEnabled(enable, language);
+        actions.push({ label: `${here ? "$(circle-slash) Turn Off" : "$(check) Turn On"} Completions for ${language}`, run: () => config.setInlineCompletion(language, !here) });
+    }
+    actions.push(
+        { label: "", kind: vscode.QuickPickItemKind.Separator, run: () => undefined },
+        { label: "$(graph) Show Denoising", run: command("dreamCoder.showDenoising") },
+        { label: "$(settings-gear) Open Settings", run: command("workbench.action.openSettings", `@ext:${ctx.extension.extension.id}`) },
+        { label: "$(debug-restart) Restart Server", run: command("dreamCoder.restartServer") },
+        { label: "$(output) Show Log", run: command("dreamCoder.showLog") }
+    );
     const pick = await vscode.window.showQuickPick(actions, {
-        title: `Dream-Coder: ${s.state}${s.message ? ` — ${s.message}` : ""}`
+        title: `Dream-Coder: ${describeStatus(s)}${s.message ? ` — ${s.message}` : ""}`
     });
-    if (pick) await vscode.commands.executeCommand(pick.command);
+    await pick?.run();
 }

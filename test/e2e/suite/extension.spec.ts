@@ -213,6 +213,23 @@ describe("Dream-Coder in VS Code", () => {
         assert.deepEqual(clashes, []);
     });
 
+    it("the last latency shown belongs to the current model: a model change clears it", async () => {
+        await openDoc("e = ???\n");
+        assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
+        assert.ok(ctx.status.lastLatencyMs !== undefined, "a job's latency is shown");
+        const copy = join(mkdtempSync(join(tmpdir(), "dream-coder-e2e-")), "another.gguf");
+        copyFileSync(goodModel, copy);
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        await config.update("model", copy, vscode.ConfigurationTarget.Global);
+        try {
+            await until("the other model in the status", () => ctx.status.model === "another.gguf");
+            assert.equal(ctx.status.lastLatencyMs, undefined);
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+        }
+        await until("the test model back", () => goodModel.endsWith(ctx.status.model));
+    });
+
     it("a folder, or a text file named .gguf, shows an error in the status as soon as the setting changes", async () => {
         const folder = mkdtempSync(join(tmpdir(), "dream-coder-e2e-"));
         const text = join(folder, "notes.gguf");
