@@ -27,6 +27,11 @@ export async function showFailure(ctx: Ctx, what: string, e: unknown, retry: () 
         void vscode.window.showInformationMessage(`Dream-Coder: ${message}`);
         return;
     }
+    await showProblem(ctx, message, problem, retry);
+}
+
+/** Shows `message` as an error with the actions that fix `problem` (Retry when it is not known), and Show Log. */
+export async function showProblem(ctx: Ctx, message: string, problem: Problem | undefined, retry: () => unknown): Promise<void> {
     const fixes: Fix[] = problem ? FIXES[problem] : ["Retry"];
     const pick = await vscode.window.showErrorMessage(`Dream-Coder: ${message}`, ...fixes, "Show Log");
     switch (pick) {

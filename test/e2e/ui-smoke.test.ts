@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { test } from "node:test";
 import type { Locator } from "playwright-core";
 import { domText, repoRoot, withWorkbench, type Workbench } from "./harness";
@@ -176,6 +176,15 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             assert.equal(failure.severity, "error");
             assert.deepEqual(failure.buttons, ["Choose GGUF File…", "Select Model…", "Open Setting", "Show Log"], "the actions that fix it");
             const errorActions = await wb.screenshot("dream-coder-ui-error-actions");
+
+            // Choosing a good model is confirmed by name.
+            const goodModel = testModel({ arch: "dream" });
+            const dialog = await openModelFileDialog(wb);
+            await dialog.press("Control+A");
+            await wb.type(goodModel);
+            await wb.page.locator(".quick-input-widget").getByRole("button", { name: "OK" }).click();
+            await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
+            await until("the confirmation", async () => (await wb.notifications()).find((n) => n.message.includes(`Dream-Coder will use ${basename(goodModel)}`)));
             return [formingShot, denoising, badModel, errorActions];
         }
     );

@@ -1,5 +1,6 @@
 // Model setup: pick a catalog model or a local GGUF file, download a catalog model with cancellable progress,
 // the first-run prompt, and the status bar's menu.
+import { basename } from "node:path";
 import * as vscode from "vscode";
 import { WorkDoneProgress, type WorkDoneProgressReport } from "vscode-languageclient/node";
 import * as lsp from "../../../server/src/protocol";
@@ -7,7 +8,10 @@ import { config } from "../config";
 import type { Ctx } from "../ctx";
 import { inlineEnabled } from "../../../server/src/settings";
 import { describeStatus } from "../statusBar";
-import { showFailure } from "../failures";
+import { showFailure, showProblem } from "../failures";
+
+/** Set by "Don't Ask Again": no model prompt at start (the walkthrough and Select Model… remain). */
+const NO_FIRST_MODEL_OFFER = "dreamCoder.noFirstModelOffer";
 
 /** The model file the user chose last: the file dialog opens in its folder (models are rarely in the workspace). A
  * folder as defaultUri would open its parent in VS Code's own (simple) file dialog. */
@@ -25,7 +29,35 @@ export async function chooseModelFile(ctx: Ctx): Promise<void> {
     const path = files?.[0]?.fsPath;
     if (!path) return;
     await ctx.extension.globalState.update(LAST_MODEL_FILE, path);
-    await config.setModel(path);
+    await useModel(ctx, path);
+}
+
+/** How long the server's status may take to say what it found in a newly chosen model file. */
+const STATUS_WAIT_MS = 10_000;
+/** The server first reports the new model, then the result of its file check a few milliseconds later. */
+const CHECK_SETTLE_MS = 500;
+
+/** Makes `model` (a path or a catalog id) the model and confirms it once the server has looked at it: the model in
+ * use, or what is wrong with it and the actions that fix it. */
+async function useModel(ctx: Ctx, model: string): Promise<void> {
+    const name = basename(model);
+    const reported = new Promise<void>((resolve) => {
+        const timeout = setTimeout(done, STATUS_WAIT_MS);
+        const sub = ctx.onStatus((s) => s.model === name && done());
+        function done(): void {
+            clearTimeout(timeout);
+            sub.dispose();
+            setTimeout(resolve, CHECK_SETTLE_MS);
+        }
+    });
+    await config.setModel(model);
+    await reported;
+    const s = ctx.status;
+    if (s.state === "error") {
+        await showProblem(ctx, s.message ?? `${name} cannot be used`, "model-file", () => undefined);
+        return;
+    }
+    void vscode.window.showInformationMessage(`Dream-Coder will use ${name}. Type in a file for ghost text, or write ??? and run Fill Holes.`);
 }
 
 /** Quick pick over the catalog and "Choose a GGUF file…"; downloads a catalog model that is not there yet. */
@@ -44,7 +76,7 @@ export async function selectModel(ctx: Ctx): Promise<void> {
     if (pick.file) return chooseModelFile(ctx);
     const entry = models.find((m) => m.id === pick.id)!;
     if (!entry.path && !(await downloadModel(ctx, entry.id))) return;
-    await config.setModel(entry.id);
+    await useModel(ctx, entry.id);
 }
 
 /** Downloads a catalog model (asking which when not given) with VS Code progress; true when it is there. */
@@ -85,19 +117,24 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
     }
 }
 
-/** On first run (no model set), offers the catalog download or a local file. */
+/** On start with no model set (until "Don't Ask Again"), offers the catalog download, a local file or the walkthrough. */
 export async function offerFirstModel(ctx: Ctx): Promise<void> {
-    if (config.model) return;
+    if (config.model || ctx.extension.globalState.get<boolean>(NO_FIRST_MODEL_OFFER)) return;
     const pick = await vscode.window.showInformationMessage(
         "Dream-Coder needs a diffusion model. Download Dream-Coder 7B Instruct (about 4.7 GB), or use a GGUF file you have.",
         "Download…",
         "Choose File…",
-        "Not Now"
+        "Get Started",
+        "Don't Ask Again"
     );
     if (pick === "Download…") {
-        if (await downloadModel(ctx, "dream-coder-7b-instruct")) await config.setModel("dream-coder-7b-instruct");
+        if (await downloadModel(ctx, "dream-coder-7b-instruct")) await useModel(ctx, "dream-coder-7b-instruct");
     } else if (pick === "Choose File…") {
         await chooseModelFile(ctx);
+    } else if (pick === "Get Started") {
+        await vscode.commands.executeCommand("workbench.action.openWalkthrough", `${ctx.extension.extension.id}#start`, false);
+    } else if (pick === "Don't Ask Again") {
+        await ctx.extension.globalState.update(NO_FIRST_MODEL_OFFER, true);
     }
 }
 

@@ -2,7 +2,7 @@
 // user does, through the commands and the editor, checked on the document.
 /// <reference types="mocha" />
 import * as assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as vscode from "vscode";
@@ -228,6 +228,25 @@ describe("Dream-Coder in VS Code", () => {
             await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
         }
         await until("the test model back", () => goodModel.endsWith(ctx.status.model));
+    });
+
+    it("the walkthrough's steps name commands that exist and media that the package carries", async () => {
+        const ext = vscode.extensions.getExtension(EXTENSION_ID)!;
+        const walkthroughs = ext.packageJSON.contributes.walkthroughs as { id: string; steps: { description: string; media: { markdown: string }; completionEvents: string[] }[] }[];
+        assert.equal(walkthroughs.length, 1);
+        const commands = new Set(await vscode.commands.getCommands(true));
+        const steps = walkthroughs[0].steps;
+        assert.ok(steps.length >= 4, "model, ghost text, fill holes, rewrite");
+        for (const step of steps) {
+            for (const [, command] of step.description.matchAll(/\(command:([\w.]+)\)/g)) assert.ok(commands.has(command), `${command} exists`);
+            assert.ok(existsSync(join(ext.extensionPath, step.media.markdown)), `${step.media.markdown} is there`);
+            for (const event of step.completionEvents) {
+                const command = /^onCommand:(.+)$/.exec(event)?.[1];
+                if (command) assert.ok(commands.has(command), `${command} exists`);
+            }
+        }
+        await vscode.commands.executeCommand("workbench.action.openWalkthrough", `${EXTENSION_ID}#${walkthroughs[0].id}`, false);
+        await vscode.commands.executeCommand("workbench.action.closeActiveEditor");
     });
 
     it("a folder, or a text file named .gguf, shows an error in the status as soon as the setting changes", async () => {
