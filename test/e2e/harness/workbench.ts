@@ -136,13 +136,7 @@ export class Workbench {
      * The editor keeps focus afterwards, as it does for a user.
      */
     async runCommand(label: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
-        await this.page.keyboard.press('F1');
-        const input = this.page.locator('.quick-input-widget input');
-        await input.waitFor({ state: 'visible', timeout: timeoutMs });
-        await input.fill(`>${label}`);
-        const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
-        await row.waitFor({ state: 'visible', timeout: timeoutMs });
-        await row.click();
+        await this.pickCommand(label, timeoutMs);
         await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs });
     }
 
@@ -151,6 +145,12 @@ export class Workbench {
      * waits for the input titled `title` instead of for the widget to close.
      */
     async runCommandAskingInput(label: string, title: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
+        await this.pickCommand(label, timeoutMs);
+        await this.page.locator('.quick-input-widget .quick-input-title', { hasText: title }).waitFor({ state: 'visible', timeout: timeoutMs });
+    }
+
+    /** F1, the command's label, a click on its row. */
+    private async pickCommand(label: string, timeoutMs: number): Promise<void> {
         await this.page.keyboard.press('F1');
         const input = this.page.locator('.quick-input-widget input');
         await input.waitFor({ state: 'visible', timeout: timeoutMs });
@@ -158,7 +158,6 @@ export class Workbench {
         const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
         await row.waitFor({ state: 'visible', timeout: timeoutMs });
         await row.click();
-        await this.page.locator('.quick-input-widget .quick-input-title', { hasText: title }).waitFor({ state: 'visible', timeout: timeoutMs });
     }
 
     /** The quick input's rows as shown (label and description run together), and which one Enter would take. */
