@@ -17,12 +17,13 @@ async function selectAllAndAskRewrite(wb: Workbench): Promise<void> {
     await wb.runCommandAskingInput("Dream-Coder: Rewrite Selection", "Rewrite with Dream-Coder");
 }
 
-/** Waits for the rewrite's outcome (a diff preview, or "changes nothing") and discards a preview. */
-async function closeRewriteOutcome(wb: Workbench): Promise<void> {
+/** Waits for the rewrite's diff preview and discards it with Escape, as the status bar's hint says. */
+async function discardRewritePreview(wb: Workbench): Promise<void> {
     const preview = wb.page.locator(".tab", { hasText: "Dream-Coder rewrite" });
-    const nothing = wb.page.locator(".notification-toast", { hasText: "the rewrite changes nothing" });
-    await preview.or(nothing).first().waitFor({ state: "visible", timeout: 60_000 });
-    if (await preview.count()) await wb.runCommand("Dream-Coder: Discard Rewrite");
+    await preview.waitFor({ state: "visible", timeout: 60_000 });
+    await wb.page.locator("#workbench\\.parts\\.statusbar", { hasText: "Ctrl+Enter accepts, Escape discards" }).waitFor({ timeout: 30_000 });
+    await wb.press("Escape");
+    await preview.waitFor({ state: "detached", timeout: 30_000 });
 }
 
 /** Select Model… → "Choose a GGUF file…": returns the file dialog's path input (code-server's simple dialog). */
@@ -49,7 +50,7 @@ async function rewriteWith(wb: Workbench, instruction: string): Promise<void> {
     await selectAllAndAskRewrite(wb);
     await wb.type(instruction);
     await wb.press("Enter");
-    await closeRewriteOutcome(wb);
+    await discardRewritePreview(wb);
 }
 
 test("type, ghost text, Tab, a palette command, save, rewrite, the denoising view, a bad model file", { timeout: 300_000 }, async () => {
@@ -99,7 +100,7 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             assert.ok(shown.rows[0]?.startsWith(shorter), `the typed instruction is the first row: ${JSON.stringify(shown.rows)}`);
             assert.ok(shown.focused?.startsWith(shorter), `the typed instruction is the selected row, not the recent one: ${JSON.stringify(shown)}`);
             await wb.press("Enter");
-            await closeRewriteOutcome(wb);
+            await discardRewritePreview(wb);
             await selectAllAndAskRewrite(wb);
             const recent = await wb.quickInputRows();
             assert.ok(recent.rows.length === 2 && recent.rows[0].startsWith(shorter) && recent.rows[1].startsWith(recorded),
