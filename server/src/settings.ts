@@ -61,7 +61,7 @@ export const DEFAULT_SETTINGS: Settings = {
     confidenceThreshold: 0,
     contextTokens: 1024,
     holes: { marker: "???", defaultTokens: 16 },
-    inlineCompletion: { enable: { "*": true }, lineTokens: 16, blockTokens: 48, debounceMs: 75 },
+    inlineCompletion: { enable: { "*": true, markdown: false, plaintext: false }, lineTokens: 16, blockTokens: 48, debounceMs: 75 },
     sketch: { tokens: 192 },
     rewrite: { mode: "instruct", remaskRounds: 3, remaskBelow: 0.05 }
 };

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as vscode from "vscode";
 import type { Ctx } from "../../../client/src/ctx";
+import { DEFAULT_SETTINGS } from "../../../server/src/settings";
 
 const EXTENSION_ID = "dream-coder.dream-coder-vscode";
 let ctx: Ctx;
@@ -228,6 +229,16 @@ describe("Dream-Coder in VS Code", () => {
             await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
         }
         await until("the test model back", () => goodModel.endsWith(ctx.status.model));
+    });
+
+    it("settings lead with the model, in groups; completions are off in Markdown and plain text by default", async () => {
+        const categories = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.configuration as { title: string; properties: Record<string, { default: unknown }> }[];
+        assert.deepEqual(categories.map((c) => c.title), ["Model", "Completions", "Commands", "Advanced decoding"]);
+        assert.equal(Object.keys(categories[0].properties)[0], "dreamCoder.model");
+        const enable = vscode.workspace.getConfiguration("dreamCoder").inspect<Record<string, boolean>>("inlineCompletion.enable")?.defaultValue;
+        assert.deepEqual(enable, { "*": true, markdown: false, plaintext: false });
+        // The server's own defaults (for clients that send no settings, and the CLI) say the same.
+        assert.deepEqual(DEFAULT_SETTINGS.inlineCompletion.enable, enable);
     });
 
     it("the walkthrough's steps name commands that exist and media that the package carries", async () => {
