@@ -12,6 +12,15 @@ export const config = {
     async setModel(value: string): Promise<void> {
         await vscode.workspace.getConfiguration(SECTION).update("model", value, vscode.ConfigurationTarget.Global);
     },
+    /** The per-language switch for inline completions (`*` for the rest). */
+    get inlineCompletionEnable(): Record<string, boolean> {
+        return vscode.workspace.getConfiguration(SECTION).get<Record<string, boolean>>("inlineCompletion.enable", {});
+    },
+    /** Turns inline completions on or off for a language, or for all (`*`), in the user's settings. */
+    async setInlineCompletion(languageId: string, on: boolean): Promise<void> {
+        const enable = { ...config.inlineCompletionEnable, [languageId]: on };
+        await vscode.workspace.getConfiguration(SECTION).update("inlineCompletion.enable", enable, vscode.ConfigurationTarget.Global);
+    },
     /** Every dreamCoder.* value, for the server's initializationOptions. */
     all(): Record<string, unknown> {
         return JSON.parse(JSON.stringify(vscode.workspace.getConfiguration(SECTION))) as Record<string, unknown>;

@@ -24,6 +24,9 @@ export class Ctx implements vscode.Disposable {
     private _lastTrace: lsp.DenoiseTrace | undefined;
     private readonly traceChanged = new vscode.EventEmitter<lsp.DenoiseTrace>();
     readonly onTrace = this.traceChanged.event;
+    private readonly statusChanged = new vscode.EventEmitter<lsp.ServerStatus>();
+    /** Every status the server reports. */
+    readonly onStatus = this.statusChanged.event;
     private crashes = 0;
     private startedAt = 0;
     private stopping = false;
@@ -100,6 +103,7 @@ export class Ctx implements vscode.Disposable {
             if (this._status.state === "busy" && s.state === "ready") this.modelCrashes.delete(config.model);
             this._status = s;
             this.statusBar.show(s);
+            this.statusChanged.fire(s);
         });
         await client.start();
         this.startedAt = Date.now();
@@ -176,6 +180,7 @@ export class Ctx implements vscode.Disposable {
         clearTimeout(this.restartTimer);
         this.statusBar.dispose();
         this.traceChanged.dispose();
+        this.statusChanged.dispose();
         this.output.dispose();
     }
 }

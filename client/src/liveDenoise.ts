@@ -4,7 +4,31 @@ import * as vscode from "vscode";
 import type { DenoisePartial } from "../../server/src/protocol";
 import { toRange } from "./ranges";
 
+/** Characters of a hole's text shown at most, and how many past the first still-masked place. */
 const MAX_SHOWN = 160;
+const SHOWN_PAST_FRONTIER = 40;
+
+/** The text as one readable line: line breaks as ↵, tabs as →, other control characters as their Unicode control
+ * pictures (␀…␟, ␡) and C1 controls as �. A partial decode is full of them, and drawn raw they are invisible. */
+function readableLine(text: string): string {
+    return text
+        .replace(/\r?\n/g, "↵")
+        .replace(/\t/g, "→")
+        .replace(/[\u0000-\u001f\u007f\u0080-\u009f]/g, (c) => {
+            const code = c.charCodeAt(0);
+            return code < 0x20 ? String.fromCharCode(0x2400 + code) : code === 0x7f ? "␡" : "\ufffd";
+        });
+}
+
+/** Where a long text is forming: the MAX_SHOWN characters that end a little past its first still-masked place
+ * (a long fill decodes block after block, so its start is done long before its end). */
+function formingPart(text: string): string {
+    if (text.length <= MAX_SHOWN) return text;
+    const masked = text.indexOf("░");
+    const end = masked < 0 ? text.length : Math.min(text.length, Math.max(MAX_SHOWN, masked + SHOWN_PAST_FRONTIER));
+    const start = end - MAX_SHOWN;
+    return (start > 0 ? "…" : "") + text.slice(start, end) + (end < text.length ? "…" : "");
+}
 
 export class LiveDenoise implements vscode.Disposable {
     private readonly dimmed = vscode.window.createTextEditorDecorationType({ opacity: "0.4" });
@@ -20,9 +44,8 @@ export class LiveDenoise implements vscode.Disposable {
         for (const h of partial.holes) {
             const range = toRange(h.range);
             if (!range.isEmpty) spans.push({ range });
-            // Decorations hold one line: show line breaks as ↵ and keep long texts short.
-            let text = h.text.replace(/\r?\n/g, "↵");
-            if (text.length > MAX_SHOWN) text = text.slice(0, MAX_SHOWN) + "…";
+            // Decorations hold one line of text.
+            const text = formingPart(readableLine(h.text));
             texts.push({
                 range: new vscode.Range(range.end, range.end),
                 renderOptions: { after: { contentText: ` ${text}` } },

@@ -16,6 +16,8 @@ interface Pending {
 export class RewritePreview implements vscode.Disposable, vscode.TextDocumentContentProvider {
     private readonly texts = new Map<string, string>();
     private pending: Pending | undefined;
+    /** The status bar's reminder of the keys while a preview is open (the notification hides itself). */
+    private keysHint: vscode.Disposable | undefined;
     private readonly registration = vscode.workspace.registerTextDocumentContentProvider(SCHEME, this);
     private counter = 0;
 
@@ -33,6 +35,9 @@ export class RewritePreview implements vscode.Disposable, vscode.TextDocumentCon
         await vscode.commands.executeCommand("setContext", "dreamCoder.rewritePreview", true);
         const name = document.uri.path.split("/").pop();
         await vscode.commands.executeCommand("vscode.diff", document.uri, preview, `Dream-Coder rewrite: ${name} (${edits.length} edit${edits.length === 1 ? "" : "s"})`);
+        // The keys are package.json's keybindings for dreamCoder.acceptRewrite and .discardRewrite.
+        const accept = process.platform === "darwin" ? "Cmd+Enter" : "Ctrl+Enter";
+        this.keysHint = vscode.window.setStatusBarMessage(`$(diff) Dream-Coder rewrite: ${accept} accepts, Escape discards`);
         void vscode.window
             .showInformationMessage(`Dream-Coder proposes ${edits.length} edit${edits.length === 1 ? "" : "s"} to ${name}.`, "Accept", "Discard")
             .then(async (pick) => {
@@ -62,6 +67,8 @@ export class RewritePreview implements vscode.Disposable, vscode.TextDocumentCon
     private async close(): Promise<void> {
         const p = this.pending;
         this.pending = undefined;
+        this.keysHint?.dispose();
+        this.keysHint = undefined;
         await vscode.commands.executeCommand("setContext", "dreamCoder.rewritePreview", false);
         if (!p) return;
         for (const group of vscode.window.tabGroups.all) {

@@ -1,6 +1,31 @@
-// The status bar item: model, backend, state (loading n%, ready, step i/N, error) and the last latency.
+// The status bar item, in words: "Dream-Coder · model · ready · 140 ms" (loading n %, step i/N, error); the
+// tooltip says the same at length.
 import * as vscode from "vscode";
-import type { ServerStatus } from "../../server/src/protocol";
+import type { ServerState, ServerStatus } from "../../server/src/protocol";
+
+/** The server's states as a user reads them. */
+const STATE_WORDS: Record<ServerState, string> = {
+    unset: "no model chosen",
+    idle: "loads the model on first use",
+    loading: "loading the model",
+    ready: "ready",
+    busy: "working",
+    error: "error"
+};
+
+/** One line for the status: the state in words, with its progress and the last latency. */
+export function describeStatus(s: ServerStatus): string {
+    switch (s.state) {
+        case "loading":
+            return `loading ${Math.round(100 * (s.progress ?? 0))}%`;
+        case "busy":
+            return s.steps ? `step ${s.step}/${s.steps}` : STATE_WORDS.busy;
+        case "ready":
+            return s.lastLatencyMs !== undefined ? `ready · ${s.lastLatencyMs} ms` : STATE_WORDS.ready;
+        default:
+            return STATE_WORDS[s.state];
+    }
+}
 
 export class StatusBar implements vscode.Disposable {
     private readonly item = vscode.window.createStatusBarItem("dreamCoder.status", vscode.StatusBarAlignment.Right, 100);
@@ -15,35 +40,23 @@ export class StatusBar implements vscode.Disposable {
     show(s: ServerStatus | "starting" | "stopped"): void {
         this.item.backgroundColor = undefined;
         if (s === "starting" || s === "stopped") {
-            this.item.text = s === "starting" ? "$(sync~spin) Dream-Coder" : "$(debug-disconnect) Dream-Coder";
+            this.item.text = s === "starting" ? "$(sync~spin) Dream-Coder · starting" : "$(debug-disconnect) Dream-Coder · stopped";
             this.item.tooltip = s === "starting" ? "Starting the language server" : "The language server is not running";
             return;
         }
-        const model = s.model || "no model";
-        const latency = s.lastLatencyMs !== undefined ? ` · ${s.lastLatencyMs} ms` : "";
-        switch (s.state) {
-            case "unset":
-                this.item.text = "$(circle-slash) Dream-Coder: no model";
-                break;
-            case "idle":
-                this.item.text = `$(sparkle) ${model}`;
-                break;
-            case "loading":
-                this.item.text = `$(sync~spin) ${model}: loading ${Math.round(100 * (s.progress ?? 0))}%`;
-                break;
-            case "ready":
-                this.item.text = `$(sparkle) ${model} · ${s.backend}${latency}`;
-                break;
-            case "busy":
-                this.item.text = `$(sync~spin) ${model}: ${s.steps ? `step ${s.step}/${s.steps}` : "working"}`;
-                break;
-            case "error":
-                this.item.text = `$(error) Dream-Coder`;
-                this.item.backgroundColor = new vscode.ThemeColor("statusBarItem.errorBackground");
-                break;
-        }
+        const icon = { unset: "$(circle-slash)", idle: "$(sparkle)", loading: "$(sync~spin)", ready: "$(sparkle)", busy: "$(sync~spin)", error: "$(error)" }[s.state];
+        const model = s.model ? ` · ${s.model}` : "";
+        this.item.text = s.state === "error" ? `${icon} Dream-Coder${model} · error` : `${icon} Dream-Coder${model} · ${describeStatus(s)}`;
+        if (s.state === "error") this.item.backgroundColor = new vscode.ThemeColor("statusBarItem.errorBackground");
         this.item.tooltip = new vscode.MarkdownString(
-            [`**Dream-Coder** — ${s.state}`, `Model: ${model}`, `Backend: ${s.backend}`, s.message ? `\n${s.message}` : "", latency ? `Last request: ${s.lastLatencyMs} ms` : "", "\nClick for model actions."]
+            [
+                `**Dream-Coder** — ${STATE_WORDS[s.state]}`,
+                `Model: ${s.model || "none chosen"}`,
+                `Runs on: ${s.backend}`,
+                s.message ? `\n${s.message}` : "",
+                s.lastLatencyMs !== undefined ? `Last request: ${s.lastLatencyMs} ms` : "",
+                "\nClick for model and completion settings."
+            ]
                 .filter(Boolean)
                 .join("  \n")
         );

@@ -14,7 +14,7 @@ export const DEFAULT_MODEL_ID: string = data.default;
 
 /** A model setting that cannot be used as it stands; the message says what to do. */
 export class ModelSetupError extends Error {
-    constructor(message: string) {
+    constructor(message: string, readonly problem: "no-model" | "not-downloaded") {
         super(message);
         this.name = "ModelSetupError";
     }
@@ -46,7 +46,8 @@ export function resolveModelPath(settings: Pick<Settings, "model" | "modelsDirec
     const model = settings.model;
     if (!model) {
         throw new ModelSetupError(
-            `No model is set. Choose one with "Dream-Coder: Select Model" or set dreamCoder.model to a GGUF file or one of: ${CATALOG.map((m) => m.id).join(", ")}.`
+            `No model is set. Choose one with "Dream-Coder: Select Model" or set dreamCoder.model to a GGUF file or one of: ${CATALOG.map((m) => m.id).join(", ")}.`,
+            "no-model"
         );
     }
     const entry = catalogEntry(model);
@@ -54,7 +55,8 @@ export function resolveModelPath(settings: Pick<Settings, "model" | "modelsDirec
         const path = catalogPath(entry, settings);
         if (!existsSync(path)) {
             throw new ModelSetupError(
-                `${entry.name} is not downloaded yet: run "Dream-Coder: Download Model" (or \`dream-coder models pull ${entry.id}\`), or set dreamCoder.model to a local GGUF file.`
+                `${entry.name} is not downloaded yet: run "Dream-Coder: Download Model" (or dream-coder models pull ${entry.id}), or set dreamCoder.model to a local GGUF file.`,
+                "not-downloaded"
             );
         }
         return path;

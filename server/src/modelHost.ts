@@ -1,10 +1,11 @@
 // The one model the server runs: loaded lazily from the settings, reloaded when they change, its state
 // reported to whoever listens (the client's status bar, the CLI's progress bar).
 import { availableParallelism } from "node:os";
-import { existsSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { basename } from "node:path";
 import { resolveModelPath } from "./catalog";
 import type { ServerStatus } from "./protocol";
+import { checkModelFileStart } from "./runtime/modelFile";
 import { DiffusionModel } from "./runtime/runtime";
 import type { Settings } from "./settings";
 
@@ -27,13 +28,12 @@ export class ModelHost {
     configure(settings: Settings): void {
         this.settings = settings;
         let key: string | undefined;
+        let path: string | undefined;
         let problem: string | undefined;
         try {
             if (settings.model) {
-                const path = resolveModelPath(settings);
+                path = resolveModelPath(settings);
                 key = this.key(settings, path);
-                // Say at once that the file is not there, rather than at the first request.
-                if (!existsSync(path)) problem = `${path}: model file not found`;
             }
         } catch (e) {
             problem = (e as Error).message;
@@ -41,7 +41,19 @@ export class ModelHost {
         if (this.loaded && this.loaded.key === key) return;
         this.release();
         const state = problem ? "error" : settings.model ? "idle" : "unset";
-        this.report({ state, model: settings.model, message: problem, progress: undefined });
+        // The last latency belongs to the model that answered it.
+        this.report({ state, model: settings.model, message: problem, progress: undefined, lastLatencyMs: undefined });
+        if (path) void this.checkFile(settings, path);
+    }
+
+    /** Says at once that the file is missing, a folder or not GGUF, rather than at the first request. */
+    private async checkFile(settings: Settings, path: string): Promise<void> {
+        try {
+            await checkModelFileStart(path);
+        } catch (e) {
+            // Unless newer settings came meanwhile, or a load started (it reports for itself).
+            if (this.settings === settings && !this.loaded) this.report({ state: "error", message: (e as Error).message });
+        }
     }
 
     /** The loaded model, loading it first. A failed load is kept until the settings or the file change. */

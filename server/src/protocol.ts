@@ -92,6 +92,14 @@ export interface DownloadModelParams extends WorkDoneProgressParams {
 /** Downloads a catalog model (resuming a partial download) and reports bytes through work-done progress. */
 export const downloadModel = new RequestType<DownloadModelParams, { path: string }, void>("dreamCoder/downloadModel");
 
+/** What caused a failed request, in its error's `data`, so that the client can offer the action that fixes it:
+ * no model set, a catalog model not downloaded, a model file that cannot be used (missing, a folder, not GGUF,
+ * damaged, not a diffusion model), no hole marker to fill, a download that failed. */
+export type Problem = "no-model" | "not-downloaded" | "model-file" | "no-hole" | "download";
+export interface ProblemData {
+    problem: Problem;
+}
+
 /** unset: no model setting; idle: set, loads on first use; then loading, ready, busy (a job runs), error. */
 export type ServerState = "unset" | "idle" | "loading" | "ready" | "busy" | "error";
 export interface ServerStatus {

@@ -22,7 +22,7 @@ import {
     type VersionedTextDocumentIdentifier,
     type WorkDoneProgressParams
 } from "vscode-languageserver/node";
-import { catalogEntry, catalogPath, DEFAULT_MODEL_ID, downloadModel as download, listCatalog, modelsDirectory } from "./catalog";
+import { catalogEntry, catalogPath, DEFAULT_MODEL_ID, downloadModel as download, listCatalog, ModelSetupError, modelsDirectory } from "./catalog";
 import { HoleParser } from "./holes";
 import { InlineCompleter } from "./jobs/completion";
 import type { Denoised } from "./jobs/denoise";
@@ -31,6 +31,7 @@ import { rewriteSelection } from "./jobs/rewrite";
 import { sketchBody } from "./jobs/sketch";
 import { ModelHost } from "./modelHost";
 import * as lsp from "./protocol";
+import { ModelFileError } from "./runtime/modelFile";
 import { DecodeCancelledError } from "./runtime/runtime";
 import { inlineEnabled, readSettings, type Settings } from "./settings";
 import { lineEnding, type SpanEdit } from "./spanEdits";
@@ -98,7 +99,7 @@ connection.onRequest(InlineCompletionRequest.type, live(async (params, token) =>
     const position = checkPosition(params.position, "position");
     await settingsReady;
     const doc = documents.get(uri);
-    if (!doc || !inlineEnabled(settings, doc.languageId) || !settings.model) return null;
+    if (!doc || !inlineEnabled(settings.inlineCompletion.enable, doc.languageId) || !settings.model) return null;
     const version = doc.version;
     const offset = doc.offsetAt(position);
     // A place past the end of its line or of the document is answered at the nearest real place.
@@ -124,7 +125,12 @@ connection.onRequest(lsp.fillHoles, live((params, token) =>
         const range = params.range ? offsetsOf(doc, params.range) : [0, text.length];
         const holes = new HoleParser(settings.holes.marker).parse(text, range[0], range[1]);
         if (holes.length === 0) {
-            throw new ResponseError(LSPErrorCodes.RequestFailed, `No hole marker (${settings.holes.marker}) found ${params.range ? "in the selection" : "in the document"}.`);
+            const marker = settings.holes.marker;
+            throw requestFailed(
+                `There is no hole marker ${params.range ? "in the selection" : "in the document"}: write ${marker} where code should go ` +
+                    `(${marker}:40 asks for about 40 tokens), then run Fill Holes again.`,
+                "no-hole"
+            );
         }
         const ranges = holes.map((h) => ({ start: doc.positionAt(h.start), end: doc.positionAt(h.end) }));
         const { edits, denoised } = await host.run((m) => fillHoles(m, text, holes, options(ranges)));
@@ -216,7 +222,8 @@ async function editJob<X extends object>(
         if (outdated.signal.aborted) return stale();
         if (e instanceof DecodeCancelledError || signal.aborted) throw new ResponseError(LSPErrorCodes.RequestCancelled, "The request was cancelled.");
         connection.console.error(`${title}: ${(e as Error).message}`);
-        throw new ResponseError(LSPErrorCodes.RequestFailed, (e as Error).message);
+        const problem = e instanceof ModelSetupError ? e.problem : e instanceof ModelFileError ? "model-file" : undefined;
+        throw requestFailed((e as Error).message, problem);
     } finally {
         watchers.delete(outdated);
         if (watchers.size === 0 && staleWatchers.get(uri) === watchers) staleWatchers.delete(uri);
@@ -310,11 +317,21 @@ connection.onRequest(lsp.downloadModel, live(async (params, token) => {
         });
         return { path };
     } catch (e) {
-        throw new ResponseError(LSPErrorCodes.RequestFailed, `Downloading ${entry.name} failed: ${(e as Error).message}`);
+        const detail = (e as Error).message;
+        connection.console.error(`Downloading ${entry.name} from ${entry.uri} failed: ${detail}`);
+        // node-llama-cpp's own words for no network are a raw "TypeError: fetch failed" after the address.
+        const unreachable = /fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH/.test(detail);
+        const reason = unreachable ? "the download server could not be reached (no network, or a proxy in the way)" : detail;
+        throw requestFailed(`Downloading ${entry.name} failed: ${reason.replace(/\.?$/, ".")}`, "download");
     } finally {
         progress.done();
     }
 }));
+
+/** A failed request; `problem` (in the error's data) lets the client offer the action that fixes it. */
+function requestFailed(message: string, problem: lsp.Problem | undefined): ResponseError<lsp.ProblemData | undefined> {
+    return new ResponseError(LSPErrorCodes.RequestFailed, message, problem && { problem });
+}
 
 connection.onShutdown(() => {
     lifecycle = "shut down";

@@ -61,7 +61,7 @@ export const DEFAULT_SETTINGS: Settings = {
     confidenceThreshold: 0,
     contextTokens: 1024,
     holes: { marker: "???", defaultTokens: 16 },
-    inlineCompletion: { enable: { "*": true }, lineTokens: 16, blockTokens: 48, debounceMs: 75 },
+    inlineCompletion: { enable: { "*": true, markdown: false, plaintext: false }, lineTokens: 16, blockTokens: 48, debounceMs: 75 },
     sketch: { tokens: 192 },
     rewrite: { mode: "instruct", remaskRounds: 3, remaskBelow: 0.05 }
 };
@@ -152,9 +152,10 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
 }
 
 /** Whether inline completion is on for a language: its own entry, else "*", else on. */
-export function inlineEnabled(settings: Settings, languageId: string): boolean {
-    const e = settings.inlineCompletion.enable;
-    return e[languageId] ?? e["*"] ?? true;
+/** Whether inline completions are on for a language, from the per-language switch (`*` for the rest). The client's
+ * status menu reads it too. */
+export function inlineEnabled(enable: Record<string, boolean>, languageId: string): boolean {
+    return enable[languageId] ?? enable["*"] ?? true;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -1,14 +1,60 @@
 // One smoke test through the browser, as a user: type in a file and see Dream-Coder's ghost text, accept it with
-// Tab, fill a hole from the command palette, save, open the denoising view. The screenshot stays in
-// test-results/e2e/ as the run's artifact.
+// Tab, fill a hole from the command palette, save, rewrite, open the denoising view, choose a bad model file. The
+// screenshots stay in test-results/e2e/ as the run's artifacts.
 import assert from "node:assert/strict";
-import { readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { test } from "node:test";
-import { repoRoot, withWorkbench } from "./harness";
+import type { Locator } from "playwright-core";
+import { domText, repoRoot, withWorkbench, type Workbench } from "./harness";
 import { testModel } from "../tools/test-models";
 
-test("type, ghost text, Tab, a palette command, save, the denoising view", { timeout: 300_000 }, async () => {
-    const shot = await withWorkbench(
+/** Selects the whole file (the active editor's) and opens the rewrite box. */
+async function selectAllAndAskRewrite(wb: Workbench): Promise<void> {
+    await wb.focusEditor();
+    await wb.press("Control+A");
+    await wb.runCommandAskingInput("Dream-Coder: Rewrite Selection", "Rewrite with Dream-Coder");
+}
+
+/** Waits for the rewrite's diff preview and discards it with Escape, as the status bar's hint says. */
+async function discardRewritePreview(wb: Workbench): Promise<void> {
+    const preview = wb.page.locator(".tab", { hasText: "Dream-Coder rewrite" });
+    await preview.waitFor({ state: "visible", timeout: 60_000 });
+    await wb.page.locator("#workbench\\.parts\\.statusbar", { hasText: "Ctrl+Enter accepts, Escape discards" }).waitFor({ timeout: 30_000 });
+    await wb.press("Escape");
+    await preview.waitFor({ state: "detached", timeout: 30_000 });
+}
+
+/** Select Model… → "Choose a GGUF file…": returns the file dialog's path input (code-server's simple dialog). */
+async function openModelFileDialog(wb: Workbench): Promise<Locator> {
+    await wb.runCommandAskingInput("Dream-Coder: Select Model", "Dream-Coder: Select Model");
+    await wb.type("Choose a GGUF file");
+    await wb.page.locator(".quick-input-list .monaco-list-row.focused", { hasText: "Choose a GGUF file" }).waitFor({ timeout: 30_000 });
+    await wb.press("Enter");
+    await wb.page.locator(".quick-input-widget .quick-input-title", { hasText: "Choose a diffusion model (GGUF)" }).waitFor({ timeout: 30_000 });
+    // The dialog fills in its folder and lists it a moment after it shows; typing before that is mixed into it.
+    await wb.page.locator(".quick-input-list .monaco-list-row", { hasText: ".." }).first().waitFor({ timeout: 30_000 });
+    return wb.page.locator(".quick-input-widget input");
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+    for (const end = Date.now() + timeoutMs; Date.now() < end; await new Promise((r) => setTimeout(r, 500))) {
+        const found = await probe();
+        if (found !== undefined) return found;
+    }
+    throw new Error(`timed out waiting for ${what}`);
+}
+
+async function rewriteWith(wb: Workbench, instruction: string): Promise<void> {
+    await selectAllAndAskRewrite(wb);
+    await wb.type(instruction);
+    await wb.press("Enter");
+    await discardRewritePreview(wb);
+}
+
+test("type, ghost text, Tab, a palette command, save, rewrite, the denoising view, a bad model file", { timeout: 300_000 }, async () => {
+    const shots = await withWorkbench(
         {
             name: "dream-coder-ui",
             extensionPath: repoRoot,
@@ -41,13 +87,107 @@ test("type, ghost text, Tab, a palette command, save, the denoising view", { tim
             const onDisk = readFileSync(wb.workspaceFile("demo.py"), "utf8");
             assert.ok(!onDisk.includes("???") && onDisk.startsWith("def add(a, b):\n    return a + b\n\nx = "), "the filled file is saved");
 
+            // Rewrite: record an instruction, then type a shorter one that fuzzy-matches it. Enter must run what
+            // was typed (the first, selected row), not the recent entry.
+            const recorded = "use statistics.pvariance from the standard library";
+            const shorter = "use the standard library";
+            await rewriteWith(wb, recorded);
+            await selectAllAndAskRewrite(wb);
+            await wb.type(shorter);
+            // The list follows the typed text one round trip to the extension host late.
+            await wb.page.locator(".quick-input-list .monaco-list-row", { hasText: `${shorter}rewrite with this instruction` }).waitFor({ timeout: 30_000 });
+            const shown = await wb.quickInputRows();
+            assert.ok(shown.rows[0]?.startsWith(shorter), `the typed instruction is the first row: ${JSON.stringify(shown.rows)}`);
+            assert.ok(shown.focused?.startsWith(shorter), `the typed instruction is the selected row, not the recent one: ${JSON.stringify(shown)}`);
+            await wb.press("Enter");
+            await discardRewritePreview(wb);
+            await selectAllAndAskRewrite(wb);
+            const recent = await wb.quickInputRows();
+            assert.ok(recent.rows.length === 2 && recent.rows[0].startsWith(shorter) && recent.rows[1].startsWith(recorded),
+                `the typed instruction ran and was recorded first: ${JSON.stringify(recent.rows)}`);
+            await wb.press("Escape");
+
+            // A long fill shows its text forming after the marker, as readable symbols: the generated test model's
+            // partial text is full of control characters.
+            await wb.focusEditor();
+            await wb.cursorToEnd();
+            await wb.type("\nz = ???:800");
+            await wb.runCommand("Dream-Coder: Fill Holes");
+            const forming = await until("the fill's text forming after its marker", async () => (await wb.afterDecorations()).find((t) => t.includes("░")), 60_000);
+            assert.doesNotMatch(forming, /\\[0-9a-f]/i, `no control characters (CSS hex escapes) in ${forming}`);
+            const formingShot = await wb.screenshot("dream-coder-ui-forming");
+            await until("the fill to finish", async () => ((await wb.editorText()).includes("???:800") ? undefined : true), 120_000);
+
+            // The status item says it in words; its menu turns completions off for this language and opens the settings.
+            const item = wb.page.locator("#workbench\\.parts\\.statusbar .statusbar-item", { hasText: "Dream-Coder" }).first();
+            const said = await until("the ready status with the latency", async () => {
+                const text = domText((await item.textContent()) ?? "");
+                return /ready · \d+ ms/.test(text) ? text : undefined;
+            });
+            assert.match(said, /^\s*Dream-Coder · dream-\S+\.gguf · ready · \d+ ms$/);
+            await item.click();
+            const menu = (await wb.quickInputRows()).rows.join("\n");
+            for (const action of ["Turn Off Completions", "Turn Off Completions for python", "Open Settings"]) assert.ok(menu.includes(action), `the menu offers ${action}: ${menu}`);
+            await wb.type("Turn Off Completions for python");
+            await wb.press("Enter");
+            await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
+            await item.click();
+            assert.ok((await wb.quickInputRows()).rows.some((r) => r.includes("Turn On Completions for python")), "completions are off for python now");
+            await wb.press("Escape");
+
             await wb.runCommand("Dream-Coder: Show Denoising");
             const view = await wb.webview("#text");
             await view.locator("#counts dt").first().waitFor({ timeout: 30_000 });
             assert.match((await view.locator("#counts").textContent()) ?? "", /forward passes\d+tokens\d+/);
             assert.ok(((await view.locator("#text .token").count()) ?? 0) > 0, "the tokens are drawn");
-            return wb.screenshot("dream-coder-ui");
+            const denoising = await wb.screenshot("dream-coder-ui");
+            // Back to the file: the webview, still loading, would take the focus and close the next quick pick.
+            await wb.page.locator(".tab", { hasText: "demo.py" }).click();
+            await wb.focusEditor();
+
+            // A text file named .gguf, chosen in the file dialog, shows as an error in the status item at once
+            // (not at the first keystroke), and the dialog opens next time in the folder of that choice.
+            const elsewhere = mkdtempSync(join(tmpdir(), "dream-coder-ui-"));
+            const notModel = join(elsewhere, "notes.gguf");
+            writeFileSync(notModel, "not a model\n");
+            const dialogInput = await openModelFileDialog(wb);
+            await dialogInput.press("Control+A");
+            await wb.type(notModel);
+            await wb.page.locator(".quick-input-list .monaco-list-row", { hasText: "notes.gguf" }).first().waitFor({ timeout: 30_000 });
+            await wb.page.locator(".quick-input-widget").getByRole("button", { name: "OK" }).click();
+            await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
+            await wb.page.locator("#workbench\\.parts\\.statusbar .statusbar-item.error-kind", { hasText: "Dream-Coder" }).waitFor({ timeout: 15_000 });
+            const badModel = await wb.screenshot("dream-coder-ui-bad-model");
+            const opensAt = await (await openModelFileDialog(wb)).inputValue();
+            assert.ok(opensAt.startsWith(`${elsewhere}/`), `the dialog opens where the last model was chosen: ${opensAt}`);
+            await wb.press("Escape");
+
+            // Fill Holes with no hole says how to write one, as information; with the bad model, the error offers
+            // the actions that fix it.
+            await wb.focusEditor();
+            await wb.runCommand("Dream-Coder: Fill Holes");
+            const hint = await until("the no-hole message", async () => (await wb.notifications()).find((n) => n.message.includes("no hole marker")));
+            assert.match(hint.message, /write \?\?\? where code should go/);
+            assert.equal(hint.severity, "info", "an information message, not an error");
+            await wb.focusEditor();
+            await wb.cursorToEnd();
+            await wb.type("\ny = ???");
+            await wb.runCommand("Dream-Coder: Fill Holes");
+            const failure = await until("the bad model's error", async () => (await wb.notifications()).find((n) => n.message.includes("not a GGUF model file")));
+            assert.equal(failure.severity, "error");
+            assert.deepEqual(failure.buttons, ["Choose GGUF File…", "Select Model…", "Open Setting", "Show Log"], "the actions that fix it");
+            const errorActions = await wb.screenshot("dream-coder-ui-error-actions");
+
+            // Choosing a good model is confirmed by name.
+            const goodModel = testModel({ arch: "dream" });
+            const dialog = await openModelFileDialog(wb);
+            await dialog.press("Control+A");
+            await wb.type(goodModel);
+            await wb.page.locator(".quick-input-widget").getByRole("button", { name: "OK" }).click();
+            await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
+            await until("the confirmation", async () => (await wb.notifications()).find((n) => n.message.includes(`Dream-Coder will use ${basename(goodModel)}`)));
+            return [formingShot, denoising, badModel, errorActions];
         }
     );
-    assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);
+    for (const shot of shots) assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);
 });

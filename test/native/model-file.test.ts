@@ -20,7 +20,7 @@ async function refused(path: string, problem: ModelFileProblem | ModelFileProble
 
 describe("model file checks", () => {
     it("a missing file", () => refused(join(repoRoot, ".cache", "models", "nope.gguf"), "missing", /not found/));
-    it("a directory", () => refused(repoRoot, "missing", /not a file/));
+    it("a directory", () => refused(repoRoot, "missing", /is a folder, not a model file/));
     it("a file that is not GGUF", () => refused(notGgufFile(), "not-gguf", /not a GGUF model file/));
     it("a header cut short", () => refused(brokenHeaderFile(), ["corrupt", "truncated"], /truncated/));
     it("tensor data cut short", () => refused(truncatedFile(), "truncated", /truncated: \d+ bytes, but its tensors need \d+/));

@@ -117,7 +117,8 @@ describe("language server over IPC", () => {
         assert.ok(items.length <= 1, "an answer, not an error");
         await assert.rejects(
             server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///work/empty.py", version: 1 } }),
-            (e: unknown) => e instanceof ResponseError && /No hole marker \(\?\?\?\) found in the document/.test(e.message)
+            (e: unknown) => e instanceof ResponseError && /no hole marker in the document: write \?\?\? where code should go/.test(e.message) &&
+                (e.data as lsp.ProblemData).problem === "no-hole"
         );
         await assert.rejects(
             server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///work/never-opened.py", version: 1 } }),

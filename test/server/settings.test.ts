@@ -27,8 +27,8 @@ test("known keys override the defaults; wrong values are reported and the defaul
     assert.equal(settings.cache, "dual");
     assert.equal(problems.length, 4);
     assert.ok(problems.some((p) => p.message === "dreamCoder.algorithm: \"sideways\" is not valid (one of origin, maskgit_plus, topk_margin, entropy)"));
-    assert.equal(inlineEnabled(settings, "markdown"), false);
-    assert.equal(inlineEnabled(settings, "python"), true);
+    assert.equal(inlineEnabled(settings.inlineCompletion.enable, "markdown"), false);
+    assert.equal(inlineEnabled(settings.inlineCompletion.enable, "python"), true);
     assert.deepEqual(readSettings(null), { settings: DEFAULT_SETTINGS, problems: [] });
 });
 

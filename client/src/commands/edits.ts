@@ -8,10 +8,13 @@ import type { Ctx } from "../ctx";
 import { LiveDenoise } from "../liveDenoise";
 import { toLspRange, toRange } from "../ranges";
 import type { RewritePreview } from "../rewritePreview";
+import { showFailure } from "../failures";
 
 const RECENT_INSTRUCTIONS = "dreamCoder.recentInstructions";
 
 interface JobRequest {
+    /** The command that started the job, for Retry. */
+    command: string;
     /** The spans the job will change: typing inside them cancels it. */
     ranges: vscode.Range[];
     send(params: { textDocument: { uri: string; version: number }; partialResultToken: string }, token: vscode.CancellationToken): Promise<lsp.EditResult>;
@@ -64,7 +67,7 @@ async function runJob(ctx: Ctx, editor: vscode.TextEditor, title: string, job: J
             vscode.window.setStatusBarMessage("Dream-Coder: cancelled", 3000);
             return undefined;
         }
-        void vscode.window.showErrorMessage(`Dream-Coder: ${(e as Error).message}`, "Show Log").then((pick) => pick && ctx.output.show());
+        void showFailure(ctx, title, e, () => vscode.commands.executeCommand(job.command));
         return undefined;
     } finally {
         touches.dispose();
@@ -100,6 +103,7 @@ export async function fillHoles(ctx: Ctx, uri?: string, range?: Range | null): P
     const r = range ? toRange(range) : editor.selection.isEmpty ? undefined : editor.selection;
     const whole = new vscode.Range(editor.document.positionAt(0), editor.document.positionAt(editor.document.getText().length));
     const result = await runJob(ctx, editor, "filling holes", {
+        command: "dreamCoder.fillHoles",
         ranges: [r ?? whole],
         send: (params, token) => ctx.client.sendRequest(lsp.fillHoles, { ...params, range: r && toLspRange(r) }, token)
     });
@@ -107,15 +111,31 @@ export async function fillHoles(ctx: Ctx, uri?: string, range?: Range | null): P
     return (await applyAll(editor, result.edits)) ? result.edits.length : 0;
 }
 
-/** Asks for an instruction, offering the recent ones first. */
+/** Asks for an instruction, offering the recent ones. Once something is typed, the typed text is the first item
+ * and the one selected, so Enter runs what was typed; a recent instruction runs only when picked. (Left to itself
+ * the quick pick keeps a recent entry that fuzzy-matches the typed text selected, and Enter runs it.) */
 async function askInstruction(ctx: Ctx): Promise<string | undefined> {
     const recent = ctx.extension.globalState.get<string[]>(RECENT_INSTRUCTIONS, []);
+    const recentItems: vscode.QuickPickItem[] = recent.map((label) => ({ label, description: "recent" }));
     const pick = vscode.window.createQuickPick();
     pick.title = "Rewrite with Dream-Coder";
     pick.placeholder = "What should change? (e.g. \"use a list comprehension\")";
-    pick.items = recent.map((label) => ({ label, description: "recent" }));
+    pick.items = recentItems;
+    // Its label is the value exactly, so the quick pick's sort (exact match first) keeps it on top.
+    let typedItem: vscode.QuickPickItem | undefined;
+    pick.onDidChangeValue((value) => {
+        typedItem = value.trim() ? { label: value, description: "rewrite with this instruction", alwaysShow: true } : undefined;
+        pick.items = typedItem ? [typedItem, ...recentItems.filter((r) => r.label !== value.trim())] : recentItems;
+        if (typedItem) pick.activeItems = [typedItem];
+    });
     const chosen = await new Promise<string | undefined>((resolve) => {
-        pick.onDidAccept(() => resolve(pick.selectedItems[0]?.label ?? pick.value));
+        pick.onDidAccept(() => {
+            const active = pick.activeItems[0];
+            // The items follow the typed text one round trip to the extension host late: an Enter before they
+            // caught up (the typed item's label is not the value yet) means the typed text.
+            const caughtUp = !pick.value.trim() || typedItem?.label === pick.value;
+            resolve(active && active !== typedItem && caughtUp ? active.label : pick.value);
+        });
         pick.onDidHide(() => resolve(undefined));
         pick.show();
     });
@@ -138,6 +158,7 @@ export async function rewriteSelection(ctx: Ctx, preview: RewritePreview, uri?: 
     const what = instruction ?? (await askInstruction(ctx));
     if (!what) return 0;
     const result = await runJob(ctx, editor, "rewriting", {
+        command: "dreamCoder.rewriteSelection",
         ranges: [r],
         send: (params, token) => ctx.client.sendRequest(lsp.rewrite, { ...params, range: toLspRange(r), instruction: what }, token)
     });
@@ -156,6 +177,7 @@ export async function sketchFunction(ctx: Ctx, uri?: string, position?: vscode.P
     if (!editor) return false;
     const at = position ? new vscode.Position(position.line, position.character) : editor.selection.active;
     const result = await runJob(ctx, editor, "sketching", {
+        command: "dreamCoder.sketchFunction",
         ranges: [new vscode.Range(at, at)],
         send: (params, token) => ctx.client.sendRequest(lsp.sketch, { ...params, position: { line: at.line, character: at.character } }, token)
     });

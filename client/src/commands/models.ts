@@ -1,18 +1,63 @@
 // Model setup: pick a catalog model or a local GGUF file, download a catalog model with cancellable progress,
 // the first-run prompt, and the status bar's menu.
+import { basename } from "node:path";
 import * as vscode from "vscode";
 import { WorkDoneProgress, type WorkDoneProgressReport } from "vscode-languageclient/node";
 import * as lsp from "../../../server/src/protocol";
 import { config } from "../config";
 import type { Ctx } from "../ctx";
+import { inlineEnabled } from "../../../server/src/settings";
+import { describeStatus } from "../statusBar";
+import { showFailure, showProblem } from "../failures";
 
-async function chooseFile(): Promise<string | undefined> {
+/** Set by "Don't Ask Again": no model prompt at start (the walkthrough and Select Model… remain). */
+const NO_FIRST_MODEL_OFFER = "dreamCoder.noFirstModelOffer";
+
+/** The model file the user chose last: the file dialog opens in its folder (models are rarely in the workspace). A
+ * folder as defaultUri would open its parent in VS Code's own (simple) file dialog. */
+const LAST_MODEL_FILE = "dreamCoder.lastModelFile";
+
+/** Asks for a GGUF file and makes it the model. */
+export async function chooseModelFile(ctx: Ctx): Promise<void> {
+    const last = ctx.extension.globalState.get<string>(LAST_MODEL_FILE);
     const files = await vscode.window.showOpenDialog({
         title: "Choose a diffusion model (GGUF)",
         canSelectMany: false,
-        filters: { "GGUF models": ["gguf"] }
+        filters: { "GGUF models": ["gguf"] },
+        defaultUri: last ? vscode.Uri.file(last) : undefined
     });
-    return files?.[0]?.fsPath;
+    const path = files?.[0]?.fsPath;
+    if (!path) return;
+    await ctx.extension.globalState.update(LAST_MODEL_FILE, path);
+    await useModel(ctx, path);
+}
+
+/** How long the server's status may take to say what it found in a newly chosen model file. */
+const STATUS_WAIT_MS = 10_000;
+/** The server first reports the new model, then the result of its file check a few milliseconds later. */
+const CHECK_SETTLE_MS = 500;
+
+/** Makes `model` (a path or a catalog id) the model and confirms it once the server has looked at it: the model in
+ * use, or what is wrong with it and the actions that fix it. */
+async function useModel(ctx: Ctx, model: string): Promise<void> {
+    const name = basename(model);
+    const reported = new Promise<void>((resolve) => {
+        const timeout = setTimeout(done, STATUS_WAIT_MS);
+        const sub = ctx.onStatus((s) => s.model === name && done());
+        function done(): void {
+            clearTimeout(timeout);
+            sub.dispose();
+            setTimeout(resolve, CHECK_SETTLE_MS);
+        }
+    });
+    await config.setModel(model);
+    await reported;
+    const s = ctx.status;
+    if (s.state === "error") {
+        await showProblem(ctx, s.message ?? `${name} cannot be used`, "model-file", () => undefined);
+        return;
+    }
+    void vscode.window.showInformationMessage(`Dream-Coder will use ${name}. Type in a file for ghost text, or write ??? and run Fill Holes.`);
 }
 
 /** Quick pick over the catalog and "Choose a GGUF file…"; downloads a catalog model that is not there yet. */
@@ -28,14 +73,10 @@ export async function selectModel(ctx: Ctx): Promise<void> {
     items.push({ label: "$(folder-opened) Choose a GGUF file…", file: true });
     const pick = await vscode.window.showQuickPick(items, { title: "Dream-Coder: Select Model", matchOnDetail: true });
     if (!pick) return;
-    if (pick.file) {
-        const path = await chooseFile();
-        if (path) await config.setModel(path);
-        return;
-    }
+    if (pick.file) return chooseModelFile(ctx);
     const entry = models.find((m) => m.id === pick.id)!;
     if (!entry.path && !(await downloadModel(ctx, entry.id))) return;
-    await config.setModel(entry.id);
+    await useModel(ctx, entry.id);
 }
 
 /** Downloads a catalog model (asking which when not given) with VS Code progress; true when it is there. */
@@ -71,40 +112,60 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
         void vscode.window.showInformationMessage(`${target.name} is ready: ${path}`);
         return true;
     } catch (e) {
-        void vscode.window.showErrorMessage(`${(e as Error).message} An interrupted download resumes when you start it again.`);
+        void showFailure(ctx, `Downloading ${target.name}`, e, () => downloadModel(ctx, target.id));
         return false;
     }
 }
 
-/** On first run (no model set), offers the catalog download or a local file. */
+/** On start with no model set (until "Don't Ask Again"), offers the catalog download, a local file or the walkthrough. */
 export async function offerFirstModel(ctx: Ctx): Promise<void> {
-    if (config.model) return;
+    if (config.model || ctx.extension.globalState.get<boolean>(NO_FIRST_MODEL_OFFER)) return;
     const pick = await vscode.window.showInformationMessage(
         "Dream-Coder needs a diffusion model. Download Dream-Coder 7B Instruct (about 4.7 GB), or use a GGUF file you have.",
         "Download…",
         "Choose File…",
-        "Not Now"
+        "Get Started",
+        "Don't Ask Again"
     );
     if (pick === "Download…") {
-        if (await downloadModel(ctx, "dream-coder-7b-instruct")) await config.setModel("dream-coder-7b-instruct");
+        if (await downloadModel(ctx, "dream-coder-7b-instruct")) await useModel(ctx, "dream-coder-7b-instruct");
     } else if (pick === "Choose File…") {
-        const path = await chooseFile();
-        if (path) await config.setModel(path);
+        await chooseModelFile(ctx);
+    } else if (pick === "Get Started") {
+        await vscode.commands.executeCommand("workbench.action.openWalkthrough", `${ctx.extension.extension.id}#start`, false);
+    } else if (pick === "Don't Ask Again") {
+        await ctx.extension.globalState.update(NO_FIRST_MODEL_OFFER, true);
     }
 }
 
-/** The status bar's menu. */
+/** The status bar's menu: the model actions, completions on or off (everywhere, and for the active editor's
+ * language), the settings. */
 export async function modelActions(ctx: Ctx): Promise<void> {
     const s = ctx.status;
-    const actions: (vscode.QuickPickItem & { command: string })[] = [
-        { label: "$(symbol-misc) Select Model…", command: "dreamCoder.selectModel", description: s.model || "none" },
-        { label: "$(cloud-download) Download Model…", command: "dreamCoder.downloadModel" },
-        { label: "$(graph) Show Denoising", command: "dreamCoder.showDenoising" },
-        { label: "$(debug-restart) Restart Server", command: "dreamCoder.restartServer" },
-        { label: "$(output) Show Log", command: "dreamCoder.showLog" }
+    const enable = config.inlineCompletionEnable;
+    const everywhere = inlineEnabled(enable, "*");
+    const language = vscode.window.activeTextEditor?.document.languageId;
+    type Action = vscode.QuickPickItem & { run(): unknown };
+    const command = (id: string, ...args: unknown[]) => () => vscode.commands.executeCommand(id, ...args);
+    const actions: Action[] = [
+        { label: "$(symbol-misc) Select Model…", description: s.model || "none", run: command("dreamCoder.selectModel") },
+        { label: "$(cloud-download) Download Model…", run: command("dreamCoder.downloadModel") },
+        { label: "", kind: vscode.QuickPickItemKind.Separator, run: () => undefined },
+        { label: everywhere ? "$(circle-slash) Turn Off Completions" : "$(check) Turn On Completions", description: "ghost text in every language", run: () => config.setInlineCompletion("*", !everywhere) }
     ];
+    if (language) {
+        const here = inlineEnabled(enable, language);
+        actions.push({ label: `${here ? "$(circle-slash) Turn Off" : "$(check) Turn On"} Completions for ${language}`, run: () => config.setInlineCompletion(language, !here) });
+    }
+    actions.push(
+        { label: "", kind: vscode.QuickPickItemKind.Separator, run: () => undefined },
+        { label: "$(graph) Show Denoising", run: command("dreamCoder.showDenoising") },
+        { label: "$(settings-gear) Open Settings", run: command("workbench.action.openSettings", `@ext:${ctx.extension.extension.id}`) },
+        { label: "$(debug-restart) Restart Server", run: command("dreamCoder.restartServer") },
+        { label: "$(output) Show Log", run: command("dreamCoder.showLog") }
+    );
     const pick = await vscode.window.showQuickPick(actions, {
-        title: `Dream-Coder: ${s.state}${s.message ? ` — ${s.message}` : ""}`
+        title: `Dream-Coder: ${describeStatus(s)}${s.message ? ` — ${s.message}` : ""}`
     });
-    if (pick) await vscode.commands.executeCommand(pick.command);
+    await pick?.run();
 }

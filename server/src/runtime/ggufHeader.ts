@@ -28,6 +28,7 @@ export class GgufHeaderError extends Error {
     }
 }
 
+const GGUF_MAGIC = "GGUF";
 const GGML_MAX_DIMS = 4;
 const DEFAULT_ALIGNMENT = 32;
 /** The fewest bytes one tensor entry takes: name length, a one-character name, n_dims, one dimension, type, offset. */
@@ -124,12 +125,24 @@ async function metaValue(r: BoundedReader, key: string): Promise<GgufMetaValue> 
     return items;
 }
 
+/** Whether the file at `path`, of `size` bytes, starts with the GGUF magic: a check that reads four bytes. */
+export async function startsWithGgufMagic(path: string, size: number): Promise<boolean> {
+    if (size < 4) return false;
+    const file = await open(path, "r");
+    try {
+        const { bytesRead, buffer } = await file.read(Buffer.alloc(4), 0, 4, 0);
+        return bytesRead === 4 && buffer.toString("latin1") === GGUF_MAGIC;
+    } finally {
+        await file.close();
+    }
+}
+
 /** The header of the GGUF file at `path`, or a GgufHeaderError saying what is wrong with it. */
 export async function readGgufHeader(path: string, size: number): Promise<GgufHeader> {
     const file = await open(path, "r");
     try {
         const r = new BoundedReader(file, size);
-        if (size < 4 || (await r.bytes(4, "the GGUF magic")).toString("latin1") !== "GGUF") {
+        if (size < 4 || (await r.bytes(4, "the GGUF magic")).toString("latin1") !== GGUF_MAGIC) {
             throw new GgufHeaderError("it does not start with the GGUF magic", true);
         }
         const version = await r.u32("the GGUF version");

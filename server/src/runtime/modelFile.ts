@@ -1,7 +1,7 @@
 // Checks a model file before llama.cpp sees it, so that bad input gets a clear message instead of an abort,
 // and reads what the decoder needs from its GGUF metadata (ggufHeader.ts).
 import { stat } from "node:fs/promises";
-import { GgufHeaderError, readGgufHeader, type GgufHeader, type GgufMetaValue } from "./ggufHeader";
+import { GgufHeaderError, readGgufHeader, startsWithGgufMagic, type GgufHeader, type GgufMetaValue } from "./ggufHeader";
 import type { NativeAddon } from "./native";
 
 /** Architectures llama.cpp v0.4.0's llama_model_is_diffusion() accepts (llm_arch_is_diffusion in src/llama-arch.cpp). */
@@ -44,16 +44,24 @@ function unreadable(path: string, e: NodeJS.ErrnoException): ModelFileError {
     }
 }
 
-export async function inspectModelFile(path: string, addon: NativeAddon): Promise<ModelFileInfo> {
-    let size: number;
+/** The checks that read no more than the file's first four bytes: the path is a readable file that starts with the
+ * GGUF magic. Cheap enough to run as soon as the model setting changes (the server does, to show a bad path in the
+ * status at once); inspectModelFile runs them first. Returns the file's size. */
+export async function checkModelFileStart(path: string): Promise<number> {
     try {
         const st = await stat(path);
+        if (st.isDirectory()) throw new ModelFileError(path, "missing", "is a folder, not a model file");
         if (!st.isFile()) throw new ModelFileError(path, "missing", "is not a file");
-        size = st.size;
+        if (!(await startsWithGgufMagic(path, st.size))) throw new ModelFileError(path, "not-gguf", "not a GGUF model file");
+        return st.size;
     } catch (e) {
         if (e instanceof ModelFileError) throw e;
         throw unreadable(path, e as NodeJS.ErrnoException);
     }
+}
+
+export async function inspectModelFile(path: string, addon: NativeAddon): Promise<ModelFileInfo> {
+    const size = await checkModelFileStart(path);
 
     let header: GgufHeader;
     try {

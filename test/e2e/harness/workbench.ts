@@ -86,6 +86,18 @@ export class Workbench {
     }
 
     /**
+     * The text that `after` decorations draw in the active editor: VS Code renders them as CSS ::after content on
+     * a span in the line, so this is the computed `content` as CSS writes it (quoted; a control character as a
+     * hex escape such as `\1 `).
+     */
+    async afterDecorations(): Promise<string[]> {
+        return this.page.locator('.editor-group-container.active .monaco-editor .view-lines span').evaluateAll((els) => {
+            const style = (globalThis as unknown as { getComputedStyle(e: unknown, pseudo: string): { content: string } }).getComputedStyle;
+            return els.map((el) => style(el, '::after').content).filter((c) => c && c !== 'none' && c !== 'normal');
+        });
+    }
+
+    /**
      * Waits for ghost text (`.ghost-text-decoration`, or the multi-line `.ghost-text` block) and returns it.
      * Text typed before activation gets none, so by default it retriggers the inline suggestion every few
      * seconds through the palette command (Alt+\ does nothing in headless Chromium).
@@ -124,6 +136,21 @@ export class Workbench {
      * The editor keeps focus afterwards, as it does for a user.
      */
     async runCommand(label: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
+        await this.pickCommand(label, timeoutMs);
+        await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs });
+    }
+
+    /**
+     * Runs a palette command that asks for input in the quick input (e.g. "Dream-Coder: Rewrite Selection…"):
+     * waits for the input titled `title` instead of for the widget to close.
+     */
+    async runCommandAskingInput(label: string, title: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
+        await this.pickCommand(label, timeoutMs);
+        await this.page.locator('.quick-input-widget .quick-input-title', { hasText: title }).waitFor({ state: 'visible', timeout: timeoutMs });
+    }
+
+    /** F1, the command's label, a click on its row. */
+    private async pickCommand(label: string, timeoutMs: number): Promise<void> {
         await this.page.keyboard.press('F1');
         const input = this.page.locator('.quick-input-widget input');
         await input.waitFor({ state: 'visible', timeout: timeoutMs });
@@ -131,7 +158,41 @@ export class Workbench {
         const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
         await row.waitFor({ state: 'visible', timeout: timeoutMs });
         await row.click();
-        await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs });
+    }
+
+    /** The quick input's rows as shown (label and description run together), and which one Enter would take. */
+    async quickInputRows(): Promise<{ rows: string[]; focused: string | undefined }> {
+        const list = this.page.locator('.quick-input-widget .quick-input-list');
+        await list.locator('.monaco-list-row').first().waitFor({ state: 'visible', timeout: STATE_WAIT_MS });
+        // The list is virtual: rows are in DOM order of creation, data-index gives their place.
+        const rows = await list.locator('.monaco-list-row').evaluateAll((els) =>
+            els
+                .map((el) => ({ index: Number(el.getAttribute('data-index')), text: el.textContent ?? '', focused: el.classList.contains('focused') }))
+                .sort((a, b) => a.index - b.index),
+        );
+        return { rows: rows.map((r) => domText(r.text)), focused: rows.filter((r) => r.focused).map((r) => domText(r.text))[0] };
+    }
+
+    /**
+     * The notifications shown so far, newest first, read from the notification center (this headless workbench
+     * keeps them there without showing toasts): the message, the icon's severity, the buttons.
+     */
+    async notifications(): Promise<{ message: string; severity: 'info' | 'warning' | 'error' | undefined; buttons: string[] }[]> {
+        await this.runCommand('Notifications: Show Notifications');
+        const items = this.page.locator('.notifications-center .notification-list-item');
+        const list = await items.evaluateAll((els) =>
+            els.map((el) => ({
+                message: el.querySelector('.notification-list-item-message')?.textContent ?? '',
+                icon: el.querySelector('.notification-list-item-icon')?.className ?? '',
+                buttons: [...el.querySelectorAll('.monaco-button')].map((b) => b.textContent ?? ''),
+            })),
+        );
+        await this.runCommand('Notifications: Hide Notifications');
+        return list.map((n) => ({
+            message: domText(n.message),
+            severity: (['error', 'warning', 'info'] as const).find((s) => n.icon.includes(`codicon-${s}`)),
+            buttons: n.buttons,
+        }));
     }
 
     /**

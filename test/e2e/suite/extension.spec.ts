@@ -2,11 +2,12 @@
 // user does, through the commands and the editor, checked on the document.
 /// <reference types="mocha" />
 import * as assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as vscode from "vscode";
 import type { Ctx } from "../../../client/src/ctx";
+import { DEFAULT_SETTINGS } from "../../../server/src/settings";
 
 const EXTENSION_ID = "dream-coder.dream-coder-vscode";
 let ctx: Ctx;
@@ -192,6 +193,89 @@ describe("Dream-Coder in VS Code", () => {
         assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
         assert.ok(!editor.document.getText().includes("???"));
         assert.ok(ctx.client.isRunning());
+    });
+
+    it("the extension's default keys take none of VS Code's own on this platform", async () => {
+        await vscode.commands.executeCommand("workbench.action.openDefaultKeybindingsFile");
+        const file = await until("the default keybindings", () => vscode.window.activeTextEditor?.document.getText().includes('"command"') && vscode.window.activeTextEditor.document);
+        // The file is JSON with // comment lines.
+        const defaults = JSON.parse(file.getText().replace(/^\s*\/\/.*$/gm, "")) as { key: string; command: string }[];
+        await vscode.commands.executeCommand("workbench.action.closeActiveEditor");
+        const taken = new Map(defaults.filter((d) => !d.command.startsWith("dreamCoder.") && !d.command.startsWith("-")).map((d) => [d.key, d.command]));
+        const platform = process.platform === "darwin" ? "mac" : process.platform === "win32" ? "win" : "linux";
+        const ours = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.keybindings as Record<string, string>[];
+        assert.ok(ours.length > 0);
+        const clashes = ours
+            // A key that only acts while one of our own states holds (Escape while a job runs) takes nothing away.
+            .filter((b) => !b.when?.split("&&").some((c) => c.trim().startsWith("dreamCoder.")))
+            .map((b) => ({ key: b[platform] ?? b.key, command: b.command }))
+            .filter((b) => taken.has(b.key))
+            .map((b) => `${b.key} (${b.command}) is VS Code's key for ${taken.get(b.key)}`);
+        assert.deepEqual(clashes, []);
+    });
+
+    it("the last latency shown belongs to the current model: a model change clears it", async () => {
+        await openDoc("e = ???\n");
+        assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 1);
+        assert.ok(ctx.status.lastLatencyMs !== undefined, "a job's latency is shown");
+        const copy = join(mkdtempSync(join(tmpdir(), "dream-coder-e2e-")), "another.gguf");
+        copyFileSync(goodModel, copy);
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        await config.update("model", copy, vscode.ConfigurationTarget.Global);
+        try {
+            await until("the other model in the status", () => ctx.status.model === "another.gguf");
+            assert.equal(ctx.status.lastLatencyMs, undefined);
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+        }
+        await until("the test model back", () => goodModel.endsWith(ctx.status.model));
+    });
+
+    it("settings lead with the model, in groups; completions are off in Markdown and plain text by default", async () => {
+        const categories = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.configuration as { title: string; properties: Record<string, { default: unknown }> }[];
+        assert.deepEqual(categories.map((c) => c.title), ["Model", "Completions", "Commands", "Advanced decoding"]);
+        assert.equal(Object.keys(categories[0].properties)[0], "dreamCoder.model");
+        const enable = vscode.workspace.getConfiguration("dreamCoder").inspect<Record<string, boolean>>("inlineCompletion.enable")?.defaultValue;
+        assert.deepEqual(enable, { "*": true, markdown: false, plaintext: false });
+        // The server's own defaults (for clients that send no settings, and the CLI) say the same.
+        assert.deepEqual(DEFAULT_SETTINGS.inlineCompletion.enable, enable);
+    });
+
+    it("the walkthrough's steps name commands that exist and media that the package carries", async () => {
+        const ext = vscode.extensions.getExtension(EXTENSION_ID)!;
+        const walkthroughs = ext.packageJSON.contributes.walkthroughs as { id: string; steps: { description: string; media: { markdown: string }; completionEvents: string[] }[] }[];
+        assert.equal(walkthroughs.length, 1);
+        const commands = new Set(await vscode.commands.getCommands(true));
+        const steps = walkthroughs[0].steps;
+        assert.ok(steps.length >= 4, "model, ghost text, fill holes, rewrite");
+        for (const step of steps) {
+            for (const [, command] of step.description.matchAll(/\(command:([\w.]+)\)/g)) assert.ok(commands.has(command), `${command} exists`);
+            assert.ok(existsSync(join(ext.extensionPath, step.media.markdown)), `${step.media.markdown} is there`);
+            for (const event of step.completionEvents) {
+                const command = /^onCommand:(.+)$/.exec(event)?.[1];
+                if (command) assert.ok(commands.has(command), `${command} exists`);
+            }
+        }
+        await vscode.commands.executeCommand("workbench.action.openWalkthrough", `${EXTENSION_ID}#${walkthroughs[0].id}`, false);
+        await vscode.commands.executeCommand("workbench.action.closeActiveEditor");
+    });
+
+    it("a folder, or a text file named .gguf, shows an error in the status as soon as the setting changes", async () => {
+        const folder = mkdtempSync(join(tmpdir(), "dream-coder-e2e-"));
+        const text = join(folder, "notes.gguf");
+        writeFileSync(text, "not a model\n");
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        try {
+            for (const [path, problem] of [[folder, /is a folder, not a model file/], [text, /not a GGUF model file/]] as const) {
+                await config.update("model", path, vscode.ConfigurationTarget.Global);
+                // No request is made: the check runs when the setting changes.
+                const status = await until(`the error for ${path}`, () => ctx.status.state === "error" && ctx.status.message?.includes(path) && ctx.status, 10_000);
+                assert.match(status.message ?? "", problem);
+            }
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+        }
+        await until("the fixed model", () => ctx.status.state !== "error");
     });
 
     it("a model that crashes the server twice in a job is not restarted with; changing the model starts it again", async () => {
