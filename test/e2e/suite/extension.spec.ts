@@ -43,6 +43,10 @@ async function openDoc(text: string, language = "python"): Promise<vscode.TextEd
     return vscode.window.showTextDocument(doc);
 }
 
+/** Tokens of a hole that keeps the server busy for seconds with the test model, so that a test can act while it
+ * runs: 400 took 1.2 s on quiet cores, which a status poll and an edit could outlast (seen once in CI's order). */
+const LONG_FILL = 1000;
+
 const MARKERS = /(?<![\\?])\?\?\?(?!\?)(?::\d+)?/g;
 
 /** The text outside the markers, in order: filling holes must leave exactly this. */
@@ -155,13 +159,13 @@ describe("Dream-Coder in VS Code", () => {
     });
 
     it("typing in a hole while it is being filled cancels the fill", async () => {
-        const before = "x = ???:400\n";
+        const before = `x = ???:${LONG_FILL}\n`;
         const editor = await openDoc(before);
         const running = vscode.commands.executeCommand<number>("dreamCoder.fillHoles");
         await until("the fill to start", () => ctx.status.state === "busy");
         await editor.edit((b) => b.insert(new vscode.Position(0, 5), "typed"));
         assert.equal(await running, 0, "nothing was applied");
-        assert.equal(editor.document.getText(), "x = ?typed??:400\n");
+        assert.equal(editor.document.getText(), `x = ?typed??:${LONG_FILL}\n`);
     });
 
     it("after the server crashes the client says so and restarts it, and the next request works", async () => {
@@ -283,7 +287,7 @@ describe("Dream-Coder in VS Code", () => {
         for (let crash = 1; crash <= 2; crash++) {
             const pid = pidOf();
             assert.ok(pid);
-            await openDoc("x = ???:400\n");
+            await openDoc(`x = ???:${LONG_FILL}\n`);
             const running = Promise.resolve(vscode.commands.executeCommand<number>("dreamCoder.fillHoles")).catch(() => 0);
             await until("the fill to start", () => ctx.status.state === "busy");
             process.kill(pid, "SIGSEGV");
