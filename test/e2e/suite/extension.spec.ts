@@ -44,7 +44,8 @@ async function openDoc(text: string, language = "python"): Promise<vscode.TextEd
 }
 
 /** Tokens of a hole that keeps the server busy for seconds with the test model, so that a test can act while it
- * runs: 400 took 1.2 s on quiet cores, which a status poll and an edit could outlast (seen once in CI's order). */
+ * runs: `dream-coder fill` of a 400-token hole took 1.7 s on quiet cores (model load included), which a status poll
+ * and an edit could outlast (seen once in CI's order); 1,000 tokens took 7.4 s. */
 const LONG_FILL = 1000;
 
 const MARKERS = /(?<![\\?])\?\?\?(?!\?)(?::\d+)?/g;
