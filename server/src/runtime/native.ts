@@ -30,6 +30,15 @@ export interface DecodeParams {
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
     traceLogits?: boolean;
+    /**
+     * Cached modes: keep this key's cache (a document's) after the request; the next request with the key
+     * re-decodes only the tokens that changed and the holes, not the whole window (README "Speed").
+     */
+    reuseKey?: string;
+    /** A full pass after this many requests reused a key's cache (default 16) ... */
+    reuseMaxRequests?: number;
+    /** ... or once this many tokens outside the holes changed since the last full pass (default 256). */
+    reuseMaxChanged?: number;
 }
 
 export interface NativeModelInfo {
@@ -59,6 +68,7 @@ export interface NativeStep {
     sampleMs: number;
     rows: number;
     full: boolean;
+    reused: boolean;
     candidates?: Int32Array;
     logits?: Float32Array;
 }
@@ -68,6 +78,7 @@ export interface NativeDecodeResult {
     revealStep: Int32Array;
     forwardPasses: number;
     fullPasses: number;
+    reusedTokens: number;
     totalMs: number;
     forwardMs: number;
     sampleMs: number;
