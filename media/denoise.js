@@ -57,6 +57,9 @@
             ["tokens", trace.tokens.length],
             ["tokens / pass", (trace.tokens.length / Math.max(1, trace.steps)).toFixed(2)],
             ["ms / pass", trace.msPerStep.toFixed(1)],
+            // Forward includes the device's work (the runtime waits for it), sampling is host work only.
+            ["forward / sampling ms", `${(trace.forwardMs / Math.max(1, trace.steps)).toFixed(1)} / ${(trace.sampleMs / Math.max(1, trace.steps)).toFixed(1)}`],
+            ["cache kept", trace.reusedTokens ? `${trace.reusedTokens} tokens` : "none"],
             ["total", `${Math.round(trace.totalMs)} ms`],
             ["tokens / s", trace.tokensPerSecond.toFixed(1)]
         ];

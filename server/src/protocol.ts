@@ -23,6 +23,8 @@ export interface DenoiseTrace {
     msPerStep: number;
     forwardMs: number;
     sampleMs: number;
+    /** Positions whose cached cells the run kept from the document's previous request (cache reuse). */
+    reusedTokens: number;
     tokensPerSecond: number;
 }
 

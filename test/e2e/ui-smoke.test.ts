@@ -138,7 +138,9 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await wb.runCommand("Dream-Coder: Show Denoising");
             const view = await wb.webview("#text");
             await view.locator("#counts dt").first().waitFor({ timeout: 30_000 });
-            assert.match((await view.locator("#counts").textContent()) ?? "", /forward passes\d+tokens\d+/);
+            const counts = (await view.locator("#counts").textContent()) ?? "";
+            assert.match(counts, /forward passes\d+tokens\d+/);
+            assert.match(counts, /forward \/ sampling ms\d+\.\d \/ \d+\.\d/);
             assert.ok(((await view.locator("#text .token").count()) ?? 0) > 0, "the tokens are drawn");
             const denoising = await wb.screenshot("dream-coder-ui");
             // Back to the file: the webview, still loading, would take the focus and close the next quick pick.

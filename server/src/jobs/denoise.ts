@@ -89,6 +89,7 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
             msPerStep: result.msPerStep,
             forwardMs: result.forwardMs,
             sampleMs: result.sampleMs,
+            reusedTokens: result.reusedTokens,
             tokensPerSecond: result.tokensPerSecond
         }
     };
