@@ -42,11 +42,12 @@ START=$(date +%s)
 JOBS=$(nproc)
 
 if ((SMALL)); then
-    CONTEXTS=128,256 HOLE=32 PROMPT=224 PP=256 TG=8 LSP_CONTEXT=256 BURSTS=4 MODEL_SIZE=small
+    CONTEXTS=128,256 HOLE=32 PROMPT=224 PP=256 TG=8 LSP_CONTEXT=256 BURSTS=4 MODEL_SIZE=small EXACT_STEPS=0
 else
-    CONTEXTS=1024,2048 HOLE=32 PROMPT=2016 PP=2048 TG=32 LSP_CONTEXT=1024 BURSTS=30 MODEL_SIZE=7b
+    # Exact mode: 8 measured steps, the total extrapolated (marked ~): every exact step is a full pass.
+    CONTEXTS=1024,2048 HOLE=32 PROMPT=2016 PP=2048 TG=32 LSP_CONTEXT=1024 BURSTS=30 MODEL_SIZE=7b EXACT_STEPS=8
 fi
-if ((CPU)); then THREADS=2 NGL=0; else THREADS=4 NGL=999; fi
+if ((CPU)); then THREADS=2 NGL=0; else THREADS=8 NGL=999; fi
 
 log() { echo "[$(($(date +%s) - START))s] $*" | tee -a "$LOG" >&2; }
 
@@ -72,7 +73,7 @@ section() {
 }
 
 report() {
-    python3 "$ROOT/scripts/bench-gpu-report.py" "$RES" "$OUT" "$MODEL_SIZE" >/dev/null 2>>"$LOG" || echo "report failed" >>"$LOG"
+    python3 -B "$ROOT/scripts/bench-gpu-report.py" "$RES" "$OUT" "$MODEL_SIZE" >/dev/null 2>>"$LOG" || echo "report failed" >>"$LOG"
 }
 
 # A command limited to the section's share of the budget, so that one hang cannot eat the rest.
@@ -108,6 +109,8 @@ build() {
         cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
         gpu=(-DGGML_CUDA=ON -DGGML_CUDA_NCCL=OFF "-DCMAKE_CUDA_ARCHITECTURES=${cap:-90}-real")
     fi
+    # The CUDA toolkit may be installed without being on PATH.
+    command -v nvcc >/dev/null || [ ! -x /usr/local/cuda/bin/nvcc ] || PATH=/usr/local/cuda/bin:$PATH
     local gen=()
     command -v ninja >/dev/null && gen=(-G Ninja)
     cmake -S "$ROOT/native" -B "$WORK/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
@@ -142,7 +145,7 @@ models() {
 runtime_mode() {
     local m=$1 err=$RES/runtime-$1.err
     limited node "$JS/bench/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --threads "$THREADS" \
-        --contexts "$CONTEXTS" --holes "$HOLE" --modes "$m" --exact-max-context 1000000 --out "$RES/runtime-$m.json" 2>"$err"
+        --contexts "$CONTEXTS" --holes "$HOLE" --modes "$m" --exact-max-steps "$EXACT_STEPS" --out "$RES/runtime-$m.json" 2>"$err"
     local rc=$?
     cat "$err" >&2
     grep -q "unknown mode" "$err" && return 3

@@ -3,13 +3,14 @@
 // CMake, nvcc and Python but no Node, no node_modules and no network. One ignored folder, so it travels as one
 // `carry` path of the device tool (64 MiB for the tree and everything carried):
 //   node.tar.xz   this machine's Node binary (the addon is a Node-API module; the benchmarks are JS)
-//   src.tar.xz    the patched llama.cpp tree trimmed to what native/CMakeLists.txt builds (smaller than the
+//   src.tar.xz    llama.cpp cloned from node-llama-cpp's bundle with native/patches applied (as build-native.mjs
+//                 does, so the kit always matches the patches of this checkout), trimmed to what native/CMakeLists.txt builds (smaller than the
 //                 35 MB git bundle + patches, and nothing to clone or apply there), the Node-API headers and
 //                 node-addon-api, and the Qwen2.5 chat template the generated dream model carries
 //   js/           the benchmark and CLI entry points bundled by esbuild with their node_modules dependencies,
 //                 in the same layout as out/ (lspClient finds server.js beside cli/)
 //
-//   npm run build:native && node scripts/gpu-kit.mjs [--js]   (--js: refresh only js/, after a TypeScript change)
+//   node scripts/gpu-kit.mjs [--js]   (--js: refresh only js/, after a TypeScript change)
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -18,11 +19,11 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const kit = join(root, "native", "build", "gpu-kit");
-const llama = join(root, "native", "build", "llama.cpp");
+const bundle = join(root, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
 const LIMIT_MIB = 56;  // the device tool carries 64 MiB with the working tree; leave the tree room
 
-if (!existsSync(join(llama, "CMakeLists.txt"))) {
-    console.error(`${llama} is missing: run "npm run build:native" first (it clones and patches llama.cpp)`);
+if (!existsSync(bundle)) {
+    console.error(`llama.cpp source bundle not found at ${bundle}: run npm ci first`);
     process.exit(1);
 }
 const jsOnly = process.argv.includes("--js") && existsSync(join(kit, "src.tar.xz"));
@@ -43,6 +44,13 @@ mkdirSync(join(stage, "node", "bin"), { recursive: true });
 copyFileSync(process.execPath, join(stage, "node", "bin", "node"));
 xz(join(kit, "node.tar.xz"), stage, ["node"]);
 
+const llama = join(stage, "llama-full");
+execFileSync("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundle, llama], { stdio: "inherit" });
+const patchesDir = join(root, "native", "patches");
+for (const patch of readdirSync(patchesDir).filter((f) => f.endsWith(".patch")).sort()) {
+    console.log(`applying native/patches/${patch}`);
+    execFileSync("git", ["apply", "--whitespace=nowarn", join(patchesDir, patch)], { cwd: llama, stdio: "inherit" });
+}
 // llama.cpp: what the top-level CMakeLists, ggml (CPU and CUDA backends), src, common, vendor and the three
 // tools native/CMakeLists.txt adds read. The other GPU backends are only entered when switched on.
 const skipBackends = new Set(["ggml-cann", "ggml-et", "ggml-hexagon", "ggml-metal", "ggml-musa", "ggml-opencl", "ggml-openvino",
@@ -96,7 +104,7 @@ rmSync(stage, { recursive: true, force: true });
 const du = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((a, f) => a + du(join(p, f)), 0) : statSync(p).size);
 const sizes = Object.fromEntries(readdirSync(kit).filter((f) => f !== "manifest.json").map((f) => [f, du(join(kit, f))]));
 const total = Object.values(sizes).reduce((a, b) => a + b, 0);
-writeFileSync(join(kit, "manifest.json"), JSON.stringify({ node: process.version, llamaCpp: llama, sizes, date: new Date().toISOString() }, null, 2));
+writeFileSync(join(kit, "manifest.json"), JSON.stringify({ node: process.version, sizes, date: new Date().toISOString() }, null, 2));
 for (const [f, s] of Object.entries(sizes)) console.log(`${f.padEnd(12)} ${(s / 2 ** 20).toFixed(1)} MiB`);
 console.log(`gpu kit: ${(total / 2 ** 20).toFixed(1)} MiB in ${kit}`);
 if (total > LIMIT_MIB * 2 ** 20) {
