@@ -100,8 +100,8 @@ function fillerText(model: DiffusionModel, tokens: number): string {
     return text;
 }
 
-async function writePrompt(file: string, tokens: number, path: string): Promise<void> {
-    const model = await DiffusionModel.load(file, { threads: 2 });
+async function writePrompt(file: string, tokens: number, path: string, gpuLayers: number): Promise<void> {
+    const model = await DiffusionModel.load(file, { threads: 2, gpuLayers });
     const prompt = model.detokenize(model.tokenize(fillerText(model, tokens)).subarray(0, tokens));
     writeFileSync(path, prompt);
     // llama-diffusion-cli puts the prompt through the chat template: print the length it will see.
@@ -269,7 +269,7 @@ if (process.argv[2] === "--child") {
     );
 } else if (process.argv.includes("--write-prompt")) {
     const i = process.argv.indexOf("--write-prompt");
-    writePrompt(arg("model-file", ""), Number(process.argv[i + 1]), process.argv[i + 2]).catch((e) => {
+    writePrompt(arg("model-file", ""), Number(process.argv[i + 1]), process.argv[i + 2], Number(arg("gpu-layers", "0"))).catch((e) => {
         console.error(e);
         process.exit(1);
     });

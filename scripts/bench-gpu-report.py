@@ -33,7 +33,7 @@ sections = [dict(zip(("name", "status", "ms"), line.split("\t"))) for line in re
 for s in sections:
     s["ms"] = int(s["ms"])
 
-ORDER = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy", "dual+reuse", "none"]
+ORDER = ["none", "exact", "prefix", "dual", "dual+threshold", "dual+entropy", "dual+reuse"]
 rank = lambda path: (ORDER.index(os.path.basename(path).split("-", 1)[1][:-5]) if os.path.basename(path).split("-", 1)[1][:-5] in ORDER else 99, path)
 runtime = {}  # mode -> rows
 for path in sorted(glob.glob(os.path.join(res, "runtime-*.json")), key=rank):
@@ -52,6 +52,15 @@ m = re.search(r"total time: ([\d.]+)ms, time per step: ([\d.]+)ms, sampling time
 m_len = re.search(r"max_length\s+u32\s+=\s+(\d+)", read(os.path.join(res, "diffusion-cli.log")))
 diffusion = {"totalMs": float(m[1]), "msPerStep": float(m[2]), "samplingMsPerStep": float(m[3]),
              "maxLength": int(m_len[1]) if m_len else None} if m else None
+if not m:
+    # Its last log lines are sometimes lost at exit (the logger is asynchronous): time the steps from the
+    # timestamps of its progress lines (minutes.seconds.ms.µs) instead, first to last.
+    steps = [(int(a) * 60e3 + int(b) * 1e3 + int(c) + int(d) / 1e3, int(k), int(n)) for a, b, c, d, k, n in
+             re.findall(r"(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) I \s*diffusion step: (\d+)/(\d+)", read(os.path.join(res, "diffusion-cli.log")))]
+    if len(steps) >= 2:
+        per = (steps[-1][0] - steps[0][0]) / (steps[-1][1] - steps[0][1])
+        diffusion = {"totalMs": per * steps[0][2], "msPerStep": per, "samplingMsPerStep": None,
+                     "maxLength": int(m_len[1]) if m_len else None, "fromTimestamps": True}
 
 
 def ar(n_prompt, n_gen, depth, fa):
@@ -78,7 +87,7 @@ for mode, cells in runtime.items():
         rows.append(f"| ours {mode} | {c['context']} | {c['steps']} | {'~' if c.get('estimated') else ''}{f(c['totalMs'], 0)} | {f(c['msPerStep'], 2)} | {f(c['forwardMsPerStep'], 2)} | {f(c['sampleMsPerStep'], 2)} |")
 if diffusion:
     rows.append(f"| llama-diffusion-cli (exact, length {diffusion['maxLength']}) | {diffusion['maxLength']} | {round(diffusion['totalMs'] / diffusion['msPerStep'])} | "
-                f"{f(diffusion['totalMs'], 0)} | {f(diffusion['msPerStep'], 2)} | – | {f(diffusion['samplingMsPerStep'], 2)} |")
+                f"{'~' if diffusion.get('fromTimestamps') else ''}{f(diffusion['totalMs'], 0)} | {f(diffusion['msPerStep'], 2)} | – | {f(diffusion['samplingMsPerStep'], 2)} |")
 for name, a in autoregressive.items():
     if a["infillMs"] or a["ppTokensPerSecond"] or a["tgTokensPerSecond"]:
         rows.append(f"| autoregressive infill, llama-bench {name} (pp{pp_n} {f(a['ppTokensPerSecond'])} t/s, tg{tg_n}@d{pp_n} {f(a['tgTokensPerSecond'])} t/s) | {pp_n} | {tg_n} | "
@@ -107,7 +116,7 @@ for mode, data in lsp.items():
 
 md = [f"# GPU benchmark ({size} models, random Q4_0 weights)", "", *(f"- {line}" for line in machine), "",
       "| what | context | steps/tokens | total ms | ms/step (ms/token) | forward ms/step | sampling ms/step |",
-      "|---|--:|--:|--:|--:|--:|--:|", *rows, "", "~: exact mode measured over its first steps, the total extrapolated.", ""]
+      "|---|--:|--:|--:|--:|--:|--:|", *rows, "", "~: exact mode measured over its first steps, the total extrapolated (llama-diffusion-cli: from its step timestamps, when its own total was lost).", ""]
 if lsp_rows:
     md += ["Language server, inline completion (scripted typing; latency from a burst's last keystroke):", "",
            "| cache | bursts | p50 ms | p95 ms | mean ms | first (model load) ms |", "|---|--:|--:|--:|--:|--:|", *lsp_rows, ""]

@@ -31,8 +31,9 @@ WORK=${BENCH_WORK:-$ROOT/native/build/gpu-bench}
 BUDGET=${BENCH_BUDGET_S:-540}
 # The runtime bench's modes and the language server's cache modes: a mode this build does not know is
 # reported as skipped (bench/runtime-bench.ts and `dream-coder bench` refuse unknown names).
-RUNTIME_MODES=${RUNTIME_MODES:-exact dual dual+threshold dual+reuse}
-LSP_MODES=${LSP_MODES:-none dual dual+reuse}
+# The order is the order they run in, most wanted first: the time budget may cut the last ones.
+RUNTIME_MODES=${RUNTIME_MODES:-dual dual+reuse dual+threshold exact}
+LSP_MODES=${LSP_MODES:-dual dual+reuse none}
 mkdir -p "$OUT" "$WORK/results" "$WORK/models"
 LOG=$OUT/bench-gpu.log
 RES=$WORK/results
@@ -45,7 +46,7 @@ if ((SMALL)); then
     CONTEXTS=128,256 HOLE=32 PROMPT=224 PP=256 TG=8 LSP_CONTEXT=256 BURSTS=4 MODEL_SIZE=small EXACT_STEPS=0
 else
     # Exact mode: 8 measured steps, the total extrapolated (marked ~): every exact step is a full pass.
-    CONTEXTS=1024,2048 HOLE=32 PROMPT=2016 PP=2048 TG=32 LSP_CONTEXT=1024 BURSTS=30 MODEL_SIZE=7b EXACT_STEPS=8
+    CONTEXTS=1024,2048 HOLE=32 PROMPT=2016 PP=2048 TG=32 LSP_CONTEXT=1024 BURSTS=20 MODEL_SIZE=7b EXACT_STEPS=8
 fi
 if ((CPU)); then THREADS=2 NGL=0; else THREADS=8 NGL=999; fi
 
@@ -156,7 +157,7 @@ diffusion_cli() {
     # The reference: llama.cpp's own diffusion CLI, every step a full pass over prompt + answer (no cache). It
     # puts the prompt through the chat template; the length is the templated prompt + HOLE tokens to generate.
     local n
-    n=$(limited node "$JS/bench/runtime-bench.js" --model-file "$DREAM" --write-prompt "$PROMPT" "$WORK/prompt.txt") || return 1
+    n=$(limited node "$JS/bench/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --write-prompt "$PROMPT" "$WORK/prompt.txt") || return 1
     limited "$BIN/llama-diffusion-cli" -m "$DREAM" -f "$WORK/prompt.txt" -ub $((n + HOLE)) -b $((n + HOLE)) -c $((n + HOLE)) \
         -ngl "$NGL" -t "$THREADS" --diffusion-steps "$HOLE" --diffusion-eps 0.001 2>&1 | tee "$RES/diffusion-cli.log" | tail -5
 }
@@ -182,7 +183,7 @@ section build build
 section models models
 section llama-bench llama_bench
 for m in $RUNTIME_MODES; do section "runtime $m" runtime_mode "$m"; done
-section llama-diffusion-cli diffusion_cli
 for m in $LSP_MODES; do section "lsp $m" lsp_mode "$m"; done
+section llama-diffusion-cli diffusion_cli
 log "done in $(($(date +%s) - START)) s"
 cat "$OUT/bench-gpu.md"
