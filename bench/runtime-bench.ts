@@ -1,10 +1,11 @@
 // npm run bench: decoding latency per mode — exact (every step recomputes the whole sequence), prefix cache,
-// dual cache, dual cache + confidence threshold, dual cache + entropy bound — on generated dream models.
+// dual cache, dual cache + confidence threshold, dual cache + entropy bound, dual cache reused from the
+// previous request after a one-line edit (against the same request fresh) — on generated dream models.
 // Each (model, threads, context, hole, mode) cell runs in its own child process, so that its peak memory
 // (max RSS) is its own. Prints a Markdown table and writes JSON. Not a test: the numbers depend on the machine.
 //
 //   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,small-Q4_K_M,small-Q8_0,vocab152k] [--holes 32,128]
-//       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy]
+//       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy,dual+reuse]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
 //       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16]
 //       [--model-file FILE.gguf] [--gpu-layers N] [--write-prompt TOKENS PATH]
@@ -20,7 +21,7 @@
 // cells decode, cut to TOKENS tokens of the model, to PATH, print its length in tokens once in the model's chat
 // template, and exit (the prompt llama-diffusion-cli gets).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../server/src/runtime/runtime";
@@ -40,7 +41,7 @@ function modelPath(name: string): string {
     const { quant, ...options } = MODELS[name];
     return quant ? quantizedTestModel(quant, options) : testModel(options);
 }
-const MODES = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy"] as const;
+const MODES = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy", "dual+reuse"] as const;
 type Mode = (typeof MODES)[number];
 
 interface Cell {
@@ -73,6 +74,11 @@ interface CellResult extends Cell {
     runs?: number;        // runs of the cell; the one with the lowest total is reported
     tokens: number[];
     equalToExact?: number;
+    /** dual+reuse: the same request fresh (no cache kept), in the same process: its total and the share of equal tokens. */
+    freshMs?: number;
+    equalToFresh?: number;
+    reusedTokens?: number;
+    positions?: number;
 }
 
 function arg(name: string, fallback: string): string {
@@ -90,7 +96,35 @@ function paramsFor(cell: Cell): DecodeOptions {
         case "dual+threshold": return { ...base, cache: "dual", confidenceThreshold: cell.threshold };
         // EB-sampler: the same confidence order (maskgit_plus), as many as the entropy bound admits
         case "dual+entropy": return { ...base, cache: "dual", entropyBound: cell.entropyBound };
+        case "dual+reuse": return { ...base, cache: "dual", reuseKey: "file:///bench.ts" };
     }
+}
+
+/** This repository's server sources, repeated as needed: real code for the reuse cells' edits to find. */
+function codeText(): string {
+    const dir = join(repoRoot, "server", "src");
+    return readdirSync(dir).filter((f) => f.endsWith(".ts")).sort().map((f) => readFileSync(join(dir, f), "utf8")).join("\n");
+}
+
+/**
+ * dual+reuse: the request after a one-line edit. The previous request (same document key) fills the cache;
+ * then a line a quarter into the window gets a few more characters, which moves every later token, and the
+ * request is timed, then decoded again without reuse for its time and tokens.
+ */
+async function reuseAfterEdit(model: DiffusionModel, cell: Cell, options: DecodeOptions, onStep: (e: StepEvent) => void) {
+    let text = codeText();
+    while (model.tokenize(text).length < cell.context) text += "\n" + text;
+    const ids = model.tokenize(text).subarray(0, cell.context);
+    const before = model.detokenize(ids.subarray(0, cell.context / 2));
+    const after = model.detokenize(ids.subarray(cell.context / 2));
+    await model.decodeLayout(model.layout([before, { hole: cell.hole }, after]), options);
+    const line = before.indexOf("\n", Math.floor(before.length / 4));
+    const edited = before.slice(0, line) + " // edited" + before.slice(line);
+    const layout = model.layout([edited, { hole: cell.hole }, after]);
+    const reused = await model.decodeLayout(layout, { ...options, onStep });
+    const fresh = await model.decodeLayout(layout, { ...options, reuseKey: undefined });
+    const equal = reused.holes[0].tokens.filter((t, i) => t === fresh.holes[0].tokens[i]).length;
+    return { reused, freshMs: fresh.totalMs, equalToFresh: equal / reused.holes[0].tokens.length, positions: layout.tokens.length };
 }
 
 function fillerText(model: DiffusionModel, tokens: number): string {
@@ -112,6 +146,20 @@ async function writePrompt(file: string, tokens: number, path: string, gpuLayers
 
 async function runCell(cell: Cell): Promise<CellResult> {
     const model = await DiffusionModel.load(cell.file ?? modelPath(cell.model), { threads: cell.threads, gpuLayers: cell.gpuLayers ?? 0 });
+    if (cell.mode === "dual+reuse") {
+        const events: StepEvent[] = [];
+        const cpu0 = process.cpuUsage();
+        const { reused, freshMs, equalToFresh, positions } = await reuseAfterEdit(model, cell, paramsFor(cell), (e) => events.push(e));
+        const cpu = process.cpuUsage(cpu0);
+        await model.dispose();
+        const n = events.length;
+        return {
+            ...cell, steps: n, fullPasses: reused.fullPasses, forwardMsPerStep: reused.forwardMs / n, sampleMsPerStep: reused.sampleMs / n,
+            msPerStep: reused.totalMs / n, totalMs: reused.totalMs, estimated: false, tokensPerSecond: cell.hole / (reused.totalMs / 1000),
+            peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], cpuMs: (cpu.user + cpu.system) / 1000, tokens: reused.holes[0].tokens,
+            freshMs, equalToFresh, reusedTokens: reused.reusedTokens, positions
+        };
+    }
     const text = fillerText(model, cell.context);
     // Fixed text of exactly `context` tokens around the hole: half before, half after.
     const ids = model.tokenize(text).subarray(0, cell.context);
@@ -220,7 +268,7 @@ function main(): void {
             r.runs = runs;
             const busyBefore = r.busyBefore;
             if (mode === "exact") exact = r;
-            if (exact && !exact.estimated && r.tokens.length) {
+            if (exact && !exact.estimated && r.tokens.length && mode !== "dual+reuse") {
                 r.equalToExact = r.tokens.filter((tok, i) => tok === exact!.tokens[i]).length / r.tokens.length;
             }
             rows.push(r);
@@ -250,6 +298,10 @@ function main(): void {
     for (const t of threads) for (const model of models) {
         const e = find(model, t, 2048, 32, "exact"), d = find(model, t, 2048, 32, "dual+threshold");
         if (e && d) console.log(`${model}, ${t} thread(s), hole 32, context 2048: dual + threshold total ${fmt(e.totalMs / d.totalMs, 1)}× faster than exact (target ≥ 20×)`);
+    }
+    for (const r of rows.filter((x) => x.mode === "dual+reuse")) {
+        console.log(`${r.model}, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}: after a one-line edit, reuse ${fmt(r.totalMs, 0)} ms vs fresh ${fmt(r.freshMs!, 0)} ms = ` +
+            `${fmt(r.freshMs! / r.totalMs, 1)}× faster (target ≥ 5×), ${r.reusedTokens} of ${r.positions} positions kept, ${fmt(100 * r.equalToFresh!, 0)}% of tokens equal to fresh (target ≥ 95%)`);
     }
     for (const r of rows.filter((x) => x.model === "vocab152k" && x.mode !== "exact")) {
         console.log(`vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}: sampling ${fmt(100 * r.sampleMsPerStep / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`);

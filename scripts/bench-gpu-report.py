@@ -106,6 +106,9 @@ if best:
         if c:
             ratios.append(f"ours {mode}, context {ctx}: cached block step {c['msPerStep']:.2f} ms = {c['msPerStep'] / best['tgMsPerToken']:.2f}× an autoregressive token ({best['tgMsPerToken']:.2f} ms)")
             ratios.append(f"ours {mode}, context {ctx}, hole {c['hole']}: total {c['totalMs']:.0f} ms = {c['totalMs'] / best['infillMs']:.2f}× the autoregressive infill ({best['infillMs']:.0f} ms)")
+r = cell("dual+reuse", ctx)
+if r and r.get("freshMs"):
+    ratios.append(f"dual+reuse, context {ctx}: after a one-line edit {r['totalMs']:.0f} ms, the same request fresh {r['freshMs']:.0f} ms ({r['freshMs'] / r['totalMs']:.1f}×)")
 e = cell("exact", ctx)
 if diffusion and e:
     ratios.append(f"exact step: ours {e['msPerStep']:.2f} ms at context {ctx}, llama-diffusion-cli {diffusion['msPerStep']:.2f} ms at length {diffusion['maxLength']}")

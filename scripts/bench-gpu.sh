@@ -81,17 +81,26 @@ report() {
 limited() { timeout --kill-after=5 "$SECTION_LEFT" "$@"; }
 
 unpack() {
-    # Python's tarfile reads .xz without an xz binary. An archive is unpacked again only when its hash changes
-    # (gpu-kit.mjs makes them reproducible), so a rebuilt kit with the same sources keeps the build up to date.
+    # Python's tarfile reads .xz without an xz binary. An archive is unpacked again only when its hash changes,
+    # and then only files whose content changed are written (with the current time), so that an incremental
+    # build recompiles exactly what changed.
     local a h
     mkdir -p "$WORK/kit"
     for a in node src; do
         h=$(sha256sum "$KIT/$a.tar.xz" | cut -d' ' -f1) || return 1
         [ "$(cat "$WORK/kit/.$a.sha256" 2>/dev/null)" = "$h" ] && continue
-        python3 -c 'import sys, tarfile
-t = tarfile.open(sys.argv[2])
-t.extractall(sys.argv[1], **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))' "$WORK/kit" "$KIT/$a.tar.xz" &&
-            echo "$h" >"$WORK/kit/.$a.sha256" || return 1
+        python3 -c 'import filecmp, os, shutil, sys, tarfile, tempfile
+dst = sys.argv[1]
+tmp = tempfile.mkdtemp(dir=dst)
+tarfile.open(sys.argv[2]).extractall(tmp, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
+for d, _, files in os.walk(tmp):
+    os.makedirs(os.path.join(dst, os.path.relpath(d, tmp)), exist_ok=True)
+    for f in files:
+        s, o = os.path.join(d, f), os.path.join(dst, os.path.relpath(d, tmp), f)
+        if not (os.path.isfile(o) and filecmp.cmp(s, o, shallow=False)):
+            shutil.copyfile(s, o)
+            shutil.copymode(s, o)
+shutil.rmtree(tmp)' "$WORK/kit" "$KIT/$a.tar.xz" && echo "$h" >"$WORK/kit/.$a.sha256" || return 1
     done
     "$WORK/kit/node/bin/node" --version
 }
@@ -145,7 +154,7 @@ models() {
 # Exit status 3: the mode is not in this build (another branch adds it); reported as skipped, not failed.
 runtime_mode() {
     local m=$1 err=$RES/runtime-$1.err
-    limited node "$JS/bench/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --threads "$THREADS" \
+    limited node "$KIT/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --threads "$THREADS" \
         --contexts "$CONTEXTS" --holes "$HOLE" --modes "$m" --exact-max-steps "$EXACT_STEPS" --out "$RES/runtime-$m.json" 2>"$err"
     local rc=$?
     cat "$err" >&2
@@ -157,7 +166,7 @@ diffusion_cli() {
     # The reference: llama.cpp's own diffusion CLI, every step a full pass over prompt + answer (no cache). It
     # puts the prompt through the chat template; the length is the templated prompt + HOLE tokens to generate.
     local n
-    n=$(limited node "$JS/bench/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --write-prompt "$PROMPT" "$WORK/prompt.txt") || return 1
+    n=$(limited node "$KIT/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --write-prompt "$PROMPT" "$WORK/prompt.txt") || return 1
     limited "$BIN/llama-diffusion-cli" -m "$DREAM" -f "$WORK/prompt.txt" -ub $((n + HOLE)) -b $((n + HOLE)) -c $((n + HOLE)) \
         -ngl "$NGL" -t "$THREADS" --diffusion-steps "$HOLE" --diffusion-eps 0.001 2>&1 | tee "$RES/diffusion-cli.log" | tail -5
 }

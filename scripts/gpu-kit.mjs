@@ -7,7 +7,7 @@
 //                 does, so the kit always matches the patches of this checkout), trimmed to what native/CMakeLists.txt builds (smaller than the
 //                 35 MB git bundle + patches, and nothing to clone or apply there), the Node-API headers and
 //                 node-addon-api, and the Qwen2.5 chat template the generated dream model carries
-//   js/           the benchmark and CLI entry points bundled by esbuild with their node_modules dependencies,
+//   js/, runtime-bench.js   the benchmark and CLI entry points bundled by esbuild with their node_modules dependencies,
 //                 in the same layout as out/ (lspClient finds server.js beside cli/)
 //
 //   node scripts/gpu-kit.mjs [--js]   (--js: refresh only js/, after a TypeScript change)
@@ -83,11 +83,8 @@ const onlyWhatWeUse = {
         }));
     }
 };
-await build({
+const common = {
     absWorkingDir: root,
-    entryPoints: ["bench/runtime-bench.ts", "bench/bench-model.ts", "server/src/cli/main.ts", "server/src/server.ts"],
-    outbase: ".",
-    outdir: join(kit, "js"),
     bundle: true,
     platform: "node",
     format: "cjs",
@@ -98,7 +95,11 @@ await build({
     plugins: [onlyWhatWeUse],
     define: { "import.meta.url": "__importMetaUrl" },
     banner: { js: 'const __importMetaUrl = require("node:url").pathToFileURL(__filename).href;' }
-});
+};
+await build({ ...common, entryPoints: ["bench/bench-model.ts", "server/src/cli/main.ts", "server/src/server.ts"], outbase: ".", outdir: join(kit, "js") });
+// The runtime bench finds the repository (its dual+reuse cells edit server/src/*.ts) three folders above its
+// own: at native/build/gpu-kit/ that is the checkout's root, as it is for out/bench/ after tsc.
+await build({ ...common, entryPoints: ["bench/runtime-bench.ts"], outfile: join(kit, "runtime-bench.js") });
 rmSync(stage, { recursive: true, force: true });
 
 const du = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((a, f) => a + du(join(p, f)), 0) : statSync(p).size);

@@ -125,6 +125,9 @@ dc_params to_params(const Napi::Object & o) {
     p.eot_penalty_decay    = (float) opt(o, "eotPenaltyDecay", (double) p.eot_penalty_decay);
     p.early_stop           = opt(o, "earlyStop", p.early_stop);
     p.trace_logits         = opt(o, "traceLogits", p.trace_logits);
+    p.reuse_key            = opt(o, "reuseKey", "");
+    p.reuse_max_requests   = (int32_t) opt(o, "reuseMaxRequests", (double) p.reuse_max_requests);
+    p.reuse_max_changed    = (int32_t) opt(o, "reuseMaxChanged", (double) p.reuse_max_changed);
     return p;
 }
 
@@ -391,6 +394,7 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
             o.Set("sampleMs", s.sample_ms);
             o.Set("rows", s.n_rows);
             o.Set("full", s.full);
+            o.Set("reused", s.reused);
             if (params_.trace_logits) {
                 o.Set("candidates", to_js(env, s.candidates));
                 auto logits = Napi::Float32Array::New(env, s.logits.size());
@@ -408,6 +412,7 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
         o.Set("revealStep", to_js(env, result_.reveal_step));
         o.Set("forwardPasses", result_.forward_passes);
         o.Set("fullPasses", result_.full_passes);
+        o.Set("reusedTokens", result_.reused_tokens);
         o.Set("totalMs", result_.total_ms);
         o.Set("forwardMs", result_.forward_ms);
         o.Set("sampleMs", result_.sample_ms);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <unordered_map>
 
 namespace {
 
@@ -205,13 +206,13 @@ void DiffusionDecoder::open(sequence_context & sc, const llama_context_params & 
 }
 
 bool DiffusionDecoder::decode(sequence_context & sc, const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                              const std::vector<int32_t> * rows, const std::atomic<bool> & cancel) {
+                              const std::vector<int32_t> * rows, const std::atomic<bool> & cancel, llama_seq_id seq) {
     const int32_t m = r1 - r0;
     for (int32_t i = 0; i < m; i++) {
         sc.batch.token[i]     = tokens[r0 + i];
         sc.batch.pos[i]       = r0 + i;
         sc.batch.n_seq_id[i]  = 1;
-        sc.batch.seq_id[i][0] = 0;
+        sc.batch.seq_id[i][0] = seq;
         sc.batch.logits[i]    = rows ? 0 : 1;
     }
     if (rows) {
@@ -238,36 +239,194 @@ bool DiffusionDecoder::decode(sequence_context & sc, const std::vector<llama_tok
     return true;
 }
 
-void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16) {
-    if (cached_.ctx && n_tokens <= cached_.capacity && f16 == cached_.f16) {
+void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_seq) {
+    if (cached_.ctx && n_tokens <= cached_.capacity && f16 == cached_.f16 && n_seq == cached_.n_seq) {
         return;
     }
     // The refresh decodes the whole sequence, non-causally, as one micro-batch; F32 K/V and flash attention
     // off keep a cached step's logits equal to a full pass's when the tokens are unchanged (F16: ~1e-3 off).
-    llama_context_params cp = sequence_context_params(capacity_for(n_tokens), n_threads_);
+    // Reuse slots are sequences with a K/V stream each (not unified): a batch attends to its own document only.
+    const int32_t        cap = capacity_for(n_tokens);
+    llama_context_params cp  = sequence_context_params(cap, n_threads_);
+    cp.n_ctx              = cap * n_seq;
+    cp.n_seq_max          = n_seq;
     cp.type_k             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.type_v             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
-    cp.kv_unified         = true;
+    cp.kv_unified         = n_seq == 1;
     cp.diffusion_kv_cache = true;  // native/patches/0001
     open(cached_, cp);
     if (!llama_get_memory(cached_.ctx)) {
         cached_.close();
         throw dc_error("this llama.cpp build has no KV cache for diffusion models (is native/patches/0001 applied?)");
     }
-    cached_.f16 = f16;
+    cached_.capacity = cap;
+    cached_.n_seq    = n_seq;
+    cached_.f16      = f16;
+    slots_.assign(n_seq, reuse_slot{});
+}
+
+int32_t DiffusionDecoder::take_slot(const std::string & key) {
+    int32_t pick = 0;
+    for (int32_t i = 0; i < (int32_t) slots_.size(); i++) {
+        if (!key.empty() && slots_[i].key == key) {
+            pick = i;
+            break;
+        }
+        if (slots_[i].used < slots_[pick].used) {
+            pick = i;
+        }
+    }
+    reuse_slot & s = slots_[pick];
+    if (s.key != key || key.empty()) {
+        s = reuse_slot{ key };
+    }
+    s.used = ++clock_;
+    return pick;
 }
 
 bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                                  const std::vector<int32_t> & rows, bool clear, bool f16,
-                                  const std::atomic<bool> & cancel) {
-    ensure_kv_context((int32_t) tokens.size(), f16);
-    llama_memory_t mem = llama_get_memory(cached_.ctx);
+                                  const std::vector<int32_t> & rows, bool clear, const std::atomic<bool> & cancel) {
+    llama_memory_t mem  = llama_get_memory(cached_.ctx);
+    reuse_slot &   slot = slots_[seq_];
+    // Until the decode below has filled them, the cells of [r0, r1) hold nothing a later request may keep.
     if (clear) {
-        llama_memory_clear(mem, true);
-    } else if (!llama_memory_seq_rm(mem, 0, r0, r1)) {
+        slot.cells.clear();
+    } else {
+        slot.cells.resize(std::max<size_t>(slot.cells.size(), r1), LLAMA_TOKEN_NULL);
+        std::fill(slot.cells.begin() + r0, slot.cells.begin() + r1, LLAMA_TOKEN_NULL);
+    }
+    if (!llama_memory_seq_rm(mem, seq_, clear ? -1 : r0, clear ? -1 : r1)) {
         throw dc_error("could not remove positions " + std::to_string(r0) + ".." + std::to_string(r1) + " from the cache");
     }
-    return decode(cached_, tokens, r0, r1, &rows, cancel);
+    if (!decode(cached_, tokens, r0, r1, &rows, cancel, seq_)) {
+        slot.cells.clear();
+        return false;
+    }
+    slot.cells.resize(std::max<size_t>(slot.cells.size(), r1), LLAMA_TOKEN_NULL);
+    std::copy(tokens.begin() + r0, tokens.begin() + r1, slot.cells.begin() + r0);
+    return true;
+}
+
+bool DiffusionDecoder::keep_cells(reuse_slot & s, const std::vector<llama_token> & tokens, int32_t lo, int32_t hi,
+                                  const dc_params & p, std::vector<span> & spans) {
+    const int32_t n     = (int32_t) tokens.size();
+    const int32_t n_old = (int32_t) s.cells.size();
+    if (p.reuse_key.empty() || n_old == 0 || s.reuses >= p.reuse_max_requests) {
+        return false;
+    }
+    llama_memory_t mem       = llama_get_memory(cached_.ctx);
+    const bool     can_shift = llama_memory_can_shift(mem);
+
+    // Runs of text found in the old cells, in order, outside [lo, hi] (the holes and the row before them): the
+    // window may have moved, lines may have been typed or deleted, so a run may sit at another position now.
+    constexpr int32_t kGram = 8;   // runs are found by their first kGram tokens ...
+    constexpr int32_t kKeep = 32;  // ... and kept when at least this long (a shorter one would cost a decode call)
+    auto gram = [](const llama_token * t) {
+        uint64_t h = 1469598103934665603ull;  // FNV-1a
+        for (int32_t i = 0; i < kGram; i++) {
+            h = (h ^ (uint32_t) t[i]) * 1099511628211ull;
+        }
+        return h;
+    };
+    std::unordered_map<uint64_t, std::vector<int32_t>> starts;
+    for (int32_t c = 0; c + kGram <= n_old; c++) {
+        starts[gram(&s.cells[c])].push_back(c);
+    }
+    struct run {
+        int32_t p, c, len;  // tokens[p, p + len) == old cells[c, c + len)
+    };
+    std::vector<run> runs;
+    int32_t          c_min = 0;
+    auto             scan  = [&](int32_t q, int32_t end) {
+        while (q + kGram <= end) {
+            int32_t c  = -1;
+            auto    it = starts.find(gram(&tokens[q]));
+            if (it != starts.end()) {
+                for (auto at = std::lower_bound(it->second.begin(), it->second.end(), c_min); at != it->second.end(); ++at) {
+                    if (can_shift || *at == q) {
+                        c = *at;
+                        break;
+                    }
+                }
+            }
+            int32_t len = 0;
+            while (c >= 0 && q + len < end && c + len < n_old && tokens[q + len] == s.cells[c + len]) {
+                len++;
+            }
+            if (len >= kKeep) {
+                runs.push_back({ q, c, len });
+                c_min = c + len;
+                q += len;
+            } else {
+                q++;
+            }
+        }
+    };
+    scan(0, lo);
+    scan(hi + 1, n);
+
+    // What is re-decoded: the gaps between kept runs. At most three decode calls: drop the shortest run between
+    // two gaps until so (its tokens are re-decoded instead). The gap holding the holes goes last, so that its
+    // rows, which the first step reads, see every other change.
+    auto gaps = [&]() {
+        std::vector<span> g;
+        int32_t           at = 0;
+        for (const run & r : runs) {
+            if (r.p > at) {
+                g.push_back({ at, r.p });
+            }
+            at = r.p + r.len;
+        }
+        if (at < n) {
+            g.push_back({ at, n });
+        }
+        return g;
+    };
+    auto inner = [&](const run & r) { return r.p > 0 && r.p + r.len < n; };  // between two gaps
+    for (spans = gaps(); spans.size() > 3; spans = gaps()) {
+        auto shortest = runs.end();
+        for (auto it = runs.begin(); it != runs.end(); ++it) {
+            if (inner(*it) && (shortest == runs.end() || it->len < shortest->len)) {
+                shortest = it;
+            }
+        }
+        runs.erase(shortest);
+    }
+    int32_t decoded = 0;
+    for (const span & g : spans) {
+        decoded += g.r1 - g.r0;
+    }
+    const int32_t changed = decoded - (hi + 1 - lo);  // outside the rows the holes need
+    if (runs.empty() || s.changed + changed > p.reuse_max_changed) {
+        return false;
+    }
+    std::stable_partition(spans.begin(), spans.end(), [&](const span & g) { return !(g.r0 <= lo && lo < g.r1); });
+
+    // Drop every other cell, then move the runs: first out of the way (past any position), then to their places,
+    // so that no move lands on cells still waiting for theirs. RoPE is re-applied at the next decode.
+    int32_t at = 0;
+    for (const run & r : runs) {
+        llama_memory_seq_rm(mem, seq_, at, r.c);
+        at = r.c + r.len;
+    }
+    llama_memory_seq_rm(mem, seq_, at, -1);
+    constexpr llama_pos kAside = 1 << 28;
+    for (const run & r : runs) {
+        if (r.p != r.c) {
+            llama_memory_seq_add(mem, seq_, r.c, r.c + r.len, kAside);
+        }
+    }
+    std::vector<llama_token> cells(n, LLAMA_TOKEN_NULL);
+    for (const run & r : runs) {
+        if (r.p != r.c) {
+            llama_memory_seq_add(mem, seq_, r.c + kAside, r.c + kAside + r.len, r.p - r.c - kAside);
+        }
+        std::copy(s.cells.begin() + r.c, s.cells.begin() + r.c + r.len, cells.begin() + r.p);
+    }
+    s.cells = std::move(cells);
+    s.reuses++;
+    s.changed += changed;
+    return true;
 }
 
 void DiffusionDecoder::ensure_context(int32_t n_tokens) {
@@ -524,12 +683,19 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
         return std::find(end_tokens_.begin(), end_tokens_.end(), t) != end_tokens_.end();
     };
 
+    if (cached) {
+        // Reuse slots exist once a request has asked for one; until then the cache holds one sequence.
+        ensure_kv_context(n, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots);
+        seq_ = take_slot(p.reuse_key);
+    }
+
     std::mt19937             rng(p.seed);
     std::vector<int32_t>     active;
     std::vector<float>       row(n_vocab_);
     std::vector<pick>        picks;
     std::vector<int32_t>     chosen;
     std::vector<int32_t>     rows;
+    std::vector<span>        spans;
     int32_t                  block_masks  = 0;
     int32_t                  cached_block = -1;  // the block whose refresh the cache holds
     const bool               need_entropy = p.entropy_bound > 0;
@@ -606,20 +772,42 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             const int32_t hi     = gen[std::min(n_gen, (b + 1) * p.block_length) - 1];
             bool          ok     = true;
             const bool    refresh = b != cached_block || p.refresh_every_step;
-            if (refresh && !p.refresh_every_step) {
+            if (refresh && cached_block < 0 && !p.refresh_every_step &&
+                keep_cells(slots_[seq_], tokens, shift_ ? gen.front() - 1 : gen.front(), gen.back(), p, spans)) {
+                // The request's first block, with the cells of its document's last request: re-decode what
+                // changed, the holes' span last (its rows are this step's).
+                for (size_t i = 0; ok && i < spans.size(); i++) {
+                    const bool holes = i + 1 == spans.size();
+                    ok = forward_kv(tokens, spans[i].r0, spans[i].r1, holes ? rows : std::vector<int32_t>{}, false, cancel);
+                    ev.n_rows += spans[i].r1 - spans[i].r0;
+                }
+                r0                = spans.back().r0;
+                ev.full           = false;
+                ev.reused         = true;
+                res.reused_tokens = n - ev.n_rows;
+            } else if (refresh && !p.refresh_every_step) {
                 // A new block: one full pass refreshes the cache (prefix and suffix) and gives this step's rows.
-                ok        = forward_kv(tokens, 0, n, rows, true, p.cache_f16, cancel);
+                ok        = forward_kv(tokens, 0, n, rows, true, cancel);
                 ev.n_rows = n;
+                slots_[seq_].reuses  = 0;
+                slots_[seq_].changed = 0;
             } else {
                 if (refresh) {
-                    ok = forward_kv(tokens, 0, n, {}, true, p.cache_f16, cancel);  // test mode: a fresh cache every step
+                    ok = forward_kv(tokens, 0, n, {}, true, cancel);  // test mode: a fresh cache every step
                     res.full_passes++;
                 }
                 // Re-decode the block (from the row before it for Dream: that row reads the block's tokens)
-                // and, in prefix mode, everything after it, against the cached cells of the rest.
+                // and, in prefix mode, everything after it, against the cached cells of the rest. Output rows
+                // for every position of the block, revealed or not: the step's graph then keeps one shape
+                // through the block, and llama.cpp reuses it (the CUDA backend its captured CUDA graph)
+                // instead of building a new one for each count of masks left.
+                rows.clear();
+                for (int32_t g = b * p.block_length; g < std::min(n_gen, (b + 1) * p.block_length); g++) {
+                    rows.push_back(shift_ ? gen[g] - 1 : gen[g]);
+                }
                 r0                  = shift_ ? lo - 1 : lo;
                 const int32_t r1    = p.cache == dc_cache::dual ? hi + 1 : n;
-                ok                  = ok && forward_kv(tokens, r0, r1, rows, false, p.cache_f16, cancel);
+                ok                  = ok && forward_kv(tokens, r0, r1, rows, false, cancel);
                 ev.n_rows           = r1 - r0;
                 ev.full             = false;
             }

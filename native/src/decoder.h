@@ -41,6 +41,14 @@ struct dc_params {
     float        eot_penalty          = 0.0f;  // subtracted from end-of-text / pad logits ...
     float        eot_penalty_decay    = 1.0f;  // ... times (1 - step / steps) ^ decay
     bool         early_stop           = false; // a revealed end-of-text ends its hole
+    // Cached modes, across requests: a non-empty key (the editor's document) keeps that sequence's cache after
+    // the request. The next request with the same key keeps the cells of text it still has (runs of 32 tokens or
+    // more, moved to their new positions when the window moved or lines came and went) and re-decodes the rest
+    // and the holes, instead of the first block's full pass. Approximate, like the dual cache: kept cells saw
+    // the old text.
+    std::string  reuse_key;
+    int32_t      reuse_max_requests   = 16;    // a full pass after this many requests reused a key's cache, or once
+    int32_t      reuse_max_changed    = 256;   // they re-decoded more than this many tokens outside the holes
     bool         trace_logits         = false; // copy each step's candidate logits out (tests)
 };
 
@@ -60,6 +68,7 @@ struct dc_step {
     double                   sample_ms  = 0;
     int32_t                  n_rows     = 0;     // positions the forward pass computed
     bool                     full       = true;  // a pass over the whole sequence (exact mode, cache refresh)
+    bool                     reused     = false; // a block start that re-decoded only what changed (reuse_key)
 };
 
 struct dc_result {
@@ -67,6 +76,7 @@ struct dc_result {
     std::vector<int32_t>     reveal_step;  // per position; -1 for fixed text
     int32_t                  forward_passes = 0;
     int32_t                  full_passes    = 0;  // of which over the whole sequence (all, in exact mode)
+    int32_t                  reused_tokens  = 0;  // positions whose cached cells a reuse_key request kept
     double                   total_ms   = 0;
     double                   forward_ms = 0;
     double                   sample_ms  = 0;
@@ -113,23 +123,44 @@ class DiffusionDecoder {
         const char *    name;  // for error messages
         llama_context * ctx      = nullptr;
         llama_batch     batch{};
-        int32_t         capacity = 0;
+        int32_t         capacity = 0;      // tokens per sequence
+        int32_t         n_seq    = 1;      // sequences (the cached context: one per reuse slot)
         bool            f16      = false;  // K/V type (the cached context)
         void            close();
     };
+    // A sequence of the cached context and what its cells hold: `cells[i]` is the token position i was last
+    // decoded from (empty: nothing usable). Keyed by reuse_key; the least recently used one is taken over.
+    struct reuse_slot {
+        std::string              key;
+        std::vector<llama_token> cells;
+        int32_t                  reuses  = 0;  // requests since the last full pass
+        int32_t                  changed = 0;  // tokens outside holes re-decoded by those requests
+        uint64_t                 used    = 0;
+    };
+    static constexpr int32_t kReuseSlots = 4;  // documents whose caches are kept (each a sequence's K/V)
     // (Re)creates `sc` with `cp`, its batch and the abort callback that reads `cancel_`.
     void          open(sequence_context & sc, const llama_context_params & cp);
     // Decodes tokens[r0, r1) at their positions, with output rows: all when `rows` is null, else those listed
     // (the last one when the list is empty). False when cancelled.
     bool          decode(sequence_context & sc, const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                         const std::vector<int32_t> * rows, const std::atomic<bool> & cancel);
+                         const std::vector<int32_t> * rows, const std::atomic<bool> & cancel, llama_seq_id seq = 0);
     void          ensure_context(int32_t n_tokens);
-    void          ensure_kv_context(int32_t n_tokens, bool f16);
+    void          ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_seq);
+    // The cached context's sequence for this request: the slot keyed `key` (empty: one nobody asks for again).
+    int32_t       take_slot(const std::string & key);
+    // Reuse: keeps the runs of the slot's cells whose tokens the request still has (moved to their new
+    // positions) and gives the spans of `tokens` to re-decode, the one holding rows [lo, hi] last. False, with
+    // nothing changed, when a full pass is due (no slot, nothing kept, or the refresh rule).
+    struct span {
+        int32_t r0, r1;
+    };
+    bool          keep_cells(reuse_slot & slot, const std::vector<llama_token> & tokens, int32_t lo, int32_t hi,
+                             const dc_params & p, std::vector<span> & spans);
     const float * forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
     // Cached modes: decodes tokens[r0, r1) against the cache (after removing those cells; the whole sequence
     // when r0 = 0 and r1 = n, after clearing it) with output rows `rows` only; false when cancelled.
     bool          forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                             const std::vector<int32_t> & rows, bool clear, bool f16, const std::atomic<bool> & cancel);
+                             const std::vector<int32_t> & rows, bool clear, const std::atomic<bool> & cancel);
     pick          sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
 
     llama_model *            model_;
@@ -143,6 +174,9 @@ class DiffusionDecoder {
     llama_token              mask_;
     std::vector<llama_token> end_tokens_;  // end-of-generation and pad: "shorter" inside a hole
     const std::atomic<bool> * cancel_ = nullptr;  // read by llama.cpp's abort callback mid-pass
+    std::vector<reuse_slot>  slots_;       // one per sequence of the cached context
+    int32_t                  seq_   = 0;   // the slot (sequence) of the request being decoded
+    uint64_t                 clock_ = 0;   // for least-recently-used slots
     std::vector<int32_t>     order_;       // scratch for top-k / top-p
     std::vector<double>      probs_;
 };

@@ -162,7 +162,7 @@ connection.onRequest(lsp.sketch, live((params, token) =>
 ));
 
 type JobParams = WorkDoneProgressParams & PartialResultParams & { textDocument: VersionedTextDocumentIdentifier };
-type JobOptionsFor = (ranges: Range[]) => { settings: Settings; signal: AbortSignal; onPartial: (p: { step: number; steps: number; texts: string[] }) => void };
+type JobOptionsFor = (ranges: Range[]) => { settings: Settings; signal: AbortSignal; document: string; onPartial: (p: { step: number; steps: number; texts: string[] }) => void };
 
 /**
  * What the editing jobs share: the document at the version the client saw, work-done progress with
@@ -196,6 +196,7 @@ async function editJob<X extends object>(
     const options: JobOptionsFor = (ranges) => ({
         settings,
         signal,
+        document: uri,
         onPartial: (p) => {
             host.step(p.step, p.steps);
             progress.report(Math.round((100 * p.step) / Math.max(1, p.steps)), `step ${p.step}/${p.steps}`);

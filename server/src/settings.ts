@@ -18,6 +18,11 @@ export interface Settings {
     topP: number;
     /** none: exact (every step recomputes the window); prefix / dual: Fast-dLLM's KV caches, block by block. */
     cache: CacheMode;
+    /**
+     * Cached modes: keep each document's cache (the last four documents) after a request, so that the next
+     * request re-decodes only what changed since, not the whole window. Approximate, like the dual cache.
+     */
+    cacheReuse: boolean;
     /** Tokens per block in the cached modes. */
     blockLength: number;
     /** Reveal every masked token of the block above this confidence in one step (0: off, one token a step). */
@@ -57,6 +62,7 @@ export const DEFAULT_SETTINGS: Settings = {
     temperature: 0,
     topP: 1,
     cache: "dual",
+    cacheReuse: true,
     blockLength: 32,
     confidenceThreshold: 0,
     contextTokens: 1024,
@@ -128,6 +134,7 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
         temperature: pick(src, "temperature", d.temperature, num(0, 10), "temperature"),
         topP: pick(src, "topP", d.topP, num(0.01, 1), "topP"),
         cache: pick(src, "cache", d.cache, oneOf(["none", "prefix", "dual"]), "cache"),
+        cacheReuse: pick(src, "cacheReuse", d.cacheReuse, { ok: (v) => typeof v === "boolean", expected: "true or false" }, "cacheReuse"),
         blockLength: pick(src, "blockLength", d.blockLength, intAtMost(1, 256, "each cached step recomputes its whole block: a longer one makes every step as slow as a full pass"), "blockLength"),
         confidenceThreshold: pick(src, "confidenceThreshold", d.confidenceThreshold, num(0, 1), "confidenceThreshold"),
         contextTokens: pick(src, "contextTokens", d.contextTokens, int(64, 131072), "contextTokens"),

@@ -15,6 +15,7 @@ test("known keys override the defaults; wrong values are reported and the defaul
         steps: -3,
         algorithm: "sideways",
         cache: "everything",
+        cacheReuse: "yes",
         holes: { marker: "<hole>", defaultTokens: "many" },
         inlineCompletion: { enable: { "*": true, markdown: false } }
     });
@@ -25,7 +26,10 @@ test("known keys override the defaults; wrong values are reported and the defaul
     assert.equal(settings.holes.marker, "<hole>");
     assert.equal(settings.holes.defaultTokens, DEFAULT_SETTINGS.holes.defaultTokens);
     assert.equal(settings.cache, "dual");
-    assert.equal(problems.length, 4);
+    assert.equal(settings.cacheReuse, true);
+    assert.equal(readSettings({ cacheReuse: false }).settings.cacheReuse, false);
+    assert.equal(problems.length, 5);
+    assert.ok(problems.some((p) => p.message === "dreamCoder.cacheReuse: \"yes\" is not valid (true or false)"));
     assert.ok(problems.some((p) => p.message === "dreamCoder.algorithm: \"sideways\" is not valid (one of origin, maskgit_plus, topk_margin, entropy)"));
     assert.equal(inlineEnabled(settings.inlineCompletion.enable, "markdown"), false);
     assert.equal(inlineEnabled(settings.inlineCompletion.enable, "python"), true);

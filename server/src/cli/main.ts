@@ -253,12 +253,17 @@ models
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))
     .option("--file <path>", "the source file to type (default: this package's server/src/holes.ts)")
     .option("--bursts <n>", "typing bursts", integer(1), 30)
-    .option("--compare <modes>", "cache modes to measure side by side, one server each (e.g. none,dual)", "none,dual")
+    .option("--compare <modes>", "cache modes to measure side by side, one server each; +reuse keeps each document's cache between requests (e.g. none,dual,dual+reuse)", "none,dual,dual+reuse")
     .option("--json <path>", "where to write the results", "bench-results/lsp-latency.json")
     .action(async (flags: ModelFlags & { file?: string; bursts: number; json: string; compare: string }) => {
-        const modes = flags.compare.split(",").map((m) => m.trim());
-        for (const m of modes) if (!["none", "prefix", "dual"].includes(m)) throw new InvalidArgumentError(`--compare: "${m}" is not a cache mode (none, prefix, dual)`);
-        await runLatencyBench(settingsFrom(flags), { ...flags, modes: modes as CacheMode[] });
+        const modes = flags.compare.split(",").map((name) => {
+            const [cache, reuse, ...rest] = name.trim().split("+");
+            if (!["none", "prefix", "dual"].includes(cache) || (reuse !== undefined && (reuse !== "reuse" || cache === "none")) || rest.length) {
+                throw new InvalidArgumentError(`--compare: "${name}" is not a cache mode (none, prefix, dual, prefix+reuse or dual+reuse)`);
+            }
+            return { cache: cache as CacheMode, reuse: reuse === "reuse" };
+        });
+        await runLatencyBench(settingsFrom(flags), { ...flags, modes });
     });
 
 program

@@ -50,7 +50,7 @@ export class InlineCompleter {
                 this.cache.set(key, hit);
                 return { text: hit, denoised: null };
             }
-            const denoised = await host.run((model) => denoise(model, model.layout([prefix, { hole: tokens }, suffix]), { ...options, signal }));
+            const denoised = await host.run((model) => denoise(model, model.layout([prefix, { hole: tokens }, suffix]), { ...options, signal, document: uri }));
             let completion = denoised.texts[0];
             // In the middle of a line the suggestion ends with the line (a lone \r breaks lines in editors too).
             if (midLine) completion = completion.split(/\r\n|\r|\n/)[0];

@@ -8,6 +8,11 @@ import type { Settings } from "../settings";
 export interface JobOptions {
     settings: Settings;
     signal?: AbortSignal;
+    /**
+     * The document the request's window comes from: with settings.cacheReuse its cache is kept for the next
+     * request on the same document. Left out for layouts that are not a window of it (a chat prompt).
+     */
+    document?: string;
     /** After every step: each hole's text so far. */
     onPartial?: (partial: { step: number; steps: number; texts: string[] }) => void;
 }
@@ -51,8 +56,10 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
     // The holes' tokens as they are revealed; -1 is still masked.
     const current = layout.holes.map((h) => new Array<number>(h.length).fill(-1));
     const onPartial = options.onPartial;
+    const reuse = options.document !== undefined && options.settings.cacheReuse && options.settings.cache !== "none";
     const result = await model.decodeLayout(layout, {
         ...params,
+        ...(reuse ? { reuseKey: options.document } : {}),
         signal: options.signal,
         onStep: onPartial && ((s) => {
             s.positions.forEach((pos, i) => {

@@ -54,7 +54,8 @@ function userPrompt(r: RewriteRequest): string {
 async function instruct(model: DiffusionModel, r: RewriteRequest, options: JobOptions): Promise<{ text: string; denoised: Denoised }> {
     const prompt = await model.formatChat([{ role: "user", content: userPrompt(r) }]);
     const budget = Math.min(MAX_REWRITE_TOKENS, Math.ceil(model.tokenize(r.selection).length * 1.5) + 32);
-    const denoised = await denoise(model, model.layout([{ special: prompt }, { hole: budget }]), options);
+    // A chat prompt, not a window of the document: keeping its cache would only push the document's out.
+    const denoised = await denoise(model, model.layout([{ special: prompt }, { hole: budget }]), { ...options, document: undefined });
     return { text: codeBlock(denoised.texts[0]), denoised };
 }
 

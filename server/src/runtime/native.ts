@@ -30,6 +30,15 @@ export interface DecodeParams {
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
     traceLogits?: boolean;
+    /**
+     * Cached modes: keep this key's cache (a document's) after the request; the next request with the key
+     * re-decodes only the tokens that changed and the holes, not the whole window (README "Speed").
+     */
+    reuseKey?: string;
+    /** A full pass after this many requests reused a key's cache (default 16) ... */
+    reuseMaxRequests?: number;
+    /** ... or once this many tokens outside the holes changed since the last full pass (default 256). */
+    reuseMaxChanged?: number;
 }
 
 export interface NativeModelInfo {
@@ -59,6 +68,7 @@ export interface NativeStep {
     sampleMs: number;
     rows: number;
     full: boolean;
+    reused: boolean;
     candidates?: Int32Array;
     logits?: Float32Array;
 }
@@ -68,6 +78,7 @@ export interface NativeDecodeResult {
     revealStep: Int32Array;
     forwardPasses: number;
     fullPasses: number;
+    reusedTokens: number;
     totalMs: number;
     forwardMs: number;
     sampleMs: number;
@@ -110,6 +121,12 @@ export function loadAddon(): NativeAddon {
     if (!found) {
         throw new Error(`the native runtime is not built (looked for ${candidates[0]}): run "npm run build:native"`);
     }
+    // ggml's CPU threads meet at a barrier after every op, and OpenMP (libgomp, which reads this when the addon
+    // loads it) spins there by default. On a machine busy with other work a spinning thread holds a core that
+    // the thread it waits for needs: measured with two threads on two busy cores, a cached step took 16x
+    // longer spinning than sleeping. Waiting passively costs microseconds per barrier on idle cores (README
+    // "Speed"); a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.OMP_WAIT_POLICY = "passive";
     addon = require(found) as NativeAddon;
     return addon;
 }

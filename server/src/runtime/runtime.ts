@@ -28,6 +28,8 @@ export interface StepEvent {
     /** Positions the forward pass computed (the whole sequence, or a cached mode's block), and whether it was a full pass. */
     rows: number;
     full: boolean;
+    /** A block start that kept the cells of the key's last request (reuseKey) and re-decoded only what changed. */
+    reused: boolean;
     /** With traceLogits: the masked positions considered and their raw logits rows (n_vocab each). */
     candidates?: number[];
     logits?: Float32Array;
@@ -55,6 +57,8 @@ export interface DecodeResult {
     steps: number;
     /** Forward passes over the whole sequence: every step in exact mode, one refresh per block in the cached modes. */
     fullPasses: number;
+    /** Positions whose cached cells were kept from the key's last request (reuseKey); 0 without reuse. */
+    reusedTokens: number;
     totalMs: number;
     msPerStep: number;
     tokensPerSecond: number;
@@ -188,6 +192,7 @@ export class DiffusionModel {
                     sampleMs: s.sampleMs,
                     rows: s.rows,
                     full: s.full,
+                    reused: s.reused,
                     candidates: s.candidates && [...s.candidates],
                     logits: s.logits
                 })));
@@ -199,6 +204,7 @@ export class DiffusionModel {
                     revealStep: r.revealStep,
                     steps: r.forwardPasses,
                     fullPasses: r.fullPasses,
+                    reusedTokens: r.reusedTokens,
                     totalMs: r.totalMs,
                     msPerStep: r.forwardPasses ? r.totalMs / r.forwardPasses : 0,
                     tokensPerSecond: r.totalMs > 0 ? generated / (r.totalMs / 1000) : 0,
