@@ -92,7 +92,10 @@ unpack() {
         python3 -c 'import filecmp, os, shutil, sys, tarfile, tempfile
 dst = sys.argv[1]
 tmp = tempfile.mkdtemp(dir=dst)
-tarfile.open(sys.argv[2]).extractall(tmp, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
+try:
+    tarfile.open(sys.argv[2]).extractall(tmp, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
+except tarfile.CompressionError:  # a Python built without lzma: the xz program, if there is one
+    import subprocess; subprocess.run(["tar", "-xJf", sys.argv[2], "-C", tmp], check=True)
 for d, _, files in os.walk(tmp):
     os.makedirs(os.path.join(dst, os.path.relpath(d, tmp)), exist_ok=True)
     for f in files:
