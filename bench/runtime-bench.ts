@@ -8,6 +8,7 @@
 //       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy,dual+reuse]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
 //       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16]
+//       [--model-file FILE.gguf] [--gpu-layers N] [--write-prompt TOKENS PATH]
 //
 // --wait-idle S: before each cell wait up to S seconds for the cores to be idle (< 15% busy) and report how
 // busy they were ("busy before"): on a shared machine other work inflates every figure. --repeat N runs each
@@ -15,6 +16,10 @@
 // --exact-max-steps N: exact-mode runs stop after N steps; ms/step is measured on those, the total is
 // extrapolated (marked ~) and no token share is computed. --exact-max-context N: cells above N tokens run
 // exact mode for at most 4 steps (the 151,936-token model's exact steps copy context × 151,936 logits).
+// --model-file FILE: measure that GGUF (the row's model is "file") instead of generated ones; --gpu-layers N offloads
+// N layers in a GPU build (scripts/bench-gpu.sh: 999, all). --write-prompt TOKENS PATH: write the filler text the
+// cells decode, cut to TOKENS tokens of the model, to PATH, print its length in tokens once in the model's chat
+// template, and exit (the prompt llama-diffusion-cli gets).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -32,6 +37,7 @@ const MODELS: Record<string, TestModelOptions & { quant?: QuantType }> = {
 };
 
 function modelPath(name: string): string {
+    if (name === "file") return arg("model-file", "");
     const { quant, ...options } = MODELS[name];
     return quant ? quantizedTestModel(quant, options) : testModel(options);
 }
@@ -48,6 +54,8 @@ interface Cell {
     entropyBound: number;
     cacheType: "f32" | "f16";
     maxSteps: number;  // 0: run to the end
+    file?: string;     // model "file": the GGUF of --model-file
+    gpuLayers?: number;
 }
 
 interface CellResult extends Cell {
@@ -119,8 +127,25 @@ async function reuseAfterEdit(model: DiffusionModel, cell: Cell, options: Decode
     return { reused, freshMs: fresh.totalMs, equalToFresh: equal / reused.holes[0].tokens.length, positions: layout.tokens.length };
 }
 
+function fillerText(model: DiffusionModel, tokens: number): string {
+    const filler = "    total = total + values[index] * weights[index]\n";
+    let text = filler;
+    while (model.tokenize(text).length < tokens) text += filler;
+    return text;
+}
+
+async function writePrompt(file: string, tokens: number, path: string, gpuLayers: number): Promise<void> {
+    const model = await DiffusionModel.load(file, { threads: 2, gpuLayers });
+    const prompt = model.detokenize(model.tokenize(fillerText(model, tokens)).subarray(0, tokens));
+    writeFileSync(path, prompt);
+    // llama-diffusion-cli puts the prompt through the chat template: print the length it will see.
+    const chat = await model.formatChat([{ role: "user", content: prompt }]);
+    process.stdout.write(`${model.tokenize(chat, { parseSpecial: true }).length}\n`);
+    await model.dispose();
+}
+
 async function runCell(cell: Cell): Promise<CellResult> {
-    const model = await DiffusionModel.load(modelPath(cell.model), { threads: cell.threads });
+    const model = await DiffusionModel.load(cell.file ?? modelPath(cell.model), { threads: cell.threads, gpuLayers: cell.gpuLayers ?? 0 });
     if (cell.mode === "dual+reuse") {
         const events: StepEvent[] = [];
         const cpu0 = process.cpuUsage();
@@ -135,9 +160,7 @@ async function runCell(cell: Cell): Promise<CellResult> {
             freshMs, equalToFresh, reusedTokens: reused.reusedTokens, positions
         };
     }
-    const filler = "    total = total + values[index] * weights[index]\n";
-    let text = filler;
-    while (model.tokenize(text).length < cell.context) text += filler;
+    const text = fillerText(model, cell.context);
     // Fixed text of exactly `context` tokens around the hole: half before, half after.
     const ids = model.tokenize(text).subarray(0, cell.context);
     const layout = model.layout([model.detokenize(ids.subarray(0, cell.context / 2)), { hole: cell.hole }, model.detokenize(ids.subarray(cell.context / 2))]);
@@ -205,7 +228,10 @@ function list(name: string, fallback: string): string[] {
 function main(): void {
     const quick = process.argv.includes("--quick");
     const threads = list("threads", quick ? "2" : "1,2").map(Number);
-    const models = list("models", "small,small-Q4_K_M,vocab152k");
+    const modelFile = arg("model-file", "");
+    if (modelFile) MODELS.file = { arch: "dream" };
+    const gpuLayers = Number(arg("gpu-layers", "0"));
+    const models = modelFile ? ["file"] : list("models", "small,small-Q4_K_M,vocab152k");
     const holes = list("holes", quick ? "32" : "32,128").map(Number);
     const contexts = list("contexts", quick ? "256,2048" : "256,1024,2048,4096").map(Number);
     const modes = list("modes", MODES.join(",")) as Mode[];
@@ -228,7 +254,7 @@ function main(): void {
         for (const mode of modes) {
             const big = MODELS[model].vocab! > 4096 && context > exactMaxContext;
             const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
-            const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, cacheType, maxSteps };
+            const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, cacheType, maxSteps, gpuLayers, file: modelFile || undefined };
             let r: CellResult | undefined;
             const runs = mode === "exact" ? exactRepeat : repeat;
             for (let k = 0; k < runs; k++) {
@@ -251,7 +277,7 @@ function main(): void {
     }
 
     const fmt = (v: number, d = 2) => v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
-    console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].quant ?? MODELS[m].type}`).join("; ")}`);
+    console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => m === "file" ? `file = ${modelFile}, ${gpuLayers} GPU layers` : `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].quant ?? MODELS[m].type}`).join("; ")}`);
     console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}`);
     console.log("");
     console.log("| model | threads | context | hole | mode | steps | full passes | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |");
@@ -293,6 +319,12 @@ if (process.argv[2] === "--child") {
             process.exit(1);
         }
     );
+} else if (process.argv.includes("--write-prompt")) {
+    const i = process.argv.indexOf("--write-prompt");
+    writePrompt(arg("model-file", ""), Number(process.argv[i + 1]), process.argv[i + 2], Number(arg("gpu-layers", "0"))).catch((e) => {
+        console.error(e);
+        process.exit(1);
+    });
 } else {
     try {
         main();

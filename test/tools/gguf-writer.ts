@@ -132,6 +132,49 @@ function tensorBytes(t: GgufTensor): Buffer {
     return out;
 }
 
+/** A tensor whose bytes the caller writes (any ggml type, e.g. Q4_0 blocks for the GPU benchmark's 7B-shaped models). */
+export interface GgufRawTensor {
+    name: string;
+    dims: number[];
+    type: number;                    // ggml_type
+    bytes: number;                   // its size in the file
+    write: (fd: number) => void;     // writes exactly `bytes` bytes at the current position
+}
+
+/** Writes a GGUF file whose tensor data the callers stream, one tensor at a time (nothing large in memory). */
+export function writeGgufRaw(path: string, metadata: Record<string, GgufValue>, tensors: GgufRawTensor[]): void {
+    const head = new ByteSink();
+    head.push(Buffer.from("GGUF", "ascii"));
+    head.u32(3);
+    head.u64(tensors.length);
+    head.u64(Object.keys(metadata).length);
+    for (const [key, value] of Object.entries(metadata)) {
+        head.str(key);
+        writeValue(head, value);
+    }
+    let offset = 0;
+    for (const t of tensors) {
+        head.str(t.name);
+        head.u32(t.dims.length);
+        for (const d of t.dims) head.u64(d);
+        head.u32(t.type);
+        head.u64(offset);
+        offset = Math.ceil((offset + t.bytes) / ALIGNMENT) * ALIGNMENT;
+    }
+    head.pad();
+    const fd = openSync(path, "w");
+    try {
+        writeSync(fd, head.buffer());
+        for (const t of tensors) {
+            t.write(fd);
+            const rem = t.bytes % ALIGNMENT;
+            if (rem) writeSync(fd, Buffer.alloc(ALIGNMENT - rem));
+        }
+    } finally {
+        closeSync(fd);
+    }
+}
+
 /** A hostile header for the model checks: only the header is written, claiming `tensorCount` tensors. */
 export interface HeaderOnly {
     tensorCount: bigint;
