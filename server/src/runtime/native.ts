@@ -121,12 +121,6 @@ export function loadAddon(): NativeAddon {
     if (!found) {
         throw new Error(`the native runtime is not built (looked for ${candidates[0]}): run "npm run build:native"`);
     }
-    // ggml's CPU threads meet at a barrier after every op, and OpenMP (libgomp, which reads this when the addon
-    // loads it) spins there by default. On a machine busy with other work a spinning thread holds a core that
-    // the thread it waits for needs: measured with two threads on two busy cores, a cached step took 16x
-    // longer spinning than sleeping. Waiting passively costs microseconds per barrier on idle cores (README
-    // "Speed"); a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
-    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.OMP_WAIT_POLICY = "passive";
     addon = require(found) as NativeAddon;
     return addon;
 }
