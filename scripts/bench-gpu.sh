@@ -165,6 +165,17 @@ runtime_mode() {
     return $rc
 }
 
+# One mode at the largest context with something switched off, to see what it is worth on this card:
+#   runtime_variant LABEL MODE [VAR=VALUE ...] [-- runtime-bench flags]
+runtime_variant() {
+    local label=$1 m=$2 env=() flags=()
+    shift 2
+    while (($#)) && [ "$1" != "--" ]; do env+=("$1"); shift; done
+    (($#)) && shift && flags=("$@")
+    limited env "${env[@]}" node "$KIT/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --threads "$THREADS" \
+        --contexts "${CONTEXTS##*,}" --holes "$HOLE" --modes "$m" "${flags[@]}" --out "$RES/runtime-$m, $label.json"
+}
+
 diffusion_cli() {
     # The reference: llama.cpp's own diffusion CLI, every step a full pass over prompt + answer (no cache). It
     # puts the prompt through the chat template; the length is the templated prompt + HOLE tokens to generate.
@@ -197,5 +208,8 @@ section llama-bench llama_bench
 for m in $RUNTIME_MODES; do section "runtime $m" runtime_mode "$m"; done
 for m in $LSP_MODES; do section "lsp $m" lsp_mode "$m"; done
 section llama-diffusion-cli diffusion_cli
+# What each part of the cached step is worth here (the budget cuts these first).
+section "runtime dual, graph reuse off" runtime_variant "graph reuse off" dual LLAMA_GRAPH_REUSE_DISABLE=1
+section "runtime dual, CUDA graphs off" runtime_variant "CUDA graphs off" dual GGML_CUDA_DISABLE_GRAPHS=1
 log "done in $(($(date +%s) - START)) s"
 cat "$OUT/bench-gpu.md"
