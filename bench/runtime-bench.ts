@@ -7,12 +7,14 @@
 //   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,small-Q4_K_M,small-Q8_0,vocab152k] [--holes 32,128]
 //       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy,dual+reuse]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
-//       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16]
+//       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16] [--compete N]
 //       [--model-file FILE.gguf] [--gpu-layers N] [--write-prompt TOKENS PATH]
 //
 // --wait-idle S: before each cell wait up to S seconds for the cores to be idle (< 15% busy) and report how
 // busy they were ("busy before"): on a shared machine other work inflates every figure. --repeat N runs each
 // cached-mode cell N times (--exact-repeat N for exact mode) and keeps the fastest run.
+// --compete N: N processes spin on the CPU while the cells run (a user's machine is rarely idle; ggml's threads
+// meet at a barrier after every op, so one of them descheduled stalls the others).
 // --exact-max-steps N: exact-mode runs stop after N steps; ms/step is measured on those, the total is
 // extrapolated (marked ~) and no token share is computed. --exact-max-context N: cells above N tokens run
 // exact mode for at most 4 steps (the 151,936-token model's exact steps copy context × 151,936 logits).
@@ -20,7 +22,7 @@
 // N layers in a GPU build (scripts/bench-gpu.sh: 999, all). --write-prompt TOKENS PATH: write the filler text the
 // cells decode, cut to TOKENS tokens of the model, to PATH, print its length in tokens once in the model's chat
 // template, and exit (the prompt llama-diffusion-cli gets).
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
@@ -248,6 +250,10 @@ function main(): void {
     for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
     for (const m of models) modelPath(m);  // generate before timing anything
 
+    const compete = Number(arg("compete", "0"));
+    const hogs = Array.from({ length: compete }, () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
+    process.on("exit", () => hogs.forEach((h) => h.kill()));
+
     const rows: CellResult[] = [];
     for (const model of models) for (const t of threads) for (const context of contexts) for (const hole of holes) {
         let exact: CellResult | undefined;
@@ -278,7 +284,8 @@ function main(): void {
 
     const fmt = (v: number, d = 2) => v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
     console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => m === "file" ? `file = ${modelFile}, ${gpuLayers} GPU layers` : `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].quant ?? MODELS[m].type}`).join("; ")}`);
-    console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}`);
+    console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}` +
+        (compete ? `; ${compete} competing process(es) spinning on the CPU throughout` : ""));
     console.log("");
     console.log("| model | threads | context | hole | mode | steps | full passes | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |");
     console.log("|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
@@ -307,7 +314,7 @@ function main(): void {
         console.log(`vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}: sampling ${fmt(100 * r.sampleMsPerStep / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`);
     }
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), backend: DiffusionModel.backend(), models: MODELS, rows }, null, 2));
+    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), compete, backend: DiffusionModel.backend(), models: MODELS, rows }, null, 2));
     console.log(`wrote ${out}`);
 }
 
