@@ -64,6 +64,12 @@ Napi::Int32Array to_js(Napi::Env env, const std::vector<int32_t> & v) {
     return a;
 }
 
+Napi::Float32Array to_js(Napi::Env env, const std::vector<float> & v) {
+    auto a = Napi::Float32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
+
 // An optional field of a JS options object, or the fallback when it is absent or of another type.
 double opt(const Napi::Object & o, const char * key, double fallback) {
     auto v = o.Get(key);
@@ -125,6 +131,7 @@ dc_params to_params(const Napi::Object & o) {
     p.eot_penalty_decay    = (float) opt(o, "eotPenaltyDecay", (double) p.eot_penalty_decay);
     p.early_stop           = opt(o, "earlyStop", p.early_stop);
     p.trace_logits         = opt(o, "traceLogits", p.trace_logits);
+    p.device_reductions    = opt(o, "deviceReductions", p.device_reductions);
     return p;
 }
 
@@ -391,6 +398,8 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
             o.Set("sampleMs", s.sample_ms);
             o.Set("rows", s.n_rows);
             o.Set("full", s.full);
+            o.Set("copiedBytes", (double) s.copied_bytes);
+            o.Set("confidences", to_js(env, s.confidences));
             if (params_.trace_logits) {
                 o.Set("candidates", to_js(env, s.candidates));
                 auto logits = Napi::Float32Array::New(env, s.logits.size());
@@ -411,6 +420,7 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
         o.Set("totalMs", result_.total_ms);
         o.Set("forwardMs", result_.forward_ms);
         o.Set("sampleMs", result_.sample_ms);
+        o.Set("copiedBytes", (double) result_.copied_bytes);
         o.Set("cancelled", result_.cancelled);
         state_->busy = false;
         deferred_.Resolve(o);

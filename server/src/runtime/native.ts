@@ -30,6 +30,9 @@ export interface DecodeParams {
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
     traceLogits?: boolean;
+    /** Greedy decoding: llama.cpp reduces each logits row on its device and copies out 20 bytes a row instead of
+     *  the row (default true; false: the rows, scanned on the host; tests and the benchmark compare both). */
+    deviceReductions?: boolean;
 }
 
 export interface NativeModelInfo {
@@ -59,6 +62,8 @@ export interface NativeStep {
     sampleMs: number;
     rows: number;
     full: boolean;
+    copiedBytes: number;
+    confidences: Float32Array;
     candidates?: Int32Array;
     logits?: Float32Array;
 }
@@ -71,6 +76,7 @@ export interface NativeDecodeResult {
     totalMs: number;
     forwardMs: number;
     sampleMs: number;
+    copiedBytes: number;
     cancelled: boolean;
 }
 

@@ -28,6 +28,11 @@ export interface StepEvent {
     /** Positions the forward pass computed (the whole sequence, or a cached mode's block), and whether it was a full pass. */
     rows: number;
     full: boolean;
+    /** Bytes read out of llama.cpp's output buffer this step: logits rows (4 × n_vocab each) or, greedy with
+     *  deviceReductions, 20 bytes a row. */
+    copiedBytes: number;
+    /** The confidence of each revealed position (NaN: filled by earlyStop). */
+    confidences: number[];
     /** With traceLogits: the masked positions considered and their raw logits rows (n_vocab each). */
     candidates?: number[];
     logits?: Float32Array;
@@ -60,6 +65,8 @@ export interface DecodeResult {
     tokensPerSecond: number;
     forwardMs: number;
     sampleMs: number;
+    /** All steps' copiedBytes. */
+    copiedBytes: number;
 }
 
 export interface SequenceLayout {
@@ -188,6 +195,8 @@ export class DiffusionModel {
                     sampleMs: s.sampleMs,
                     rows: s.rows,
                     full: s.full,
+                    copiedBytes: s.copiedBytes,
+                    confidences: [...s.confidences],
                     candidates: s.candidates && [...s.candidates],
                     logits: s.logits
                 })));
@@ -203,7 +212,8 @@ export class DiffusionModel {
                     msPerStep: r.forwardPasses ? r.totalMs / r.forwardPasses : 0,
                     tokensPerSecond: r.totalMs > 0 ? generated / (r.totalMs / 1000) : 0,
                     forwardMs: r.forwardMs,
-                    sampleMs: r.sampleMs
+                    sampleMs: r.sampleMs,
+                    copiedBytes: r.copiedBytes
                 };
             } finally {
                 signal?.removeEventListener("abort", abort);
