@@ -6,11 +6,12 @@
 //   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,small-Q4_K_M,small-Q8_0,vocab152k] [--holes 32,128]
 //       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
-//       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16] [--reductions on,off | --no-device-reductions]
+//       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16] [--reductions auto,on,off | --no-device-reductions]
 //
 // --reductions: greedy steps with llama.cpp's device row reductions (on: 20 bytes a row copied out,
-// native/patches/0002) and/or with the full logits rows copied out and scanned on the host (off); "on,off"
-// runs both side by side. The "copied KB/step" column is what a step reads out of llama.cpp's output buffer.
+// native/patches/0002), with the full logits rows copied out and scanned on the host (off), or as users get
+// them (auto, the default: on where the logits are on a GPU); "on,off" runs both side by side. The
+// "copied KB/step" column is what a step reads out of llama.cpp's output buffer.
 //
 // --wait-idle S: before each cell wait up to S seconds for the cores to be idle (< 15% busy) and report how
 // busy they were ("busy before"): on a shared machine other work inflates every figure. --repeat N runs each
@@ -51,7 +52,7 @@ interface Cell {
     entropyBound: number;
     cacheType: "f32" | "f16";
     maxSteps: number;  // 0: run to the end
-    reductions: boolean;  // deviceReductions
+    reductions: "auto" | "on" | "off";  // deviceReductions
 }
 
 interface CellResult extends Cell {
@@ -81,7 +82,7 @@ function arg(name: string, fallback: string): string {
 function paramsFor(cell: Cell): DecodeOptions {
     // One token a step (steps = hole), blocks of 32, greedy: the same schedule for every mode.
     const base: DecodeOptions = {
-        steps: cell.hole, schedule: "block", blockLength: 32, temperature: 0, cacheType: cell.cacheType, deviceReductions: cell.reductions
+        steps: cell.hole, schedule: "block", blockLength: 32, temperature: 0, cacheType: cell.cacheType, deviceReductions: cell.reductions === "auto" ? "auto" : cell.reductions === "on"
     };
     switch (cell.mode) {
         case "exact": return base;
@@ -179,9 +180,9 @@ function main(): void {
     const idleWait = Number(arg("wait-idle", "0"));  // seconds to wait for idle cores before each cell
     const repeat = Number(arg("repeat", "1"));       // runs per cell (exact mode: --exact-repeat), best kept
     const exactRepeat = Number(arg("exact-repeat", "1"));
-    const reductions = (process.argv.includes("--no-device-reductions") ? ["off"] : list("reductions", "on")).map((v) => {
-        if (v !== "on" && v !== "off") throw new Error(`--reductions takes on, off or on,off, not ${v}`);
-        return v === "on";
+    const reductions = (process.argv.includes("--no-device-reductions") ? ["off"] : list("reductions", "auto")).map((v) => {
+        if (v !== "auto" && v !== "on" && v !== "off") throw new Error(`--reductions takes auto, on, off or a list, not ${v}`);
+        return v as Cell["reductions"];
     });
     for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
     for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
@@ -189,7 +190,7 @@ function main(): void {
 
     const rows: CellResult[] = [];
     for (const model of models) for (const t of threads) for (const context of contexts) for (const hole of holes) {
-        const exacts = new Map<boolean, CellResult>();
+        const exacts = new Map<Cell["reductions"], CellResult>();
         for (const mode of modes) for (const red of reductions) {
             const big = MODELS[model].vocab! > 4096 && context > exactMaxContext;
             const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
@@ -212,7 +213,7 @@ function main(): void {
                 r.equalToExact = r.tokens.filter((tok, i) => tok === exact!.tokens[i]).length / r.tokens.length;
             }
             rows.push(r);
-            console.error(`${model} t${t} ctx ${context} hole ${hole} ${mode} reductions ${red ? "on" : "off"}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : (busyBefore * 100).toFixed(0) + "%"}`);
+            console.error(`${model} t${t} ctx ${context} hole ${hole} ${mode} reductions ${red}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : (busyBefore * 100).toFixed(0) + "%"}`);
         }
     }
 
@@ -224,7 +225,7 @@ function main(): void {
     console.log("|---|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const r of rows) {
         const copied = r.copiedBytesPerStep === undefined ? "–" : fmt(r.copiedBytesPerStep / 1024, r.copiedBytesPerStep < 10240 ? 2 : 0);
-        console.log(`| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions ? "on" : "off"} | ${r.steps} | ${r.fullPasses} | ${copied} | ` +
+        console.log(`| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions} | ${r.steps} | ${r.fullPasses} | ${copied} | ` +
             `${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
             `${fmt(r.msPerStep)} | ${r.estimated ? "~" : ""}${fmt(r.totalMs, 0)} | ${r.estimated ? "–" : fmt(r.cpuMs, 0)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakRssMb, 0)} | ` +
             `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} | ${r.busyBefore === undefined ? "–" : `${(r.busyBefore * 100).toFixed(0)}%`} |`);
@@ -243,7 +244,7 @@ function main(): void {
         if (e && d) console.log(`${model}, ${t} thread(s), hole 32, context 2048: dual + threshold total ${fmt(e.totalMs / d.totalMs, 1)}× faster than exact (target ≥ 20×)`);
     }
     for (const r of rows.filter((x) => x.model === "vocab152k" && x.mode !== "exact")) {
-        console.log(`vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}, reductions ${r.reductions ? "on" : "off"}: sampling ${fmt(100 * r.sampleMsPerStep / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`);
+        console.log(`vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}, reductions ${r.reductions}: sampling ${fmt(100 * r.sampleMsPerStep / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`);
     }
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), backend: DiffusionModel.backend(), models: MODELS, rows }, null, 2));

@@ -131,7 +131,6 @@ dc_params to_params(const Napi::Object & o) {
     p.eot_penalty_decay    = (float) opt(o, "eotPenaltyDecay", (double) p.eot_penalty_decay);
     p.early_stop           = opt(o, "earlyStop", p.early_stop);
     p.trace_logits         = opt(o, "traceLogits", p.trace_logits);
-    p.device_reductions    = opt(o, "deviceReductions", p.device_reductions);
     return p;
 }
 
@@ -144,6 +143,7 @@ struct ModelState {
     std::unique_ptr<DiffusionDecoder> decoder;
     std::atomic<bool>                 cancel{ false };
     std::atomic<bool>                 busy{ false };
+    bool                              logits_on_gpu = false;  // the output layer runs on a GPU (see below)
 
     ~ModelState() {
         decoder.reset();
@@ -190,6 +190,12 @@ class LoadWorker : public Napi::AsyncProgressQueueWorker<float> {
         }
         try {
             state_->decoder = std::make_unique<DiffusionDecoder>(state_->model, threads_);
+            // llama.cpp offloads layers from the output down: with any GPU layers (negative: all) and a GPU
+            // device, the output layer and so the logits are on the GPU.
+            for (size_t i = 0; i < ggml_backend_dev_count() && gpu_layers_ != 0; i++) {
+                const auto type = ggml_backend_dev_type(ggml_backend_dev_get(i));
+                state_->logits_on_gpu |= type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU;
+            }
         } catch (const std::exception & e) {
             SetError(e.what());
         }
@@ -457,6 +463,11 @@ Napi::Value NativeModel::Decode(const Napi::CallbackInfo & info) {
         throw Napi::TypeError::New(env, "decode params must be an object");
     }
     dc_params      params  = to_params(info[2].As<Napi::Object>());
+    // deviceReductions: true, false, or "auto" (absent): on where the logits are on a GPU, where they save the
+    // device-to-host copy of the rows; on the CPU backend the reductions' ggml ops (a single-threaded argmax
+    // among them) cost more than the host scan of the rows they replace (README "Speed").
+    const Napi::Value reductions = info[2].As<Napi::Object>().Get("deviceReductions");
+    params.device_reductions     = reductions.IsBoolean() ? reductions.As<Napi::Boolean>().Value() : state_->logits_on_gpu;
     Napi::Function on_step = info[3].IsFunction() ? info[3].As<Napi::Function>() : Napi::Function();
     acquire(env);
     auto * worker = new DecodeWorker(env, state_, std::move(tokens), std::move(holes), params, on_step);

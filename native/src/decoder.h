@@ -45,7 +45,8 @@ struct dc_params {
     bool         device_reductions    = true;  // greedy (temperature 0, no top-k/top-p, no eot_penalty, no
                                                // trace): llama.cpp reduces each logits row where it computed
                                                // it and copies out 20 bytes a row (native/patches/0002); false:
-                                               // the rows themselves, scanned here (tests, benchmark)
+                                               // the rows themselves, scanned here. The addon turns it on
+                                               // only where the logits are on a GPU unless told otherwise
 };
 
 // A hole: `length` mask tokens at `start` in the sequence.

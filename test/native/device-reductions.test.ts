@@ -57,7 +57,7 @@ describe("device reductions", () => {
                 for (const { label, options } of VARIANTS) {
                     const opts = { ...cacheOptions, ...options };
                     const host = await run(model, { ...opts, deviceReductions: false });
-                    const device = await run(model, opts);
+                    const device = await run(model, { ...opts, deviceReductions: true });
                     assert.deepEqual([...device.result.tokens], [...host.result.tokens], `${label}: tokens`);
                     assert.deepEqual([...device.result.revealStep], [...host.result.revealStep], `${label}: reveal steps`);
                     assert.equal(device.events.length, host.events.length, `${label}: steps`);
@@ -96,11 +96,17 @@ describe("device reductions", () => {
         const model = models["dream F16"];
         const rowBytes = 4 * model.info.nVocab;
         for (const options of [{ temperature: 0.7, seed: 1 }, { topK: 5 }, { eotPenalty: 1 }, { traceLogits: true }] as DecodeOptions[]) {
-            const { events } = await run(model, { steps: 6, ...options });
+            const { events } = await run(model, { steps: 6, ...options, deviceReductions: true });
             for (const e of events) assert.equal(e.copiedBytes % rowBytes, 0, `${JSON.stringify(options)}: whole rows`);
         }
-        const { events } = await run(model, { steps: 6 });
+        const { events } = await run(model, { steps: 6, deviceReductions: true });
         for (const e of events) assert.ok(e.copiedBytes < rowBytes, "greedy: reductions only");
+    });
+
+    it("by default (\"auto\") the reductions run only where the logits are on a GPU: not with the model on the CPU", async () => {
+        const model = models["dream F16"];
+        const { events } = await run(model, { steps: 6 });
+        for (const e of events) assert.equal(e.copiedBytes % (4 * model.info.nVocab), 0, "whole rows");
     });
 });
 
@@ -114,7 +120,7 @@ describe("device reductions, 151,936-token vocabulary", () => {
     it("a greedy step copies at least 100x fewer bytes than the full-logits path, with the same result", async () => {
         for (const cacheOptions of CACHES.map((c) => c.options)) {
             const host = await run(model, { ...cacheOptions, deviceReductions: false });
-            const device = await run(model, cacheOptions);
+            const device = await run(model, { ...cacheOptions, deviceReductions: true });
             assert.deepEqual([...device.result.tokens], [...host.result.tokens]);
             assert.deepEqual([...device.result.revealStep], [...host.result.revealStep]);
             device.events.forEach((e, i) => {

@@ -31,8 +31,9 @@ export interface DecodeParams {
     earlyStop?: boolean;
     traceLogits?: boolean;
     /** Greedy decoding: llama.cpp reduces each logits row on its device and copies out 20 bytes a row instead of
-     *  the row (default true; false: the rows, scanned on the host; tests and the benchmark compare both). */
-    deviceReductions?: boolean;
+     *  the row (native/patches/0002). "auto" (default): where the logits are on a GPU (on the CPU backend the
+     *  host scan is faster); true: always (tests); false: never (the rows, scanned on the host). */
+    deviceReductions?: boolean | "auto";
 }
 
 export interface NativeModelInfo {
