@@ -8,7 +8,13 @@
 //       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy,dual+reuse]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
 //       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16] [--compete N]
+//       [--reductions auto,on,off | --no-device-reductions]
 //       [--model-file FILE.gguf] [--gpu-layers N] [--write-prompt TOKENS PATH]
+//
+// --reductions: greedy steps with llama.cpp's device row reductions (on: 20 bytes a row copied out,
+// native/patches/0002), with the full logits rows copied out and scanned on the host (off), or as users get
+// them (auto, the default: on where the logits are on a GPU); "on,off" runs both side by side. The
+// "copied KB/step" column is what a step reads out of llama.cpp's output buffer.
 //
 // --wait-idle S: before each cell wait up to S seconds for the cores to be idle (< 15% busy) and report how
 // busy they were ("busy before"): on a shared machine other work inflates every figure. --repeat N runs each
@@ -58,6 +64,7 @@ interface Cell {
     maxSteps: number;  // 0: run to the end
     file?: string;     // model "file": the GGUF of --model-file
     gpuLayers?: number;
+    reductions: "auto" | "on" | "off";  // deviceReductions
 }
 
 interface CellResult extends Cell {
@@ -65,6 +72,7 @@ interface CellResult extends Cell {
     fullPasses: number;
     forwardMsPerStep: number;
     sampleMsPerStep: number;
+    copiedBytesPerStep?: number;  // undefined: an addon that does not report it
     msPerStep: number;
     totalMs: number;
     estimated: boolean;
@@ -90,7 +98,9 @@ function arg(name: string, fallback: string): string {
 
 function paramsFor(cell: Cell): DecodeOptions {
     // One token a step (steps = hole), blocks of 32, greedy: the same schedule for every mode.
-    const base: DecodeOptions = { steps: cell.hole, schedule: "block", blockLength: 32, temperature: 0, cacheType: cell.cacheType };
+    const base: DecodeOptions = {
+        steps: cell.hole, schedule: "block", blockLength: 32, temperature: 0, cacheType: cell.cacheType, deviceReductions: cell.reductions === "auto" ? "auto" : cell.reductions === "on"
+    };
     switch (cell.mode) {
         case "exact": return base;
         case "prefix": return { ...base, cache: "prefix" };
@@ -157,6 +167,7 @@ async function runCell(cell: Cell): Promise<CellResult> {
         const n = events.length;
         return {
             ...cell, steps: n, fullPasses: reused.fullPasses, forwardMsPerStep: reused.forwardMs / n, sampleMsPerStep: reused.sampleMs / n,
+            copiedBytesPerStep: events.reduce((a, e) => a + e.copiedBytes, 0) / n,
             msPerStep: reused.totalMs / n, totalMs: reused.totalMs, estimated: false, tokensPerSecond: cell.hole / (reused.totalMs / 1000),
             peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], cpuMs: (cpu.user + cpu.system) / 1000, tokens: reused.holes[0].tokens,
             freshMs, equalToFresh, reusedTokens: reused.reusedTokens, positions
@@ -193,11 +204,12 @@ async function runCell(cell: Cell): Promise<CellResult> {
     const n = events.length;
     const forward = events.reduce((a, e) => a + e.forwardMs, 0) / n;
     const sample = events.reduce((a, e) => a + e.sampleMs, 0) / n;
+    const copied = events[0]?.copiedBytes === undefined ? undefined : events.reduce((a, e) => a + e.copiedBytes, 0) / n;
     const estimated = tokens.length === 0;
     const steps = estimated ? cell.hole : n;
     const total = estimated ? (totalMs / n) * steps : totalMs;
     return {
-        ...cell, steps, fullPasses: estimated ? steps : full, forwardMsPerStep: forward, sampleMsPerStep: sample,
+        ...cell, steps, fullPasses: estimated ? steps : full, forwardMsPerStep: forward, sampleMsPerStep: sample, copiedBytesPerStep: copied,
         msPerStep: total / steps, totalMs: total, estimated, tokensPerSecond: cell.hole / (total / 1000),
         peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], cpuMs: (cpu.user + cpu.system) / 1000, tokens
     };
@@ -246,6 +258,10 @@ function main(): void {
     const idleWait = Number(arg("wait-idle", "0"));  // seconds to wait for idle cores before each cell
     const repeat = Number(arg("repeat", "1"));       // runs per cell (exact mode: --exact-repeat), best kept
     const exactRepeat = Number(arg("exact-repeat", "1"));
+    const reductions = (process.argv.includes("--no-device-reductions") ? ["off"] : list("reductions", "auto")).map((v) => {
+        if (v !== "auto" && v !== "on" && v !== "off") throw new Error(`--reductions takes auto, on, off or a list, not ${v}`);
+        return v as Cell["reductions"];
+    });
     for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
     for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
     for (const m of models) modelPath(m);  // generate before timing anything
@@ -256,11 +272,11 @@ function main(): void {
 
     const rows: CellResult[] = [];
     for (const model of models) for (const t of threads) for (const context of contexts) for (const hole of holes) {
-        let exact: CellResult | undefined;
-        for (const mode of modes) {
+        const exacts = new Map<Cell["reductions"], CellResult>();
+        for (const mode of modes) for (const red of reductions) {
             const big = MODELS[model].vocab! > 4096 && context > exactMaxContext;
             const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
-            const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, cacheType, maxSteps, gpuLayers, file: modelFile || undefined };
+            const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, cacheType, maxSteps, gpuLayers, file: modelFile || undefined, reductions: red };
             let r: CellResult | undefined;
             const runs = mode === "exact" ? exactRepeat : repeat;
             for (let k = 0; k < runs; k++) {
@@ -273,12 +289,13 @@ function main(): void {
             r = r!;
             r.runs = runs;
             const busyBefore = r.busyBefore;
-            if (mode === "exact") exact = r;
+            if (mode === "exact") exacts.set(red, r);
+            const exact = exacts.get(red);
             if (exact && !exact.estimated && r.tokens.length && mode !== "dual+reuse") {
                 r.equalToExact = r.tokens.filter((tok, i) => tok === exact!.tokens[i]).length / r.tokens.length;
             }
             rows.push(r);
-            console.error(`${model} t${t} ctx ${context} hole ${hole} ${mode}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : (busyBefore * 100).toFixed(0) + "%"}`);
+            console.error(`${model} t${t} ctx ${context} hole ${hole} ${mode} reductions ${red}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : (busyBefore * 100).toFixed(0) + "%"}`);
         }
     }
 
@@ -287,16 +304,19 @@ function main(): void {
     console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}` +
         (compete ? `; ${compete} competing process(es) spinning on the CPU throughout` : ""));
     console.log("");
-    console.log("| model | threads | context | hole | mode | steps | full passes | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |");
-    console.log("|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    console.log("| model | threads | context | hole | mode | reductions | steps | full passes | copied KB/step | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |");
+    console.log("|---|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const r of rows) {
-        console.log(`| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.steps} | ${r.fullPasses} | ${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
+        const copied = r.copiedBytesPerStep === undefined ? "–" : fmt(r.copiedBytesPerStep / 1024, r.copiedBytesPerStep < 10240 ? 2 : 0);
+        console.log(`| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions} | ${r.steps} | ${r.fullPasses} | ${copied} | ` +
+            `${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
             `${fmt(r.msPerStep)} | ${r.estimated ? "~" : ""}${fmt(r.totalMs, 0)} | ${r.estimated ? "–" : fmt(r.cpuMs, 0)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakRssMb, 0)} | ` +
             `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} | ${r.busyBefore === undefined ? "–" : `${(r.busyBefore * 100).toFixed(0)}%`} |`);
     }
     // The issue's targets, as ratios within this run.
     const find = (model: string, t: number, context: number, hole: number, mode: Mode) =>
-        rows.find((r) => r.model === model && r.threads === t && r.context === context && r.hole === hole && r.mode === mode);
+        rows.find((r) => r.model === model && r.threads === t && r.context === context && r.hole === hole && r.mode === mode &&
+            r.reductions === reductions[0]);
     console.log("");
     for (const model of models) for (const t of threads) for (const hole of holes) for (const [context, target] of [[2048, 15], [4096, 25]]) {
         const e = find(model, t, context, hole, "exact"), d = find(model, t, context, hole, "dual");
@@ -311,7 +331,7 @@ function main(): void {
             `${fmt(r.freshMs! / r.totalMs, 1)}× faster (target ≥ 5×), ${r.reusedTokens} of ${r.positions} positions kept, ${fmt(100 * r.equalToFresh!, 0)}% of tokens equal to fresh (target ≥ 95%)`);
     }
     for (const r of rows.filter((x) => x.model === "vocab152k" && x.mode !== "exact")) {
-        console.log(`vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}: sampling ${fmt(100 * r.sampleMsPerStep / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`);
+        console.log(`vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}, reductions ${r.reductions}: sampling ${fmt(100 * r.sampleMsPerStep / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`);
     }
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), compete, backend: DiffusionModel.backend(), models: MODELS, rows }, null, 2));

@@ -209,6 +209,7 @@ for m in $RUNTIME_MODES; do section "runtime $m" runtime_mode "$m"; done
 for m in $LSP_MODES; do section "lsp $m" lsp_mode "$m"; done
 section llama-diffusion-cli diffusion_cli
 # What each part of the cached step is worth here (the budget cuts these first).
+section "runtime dual, reductions off" runtime_variant "reductions off" dual -- --reductions off
 section "runtime dual, graph reuse off" runtime_variant "graph reuse off" dual LLAMA_GRAPH_REUSE_DISABLE=1
 section "runtime dual, CUDA graphs off" runtime_variant "CUDA graphs off" dual GGML_CUDA_DISABLE_GRAPHS=1
 log "done in $(($(date +%s) - START)) s"

@@ -64,6 +64,12 @@ Napi::Int32Array to_js(Napi::Env env, const std::vector<int32_t> & v) {
     return a;
 }
 
+Napi::Float32Array to_js(Napi::Env env, const std::vector<float> & v) {
+    auto a = Napi::Float32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
+
 // An optional field of a JS options object, or the fallback when it is absent or of another type.
 double opt(const Napi::Object & o, const char * key, double fallback) {
     auto v = o.Get(key);
@@ -140,6 +146,7 @@ struct ModelState {
     std::unique_ptr<DiffusionDecoder> decoder;
     std::atomic<bool>                 cancel{ false };
     std::atomic<bool>                 busy{ false };
+    bool                              logits_on_gpu = false;  // the output layer runs on a GPU (see below)
 
     ~ModelState() {
         decoder.reset();
@@ -186,6 +193,12 @@ class LoadWorker : public Napi::AsyncProgressQueueWorker<float> {
         }
         try {
             state_->decoder = std::make_unique<DiffusionDecoder>(state_->model, threads_);
+            // llama.cpp offloads layers from the output down: with any GPU layers (negative: all) and a GPU
+            // device, the output layer and so the logits are on the GPU.
+            for (size_t i = 0; i < ggml_backend_dev_count() && gpu_layers_ != 0; i++) {
+                const auto type = ggml_backend_dev_type(ggml_backend_dev_get(i));
+                state_->logits_on_gpu |= type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU;
+            }
         } catch (const std::exception & e) {
             SetError(e.what());
         }
@@ -395,6 +408,8 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
             o.Set("rows", s.n_rows);
             o.Set("full", s.full);
             o.Set("reused", s.reused);
+            o.Set("copiedBytes", (double) s.copied_bytes);
+            o.Set("confidences", to_js(env, s.confidences));
             if (params_.trace_logits) {
                 o.Set("candidates", to_js(env, s.candidates));
                 auto logits = Napi::Float32Array::New(env, s.logits.size());
@@ -416,6 +431,7 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
         o.Set("totalMs", result_.total_ms);
         o.Set("forwardMs", result_.forward_ms);
         o.Set("sampleMs", result_.sample_ms);
+        o.Set("copiedBytes", (double) result_.copied_bytes);
         o.Set("cancelled", result_.cancelled);
         state_->busy = false;
         deferred_.Resolve(o);
@@ -452,6 +468,11 @@ Napi::Value NativeModel::Decode(const Napi::CallbackInfo & info) {
         throw Napi::TypeError::New(env, "decode params must be an object");
     }
     dc_params      params  = to_params(info[2].As<Napi::Object>());
+    // deviceReductions: true, false, or "auto" (absent): on where the logits are on a GPU, where they save the
+    // device-to-host copy of the rows; on the CPU backend the reductions' ggml ops (a single-threaded argmax
+    // among them) cost more than the host scan of the rows they replace (README "Speed").
+    const Napi::Value reductions = info[2].As<Napi::Object>().Get("deviceReductions");
+    params.device_reductions     = reductions.IsBoolean() ? reductions.As<Napi::Boolean>().Value() : state_->logits_on_gpu;
     Napi::Function on_step = info[3].IsFunction() ? info[3].As<Napi::Function>() : Napi::Function();
     acquire(env);
     auto * worker = new DecodeWorker(env, state_, std::move(tokens), std::move(holes), params, on_step);

@@ -206,8 +206,13 @@ void DiffusionDecoder::open(sequence_context & sc, const llama_context_params & 
 }
 
 bool DiffusionDecoder::decode(sequence_context & sc, const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                              const std::vector<int32_t> * rows, const std::atomic<bool> & cancel, llama_seq_id seq) {
+                              const std::vector<int32_t> * rows, bool reduce, const std::atomic<bool> & cancel,
+                              llama_seq_id seq) {
     const int32_t m = r1 - r0;
+    if (reduce != sc.reduce) {
+        llama_set_diffusion_reductions(sc.ctx, reduce);  // another graph: llama.cpp reserves anew
+        sc.reduce = reduce;
+    }
     for (int32_t i = 0; i < m; i++) {
         sc.batch.token[i]     = tokens[r0 + i];
         sc.batch.pos[i]       = r0 + i;
@@ -224,6 +229,8 @@ bool DiffusionDecoder::decode(sequence_context & sc, const std::vector<llama_tok
         }
     }
     sc.batch.n_tokens = m;
+    const int64_t n_out = rows ? std::max<int64_t>(1, (int64_t) rows->size()) : m;
+    copied_ += n_out * (reduce ? (int64_t) sizeof(llama_diffusion_row) : (int64_t) sizeof(float) * n_vocab_);
     cancel_           = &cancel;
     const int ret     = llama_decode(sc.ctx, sc.batch);
     cancel_           = nullptr;
@@ -255,6 +262,7 @@ void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_s
     cp.kv_unified         = n_seq == 1;
     cp.diffusion_kv_cache = true;  // native/patches/0001
     open(cached_, cp);
+    cached_.reduce = false;
     if (!llama_get_memory(cached_.ctx)) {
         cached_.close();
         throw dc_error("this llama.cpp build has no KV cache for diffusion models (is native/patches/0001 applied?)");
@@ -285,7 +293,8 @@ int32_t DiffusionDecoder::take_slot(const std::string & key) {
 }
 
 bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                                  const std::vector<int32_t> & rows, bool clear, const std::atomic<bool> & cancel) {
+                                  const std::vector<int32_t> & rows, bool clear, bool reduce,
+                                  const std::atomic<bool> & cancel) {
     llama_memory_t mem  = llama_get_memory(cached_.ctx);
     reuse_slot &   slot = slots_[seq_];
     // Until the decode below has filled them, the cells of [r0, r1) hold nothing a later request may keep.
@@ -298,7 +307,7 @@ bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32
     if (!llama_memory_seq_rm(mem, seq_, clear ? -1 : r0, clear ? -1 : r1)) {
         throw dc_error("could not remove positions " + std::to_string(r0) + ".." + std::to_string(r1) + " from the cache");
     }
-    if (!decode(cached_, tokens, r0, r1, &rows, cancel, seq_)) {
+    if (!decode(cached_, tokens, r0, r1, &rows, reduce, cancel, seq_)) {
         slot.cells.clear();
         return false;
     }
@@ -434,6 +443,7 @@ void DiffusionDecoder::ensure_context(int32_t n_tokens) {
         return;
     }
     open(exact_, sequence_context_params(capacity_for(n_tokens), n_threads_));
+    exact_.reduce = false;
 }
 
 void DiffusionDecoder::check_sequence(const std::vector<llama_token> & tokens) const {
@@ -452,20 +462,41 @@ void DiffusionDecoder::check_sequence(const std::vector<llama_token> & tokens) c
     }
 }
 
-const float * DiffusionDecoder::forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel) {
+bool DiffusionDecoder::forward(const std::vector<llama_token> & tokens, const std::vector<int32_t> * rows, bool reduce,
+                               const std::atomic<bool> & cancel) {
     const int32_t n = (int32_t) tokens.size();
     ensure_context(n);
-    return decode(exact_, tokens, 0, n, nullptr, cancel) ? llama_get_logits(exact_.ctx) : nullptr;
+    return decode(exact_, tokens, 0, n, rows, reduce, cancel);
 }
 
 std::vector<float> DiffusionDecoder::forward_all(const std::vector<llama_token> & tokens,
                                                  const std::atomic<bool> &        cancel) {
     check_sequence(tokens);
-    const float * logits = forward(tokens, cancel);
-    if (!logits) {
+    if (!forward(tokens, nullptr, false, cancel)) {
         return {};
     }
+    const float * logits = llama_get_logits(exact_.ctx);
     return std::vector<float>(logits, logits + tokens.size() * (size_t) n_vocab_);
+}
+
+DiffusionDecoder::pick DiffusionDecoder::greedy_pick(dc_algorithm algorithm, llama_token top1, float mx, float second,
+                                                     double z, double s, bool need_entropy) {
+    const double entropy = need_entropy ? std::log(z) - s / z : 0.0;
+    double       conf    = 0;
+    switch (algorithm) {
+        case dc_algorithm::origin:
+            break;
+        case dc_algorithm::maskgit_plus:
+            conf = 1.0 / z;
+            break;
+        case dc_algorithm::topk_margin:
+            conf = (1.0 - std::exp((double) second - mx)) / z;  // second = -inf (one-token vocabulary): 1 / z
+            break;
+        case dc_algorithm::entropy:
+            conf = -entropy;
+            break;
+    }
+    return { top1, conf, entropy };
 }
 
 DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng) {
@@ -482,22 +513,7 @@ DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p
         const float mx = row[top1];
         double      z = 0, s = 0;
         exp_sums(row, n, mx, need_entropy, z, s);
-        const double entropy = need_entropy ? std::log(z) - s / z : 0.0;
-        double       conf    = 0;
-        switch (p.algorithm) {
-            case dc_algorithm::origin:
-                break;
-            case dc_algorithm::maskgit_plus:
-                conf = 1.0 / z;
-                break;
-            case dc_algorithm::topk_margin:
-                conf = (1.0 - (n > 1 ? std::exp((double) second - mx) : 0.0)) / z;
-                break;
-            case dc_algorithm::entropy:
-                conf = -entropy;
-                break;
-        }
-        return { top1, conf, entropy };
+        return greedy_pick(p.algorithm, top1, mx, second, z, s, need_entropy);
     }
     if (!greedy) {
         for (int32_t i = 0; i < n; i++) {
@@ -699,6 +715,10 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     int32_t                  block_masks  = 0;
     int32_t                  cached_block = -1;  // the block whose refresh the cache holds
     const bool               need_entropy = p.entropy_bound > 0;
+    // Greedy over the whole vocabulary needs of a row only its argmax, top two, z and s: llama.cpp computes them
+    // where it computed the logits and copies those out instead of n_vocab floats a row (native/patches/0002).
+    const bool reduce = p.device_reductions && p.temperature <= 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab_) &&
+                        p.top_p >= 1.0f && p.eot_penalty == 0.0f && !p.trace_logits;
 
     for (int32_t step = 0; step < total_steps && n_masked > 0; step++) {
         if (cancel.load()) {
@@ -752,21 +772,20 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
         dc_step ev;
         ev.step             = step;
         const auto    t_fwd = clock_type::now();
-        const float * logits = nullptr;
         int32_t       r0     = 0;  // cached modes: the batch's first position (its output rows are packed)
+        copied_              = 0;
+        // The rows the step reads: row p - 1 for Dream's shifted logits, else row p. Only those are output.
+        rows.clear();
+        for (int32_t pos : active) {
+            rows.push_back(shift_ ? pos - 1 : pos);
+        }
         if (!cached) {
-            logits = forward(tokens, cancel);
-            if (!logits) {
+            if (!forward(tokens, &rows, reduce, cancel)) {
                 res.cancelled = true;
                 break;
             }
             ev.n_rows = n;
         } else {
-            // The rows the step reads: row p - 1 for Dream's shifted logits, else row p.
-            rows.clear();
-            for (int32_t pos : active) {
-                rows.push_back(shift_ ? pos - 1 : pos);
-            }
             const int32_t b      = step / steps_per_block;
             const int32_t lo     = gen[b * p.block_length];
             const int32_t hi     = gen[std::min(n_gen, (b + 1) * p.block_length) - 1];
@@ -778,7 +797,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                 // changed, the holes' span last (its rows are this step's).
                 for (size_t i = 0; ok && i < spans.size(); i++) {
                     const bool holes = i + 1 == spans.size();
-                    ok = forward_kv(tokens, spans[i].r0, spans[i].r1, holes ? rows : std::vector<int32_t>{}, false, cancel);
+                    ok = forward_kv(tokens, spans[i].r0, spans[i].r1, holes ? rows : std::vector<int32_t>{}, false, reduce, cancel);
                     ev.n_rows += spans[i].r1 - spans[i].r0;
                 }
                 r0                = spans.back().r0;
@@ -787,13 +806,13 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                 res.reused_tokens = n - ev.n_rows;
             } else if (refresh && !p.refresh_every_step) {
                 // A new block: one full pass refreshes the cache (prefix and suffix) and gives this step's rows.
-                ok        = forward_kv(tokens, 0, n, rows, true, cancel);
+                ok        = forward_kv(tokens, 0, n, rows, true, reduce, cancel);
                 ev.n_rows = n;
                 slots_[seq_].reuses  = 0;
                 slots_[seq_].changed = 0;
             } else {
                 if (refresh) {
-                    ok = forward_kv(tokens, 0, n, {}, true, cancel);  // test mode: a fresh cache every step
+                    ok = forward_kv(tokens, 0, n, {}, true, reduce, cancel);  // test mode: a fresh cache every step
                     res.full_passes++;
                 }
                 // Re-decode the block (from the row before it for Dream: that row reads the block's tokens)
@@ -807,7 +826,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                 }
                 r0                  = shift_ ? lo - 1 : lo;
                 const int32_t r1    = p.cache == dc_cache::dual ? hi + 1 : n;
-                ok                  = ok && forward_kv(tokens, r0, r1, rows, false, cancel);
+                ok                  = ok && forward_kv(tokens, r0, r1, rows, false, reduce, cancel);
                 ev.n_rows           = r1 - r0;
                 ev.full             = false;
             }
@@ -821,6 +840,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             res.full_passes++;
         }
         ev.forward_ms      = ms_since(t_fwd);
+        ev.copied_bytes    = copied_;
         const auto t_samp  = clock_type::now();
         const double steps_frac = (double) step / total_steps;
         const float  penalty    = p.eot_penalty * (float) std::pow(std::max(0.0, 1.0 - steps_frac), p.eot_penalty_decay);
@@ -833,8 +853,21 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                 picks.push_back({ mask_, 0 });
                 continue;
             }
-            const int32_t r   = shift_ ? pos - 1 : pos;
-            const float * src = cached ? llama_get_logits_ith(cached_.ctx, r - r0) : logits + (size_t) r * n_vocab_;
+            const int32_t   r   = shift_ ? pos - 1 : pos;
+            llama_context * ctx = cached ? cached_.ctx : exact_.ctx;
+            if (reduce) {
+                llama_diffusion_row d;
+                if (!llama_get_diffusion_row_ith(ctx, r - r0, &d)) {
+                    throw dc_error("llama.cpp returned no reductions for row " + std::to_string(r));
+                }
+                picks.push_back(greedy_pick(p.algorithm, d.id, d.max, d.second, d.z, d.s,
+                                            need_entropy || p.algorithm == dc_algorithm::entropy));
+                if (p.algorithm == dc_algorithm::origin) {
+                    chosen.push_back((int32_t) picks.size() - 1);
+                }
+                continue;
+            }
+            const float * src = llama_get_logits_ith(ctx, r - r0);
             if (!src) {
                 throw dc_error("llama.cpp returned no logits for row " + std::to_string(r));
             }
@@ -908,6 +941,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             res.reveal_step[pos] = step;
             ev.positions.push_back(pos);
             ev.tokens.push_back(picks[c].token);
+            ev.confidences.push_back((float) picks[c].confidence);
             n_masked--;
         }
 
@@ -926,6 +960,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                         res.reveal_step[i] = step;
                         ev.positions.push_back(i);
                         ev.tokens.push_back(fill);
+                        ev.confidences.push_back(std::numeric_limits<float>::quiet_NaN());
                         n_masked--;
                     }
                 }
@@ -936,6 +971,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
         res.forward_passes++;
         res.forward_ms += ev.forward_ms;
         res.sample_ms += ev.sample_ms;
+        res.copied_bytes += ev.copied_bytes;
         if (on_step) {
             on_step(std::move(ev));
         }

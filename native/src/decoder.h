@@ -50,6 +50,11 @@ struct dc_params {
     int32_t      reuse_max_requests   = 16;    // a full pass after this many requests reused a key's cache, or once
     int32_t      reuse_max_changed    = 256;   // they re-decoded more than this many tokens outside the holes
     bool         trace_logits         = false; // copy each step's candidate logits out (tests)
+    bool         device_reductions    = true;  // greedy (temperature 0, no top-k/top-p, no eot_penalty, no
+                                               // trace): llama.cpp reduces each logits row where it computed
+                                               // it and copies out 20 bytes a row (native/patches/0002); false:
+                                               // the rows themselves, scanned here. The addon turns it on
+                                               // only where the logits are on a GPU unless told otherwise
 };
 
 // A hole: `length` mask tokens at `start` in the sequence.
@@ -62,6 +67,7 @@ struct dc_step {
     int32_t                  step = 0;     // index in the schedule (steps that reveal nothing are skipped)
     std::vector<int32_t>     positions;    // revealed this step, in reveal order
     std::vector<llama_token> tokens;
+    std::vector<float>       confidences;  // of each revealed position (NaN: filled by early_stop)
     std::vector<int32_t>     candidates;   // trace: positions whose logits rows follow
     std::vector<float>       logits;       // trace: candidates.size() * n_vocab raw logits
     double                   forward_ms = 0;
@@ -69,6 +75,7 @@ struct dc_step {
     int32_t                  n_rows     = 0;     // positions the forward pass computed
     bool                     full       = true;  // a pass over the whole sequence (exact mode, cache refresh)
     bool                     reused     = false; // a block start that re-decoded only what changed (reuse_key)
+    int64_t                  copied_bytes = 0;   // read out of llama.cpp's output buffer: logits rows or reductions
 };
 
 struct dc_result {
@@ -80,6 +87,7 @@ struct dc_result {
     double                   total_ms   = 0;
     double                   forward_ms = 0;
     double                   sample_ms  = 0;
+    int64_t                  copied_bytes = 0;  // all steps' copied_bytes
     bool                     cancelled  = false;
 };
 
@@ -126,6 +134,7 @@ class DiffusionDecoder {
         int32_t         capacity = 0;      // tokens per sequence
         int32_t         n_seq    = 1;      // sequences (the cached context: one per reuse slot)
         bool            f16      = false;  // K/V type (the cached context)
+        bool            reduce   = false;  // llama_set_diffusion_reductions (native/patches/0002) is on
         void            close();
     };
     // A sequence of the cached context and what its cells hold: `cells[i]` is the token position i was last
@@ -141,9 +150,11 @@ class DiffusionDecoder {
     // (Re)creates `sc` with `cp`, its batch and the abort callback that reads `cancel_`.
     void          open(sequence_context & sc, const llama_context_params & cp);
     // Decodes tokens[r0, r1) at their positions, with output rows: all when `rows` is null, else those listed
-    // (the last one when the list is empty). False when cancelled.
+    // (the last one when the list is empty); the rows' reductions instead of their logits when `reduce`.
+    // Adds the bytes llama.cpp copies out to copied_. False when cancelled.
     bool          decode(sequence_context & sc, const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                         const std::vector<int32_t> * rows, const std::atomic<bool> & cancel, llama_seq_id seq = 0);
+                         const std::vector<int32_t> * rows, bool reduce, const std::atomic<bool> & cancel,
+                         llama_seq_id seq = 0);
     void          ensure_context(int32_t n_tokens);
     void          ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_seq);
     // The cached context's sequence for this request: the slot keyed `key` (empty: one nobody asks for again).
@@ -156,12 +167,19 @@ class DiffusionDecoder {
     };
     bool          keep_cells(reuse_slot & slot, const std::vector<llama_token> & tokens, int32_t lo, int32_t hi,
                              const dc_params & p, std::vector<span> & spans);
-    const float * forward(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
-    // Cached modes: decodes tokens[r0, r1) against the cache (after removing those cells; the whole sequence
-    // when r0 = 0 and r1 = n, after clearing it) with output rows `rows` only; false when cancelled.
+    // Exact mode: the whole sequence, output rows as in decode(); false when cancelled.
+    bool          forward(const std::vector<llama_token> & tokens, const std::vector<int32_t> * rows, bool reduce,
+                          const std::atomic<bool> & cancel);
+    // Cached modes: decodes tokens[r0, r1) of the request's sequence against the cache (after removing those
+    // cells; all of them when `clear`) with output rows `rows` only; false when cancelled.
     bool          forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                             const std::vector<int32_t> & rows, bool clear, const std::atomic<bool> & cancel);
+                             const std::vector<int32_t> & rows, bool clear, bool reduce, const std::atomic<bool> & cancel);
     pick          sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
+    // A greedy pick from its row's argmax, top logit mx, second largest, z = sum exp(x - mx) and
+    // s = sum exp(x - mx) * (x - mx): the one definition of the confidences for the host scan (sample()) and
+    // llama.cpp's device reductions.
+    static pick   greedy_pick(dc_algorithm algorithm, llama_token top1, float mx, float second, double z, double s,
+                              bool need_entropy);
 
     llama_model *            model_;
     const llama_vocab *      vocab_;
@@ -179,6 +197,7 @@ class DiffusionDecoder {
     uint64_t                 clock_ = 0;   // for least-recently-used slots
     std::vector<int32_t>     order_;       // scratch for top-k / top-p
     std::vector<double>      probs_;
+    int64_t                  copied_ = 0;  // bytes llama.cpp copied out, summed by decode()
 };
 
 // Whether the model reads position p's logits from row p - 1 (Dream) or row p (LLaDA).

@@ -39,6 +39,10 @@ export interface DecodeParams {
     reuseMaxRequests?: number;
     /** ... or once this many tokens outside the holes changed since the last full pass (default 256). */
     reuseMaxChanged?: number;
+    /** Greedy decoding: llama.cpp reduces each logits row on its device and copies out 20 bytes a row instead of
+     *  the row (native/patches/0002). "auto" (default): where the logits are on a GPU (on the CPU backend the
+     *  host scan is faster); true: always (tests); false: never (the rows, scanned on the host). */
+    deviceReductions?: boolean | "auto";
 }
 
 export interface NativeModelInfo {
@@ -69,6 +73,8 @@ export interface NativeStep {
     rows: number;
     full: boolean;
     reused: boolean;
+    copiedBytes: number;
+    confidences: Float32Array;
     candidates?: Int32Array;
     logits?: Float32Array;
 }
@@ -82,6 +88,7 @@ export interface NativeDecodeResult {
     totalMs: number;
     forwardMs: number;
     sampleMs: number;
+    copiedBytes: number;
     cancelled: boolean;
 }
 

@@ -30,6 +30,11 @@ export interface StepEvent {
     full: boolean;
     /** A block start that kept the cells of the key's last request (reuseKey) and re-decoded only what changed. */
     reused: boolean;
+    /** Bytes read out of llama.cpp's output buffer this step: logits rows (4 × n_vocab each) or, greedy with
+     *  deviceReductions, 20 bytes a row. */
+    copiedBytes: number;
+    /** The confidence of each revealed position (NaN: filled by earlyStop). */
+    confidences: number[];
     /** With traceLogits: the masked positions considered and their raw logits rows (n_vocab each). */
     candidates?: number[];
     logits?: Float32Array;
@@ -64,6 +69,8 @@ export interface DecodeResult {
     tokensPerSecond: number;
     forwardMs: number;
     sampleMs: number;
+    /** All steps' copiedBytes. */
+    copiedBytes: number;
 }
 
 export interface SequenceLayout {
@@ -193,6 +200,8 @@ export class DiffusionModel {
                     rows: s.rows,
                     full: s.full,
                     reused: s.reused,
+                    copiedBytes: s.copiedBytes,
+                    confidences: [...s.confidences],
                     candidates: s.candidates && [...s.candidates],
                     logits: s.logits
                 })));
@@ -209,7 +218,8 @@ export class DiffusionModel {
                     msPerStep: r.forwardPasses ? r.totalMs / r.forwardPasses : 0,
                     tokensPerSecond: r.totalMs > 0 ? generated / (r.totalMs / 1000) : 0,
                     forwardMs: r.forwardMs,
-                    sampleMs: r.sampleMs
+                    sampleMs: r.sampleMs,
+                    copiedBytes: r.copiedBytes
                 };
             } finally {
                 signal?.removeEventListener("abort", abort);
