@@ -86,6 +86,18 @@ for (const [label, file, tolerance] of [
             }
         });
 
+        it("with the device reductions (no logits copied out) gives a fresh request's tokens too", async () => {
+            const key = "file:///reductions.py";
+            const options: DecodeOptions = { ...DUAL, traceLogits: false, deviceReductions: true };
+            for (const [what, lines, at] of EDITS) {
+                const reused = await decode(model, doc(lines, at), { ...options, reuseKey: key });
+                const fresh = await decode(model, doc(lines, at), options);
+                const row = 4 * model.info.nVocab;  // one logits row's bytes: every step copies less than that
+                assert.ok(reused.events.every((e) => e.copiedBytes > 0 && e.copiedBytes < row), `${what}: reductions, not rows`);
+                assert.deepEqual([...reused.result.tokens], [...fresh.result.tokens], what);
+            }
+        });
+
         it("after a request cancelled during its decoding, the next one still equals a fresh request", async () => {
             const key = "file:///cancelled.py";
             await decode(model, doc(LINES, 20), { ...DUAL, reuseKey: key });
