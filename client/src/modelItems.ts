@@ -10,14 +10,14 @@ export const WARN_MEMORY_BYTES = 4e9;
 
 const gb = (bytes: number): string => (bytes / 1e9).toFixed(1);
 
-/** Whole gigabytes of free memory (RAM, or GPU memory with every layer on the GPU) a model needs, rounded up. */
+/** Whole gigabytes of free memory a model needs, rounded up: RAM, or GPU memory with every layer on the GPU. */
 export function memoryNeededGB(m: Pick<CatalogModel, "sizeBytes">): number {
     return Math.ceil((m.sizeBytes + RUN_OVERHEAD_BYTES) / 1e9);
 }
 
 /** "Needs about 6 GB of free memory …", with a warning sign for large models. */
 export function memoryNote(m: Pick<CatalogModel, "sizeBytes">): string {
-    const note = `Needs about ${memoryNeededGB(m)} GB of free memory (RAM, or GPU memory with dreamCoder.gpuLayers)`;
+    const note = `Needs about ${memoryNeededGB(m)} GB of free memory`;
     return m.sizeBytes + RUN_OVERHEAD_BYTES >= WARN_MEMORY_BYTES ? `$(warning) ${note}` : note;
 }
 

@@ -22,7 +22,7 @@ test("Download Model…: the recommended model is marked and every 7B model warn
     assert.equal(items[0].description, "recommended · 4.7 GB download");
     assert.equal(items[1].description, "downloaded");
     for (const item of items) {
-        assert.match(item.detail, /^\$\(warning\) Needs about [67] GB of free memory \(RAM, or GPU memory with dreamCoder\.gpuLayers\) · hf:/, item.detail);
+        assert.match(item.detail, /^\$\(warning\) Needs about [67] GB of free memory · hf:/, item.detail);
     }
     assert.equal(memoryNeededGB({ sizeBytes: 4.68e9 }), 6, "a 4.7 GB file plus the context's caches");
     assert.equal(memoryNeededGB({ sizeBytes: 0.5e9 }), 2);
