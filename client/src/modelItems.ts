@@ -1,5 +1,6 @@
 // What the model pickers say about each catalog model: the recommended one, the download size and the memory a
 // model needs. No vscode import, so that a unit test (test/server/model-items.test.ts) can check the words.
+import catalog from "../../server/src/catalog.json";
 import type { CatalogModel } from "../../server/src/protocol";
 
 /** Memory a run needs besides the model file (which is mapped whole): the KV cache and llama.cpp's compute buffer
@@ -48,4 +49,14 @@ export function selectItems(models: readonly CatalogModel[], current: string, se
         detail: m.path ? `Downloaded: ${m.path} · ${memoryNote(m)}` : `Not downloaded (${gb(m.sizeBytes)} GB from ${m.uri}) · ${memoryNote(m)}`,
         id: m.id
     }));
+}
+
+/** The catalog's recommended model (the entry with `"recommended": true`). */
+export function recommendedModel(models: readonly Omit<CatalogModel, "path">[] = catalog.models): Omit<CatalogModel, "path"> {
+    return models.find((m) => m.recommended) ?? models[0];
+}
+
+/** The first-run notification's text: the recommended model, its download size and the memory it needs. */
+export function firstModelOffer(m: Pick<CatalogModel, "name" | "sizeBytes"> = recommendedModel()): string {
+    return `Dream-Coder needs a diffusion model. Download the recommended ${m.name}: about ${gb(m.sizeBytes)} GB, and it needs about ${memoryNeededGB(m)} GB of free memory. Or use a GGUF file you have.`;
 }

@@ -2,7 +2,7 @@
 // model warns how much memory it needs, computed from its file size.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { downloadItems, memoryNeededGB, selectItems } from "../../client/src/modelItems";
+import { downloadItems, firstModelOffer, memoryNeededGB, recommendedModel, selectItems } from "../../client/src/modelItems";
 import { CATALOG, DEFAULT_MODEL_ID } from "../../server/src/catalog";
 import type { CatalogModel } from "../../server/src/protocol";
 
@@ -37,4 +37,12 @@ test("Select Model…: current, default and recommended; where the file is or wh
     assert.match(unset[1].detail, /^Downloaded: \/models\/dream-7b-instruct\.gguf · /);
     const chosen = selectItems(models, "diffucoder-7b", "diffucoder-7b");
     assert.deepEqual(chosen.map((i) => i.description), ["recommended", undefined, "current", undefined]);
+});
+
+test("the first-run offer names the recommended model, its size and the memory it needs", () => {
+    assert.equal(recommendedModel().id, "dream-coder-7b-instruct");
+    assert.equal(
+        firstModelOffer(),
+        "Dream-Coder needs a diffusion model. Download the recommended Dream-Coder v0 Instruct 7B (Q4_K_M): about 4.7 GB, and it needs about 6 GB of free memory. Or use a GGUF file you have."
+    );
 });

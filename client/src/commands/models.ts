@@ -9,7 +9,7 @@ import type { Ctx } from "../ctx";
 import { inlineEnabled } from "../../../server/src/settings";
 import { describeStatus } from "../statusBar";
 import { showFailure, showProblem } from "../failures";
-import { downloadItems, selectItems } from "../modelItems";
+import { downloadItems, firstModelOffer, recommendedModel, selectItems } from "../modelItems";
 
 /** Set by "Don't Ask Again": no model prompt at start (the walkthrough and Select Model… remain). */
 const NO_FIRST_MODEL_OFFER = "dreamCoder.noFirstModelOffer";
@@ -116,15 +116,16 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
 /** On start with no model set (until "Don't Ask Again"), offers the catalog download, a local file or the walkthrough. */
 export async function offerFirstModel(ctx: Ctx): Promise<void> {
     if (config.model || ctx.extension.globalState.get<boolean>(NO_FIRST_MODEL_OFFER)) return;
+    const recommended = recommendedModel();
     const pick = await vscode.window.showInformationMessage(
-        "Dream-Coder needs a diffusion model. Download Dream-Coder 7B Instruct (about 4.7 GB), or use a GGUF file you have.",
+        firstModelOffer(recommended),
         "Download…",
         "Choose File…",
         "Get Started",
         "Don't Ask Again"
     );
     if (pick === "Download…") {
-        if (await downloadModel(ctx, "dream-coder-7b-instruct")) await useModel(ctx, "dream-coder-7b-instruct");
+        if (await downloadModel(ctx, recommended.id)) await useModel(ctx, recommended.id);
     } else if (pick === "Choose File…") {
         await chooseModelFile(ctx);
     } else if (pick === "Get Started") {
