@@ -52,20 +52,23 @@
             }
             text.appendChild(span);
         }
+        // Each row: a plain label, its value, and a tooltip with the technical meaning.
+        const passes = Math.max(1, trace.steps);
         const rows = [
-            ["forward passes", trace.steps],
-            ["tokens", trace.tokens.length],
-            ["tokens / pass", (trace.tokens.length / Math.max(1, trace.steps)).toFixed(2)],
-            ["ms / pass", trace.msPerStep.toFixed(1)],
+            ["Denoising steps", trace.steps, "forward passes of the model; a step that would reveal nothing runs none"],
+            ["Tokens generated", trace.tokens.length, "tokens the model wrote into the holes"],
+            ["Tokens per step", (trace.tokens.length / passes).toFixed(2), "tokens revealed per forward pass (more = fewer passes)"],
+            ["Time per step", `${trace.msPerStep.toFixed(1)} ms`, "whole run time / forward passes, cache refreshes included"],
             // Forward includes the device's work (the runtime waits for it), sampling is host work only.
-            ["forward / sampling ms", `${(trace.forwardMs / Math.max(1, trace.steps)).toFixed(1)} / ${(trace.sampleMs / Math.max(1, trace.steps)).toFixed(1)}`],
-            ["cache kept", trace.reusedTokens ? `${trace.reusedTokens} tokens` : "none"],
-            ["total", `${Math.round(trace.totalMs)} ms`],
-            ["tokens / s", trace.tokensPerSecond.toFixed(1)]
+            ["of which model / sampling", `${(trace.forwardMs / passes).toFixed(1)} / ${(trace.sampleMs / passes).toFixed(1)} ms`, "per step: the model's forward pass / choosing the tokens from its output"],
+            ["Reused from the last request", trace.reusedTokens ? `${trace.reusedTokens} tokens` : "none", "tokens of the KV cache kept from the previous request on this document, not computed again"],
+            ["Total time", `${Math.round(trace.totalMs)} ms`, "from the request to the answer"],
+            ["Speed", `${trace.tokensPerSecond.toFixed(1)} tokens/s`, "tokens generated per second"]
         ];
-        for (const [k, v] of rows) {
+        for (const [k, v, why] of rows) {
             const dt = document.createElement("dt");
             dt.textContent = k;
+            dt.title = why;
             const dd = document.createElement("dd");
             dd.textContent = String(v);
             counts.append(dt, dd);

@@ -49,6 +49,11 @@ export class DenoiseView implements vscode.Disposable {
   <label for="step">Step <output id="stepLabel">–</output></label>
   <input id="step" type="range" min="0" max="0" value="0" aria-label="Replay the denoising steps">
   <dl id="counts"></dl>
+  <p id="legend" aria-label="Legend">Colour = the step that revealed a token:
+    <span class="token swatch first">revealed first</span><span class="token swatch middle">…</span><span class="token swatch last">revealed last</span>
+    · <span class="token masked">░</span> not revealed yet at this step
+    · <span class="token latest">outlined</span> revealed at this step.
+    Drag the slider to replay the steps.</p>
 </header>
 <p id="empty">No result yet: fill holes, sketch or rewrite, then the generation order shows here.</p>
 <pre id="text" aria-live="polite"></pre>

@@ -10,7 +10,8 @@ import type { Settings } from "./settings";
 export type CatalogEntry = Omit<CatalogModel, "path">;
 
 export const CATALOG: readonly CatalogEntry[] = data.models;
-export const DEFAULT_MODEL_ID: string = data.default;
+/** The catalog's recommended model (its entry says `"recommended": true`): what a user without a setting gets offered. */
+export const DEFAULT_MODEL_ID: string = (CATALOG.find((m) => m.recommended) ?? CATALOG[0]).id;
 
 /** A model setting that cannot be used as it stands; the message says what to do. */
 export class ModelSetupError extends Error {

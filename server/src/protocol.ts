@@ -83,6 +83,8 @@ export interface CatalogModel {
     checkpoint: string;
     architecture: string;
     sizeBytes: number;
+    /** The one model the pickers mark as recommended (and the default of a user with no model set). */
+    recommended?: boolean;
     /** The downloaded file, when it is there. */
     path: string | null;
 }

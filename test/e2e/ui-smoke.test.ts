@@ -1,6 +1,7 @@
 // One smoke test through the browser, as a user: type in a file and see Dream-Coder's ghost text, accept it with
-// Tab, fill a hole from the command palette, save, rewrite, open the denoising view, choose a bad model file. The
-// screenshots stay in test-results/e2e/ as the run's artifacts.
+// Tab, fill a hole from the command palette, save, rewrite, open the denoising view, the download picker, choose a
+// bad model file. The screenshots stay in test-results/e2e/ as the run's artifacts; the README's pictures
+// (media/readme/) are copies of some of them.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,13 +18,16 @@ async function selectAllAndAskRewrite(wb: Workbench): Promise<void> {
     await wb.runCommandAskingInput("Dream-Coder: Rewrite Selection", "Rewrite with Dream-Coder");
 }
 
-/** Waits for the rewrite's diff preview and discards it with Escape, as the status bar's hint says. */
-async function discardRewritePreview(wb: Workbench): Promise<void> {
+/** Waits for the rewrite's diff preview and discards it with Escape, as the status bar's hint says; with `shot`,
+ * takes a screenshot of the preview first and returns its path. */
+async function discardRewritePreview(wb: Workbench, shot?: string): Promise<string | undefined> {
     const preview = wb.page.locator(".tab", { hasText: "Dream-Coder rewrite" });
     await preview.waitFor({ state: "visible", timeout: 60_000 });
     await wb.page.locator("#workbench\\.parts\\.statusbar", { hasText: "Ctrl+Enter accepts, Escape discards" }).waitFor({ timeout: 30_000 });
+    const file = shot ? await wb.screenshot(shot) : undefined;
     await wb.press("Escape");
     await preview.waitFor({ state: "detached", timeout: 30_000 });
+    return file;
 }
 
 /** Select Model… → "Choose a GGUF file…": returns the file dialog's path input (code-server's simple dialog). */
@@ -46,11 +50,11 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
     throw new Error(`timed out waiting for ${what}`);
 }
 
-async function rewriteWith(wb: Workbench, instruction: string): Promise<void> {
+async function rewriteWith(wb: Workbench, instruction: string, shot?: string): Promise<string | undefined> {
     await selectAllAndAskRewrite(wb);
     await wb.type(instruction);
     await wb.press("Enter");
-    await discardRewritePreview(wb);
+    return discardRewritePreview(wb, shot);
 }
 
 test("type, ghost text, Tab, a palette command, save, rewrite, the denoising view, a bad model file", { timeout: 300_000 }, async () => {
@@ -68,6 +72,7 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await wb.type("total = add(1, ");
             const ghost = await wb.waitForGhostText({ timeoutMs: 60_000 });
             assert.ok(ghost.length > 0, "ghost text is shown");
+            const ghostShot = await wb.screenshot("dream-coder-ui-ghost-text");
             await wb.acceptGhostText();
             // The editor's DOM shows ghost text as if it were text: the file on disk says what was accepted.
             await wb.save();
@@ -91,7 +96,7 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             // was typed (the first, selected row), not the recent entry.
             const recorded = "use statistics.pvariance from the standard library";
             const shorter = "use the standard library";
-            await rewriteWith(wb, recorded);
+            const rewriteShot = await rewriteWith(wb, recorded, "dream-coder-ui-rewrite-diff");
             await selectAllAndAskRewrite(wb);
             await wb.type(shorter);
             // The list follows the typed text one round trip to the extension host late.
@@ -139,12 +144,34 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             const view = await wb.webview("#text");
             await view.locator("#counts dt").first().waitFor({ timeout: 30_000 });
             const counts = (await view.locator("#counts").textContent()) ?? "";
-            assert.match(counts, /forward passes\d+tokens\d+/);
-            assert.match(counts, /forward \/ sampling ms\d+\.\d \/ \d+\.\d/);
+            // Plain-language labels, each with its value (and the technical meaning in a tooltip).
+            assert.match(counts, /Denoising steps\d+Tokens generated\d+Tokens per step\d+\.\d\d/);
+            assert.match(counts, /Time per step\d+\.\d msof which model \/ sampling\d+\.\d \/ \d+\.\d ms/);
+            assert.match(counts, /Reused from the last request(none|\d+ tokens)Total time\d+ msSpeed\d+\.\d tokens\/s$/);
+            assert.equal(await view.locator("#counts dt[title]").count(), 8, "every number says what it measures in a tooltip");
+            // The legend says what the colours mean.
+            const legend = domText((await view.locator("#legend").textContent()) ?? "");
+            for (const words of ["the step that revealed a token", "revealed first", "revealed last", "not revealed yet", "revealed at this step"]) {
+                assert.ok(legend.includes(words), `the legend says "${words}": ${legend}`);
+            }
+            assert.equal(await view.locator("#legend .swatch").count(), 3, "the legend shows the colour scale");
             assert.ok(((await view.locator("#text .token").count()) ?? 0) > 0, "the tokens are drawn");
             const denoising = await wb.screenshot("dream-coder-ui");
             // Back to the file: the webview, still loading, would take the focus and close the next quick pick.
             await wb.page.locator(".tab", { hasText: "demo.py" }).click();
+            await wb.focusEditor();
+
+            // Download Model… marks the recommended model and says how much memory each 7B model needs (nothing is
+            // downloaded: Escape closes the picker).
+            await wb.runCommandAskingInput("Dream-Coder: Download Model", "Dream-Coder: Download Model");
+            const offered = (await wb.quickInputRows()).rows;
+            assert.equal(offered.filter((r) => r.includes("recommended")).length, 1, `one model is recommended: ${JSON.stringify(offered)}`);
+            assert.match(offered[0], /^\s*Dream-Coder v0 Instruct 7B \(Q4_K_M\)\s*recommended · 4\.7 GB download.*Needs about 6 GB of free memory/);
+            for (const row of offered) assert.match(row, /Needs about \d+ GB of free memory/, `each model warns about memory: ${row}`);
+            await new Promise((r) => setTimeout(r, 500)); // the list's opening animation, for the picture
+            const downloadShot = await wb.screenshot("dream-coder-ui-download-picker");
+            await wb.press("Escape");
+            await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
             await wb.focusEditor();
 
             // A text file named .gguf, chosen in the file dialog, shows as an error in the status item at once
@@ -188,7 +215,7 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await wb.page.locator(".quick-input-widget").getByRole("button", { name: "OK" }).click();
             await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
             await until("the confirmation", async () => (await wb.notifications()).find((n) => n.message.includes(`Dream-Coder will use ${basename(goodModel)}`)));
-            return [formingShot, denoising, badModel, errorActions];
+            return [ghostShot, rewriteShot!, formingShot, denoising, downloadShot, badModel, errorActions];
         }
     );
     for (const shot of shots) assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);

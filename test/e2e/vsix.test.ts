@@ -14,6 +14,14 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     const out = execFileSync("bash", [join(repoRoot, "scripts", "package.sh")], { cwd: repoRoot, encoding: "utf8", timeout: 300_000 });
     assert.match(out, /dream-coder-[\d.]+\.vsix: .* \(\d+ bytes\)/, "the package script prints the size");
     assert.ok(statSync(vsix).size > 1_000_000, "the .vsix holds the addon");
+    // The Extensions page: the user README, its pictures and the docs it links to, and the PNG icon (package.sh
+    // prints vsce's file list).
+    const listed = new Set(out.split("\n").map((l) => l.trim()));
+    const pictures = [...readFileSync(join(repoRoot, "README.md"), "utf8").matchAll(/\]\((media\/readme\/[\w-]+\.png)\)/g)].map((m) => m[1]);
+    assert.ok(pictures.length >= 4, "the README shows pictures");
+    for (const file of ["README.md", "media/icon.png", "docs/README.md", ...pictures]) assert.ok(listed.has(file), `the .vsix carries ${file}`);
+    assert.equal((require(join(repoRoot, "package.json")) as { icon?: string }).icon, "media/icon.png");
+    assert.ok(statSync(join(repoRoot, "README.md")).size < 12_000, "the README is the short user page");
     const result = await runExtensionSuite({ name: "vsix", vsix });
     const log = result.log.join("\n");
     assert.equal(result.exitCode, 0, `in-host tests failed against the .vsix; artifacts in ${result.artifactsDir}\n${result.log.slice(-40).join("\n")}`);

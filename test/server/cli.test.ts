@@ -151,4 +151,6 @@ test("models list shows the catalog", () => {
     const r = run("models", "list", "--models-dir", mkdtempSync(join(tmpdir(), "dream-coder-models-")));
     assert.equal(r.status, 0, r.stderr);
     for (const id of ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct"]) assert.match(r.stdout, new RegExp(`^${id} .*not downloaded`, "m"));
+    assert.match(r.stdout, /^dream-coder-7b-instruct .*not downloaded {2}\(recommended\)$/m, "the catalog's recommended model is marked");
+    assert.equal(r.stdout.match(/\(recommended\)/g)?.length, 1);
 });

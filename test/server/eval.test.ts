@@ -1,6 +1,6 @@
 // dream-coder eval: the assembly of prefix + completion + suffix + tests proven by the canonical solutions,
 // the empty completion failing, the whole command end to end with the generated model, resume, and bad input.
-// A few problems per set: the full sets are a benchmark (README "Evaluation"), not a test.
+// A few problems per set: the full sets are a benchmark (docs/evaluation.md), not a test.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";

@@ -7,7 +7,7 @@ import { HoleParser, MAX_HOLE_TOKENS } from "../../server/src/holes";
 
 const parser = new HoleParser("???");
 
-test("examples from the README", () => {
+test("examples from the hole-marker rules (docs/language-server.md, \"Hole markers\")", () => {
     const text = [
         "x = ???",                        // a hole in code
         "# TODO: ???:12",                 // in a comment, sized

@@ -1,5 +1,5 @@
 // Model reloads (a change of threads reloads the model) must not leak: the server's memory levels off.
-// Measured here (README "Memory across reloads"): ~2.4 MB a reload was reported; what grows is glibc's
+// Measured here (docs/language-server.md, "Memory across reloads"): ~2.4 MB a reload was reported; what grows is glibc's
 // per-thread malloc arenas, which fill up and then stay. With one arena (MALLOC_ARENA_MAX=1, set for this
 // server only) that growth is gone and a leak of that size would stand out: 60 reloads would add ~144 MB.
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Prints the path of a generated test model (writing it first if needed): the README's offline demo and
+// Prints the path of a generated test model (writing it first if needed): the offline demo (docs/building.md, "The main job") and
 // benchmarks use it as a stand-in for a real model. Its weights are random, so its output is noise.
 //   node out/test/tools/make-test-model.js [dream|llada]
 import { standInModel } from "./test-models";

@@ -176,7 +176,7 @@ export function quantizedTestModel(type: QuantType, options: TestModelOptions = 
     return path;
 }
 
-/** The demo's stand-in (README "The main job"): larger than the test models, so its noise is more varied. */
+/** The demo's stand-in (docs/building.md, "The main job"): larger than the test models, so its noise is more varied. */
 export function standInModel(arch: "dream" | "llada" = "dream"): string {
     return testModel({ arch, embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, type: "f16", seed: 7 });
 }

@@ -9,6 +9,7 @@ import type { Ctx } from "../ctx";
 import { inlineEnabled } from "../../../server/src/settings";
 import { describeStatus } from "../statusBar";
 import { showFailure, showProblem } from "../failures";
+import { downloadItems, firstModelOffer, recommendedModel, selectItems } from "../modelItems";
 
 /** Set by "Don't Ask Again": no model prompt at start (the walkthrough and Select Model… remain). */
 const NO_FIRST_MODEL_OFFER = "dreamCoder.noFirstModelOffer";
@@ -64,12 +65,7 @@ async function useModel(ctx: Ctx, model: string): Promise<void> {
 export async function selectModel(ctx: Ctx): Promise<void> {
     const { models, selected } = await ctx.client.sendRequest(lsp.listModels);
     type Item = vscode.QuickPickItem & { id?: string; file?: boolean };
-    const items: Item[] = models.map((m) => ({
-        label: m.name,
-        description: m.id === config.model ? "current" : m.id === selected && !config.model ? "default" : undefined,
-        detail: m.path ? `Downloaded: ${m.path}` : `Not downloaded (${(m.sizeBytes / 1e9).toFixed(1)} GB from ${m.uri})`,
-        id: m.id
-    }));
+    const items: Item[] = selectItems(models, config.model, selected);
     items.push({ label: "$(folder-opened) Choose a GGUF file…", file: true });
     const pick = await vscode.window.showQuickPick(items, { title: "Dream-Coder: Select Model", matchOnDetail: true });
     if (!pick) return;
@@ -81,12 +77,12 @@ export async function selectModel(ctx: Ctx): Promise<void> {
 
 /** Downloads a catalog model (asking which when not given) with VS Code progress; true when it is there. */
 export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
-    const { models, selected } = await ctx.client.sendRequest(lsp.listModels);
+    const { models } = await ctx.client.sendRequest(lsp.listModels);
     let entry = models.find((m) => m.id === id);
     if (!entry) {
         const pick = await vscode.window.showQuickPick(
-            models.map((m) => ({ label: m.name, description: m.path ? "downloaded" : `${(m.sizeBytes / 1e9).toFixed(1)} GB`, detail: m.uri, id: m.id, picked: m.id === selected })),
-            { title: "Dream-Coder: Download Model" }
+            downloadItems(models),
+            { title: "Dream-Coder: Download Model", matchOnDescription: true }
         );
         entry = models.find((m) => m.id === pick?.id);
         if (!entry) return false;
@@ -120,15 +116,16 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
 /** On start with no model set (until "Don't Ask Again"), offers the catalog download, a local file or the walkthrough. */
 export async function offerFirstModel(ctx: Ctx): Promise<void> {
     if (config.model || ctx.extension.globalState.get<boolean>(NO_FIRST_MODEL_OFFER)) return;
+    const recommended = recommendedModel();
     const pick = await vscode.window.showInformationMessage(
-        "Dream-Coder needs a diffusion model. Download Dream-Coder 7B Instruct (about 4.7 GB), or use a GGUF file you have.",
+        firstModelOffer(recommended),
         "Download…",
         "Choose File…",
         "Get Started",
         "Don't Ask Again"
     );
     if (pick === "Download…") {
-        if (await downloadModel(ctx, "dream-coder-7b-instruct")) await useModel(ctx, "dream-coder-7b-instruct");
+        if (await downloadModel(ctx, recommended.id)) await useModel(ctx, recommended.id);
     } else if (pick === "Choose File…") {
         await chooseModelFile(ctx);
     } else if (pick === "Get Started") {

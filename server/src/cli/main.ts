@@ -227,7 +227,7 @@ models
     .action((flags: { modelsDir?: string }) => {
         const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
         for (const m of listCatalog(settings)) {
-            process.stdout.write(`${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? "downloaded " + m.path : "not downloaded"}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`);
+            process.stdout.write(`${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? "downloaded " + m.path : "not downloaded"}${m.recommended ? "  (recommended)" : ""}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`);
         }
         process.stdout.write(`\nModels directory: ${modelsDirectory(settings)}\n`);
     });

@@ -4,10 +4,10 @@ import { join } from "node:path";
 
 export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
 export type Schedule = "timestep" | "block";
-/** none: exact, every step recomputes the sequence; prefix / dual: Fast-dLLM's KV caches (README "Speed"). */
+/** none: exact, every step recomputes the sequence; prefix / dual: Fast-dLLM's KV caches (docs/speed.md). */
 export type CacheMode = "none" | "prefix" | "dual";
 
-/** Decoding parameters; every field has the default documented in README "Decoding". */
+/** Decoding parameters; every field has the default documented in docs/runtime.md "Decoding parameters". */
 export interface DecodeParams {
     steps?: number;
     algorithm?: Algorithm;
@@ -32,7 +32,7 @@ export interface DecodeParams {
     traceLogits?: boolean;
     /**
      * Cached modes: keep this key's cache (a document's) after the request; the next request with the key
-     * re-decodes only the tokens that changed and the holes, not the whole window (README "Speed").
+     * re-decodes only the tokens that changed and the holes, not the whole window (docs/speed.md).
      */
     reuseKey?: string;
     /** A full pass after this many requests reused a key's cache (default 16) ... */

@@ -1,0 +1,62 @@
+// What the model pickers say about each catalog model: the recommended one, the download size and the memory a
+// model needs. No vscode import, so that a unit test (test/server/model-items.test.ts) can check the words.
+import catalog from "../../server/src/catalog.json";
+import type { CatalogModel } from "../../server/src/protocol";
+
+/** Memory a run needs besides the model file (which is mapped whole): the KV cache and llama.cpp's compute buffer
+ * at the default 1,024-token context — about 0.24 GB and 0.6 GB for a 7B model with a 152k vocabulary (docs/speed.md). */
+export const RUN_OVERHEAD_BYTES = 1e9;
+/** From this much memory on, the pickers warn (every 7B/8B model of the catalog). */
+export const WARN_MEMORY_BYTES = 4e9;
+
+const gb = (bytes: number): string => (bytes / 1e9).toFixed(1);
+
+/** Whole gigabytes of free memory a model needs, rounded up: RAM, or GPU memory with every layer on the GPU. */
+export function memoryNeededGB(m: Pick<CatalogModel, "sizeBytes">): number {
+    return Math.ceil((m.sizeBytes + RUN_OVERHEAD_BYTES) / 1e9);
+}
+
+/** "Needs about 6 GB of free memory …", with a warning sign for large models. */
+export function memoryNote(m: Pick<CatalogModel, "sizeBytes">): string {
+    const note = `Needs about ${memoryNeededGB(m)} GB of free memory`;
+    return m.sizeBytes + RUN_OVERHEAD_BYTES >= WARN_MEMORY_BYTES ? `$(warning) ${note}` : note;
+}
+
+export interface ModelItem {
+    label: string;
+    description?: string;
+    detail: string;
+    id: string;
+}
+
+/** The Download Model… picker's rows: recommended first-class, the download size, the memory warning, the address. */
+export function downloadItems(models: readonly CatalogModel[]): ModelItem[] {
+    return models.map((m) => ({
+        label: m.recommended ? `$(star-full) ${m.name}` : m.name,
+        description: [m.recommended ? "recommended" : undefined, m.path ? "downloaded" : `${gb(m.sizeBytes)} GB download`].filter(Boolean).join(" · "),
+        detail: `${memoryNote(m)} · ${m.uri}`,
+        id: m.id
+    }));
+}
+
+/** The Select Model… picker's catalog rows: current / default / recommended, where the file is or what it takes. */
+export function selectItems(models: readonly CatalogModel[], current: string, selected: string): ModelItem[] {
+    return models.map((m) => ({
+        label: m.recommended ? `$(star-full) ${m.name}` : m.name,
+        description:
+            [m.id === current ? "current" : m.id === selected && !current ? "default" : undefined, m.recommended ? "recommended" : undefined].filter(Boolean).join(" · ") ||
+            undefined,
+        detail: m.path ? `Downloaded: ${m.path} · ${memoryNote(m)}` : `Not downloaded (${gb(m.sizeBytes)} GB from ${m.uri}) · ${memoryNote(m)}`,
+        id: m.id
+    }));
+}
+
+/** The catalog's recommended model (the entry with `"recommended": true`). */
+export function recommendedModel(models: readonly Omit<CatalogModel, "path">[] = catalog.models): Omit<CatalogModel, "path"> {
+    return models.find((m) => m.recommended) ?? models[0];
+}
+
+/** The first-run notification's text: the recommended model, its download size and the memory it needs. */
+export function firstModelOffer(m: Pick<CatalogModel, "name" | "sizeBytes"> = recommendedModel()): string {
+    return `Dream-Coder needs a diffusion model. Download the recommended ${m.name}: about ${gb(m.sizeBytes)} GB, and it needs about ${memoryNeededGB(m)} GB of free memory. Or use a GGUF file you have.`;
+}

@@ -1,0 +1,48 @@
+// The model pickers' words (client/src/modelItems.ts): the catalog's recommended model is marked, and every 7B/8B
+// model warns how much memory it needs, computed from its file size.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { downloadItems, firstModelOffer, memoryNeededGB, recommendedModel, selectItems } from "../../client/src/modelItems";
+import { CATALOG, DEFAULT_MODEL_ID } from "../../server/src/catalog";
+import type { CatalogModel } from "../../server/src/protocol";
+
+const models: CatalogModel[] = CATALOG.map((m, i) => ({ ...m, path: i === 1 ? "/models/dream-7b-instruct.gguf" : null }));
+
+test("the catalog recommends exactly one model, Dream-Coder 7B Instruct, which is also the default", () => {
+    assert.deepEqual(CATALOG.filter((m) => m.recommended).map((m) => m.id), ["dream-coder-7b-instruct"]);
+    assert.equal(DEFAULT_MODEL_ID, "dream-coder-7b-instruct");
+});
+
+test("Download Model…: the recommended model is marked and every 7B model warns about memory", () => {
+    const items = downloadItems(models);
+    assert.equal(items.length, CATALOG.length);
+    const recommended = items.filter((i) => i.description?.includes("recommended"));
+    assert.deepEqual(recommended.map((i) => i.id), ["dream-coder-7b-instruct"]);
+    assert.match(recommended[0].label, /^\$\(star-full\) Dream-Coder v0 Instruct 7B/);
+    assert.equal(items[0].description, "recommended · 4.7 GB download");
+    assert.equal(items[1].description, "downloaded");
+    for (const item of items) {
+        assert.match(item.detail, /^\$\(warning\) Needs about [67] GB of free memory · hf:/, item.detail);
+    }
+    assert.equal(memoryNeededGB({ sizeBytes: 4.68e9 }), 6, "a 4.7 GB file plus the context's caches");
+    assert.equal(memoryNeededGB({ sizeBytes: 0.5e9 }), 2);
+    assert.doesNotMatch(downloadItems([{ ...models[0], sizeBytes: 1e9, recommended: false }])[0].detail, /warning/, "a small model gets no warning sign");
+});
+
+test("Select Model…: current, default and recommended; where the file is or what it takes", () => {
+    const unset = selectItems(models, "", "dream-coder-7b-instruct");
+    assert.equal(unset[0].description, "default · recommended");
+    assert.equal(unset[2].description, undefined);
+    assert.match(unset[0].detail, /^Not downloaded \(4\.7 GB from hf:.*\) · \$\(warning\) Needs about 6 GB/);
+    assert.match(unset[1].detail, /^Downloaded: \/models\/dream-7b-instruct\.gguf · /);
+    const chosen = selectItems(models, "diffucoder-7b", "diffucoder-7b");
+    assert.deepEqual(chosen.map((i) => i.description), ["recommended", undefined, "current", undefined]);
+});
+
+test("the first-run offer names the recommended model, its size and the memory it needs", () => {
+    assert.equal(recommendedModel().id, "dream-coder-7b-instruct");
+    assert.equal(
+        firstModelOffer(),
+        "Dream-Coder needs a diffusion model. Download the recommended Dream-Coder v0 Instruct 7B (Q4_K_M): about 4.7 GB, and it needs about 6 GB of free memory. Or use a GGUF file you have."
+    );
+});
