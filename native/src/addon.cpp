@@ -470,7 +470,7 @@ Napi::Value NativeModel::Decode(const Napi::CallbackInfo & info) {
     dc_params      params  = to_params(info[2].As<Napi::Object>());
     // deviceReductions: true, false, or "auto" (absent): on where the logits are on a GPU, where they save the
     // device-to-host copy of the rows; on the CPU backend the reductions' ggml ops (a single-threaded argmax
-    // among them) cost more than the host scan of the rows they replace (README "Speed").
+    // among them) cost more than the host scan of the rows they replace (docs/speed.md).
     const Napi::Value reductions = info[2].As<Napi::Object>().Get("deviceReductions");
     params.device_reductions     = reductions.IsBoolean() ? reductions.As<Napi::Boolean>().Value() : state_->logits_on_gpu;
     Napi::Function on_step = info[3].IsFunction() ? info[3].As<Napi::Function>() : Napi::Function();

@@ -1,6 +1,6 @@
 // Masked-diffusion decoding next to llama.cpp: one params struct, one decoder class, one loop.
 // The algorithms follow Dream's reference `diffusion_generate` (not llama.cpp's examples/diffusion,
-// whose entropy order is inverted and whose temperature 0 still samples); see README "Decoding".
+// whose entropy order is inverted and whose temperature 0 still samples); see docs/runtime.md, "Decoding parameters".
 #pragma once
 
 #include "llama.h"
