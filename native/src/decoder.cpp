@@ -816,13 +816,18 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                     res.full_passes++;
                 }
                 // Re-decode the block (from the row before it for Dream: that row reads the block's tokens)
-                // and, in prefix mode, everything after it, against the cached cells of the rest. Output rows
-                // for every position of the block, revealed or not: the step's graph then keeps one shape
-                // through the block, and llama.cpp reuses it (the CUDA backend its captured CUDA graph)
-                // instead of building a new one for each count of masks left.
-                rows.clear();
-                for (int32_t g = b * p.block_length; g < std::min(n_gen, (b + 1) * p.block_length); g++) {
-                    rows.push_back(shift_ ? gen[g] - 1 : gen[g]);
+                // and, in prefix mode, everything after it, against the cached cells of the rest. With the
+                // device reductions, output rows for every position of the block, revealed or not: the step's
+                // graph then keeps one shape through the block, and llama.cpp reuses it (the CUDA backend its
+                // captured CUDA graph) instead of building a new one for each count of masks left; a row more
+                // costs its share of the output head and 20 bytes. Without them a row is n_vocab floats to
+                // compute, copy and scan on the host, and only the masked rows are asked for (measured on the
+                // CPU with a 151,936-token vocabulary, the extra rows cost more than the graph reuse saves).
+                if (reduce) {
+                    rows.clear();
+                    for (int32_t g = b * p.block_length; g < std::min(n_gen, (b + 1) * p.block_length); g++) {
+                        rows.push_back(shift_ ? gen[g] - 1 : gen[g]);
+                    }
                 }
                 r0                  = shift_ ? lo - 1 : lo;
                 const int32_t r1    = p.cache == dc_cache::dual ? hi + 1 : n;

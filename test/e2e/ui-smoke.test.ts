@@ -113,15 +113,16 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await wb.press("Escape");
 
             // A long fill shows its text forming after the marker, as readable symbols: the generated test model's
-            // partial text is full of control characters.
+            // partial text is full of control characters. 1,500 tokens: with an 800-token hole the wait below missed
+            // the forming text in one of six runs (the fill took about 6 s).
             await wb.focusEditor();
             await wb.cursorToEnd();
-            await wb.type("\nz = ???:800");
+            await wb.type("\nz = ???:1500");
             await wb.runCommand("Dream-Coder: Fill Holes");
             const forming = await until("the fill's text forming after its marker", async () => (await wb.afterDecorations()).find((t) => t.includes("░")), 60_000);
             assert.doesNotMatch(forming, /\\[0-9a-f]/i, `no control characters (CSS hex escapes) in ${forming}`);
             const formingShot = await wb.screenshot("dream-coder-ui-forming");
-            await until("the fill to finish", async () => ((await wb.editorText()).includes("???:800") ? undefined : true), 120_000);
+            await until("the fill to finish", async () => ((await wb.editorText()).includes("???:1500") ? undefined : true), 120_000);
 
             // The status item says it in words; its menu turns completions off for this language and opens the settings.
             const item = wb.page.locator("#workbench\\.parts\\.statusbar .statusbar-item", { hasText: "Dream-Coder" }).first();
