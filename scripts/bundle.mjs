@@ -5,19 +5,9 @@
 // server/src/runtime/native.ts), which the .vsix carries.
 import { build } from "esbuild";
 import { rmSync } from "node:fs";
-import { resolve } from "node:path";
+import { nodeLlamaCppDownloaderOnly } from "./esbuild-node-llama-cpp.mjs";
 
-const nodeLlamaCpp = resolve("node_modules/node-llama-cpp/dist");
-const onlyWhatWeUse = {
-    name: "node-llama-cpp-parts",
-    setup(b) {
-        b.onResolve({ filter: /^node-llama-cpp$/ }, () => ({ path: "node-llama-cpp-parts", namespace: "nlc" }));
-        b.onLoad({ filter: /.*/, namespace: "nlc" }, () => ({
-            resolveDir: nodeLlamaCpp,
-            contents: `export { createModelDownloader } from "./utils/createModelDownloader.js";\n`
-        }));
-    }
-};
+const onlyWhatWeUse = nodeLlamaCppDownloaderOnly(".");
 
 // --production (npm run package): minified, no source maps.
 const production = process.argv.includes("--production");

@@ -14,8 +14,9 @@
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nodeLlamaCppDownloaderOnly } from "./esbuild-node-llama-cpp.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const kit = join(root, "native", "build", "gpu-kit");
@@ -72,17 +73,7 @@ xz(join(kit, "src.tar.xz"), stage, ["llama.cpp", "node-api-headers", "node-addon
 }
 
 // JS: bundled like scripts/bundle.mjs does for the extension (node-llama-cpp reduced to its downloader).
-const nodeLlamaCpp = resolve(root, "node_modules/node-llama-cpp/dist");
-const onlyWhatWeUse = {
-    name: "node-llama-cpp-parts",
-    setup(b) {
-        b.onResolve({ filter: /^node-llama-cpp$/ }, () => ({ path: "node-llama-cpp-parts", namespace: "nlc" }));
-        b.onLoad({ filter: /.*/, namespace: "nlc" }, () => ({
-            resolveDir: nodeLlamaCpp,
-            contents: `export { createModelDownloader } from "./utils/createModelDownloader.js";\n`
-        }));
-    }
-};
+const onlyWhatWeUse = nodeLlamaCppDownloaderOnly(root);
 const common = {
     absWorkingDir: root,
     bundle: true,

@@ -5,10 +5,10 @@
 // It crops (and scales) each screenshot with the E2E tools' headless Chromium (playwright-core), so it needs no
 // image tool. The test runs a generated model with random weights: the text in the pictures is noise.
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { chromiumPath } from "./e2e-chromium.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const results = join(root, "test-results", "e2e");
@@ -25,15 +25,6 @@ const pictures = {
     "download-picker.png": ["dream-coder-ui-download-picker.png", 400, 0, 600, 250, 1]
 };
 
-function chromiumPath() {
-    if (process.env.DREAM_CODER_E2E_CHROMIUM) return process.env.DREAM_CODER_E2E_CHROMIUM;
-    const cache = process.env.DREAM_CODER_E2E_CACHE || join(homedir(), ".cache", "dream-coder-e2e");
-    try {
-        return JSON.parse(readFileSync(join(cache, "env.json"), "utf8")).chromium;
-    } catch {
-        return "/usr/bin/chromium";
-    }
-}
 
 const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox", "--disable-gpu"] });
 try {

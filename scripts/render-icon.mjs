@@ -2,22 +2,13 @@
 // Uses the headless Chromium of the E2E tools (scripts/e2e-tools.sh) through playwright-core, so it needs no other
 // image tool. Run it after changing the SVG and commit both: node scripts/render-icon.mjs
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { chromiumPath } from "./e2e-chromium.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const size = 128;
-function chromiumPath() {
-    if (process.env.DREAM_CODER_E2E_CHROMIUM) return process.env.DREAM_CODER_E2E_CHROMIUM;
-    const cache = process.env.DREAM_CODER_E2E_CACHE || join(homedir(), ".cache", "dream-coder-e2e");
-    try {
-        return JSON.parse(readFileSync(join(cache, "env.json"), "utf8")).chromium;
-    } catch {
-        return "/usr/bin/chromium";
-    }
-}
 const svg = readFileSync(join(root, "media", "icon.svg"), "utf8");
 const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox", "--disable-gpu"] });
 try {
