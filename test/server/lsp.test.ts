@@ -176,6 +176,27 @@ describe("language server over IPC", () => {
         assert.ok(partials[0].holes.some((h) => h.text.includes(lsp.PLACEHOLDER)), "the first step still shows masked places");
     });
 
+    test("with cacheReuse (the default) a fill after an edit keeps the document's cache; turned off, it does not", async () => {
+        const uri = "file:///work/reuse.py";
+        const body = Array.from({ length: 30 }, (_, i) => `def f${i}(x):\n    return x * ${i}\n`);
+        const doc = (extra: string) => [...body.slice(0, 10), extra, ...body.slice(10, 20), "y = ???:8\n", ...body.slice(20)].join("");
+        const fill = async (text: string, version: number) => {
+            if (version > 1) {
+                await server.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version }, contentChanges: [{ text }] });
+            }
+            const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version } });
+            assert.equal(r.edits.length, 1);
+            return r.trace!.reusedTokens;
+        };
+        await server.open(uri, doc(""));
+        assert.equal(await fill(doc(""), 1), 0, "the document's first request: a full pass");
+        const kept = await fill(doc("# a line typed above\n"), 2);
+        assert.ok(kept > 200, `after an edit the cache is kept: ${kept} positions`);
+        await server.configure(settings({ cacheReuse: false }));
+        assert.equal(await fill(doc("# another line\n"), 3), 0, "with cacheReuse off every request starts afresh");
+        await server.configure(settings());
+    });
+
     test("remask rewrite returns several disjoint span edits that rebuild its text", async () => {
         const uri = "file:///work/rewrite.py";
         await server.open(uri, SOURCE);
