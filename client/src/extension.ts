@@ -1,6 +1,7 @@
 // Activation: start the language server, register the commands (one file per group under commands/), the
 // status bar, the denoising view and the rewrite preview; offer a model on first run.
 import * as vscode from "vscode";
+import { CLIENT_COMMANDS } from "../../server/src/protocol";
 import { fillHoles, rewriteSelection, sketchFunction } from "./commands/edits";
 import { downloadModel, modelActions, offerFirstModel, selectModel } from "./commands/models";
 import { Ctx } from "./ctx";
@@ -19,8 +20,8 @@ export async function activate(extension: vscode.ExtensionContext): Promise<Ctx>
         preview,
         view,
         c.onTrace((t) => view.update(t)),
-        vscode.commands.registerCommand("dreamCoder.fillHoles", (uri?: string, range?: vscode.Range | null) => fillHoles(c, uri, range)),
-        vscode.commands.registerCommand("dreamCoder.rewriteSelection", (uri?: string, range?: vscode.Range, instruction?: string) =>
+        vscode.commands.registerCommand(CLIENT_COMMANDS.fillHoles, (uri?: string, range?: vscode.Range | null) => fillHoles(c, uri, range)),
+        vscode.commands.registerCommand(CLIENT_COMMANDS.rewriteSelection, (uri?: string, range?: vscode.Range, instruction?: string) =>
             rewriteSelection(c, preview, uri, range, instruction)
         ),
         vscode.commands.registerCommand("dreamCoder.acceptRewrite", () => preview.accept()),

@@ -103,7 +103,7 @@ export async function fillHoles(ctx: Ctx, uri?: string, range?: Range | null): P
     const r = range ? toRange(range) : editor.selection.isEmpty ? undefined : editor.selection;
     const whole = new vscode.Range(editor.document.positionAt(0), editor.document.positionAt(editor.document.getText().length));
     const result = await runJob(ctx, editor, "filling holes", {
-        command: "dreamCoder.fillHoles",
+        command: lsp.CLIENT_COMMANDS.fillHoles,
         ranges: [r ?? whole],
         send: (params, token) => ctx.client.sendRequest(lsp.fillHoles, { ...params, range: r && toLspRange(r) }, token)
     });
@@ -158,7 +158,7 @@ export async function rewriteSelection(ctx: Ctx, preview: RewritePreview, uri?: 
     const what = instruction ?? (await askInstruction(ctx));
     if (!what) return 0;
     const result = await runJob(ctx, editor, "rewriting", {
-        command: "dreamCoder.rewriteSelection",
+        command: lsp.CLIENT_COMMANDS.rewriteSelection,
         ranges: [r],
         send: (params, token) => ctx.client.sendRequest(lsp.rewrite, { ...params, range: toLspRange(r), instruction: what }, token)
     });
