@@ -155,6 +155,15 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
             remaskBelow: pick(rewrite, "remaskBelow", d.rewrite.remaskBelow, num(0, 1), "rewrite.remaskBelow")
         }
     };
+    // Rules between settings, checked here so that the message names the settings (the decoder refuses the
+    // same with its own parameter names).
+    if (settings.algorithm === "origin" && settings.confidenceThreshold > 0) {
+        problems.push({
+            message: `dreamCoder.confidenceThreshold: ${settings.confidenceThreshold} needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"; using 0`,
+            fallback: 0
+        });
+        settings.confidenceThreshold = 0;
+    }
     return { settings, problems };
 }
 

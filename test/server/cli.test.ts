@@ -60,6 +60,11 @@ test("fill prints a unified diff and leaves the file alone (exact decoding, no c
     for (const l of removed) assert.ok(l.includes("???"), `only lines with a marker change: ${l}`);
 });
 
+test("--gpu-layers -1 (every layer, as the setting allows) is accepted; a CPU build runs on the CPU", () => {
+    const r = run("complete", EXAMPLE, "--at", "4:5", "--model", testModel({ arch: "dream" }), "--threads", "1", "--gpu-layers", "-1");
+    assert.equal(r.status, 0, r.stderr);
+});
+
 test("complete prints one line for a place in the middle of a line", () => {
     const r = run("complete", EXAMPLE, "--at", "6:13", "-m", testModel({ arch: "dream" }), "-t", "1");
     assert.equal(r.status, 0, r.stderr);
@@ -81,6 +86,8 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
         [["fill", file, "-m", "x", "--steps", "-2"], /whole number of at least 0/],
         [["fill", file, "-m", "x", "--marker", ""], /^dream-coder: dreamCoder\.holes\.marker: "" is not valid \(one or more characters, no spaces or backslashes\)\n$/],
         [["fill", file, "-m", "x", "--threads", "100000"], /^dream-coder: dreamCoder\.threads: 100000 is not valid \(a whole number from 0 to 256\)\n$/],
+        [["fill", file, "-m", "x", "--algorithm", "origin", "--threshold", "0.9"], /dreamCoder\.confidenceThreshold: 0\.9 needs an algorithm that ranks by confidence .*not dreamCoder\.algorithm "origin"/],
+        [["fill", file, "-m", "x", "--gpu-layers", "-2"], /whole number of at least -1/],
         // llama.cpp asserts on a model without layers: the process aborted (exit 134) before this check.
         [["fill", file, "--in-place", "-m", testModel({ arch: "dream", overrides: { "dream.block_count": { type: "u32", value: 0 } } })], /dream\.block_count is 0/],
         [["models", "pull", "gpt-5"], /not in the catalog/]

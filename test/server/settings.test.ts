@@ -36,6 +36,16 @@ test("known keys override the defaults; wrong values are reported and the defaul
     assert.deepEqual(readSettings(null), { settings: DEFAULT_SETTINGS, problems: [] });
 });
 
+test("rules between settings: origin reveals at random, so a confidence threshold is refused in the settings' words", () => {
+    const { settings, problems } = readSettings({ algorithm: "origin", confidenceThreshold: 0.9 });
+    assert.equal(settings.algorithm, "origin");
+    assert.equal(settings.confidenceThreshold, 0);
+    assert.deepEqual(problems.map((p) => p.message), [
+        'dreamCoder.confidenceThreshold: 0.9 needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"; using 0'
+    ]);
+    assert.deepEqual(readSettings({ algorithm: "maskgit_plus", confidenceThreshold: 0.9 }).problems, []);
+});
+
 test("a model setting names a path or a downloaded catalog model, or says what to do", () => {
     const dir = mkdtempSync(join(tmpdir(), "dream-coder-models-"));
     assert.throws(() => resolveModelPath({ model: "", modelsDirectory: dir }), (e: Error) => e instanceof ModelSetupError && /No model is set/.test(e.message));
