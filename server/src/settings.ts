@@ -1,5 +1,8 @@
-// A typed view of the `dreamCoder.*` settings, with their defaults. The client's package.json declares the
-// same keys under contributes.configuration; the CLI builds one of these from its flags.
+// A typed view of the `dreamCoder.*` settings. They are declared once, in package.json's
+// contributes.configuration (what VS Code's Settings editor shows): each one's type, default, range, choices and
+// pattern are read from there, for the defaults below and for checking what the editor or the CLI sends.
+// test/server/settings.test.ts checks that every declared key is read here and listed in the README.
+import manifest from "../../package.json";
 import type { Algorithm, CacheMode } from "./runtime/native";
 
 export interface Settings {
@@ -52,27 +55,54 @@ export interface Settings {
     };
 }
 
-export const DEFAULT_SETTINGS: Settings = {
-    model: "",
-    modelsDirectory: "",
-    threads: 0,
-    gpuLayers: 0,
-    steps: 0,
-    algorithm: "entropy",
-    temperature: 0,
-    topP: 1,
-    cache: "dual",
-    cacheReuse: true,
-    blockLength: 32,
-    confidenceThreshold: 0,
-    contextTokens: 1024,
-    holes: { marker: "???", defaultTokens: 16 },
-    inlineCompletion: { enable: { "*": true, markdown: false, plaintext: false }, lineTokens: 16, blockTokens: 48, debounceMs: 75 },
-    sketch: { tokens: 192 },
-    rewrite: { mode: "instruct", remaskRounds: 3, remaskBelow: 0.05 }
-};
+/** A setting's declaration in package.json (the parts this file reads). */
+interface Declared {
+    type: "string" | "integer" | "number" | "boolean" | "object";
+    default: unknown;
+    minimum?: number;
+    maximum?: number;
+    enum?: string[];
+    pattern?: string;
+    patternErrorMessage?: string;
+    additionalProperties?: { type: string };
+}
 
-const ALGORITHMS: readonly Algorithm[] = ["origin", "maskgit_plus", "topk_margin", "entropy"];
+/** Every declared setting, by its key without the `dreamCoder.` prefix. */
+export const DECLARED: Readonly<Record<string, Declared>> = Object.fromEntries(
+    manifest.contributes.configuration.flatMap((group) => Object.entries(group.properties)).map(([key, d]) => [key.replace(/^dreamCoder\./, ""), d as Declared])
+);
+
+function declared(key: string): Declared {
+    const d = DECLARED[key];
+    if (!d) throw new Error(`dreamCoder.${key} is not declared in package.json`);
+    return d;
+}
+const def = <T>(key: string): T => structuredClone(declared(key).default) as T;
+
+export const DEFAULT_SETTINGS: Settings = {
+    model: def("model"),
+    modelsDirectory: def("modelsDirectory"),
+    threads: def("threads"),
+    gpuLayers: def("gpuLayers"),
+    steps: def("steps"),
+    algorithm: def("algorithm"),
+    temperature: def("temperature"),
+    topP: def("topP"),
+    cache: def("cache"),
+    cacheReuse: def("cacheReuse"),
+    blockLength: def("blockLength"),
+    confidenceThreshold: def("confidenceThreshold"),
+    contextTokens: def("contextTokens"),
+    holes: { marker: def("holes.marker"), defaultTokens: def("holes.defaultTokens") },
+    inlineCompletion: {
+        enable: def("inlineCompletion.enable"),
+        lineTokens: def("inlineCompletion.lineTokens"),
+        blockTokens: def("inlineCompletion.blockTokens"),
+        debounceMs: def("inlineCompletion.debounceMs")
+    },
+    sketch: { tokens: def("sketch.tokens") },
+    rewrite: { mode: def("rewrite.mode"), remaskRounds: def("rewrite.remaskRounds"), remaskBelow: def("rewrite.remaskBelow") }
+};
 
 /** A setting's value that is not valid: what it is, what was expected, and the default used instead. */
 export interface SettingProblem {
@@ -82,11 +112,40 @@ export interface SettingProblem {
 }
 
 /** A value test, with what it expects in words. */
-interface Rule {
-    ok: (v: unknown) => boolean;
-    expected: string;
-    /** A whole number above this is not refused but lowered to it, and reported with why more is of no use. */
-    atMost?: { max: number; why: string };
+/**
+ * Sizes of work done per keystroke or per step, above whose declared maximum more only makes a request slower:
+ * a larger value is not refused but lowered to the maximum, and reported with why.
+ */
+const LOWERED_TO_MAXIMUM: Readonly<Record<string, string>> = {
+    blockLength: "each cached step recomputes its whole block: a longer one makes every step as slow as a full pass",
+    "inlineCompletion.lineTokens": "a suggestion in the middle of a line ends with the line",
+    "inlineCompletion.blockTokens": "ghost text is decoded on every pause in typing; Sketch Function Body draws longer code"
+};
+
+/** Whether `v` is what setting `key` declares, and the expectation in words for the message when it is not. */
+function check(key: string, v: unknown): { ok: boolean; expected: string } {
+    const d = declared(key);
+    const range = (what: string) =>
+        d.maximum === undefined ? `${what} of at least ${d.minimum}` : d.minimum === undefined ? `${what} of at most ${d.maximum}` : `${what} from ${d.minimum} to ${d.maximum}`;
+    const inRange = (n: number) => (d.minimum === undefined || n >= d.minimum) && (d.maximum === undefined || n <= d.maximum);
+    switch (d.type) {
+        case "boolean":
+            return { ok: typeof v === "boolean", expected: "true or false" };
+        case "integer":
+            return { ok: Number.isInteger(v) && inRange(v as number), expected: range("a whole number") };
+        case "number":
+            return { ok: typeof v === "number" && Number.isFinite(v) && inRange(v), expected: range("a number") };
+        case "object":
+            // Declared with boolean values (inlineCompletion.enable: language id -> on/off).
+            return {
+                ok: isObject(v) && Object.values(v).every((b) => typeof b === d.additionalProperties?.type),
+                expected: "an object of language ids to true or false"
+            };
+        case "string":
+            if (d.enum) return { ok: d.enum.includes(v as string), expected: `one of ${d.enum.join(", ")}` };
+            if (d.pattern) return { ok: typeof v === "string" && new RegExp(d.pattern).test(v), expected: d.patternErrorMessage ?? `text matching ${d.pattern}` };
+            return { ok: typeof v === "string", expected: "text" };
+    }
 }
 
 /**
@@ -96,64 +155,46 @@ interface Rule {
 export function readSettings(raw: unknown): { settings: Settings; problems: SettingProblem[] } {
     const problems: SettingProblem[] = [];
     const src = isObject(raw) ? raw : {};
-    const pick = <T>(obj: Record<string, unknown>, key: string, fallback: T, rule: Rule, path: string): T => {
-        const v = obj[key];
+    // `key` as declared ("holes.marker"): the editor sends sections as nested objects.
+    const pick = <T>(key: string): T => {
+        const fallback = def<T>(key);
+        const path = key.split(".");
+        let v: unknown = src;
+        for (const part of path) v = isObject(v) ? v[part] : undefined;
         if (v === undefined || v === null) return fallback;
-        if (!rule.ok(v)) {
-            if (rule.atMost && Number.isInteger(v) && (v as number) > rule.atMost.max) {
-                problems.push({ message: `dreamCoder.${path}: ${v} is more than ${rule.atMost.max} (${rule.atMost.why})`, fallback: rule.atMost.max });
-                return rule.atMost.max as T;
-            }
-            problems.push({ message: `dreamCoder.${path}: ${JSON.stringify(v)} is not valid (${rule.expected})`, fallback });
-            return fallback;
+        const { ok, expected } = check(key, v);
+        if (ok) return v as T;
+        const max = declared(key).maximum;
+        if (LOWERED_TO_MAXIMUM[key] && max !== undefined && Number.isInteger(v) && (v as number) > max) {
+            problems.push({ message: `dreamCoder.${key}: ${v} is more than ${max} (${LOWERED_TO_MAXIMUM[key]})`, fallback: max });
+            return max as T;
         }
-        return v as T;
+        problems.push({ message: `dreamCoder.${key}: ${JSON.stringify(v)} is not valid (${expected})`, fallback });
+        return fallback;
     };
-    const str: Rule = { ok: (v) => typeof v === "string", expected: "text" };
-    const int = (min: number, max: number): Rule => ({
-        ok: (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max,
-        expected: `a whole number from ${min} to ${max}`
-    });
-    // Sizes of work done per keystroke or per step: more only makes a request slower, with nothing gained.
-    const intAtMost = (min: number, max: number, why: string): Rule => ({ ...int(min, max), atMost: { max, why } });
-    const num = (min: number, max: number): Rule => ({ ok: (v) => typeof v === "number" && v >= min && v <= max, expected: `a number from ${min} to ${max}` });
-    const oneOf = (values: readonly string[]): Rule => ({ ok: (v) => values.includes(v as string), expected: `one of ${values.join(", ")}` });
-    const section = (key: string) => (isObject(src[key]) ? (src[key] as Record<string, unknown>) : {});
-    const d = DEFAULT_SETTINGS;
-    const holes = section("holes");
-    const inline = section("inlineCompletion");
-    const sketch = section("sketch");
-    const rewrite = section("rewrite");
     const settings: Settings = {
-        model: pick(src, "model", d.model, str, "model").trim(),
-        modelsDirectory: pick(src, "modelsDirectory", d.modelsDirectory, str, "modelsDirectory"),
-        threads: pick(src, "threads", d.threads, int(0, 256), "threads"),
-        gpuLayers: pick(src, "gpuLayers", d.gpuLayers, int(-1, 1000), "gpuLayers"),
-        steps: pick(src, "steps", d.steps, int(0, 4096), "steps"),
-        algorithm: pick(src, "algorithm", d.algorithm, oneOf(ALGORITHMS), "algorithm"),
-        temperature: pick(src, "temperature", d.temperature, num(0, 10), "temperature"),
-        topP: pick(src, "topP", d.topP, num(0.01, 1), "topP"),
-        cache: pick(src, "cache", d.cache, oneOf(["none", "prefix", "dual"]), "cache"),
-        cacheReuse: pick(src, "cacheReuse", d.cacheReuse, { ok: (v) => typeof v === "boolean", expected: "true or false" }, "cacheReuse"),
-        blockLength: pick(src, "blockLength", d.blockLength, intAtMost(1, 256, "each cached step recomputes its whole block: a longer one makes every step as slow as a full pass"), "blockLength"),
-        confidenceThreshold: pick(src, "confidenceThreshold", d.confidenceThreshold, num(0, 1), "confidenceThreshold"),
-        contextTokens: pick(src, "contextTokens", d.contextTokens, int(64, 131072), "contextTokens"),
-        holes: {
-            marker: pick(holes, "marker", d.holes.marker, { ok: (v) => typeof v === "string" && /^[^\s\\]+$/.test(v), expected: "one or more characters, no spaces or backslashes" }, "holes.marker"),
-            defaultTokens: pick(holes, "defaultTokens", d.holes.defaultTokens, int(1, 4096), "holes.defaultTokens")
-        },
+        model: pick<string>("model").trim(),
+        modelsDirectory: pick("modelsDirectory"),
+        threads: pick("threads"),
+        gpuLayers: pick("gpuLayers"),
+        steps: pick("steps"),
+        algorithm: pick<Algorithm>("algorithm"),
+        temperature: pick("temperature"),
+        topP: pick("topP"),
+        cache: pick<CacheMode>("cache"),
+        cacheReuse: pick("cacheReuse"),
+        blockLength: pick("blockLength"),
+        confidenceThreshold: pick("confidenceThreshold"),
+        contextTokens: pick("contextTokens"),
+        holes: { marker: pick("holes.marker"), defaultTokens: pick("holes.defaultTokens") },
         inlineCompletion: {
-            enable: pick(inline, "enable", d.inlineCompletion.enable, { ok: (v) => isObject(v) && Object.values(v).every((b) => typeof b === "boolean"), expected: "an object of language ids to true or false" }, "inlineCompletion.enable"),
-            lineTokens: pick(inline, "lineTokens", d.inlineCompletion.lineTokens, intAtMost(1, 128, "a suggestion in the middle of a line ends with the line"), "inlineCompletion.lineTokens"),
-            blockTokens: pick(inline, "blockTokens", d.inlineCompletion.blockTokens, intAtMost(1, 512, "ghost text is decoded on every pause in typing; Sketch Function Body draws longer code"), "inlineCompletion.blockTokens"),
-            debounceMs: pick(inline, "debounceMs", d.inlineCompletion.debounceMs, int(0, 5000), "inlineCompletion.debounceMs")
+            enable: pick("inlineCompletion.enable"),
+            lineTokens: pick("inlineCompletion.lineTokens"),
+            blockTokens: pick("inlineCompletion.blockTokens"),
+            debounceMs: pick("inlineCompletion.debounceMs")
         },
-        sketch: { tokens: pick(sketch, "tokens", d.sketch.tokens, int(1, 4096), "sketch.tokens") },
-        rewrite: {
-            mode: pick(rewrite, "mode", d.rewrite.mode, oneOf(["instruct", "remask"]), "rewrite.mode"),
-            remaskRounds: pick(rewrite, "remaskRounds", d.rewrite.remaskRounds, int(1, 16), "rewrite.remaskRounds"),
-            remaskBelow: pick(rewrite, "remaskBelow", d.rewrite.remaskBelow, num(0, 1), "rewrite.remaskBelow")
-        }
+        sketch: { tokens: pick("sketch.tokens") },
+        rewrite: { mode: pick("rewrite.mode"), remaskRounds: pick("rewrite.remaskRounds"), remaskBelow: pick("rewrite.remaskBelow") }
     };
     // Rules between settings, checked here so that the message names the settings (the decoder refuses the
     // same with its own parameter names).
@@ -167,7 +208,6 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
     return { settings, problems };
 }
 
-/** Whether inline completion is on for a language: its own entry, else "*", else on. */
 /** Whether inline completions are on for a language, from the per-language switch (`*` for the rest). The client's
  * status menu reads it too. */
 export function inlineEnabled(enable: Record<string, boolean>, languageId: string): boolean {

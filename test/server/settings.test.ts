@@ -1,12 +1,13 @@
 // Settings and model resolution: wrong values are reported and replaced by defaults; a model setting that
 // cannot be used says what to do.
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CATALOG, ModelSetupError, resolveModelPath } from "../../server/src/catalog";
-import { DEFAULT_SETTINGS, inlineEnabled, readSettings } from "../../server/src/settings";
+import { DECLARED, DEFAULT_SETTINGS, inlineEnabled, readSettings } from "../../server/src/settings";
+import { repoRoot } from "../tools/test-models";
 
 test("known keys override the defaults; wrong values are reported and the default kept", () => {
     const { settings, problems } = readSettings({
@@ -44,6 +45,32 @@ test("rules between settings: origin reveals at random, so a confidence threshol
         'dreamCoder.confidenceThreshold: 0.9 needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"; using 0'
     ]);
     assert.deepEqual(readSettings({ algorithm: "maskgit_plus", confidenceThreshold: 0.9 }).problems, []);
+});
+
+test("each setting is declared once, in package.json: the reader reads every declared key, the README lists it", () => {
+    // The leaves of the settings object, as dotted keys ("holes.marker"); inlineCompletion.enable is one value.
+    const leaves = (o: Record<string, unknown>, prefix = ""): string[] =>
+        Object.entries(o).flatMap(([k, v]) =>
+            typeof v === "object" && v !== null && !Array.isArray(v) && `${prefix}${k}` !== "inlineCompletion.enable" ? leaves(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`]);
+    assert.deepEqual(leaves(DEFAULT_SETTINGS as unknown as Record<string, unknown>).sort(), Object.keys(DECLARED).sort());
+    // Every declared value other than the default is read (a key the reader skipped would come back as the default).
+    for (const [key, d] of Object.entries(DECLARED)) {
+        const other = d.enum ? d.enum.find((e) => e !== d.default) : d.type === "boolean" ? !d.default : d.type === "string" ? "x" + String(d.default) :
+            d.type === "object" ? { python: false } : (d.maximum ?? (d.default as number) + 1);
+        const raw = key.split(".").reduceRight<unknown>((v, part) => ({ [part]: v }), other);
+        const { settings, problems } = readSettings(raw);
+        assert.deepEqual(problems, [], key);
+        const got = key.split(".").reduce<unknown>((o, part) => (o as Record<string, unknown>)[part], settings);
+        assert.deepEqual(got, other, `dreamCoder.${key} is read`);
+    }
+    assert.deepEqual(readSettings(DEFAULT_SETTINGS).problems, [], "the declared defaults pass their own checks");
+    const readme = readFileSync(`${repoRoot}/README.md`, "utf8");
+    const table = readme.slice(readme.indexOf("| setting | default | meaning |"));
+    const rows = table.slice(0, table.indexOf("\n\n")).split("\n");
+    for (const key of Object.keys(DECLARED)) {
+        const last = key.split(".").pop()!;
+        assert.ok(rows.some((r) => r.includes(`\`${key}\``) || (key.includes(".") && r.includes(`\`.${last}\``))), `README's settings table lists dreamCoder.${key}`);
+    }
 });
 
 test("a model setting names a path or a downloaded catalog model, or says what to do", () => {
