@@ -262,7 +262,6 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         state_->cancel = false;
     }
 
-    std::shared_ptr<ModelState> shared() const { return state_; }
 
   private:
     Napi::Value Info(const Napi::CallbackInfo & info) {

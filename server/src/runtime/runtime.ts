@@ -179,11 +179,6 @@ export class DiffusionModel {
         return this.decodeLayout(this.layout(segments), options);
     }
 
-    /** An instruct request: the chat through the model's template, the reply as one hole of `budget` tokens. */
-    async instruct(messages: ChatMessage[], budget: number, options: DecodeOptions = {}): Promise<DecodeResult> {
-        return this.decode([{ special: await this.formatChat(messages) }, { hole: budget }], { earlyStop: true, ...options });
-    }
-
     decodeLayout(layout: SequenceLayout, options: DecodeOptions = {}): Promise<DecodeResult> {
         const { signal, onStep, ...params } = options;
         return this.exclusive(signal, async (native) => {
