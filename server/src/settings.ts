@@ -79,30 +79,35 @@ function declared(key: string): Declared {
 }
 const def = <T>(key: string): T => structuredClone(declared(key).default) as T;
 
-export const DEFAULT_SETTINGS: Settings = {
-    model: def("model"),
-    modelsDirectory: def("modelsDirectory"),
-    threads: def("threads"),
-    gpuLayers: def("gpuLayers"),
-    steps: def("steps"),
-    algorithm: def("algorithm"),
-    temperature: def("temperature"),
-    topP: def("topP"),
-    cache: def("cache"),
-    cacheReuse: def("cacheReuse"),
-    blockLength: def("blockLength"),
-    confidenceThreshold: def("confidenceThreshold"),
-    contextTokens: def("contextTokens"),
-    holes: { marker: def("holes.marker"), defaultTokens: def("holes.defaultTokens") },
-    inlineCompletion: {
-        enable: def("inlineCompletion.enable"),
-        lineTokens: def("inlineCompletion.lineTokens"),
-        blockTokens: def("inlineCompletion.blockTokens"),
-        debounceMs: def("inlineCompletion.debounceMs")
-    },
-    sketch: { tokens: def("sketch.tokens") },
-    rewrite: { mode: def("rewrite.mode"), remaskRounds: def("rewrite.remaskRounds"), remaskBelow: def("rewrite.remaskBelow") }
-};
+/** The settings object, each value taken by its declared key ("holes.marker"): its shape written once. */
+function settingsFrom(value: <T>(key: string) => T): Settings {
+    return {
+        model: value("model"),
+        modelsDirectory: value("modelsDirectory"),
+        threads: value("threads"),
+        gpuLayers: value("gpuLayers"),
+        steps: value("steps"),
+        algorithm: value<Algorithm>("algorithm"),
+        temperature: value("temperature"),
+        topP: value("topP"),
+        cache: value<CacheMode>("cache"),
+        cacheReuse: value("cacheReuse"),
+        blockLength: value("blockLength"),
+        confidenceThreshold: value("confidenceThreshold"),
+        contextTokens: value("contextTokens"),
+        holes: { marker: value("holes.marker"), defaultTokens: value("holes.defaultTokens") },
+        inlineCompletion: {
+            enable: value("inlineCompletion.enable"),
+            lineTokens: value("inlineCompletion.lineTokens"),
+            blockTokens: value("inlineCompletion.blockTokens"),
+            debounceMs: value("inlineCompletion.debounceMs")
+        },
+        sketch: { tokens: value("sketch.tokens") },
+        rewrite: { mode: value("rewrite.mode"), remaskRounds: value("rewrite.remaskRounds"), remaskBelow: value("rewrite.remaskBelow") }
+    };
+}
+
+export const DEFAULT_SETTINGS: Settings = settingsFrom(def);
 
 /** A setting's value that is not valid: what it is, what was expected, and the default used instead. */
 export interface SettingProblem {
@@ -172,30 +177,8 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
         problems.push({ message: `dreamCoder.${key}: ${JSON.stringify(v)} is not valid (${expected})`, fallback });
         return fallback;
     };
-    const settings: Settings = {
-        model: pick<string>("model").trim(),
-        modelsDirectory: pick("modelsDirectory"),
-        threads: pick("threads"),
-        gpuLayers: pick("gpuLayers"),
-        steps: pick("steps"),
-        algorithm: pick<Algorithm>("algorithm"),
-        temperature: pick("temperature"),
-        topP: pick("topP"),
-        cache: pick<CacheMode>("cache"),
-        cacheReuse: pick("cacheReuse"),
-        blockLength: pick("blockLength"),
-        confidenceThreshold: pick("confidenceThreshold"),
-        contextTokens: pick("contextTokens"),
-        holes: { marker: pick("holes.marker"), defaultTokens: pick("holes.defaultTokens") },
-        inlineCompletion: {
-            enable: pick("inlineCompletion.enable"),
-            lineTokens: pick("inlineCompletion.lineTokens"),
-            blockTokens: pick("inlineCompletion.blockTokens"),
-            debounceMs: pick("inlineCompletion.debounceMs")
-        },
-        sketch: { tokens: pick("sketch.tokens") },
-        rewrite: { mode: pick("rewrite.mode"), remaskRounds: pick("rewrite.remaskRounds"), remaskBelow: pick("rewrite.remaskBelow") }
-    };
+    const settings = settingsFrom(pick);
+    settings.model = settings.model.trim();
     // Rules between settings, checked here so that the message names the settings (the decoder refuses the
     // same with its own parameter names).
     if (settings.algorithm === "origin" && settings.confidenceThreshold > 0) {
