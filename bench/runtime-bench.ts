@@ -136,7 +136,10 @@ async function reuseAfterEdit(model: DiffusionModel, cell: Cell, options: Decode
     const reused = await model.decodeLayout(layout, { ...options, onStep });
     const fresh = await model.decodeLayout(layout, { ...options, reuseKey: undefined });
     const equal = reused.holes[0].tokens.filter((t, i) => t === fresh.holes[0].tokens[i]).length;
-    return { reused, freshMs: fresh.totalMs, equalToFresh: equal / reused.holes[0].tokens.length, positions: layout.tokens.length };
+    return {
+        tokens: reused.holes[0].tokens, full: reused.fullPasses, totalMs: reused.totalMs,
+        extra: { freshMs: fresh.totalMs, equalToFresh: equal / reused.holes[0].tokens.length, reusedTokens: reused.reusedTokens, positions: layout.tokens.length }
+    };
 }
 
 function fillerText(model: DiffusionModel, tokens: number): string {
@@ -156,49 +159,36 @@ async function writePrompt(file: string, tokens: number, path: string, gpuLayers
     await model.dispose();
 }
 
-async function runCell(cell: Cell): Promise<CellResult> {
-    const model = await DiffusionModel.load(cell.file ?? modelPath(cell.model), { threads: cell.threads, gpuLayers: cell.gpuLayers ?? 0 });
-    if (cell.mode === "dual+reuse") {
-        const events: StepEvent[] = [];
-        const cpu0 = process.cpuUsage();
-        const { reused, freshMs, equalToFresh, positions } = await reuseAfterEdit(model, cell, paramsFor(cell), (e) => events.push(e));
-        const cpu = process.cpuUsage(cpu0);
-        await model.dispose();
-        const n = events.length;
-        return {
-            ...cell, steps: n, fullPasses: reused.fullPasses, forwardMsPerStep: reused.forwardMs / n, sampleMsPerStep: reused.sampleMs / n,
-            copiedBytesPerStep: events.reduce((a, e) => a + e.copiedBytes, 0) / n,
-            msPerStep: reused.totalMs / n, totalMs: reused.totalMs, estimated: false, tokensPerSecond: cell.hole / (reused.totalMs / 1000),
-            peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], cpuMs: (cpu.user + cpu.system) / 1000, tokens: reused.holes[0].tokens,
-            freshMs, equalToFresh, reusedTokens: reused.reusedTokens, positions
-        };
-    }
+/** The fixed filler text of exactly `context` tokens around the hole, decoded (stopped after maxSteps if set). */
+async function decodeFiller(model: DiffusionModel, cell: Cell, onStep: (e: StepEvent) => void, events: StepEvent[]) {
     const text = fillerText(model, cell.context);
     // Fixed text of exactly `context` tokens around the hole: half before, half after.
     const ids = model.tokenize(text).subarray(0, cell.context);
     const layout = model.layout([model.detokenize(ids.subarray(0, cell.context / 2)), { hole: cell.hole }, model.detokenize(ids.subarray(cell.context / 2))]);
-    const events: StepEvent[] = [];
     const controller = new AbortController();
     const started = performance.now();
-    const cpu0 = process.cpuUsage();
-    let tokens: number[] = [];
-    let full = 0;
-    let totalMs = 0;
     try {
         const r = await model.decodeLayout(layout, {
             ...paramsFor(cell), signal: controller.signal, onStep: (e) => {
-                events.push(e);
+                onStep(e);
                 if (cell.maxSteps > 0 && events.length >= cell.maxSteps) controller.abort();
             }
         });
-        tokens = r.holes[0].tokens;
-        full = r.fullPasses;
-        totalMs = r.totalMs;
+        return { tokens: r.holes[0].tokens, full: r.fullPasses, totalMs: r.totalMs, extra: {} };
     } catch (e) {
         if (!(e instanceof DecodeCancelledError)) throw e;
-        full = events.filter((x) => x.full).length;
-        totalMs = performance.now() - started;
+        return { tokens: [], full: events.filter((x) => x.full).length, totalMs: performance.now() - started, extra: {} };
     }
+}
+
+async function runCell(cell: Cell): Promise<CellResult> {
+    const model = await DiffusionModel.load(cell.file ?? modelPath(cell.model), { threads: cell.threads, gpuLayers: cell.gpuLayers ?? 0 });
+    const events: StepEvent[] = [];
+    const onStep = (e: StepEvent) => events.push(e);
+    const cpu0 = process.cpuUsage();
+    const { tokens, full, totalMs, extra } = cell.mode === "dual+reuse"
+        ? await reuseAfterEdit(model, cell, paramsFor(cell), onStep)
+        : await decodeFiller(model, cell, onStep, events);
     const cpu = process.cpuUsage(cpu0);
     await model.dispose();
     const n = events.length;
@@ -211,7 +201,7 @@ async function runCell(cell: Cell): Promise<CellResult> {
     return {
         ...cell, steps, fullPasses: estimated ? steps : full, forwardMsPerStep: forward, sampleMsPerStep: sample, copiedBytesPerStep: copied,
         msPerStep: total / steps, totalMs: total, estimated, tokensPerSecond: cell.hole / (total / 1000),
-        peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], cpuMs: (cpu.user + cpu.system) / 1000, tokens
+        peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], cpuMs: (cpu.user + cpu.system) / 1000, tokens, ...extra
     };
 }
 
