@@ -58,14 +58,9 @@ std::vector<llama_token> to_tokens(const Napi::Value & v) {
     return std::vector<llama_token>(a.Data(), a.Data() + a.ElementLength());
 }
 
-Napi::Int32Array to_js(Napi::Env env, const std::vector<int32_t> & v) {
-    auto a = Napi::Int32Array::New(env, v.size());
-    std::copy(v.begin(), v.end(), a.Data());
-    return a;
-}
-
-Napi::Float32Array to_js(Napi::Env env, const std::vector<float> & v) {
-    auto a = Napi::Float32Array::New(env, v.size());
+// A vector as the typed array of its element type (Int32Array, Float32Array).
+template <typename T> Napi::TypedArrayOf<T> to_js(Napi::Env env, const std::vector<T> & v) {
+    auto a = Napi::TypedArrayOf<T>::New(env, v.size());
     std::copy(v.begin(), v.end(), a.Data());
     return a;
 }
@@ -262,7 +257,6 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         state_->cancel = false;
     }
 
-
   private:
     Napi::Value Info(const Napi::CallbackInfo & info) {
         Napi::Env           env   = info.Env();
@@ -411,9 +405,7 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
             o.Set("confidences", to_js(env, s.confidences));
             if (params_.trace_logits) {
                 o.Set("candidates", to_js(env, s.candidates));
-                auto logits = Napi::Float32Array::New(env, s.logits.size());
-                std::copy(s.logits.begin(), s.logits.end(), logits.Data());
-                o.Set("logits", logits);
+                o.Set("logits", to_js(env, s.logits));
             }
             on_step_.Call({ o });
         }
@@ -499,9 +491,7 @@ class ForwardWorker : public Napi::AsyncWorker {
 
     void OnOK() override {
         state_->busy = false;
-        auto a       = Napi::Float32Array::New(Env(), logits_.size());
-        std::copy(logits_.begin(), logits_.end(), a.Data());
-        deferred_.Resolve(a);
+        deferred_.Resolve(to_js(Env(), logits_));
     }
 
     void OnError(const Napi::Error & e) override {

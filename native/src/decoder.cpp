@@ -300,10 +300,9 @@ bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32
     // Until the decode below has filled them, the cells of [r0, r1) hold nothing a later request may keep.
     if (clear) {
         slot.cells.clear();
-    } else {
-        slot.cells.resize(std::max<size_t>(slot.cells.size(), r1), LLAMA_TOKEN_NULL);
-        std::fill(slot.cells.begin() + r0, slot.cells.begin() + r1, LLAMA_TOKEN_NULL);
     }
+    slot.cells.resize(std::max<size_t>(slot.cells.size(), r1), LLAMA_TOKEN_NULL);
+    std::fill(slot.cells.begin() + r0, slot.cells.begin() + r1, LLAMA_TOKEN_NULL);
     if (!llama_memory_seq_rm(mem, seq_, clear ? -1 : r0, clear ? -1 : r1)) {
         throw dc_error("could not remove positions " + std::to_string(r0) + ".." + std::to_string(r1) + " from the cache");
     }
@@ -311,13 +310,13 @@ bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32
         slot.cells.clear();
         return false;
     }
-    slot.cells.resize(std::max<size_t>(slot.cells.size(), r1), LLAMA_TOKEN_NULL);
     std::copy(tokens.begin() + r0, tokens.begin() + r1, slot.cells.begin() + r0);
     return true;
 }
 
-bool DiffusionDecoder::keep_cells(reuse_slot & s, const std::vector<llama_token> & tokens, int32_t lo, int32_t hi,
-                                  const dc_params & p, std::vector<span> & spans) {
+bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens, int32_t lo, int32_t hi, const dc_params & p,
+                                  std::vector<span> & spans) {
+    reuse_slot &  s     = slots_[seq_];
     const int32_t n     = (int32_t) tokens.size();
     const int32_t n_old = (int32_t) s.cells.size();
     if (p.reuse_key.empty() || n_old == 0 || s.reuses >= p.reuse_max_requests) {
@@ -792,7 +791,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             bool          ok     = true;
             const bool    refresh = b != cached_block || p.refresh_every_step;
             if (refresh && cached_block < 0 && !p.refresh_every_step &&
-                keep_cells(slots_[seq_], tokens, shift_ ? gen.front() - 1 : gen.front(), gen.back(), p, spans)) {
+                keep_cells(tokens, shift_ ? gen.front() - 1 : gen.front(), gen.back(), p, spans)) {
                 // The request's first block, with the cells of its document's last request: re-decode what
                 // changed, the holes' span last (its rows are this step's).
                 for (size_t i = 0; ok && i < spans.size(); i++) {

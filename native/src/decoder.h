@@ -159,14 +159,14 @@ class DiffusionDecoder {
     void          ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_seq);
     // The cached context's sequence for this request: the slot keyed `key` (empty: one nobody asks for again).
     int32_t       take_slot(const std::string & key);
-    // Reuse: keeps the runs of the slot's cells whose tokens the request still has (moved to their new
+    // Reuse: keeps the runs of the request's slot's cells whose tokens the request still has (moved to their new
     // positions) and gives the spans of `tokens` to re-decode, the one holding rows [lo, hi] last. False, with
     // nothing changed, when a full pass is due (no slot, nothing kept, or the refresh rule).
     struct span {
         int32_t r0, r1;
     };
-    bool          keep_cells(reuse_slot & slot, const std::vector<llama_token> & tokens, int32_t lo, int32_t hi,
-                             const dc_params & p, std::vector<span> & spans);
+    bool          keep_cells(const std::vector<llama_token> & tokens, int32_t lo, int32_t hi, const dc_params & p,
+                             std::vector<span> & spans);
     // Exact mode: the whole sequence, output rows as in decode(); false when cancelled.
     bool          forward(const std::vector<llama_token> & tokens, const std::vector<int32_t> * rows, bool reduce,
                           const std::atomic<bool> & cancel);

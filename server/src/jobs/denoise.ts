@@ -56,7 +56,8 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
     // The holes' tokens as they are revealed; -1 is still masked.
     const current = layout.holes.map((h) => new Array<number>(h.length).fill(-1));
     const onPartial = options.onPartial;
-    const reuse = options.document !== undefined && options.settings.cacheReuse && options.settings.cache !== "none";
+    // Exact mode keeps no cache: the runtime ignores the key there.
+    const reuse = options.document !== undefined && options.settings.cacheReuse;
     const result = await model.decodeLayout(layout, {
         ...params,
         ...(reuse ? { reuseKey: options.document } : {}),
