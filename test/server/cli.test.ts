@@ -88,6 +88,8 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
         [["fill", file, "-m", "x", "--threads", "100000"], /^dream-coder: dreamCoder\.threads: 100000 is not valid \(a whole number from 0 to 256\)\n$/],
         [["fill", file, "-m", "x", "--algorithm", "origin", "--threshold", "0.9"], /dreamCoder\.confidenceThreshold: 0\.9 needs an algorithm that ranks by confidence .*not dreamCoder\.algorithm "origin"/],
         [["fill", file, "-m", "x", "--gpu-layers", "-2"], /whole number of at least -1/],
+        [["bench", "-m", "x", "--compare", "dual+fast"], /--compare: "dual\+fast" is not a cache mode \(none, prefix, dual, prefix\+reuse or dual\+reuse\)/],
+        [["bench", "-m", "x", "--compare", "none+reuse"], /--compare: "none\+reuse" is not a cache mode/],
         // llama.cpp asserts on a model without layers: the process aborted (exit 134) before this check.
         [["fill", file, "--in-place", "-m", testModel({ arch: "dream", overrides: { "dream.block_count": { type: "u32", value: 0 } } })], /dream\.block_count is 0/],
         [["models", "pull", "gpt-5"], /not in the catalog/]
