@@ -28,6 +28,15 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 
 node scripts/build-native.mjs
+
+# The training pipeline (train/) runs in its own Python environment, rebuilt when its pinned requirements change.
+venv=train/.venv
+if [ ! -f "$venv/requirements.txt" ] || ! cmp -s train/requirements.txt "$venv/requirements.txt"; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r train/requirements.txt
+    cp train/requirements.txt "$venv/requirements.txt"
+fi
 rm -rf out
 npx tsc -p .
 node scripts/bundle.mjs

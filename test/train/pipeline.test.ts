@@ -1,0 +1,113 @@
+// The training pipeline (train/) end to end at toy size, as the shipped model was made: a corpus from this
+// interpreter's standard library, a BPE tokenizer, a short training run, the Hugging Face checkpoint, llama.cpp's own
+// convert_hf_to_gguf.py and llama-quantize. Then llama.cpp must tokenize exactly as training did and compute the
+// logits PyTorch computes.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { loadAddon, type NativeModel } from "../../server/src/runtime/native";
+import { DiffusionModel } from "../../server/src/runtime/runtime";
+import { repoRoot } from "../tools/test-models";
+
+const PYTHON = join(repoRoot, "train", ".venv", "bin", "python");
+const SEQ = 128;
+const TINY = { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1 };
+
+function python(args: string[]): string {
+    const r = spawnSync(PYTHON, args, { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 30 });
+    assert.equal(r.status, 0, `python ${args.join(" ")} failed (${r.status ?? r.signal}):\n${r.stderr.slice(-3000)}`);
+    return r.stdout;
+}
+
+describe("training pipeline (toy size)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dream-train-"));
+    const p = (name: string) => join(dir, name);
+    let f16: NativeModel;
+    let q8: NativeModel;
+
+    before(async () => {
+        assert.ok(existsSync(PYTHON), `${PYTHON} is missing: run the install command (bash scripts/setup.sh)`);
+        python(["train/corpus.py", "--out", p("corpus"), "--limit", "80"]);
+        python(["train/tokenizer.py", "--corpus", p("corpus"), "--out", p("tok"), "--vocab", "512"]);
+        python(["train/train.py", "--corpus", p("corpus"), "--tokenizer", p("tok"), "--out", p("run"), "--max-steps", "40",
+            "--log-every", "10", "--batch", "8", "--seq", String(SEQ), "--threads", "1", "--config", JSON.stringify(TINY)]);
+        const common = ["--checkpoint", p("run/checkpoint.pt"), "--tokenizer", p("tok"), "--hf", p("hf")];
+        python(["train/export.py", ...common, "--gguf", p("f16.gguf"), "--type", "F16"]);
+        python(["train/export.py", ...common, "--gguf", p("q8.gguf"), "--type", "Q8_0"]);
+        const addon = loadAddon();
+        f16 = await addon.loadModel(p("f16.gguf"), { threads: 1, gpuLayers: 0 });
+        q8 = await addon.loadModel(p("q8.gguf"), { threads: 1, gpuLayers: 0 });
+    });
+    after(() => {
+        f16?.dispose();
+        q8?.dispose();
+        rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("a short run lowers the validation loss", () => {
+        const log: { step: number; val_loss: number }[] = JSON.parse(readFileSync(p("run/log.json"), "utf8"));
+        const first = log[0].val_loss, last = log[log.length - 1].val_loss;
+        assert.ok(last < first - 0.3, `validation loss ${first} -> ${last} after ${log[log.length - 1].step} steps`);
+    });
+
+    it("the Hugging Face checkpoint is Dream's layout", () => {
+        const config = JSON.parse(readFileSync(p("hf/config.json"), "utf8"));
+        assert.deepEqual(config.architectures, ["DreamModel"]);
+        assert.ok(existsSync(p("hf/model.safetensors")) && existsSync(p("hf/tokenizer.json")));
+    });
+
+    it("the GGUF carries the training tokenizer's special tokens and context", () => {
+        const vocab: { added_tokens: { id: number; content: string }[] } = JSON.parse(readFileSync(p("tok/tokenizer.json"), "utf8"));
+        const id = (s: string) => vocab.added_tokens.find((t) => t.content === s)!.id;
+        for (const m of [f16, q8]) {
+            const info = m.info();
+            assert.equal(info.architecture, "dream");
+            assert.equal(info.shiftLogits, true);
+            assert.equal(info.mask, id("<|mask|>"));
+            assert.equal(info.eos, id("<|endoftext|>"));
+            assert.equal(info.bos, id("<|endoftext|>"), "what precedes a text in training");
+            assert.deepEqual([...info.endTokens].sort(), [id("<|endoftext|>"), id("<|im_end|>")].sort());
+            assert.equal(info.nCtxTrain, SEQ);
+            assert.equal(info.nVocab, 512);
+        }
+    });
+
+    it("llama.cpp tokenizes the validation split exactly as the training tokenizer does", () => {
+        const files: { path: string; text: string; ids: number[] }[] = JSON.parse(
+            python(["train/reference.py", "tokenize", "--tokenizer", p("tok"), "--corpus", p("corpus"), "--split", "val"]));
+        assert.ok(files.length > 0, "the validation split is empty");
+        for (const f of files) assert.deepEqual([...f16.tokenize(f.text, false, false)], f.ids, `${f.path} tokenizes differently`);
+        // Special tokens written in text stay text unless asked for.
+        assert.equal(f16.tokenize("<|mask|>", false, true).length, 1);
+        assert.ok(f16.tokenize("<|mask|>", false, false).length > 1);
+    });
+
+    it("llama.cpp computes PyTorch's logits (F16 closely, Q8_0 within quantization error)", async () => {
+        const info = f16.info();
+        const tokens = Array.from({ length: 96 }, (_, i) => (i * 37 + 11) % info.nVocab);
+        for (const i of [20, 21, 22, 50]) tokens[i] = info.mask;
+        const ref: number[][] = JSON.parse(python(["train/reference.py", "logits", "--checkpoint", p("run/checkpoint.pt"), "--tokens", tokens.join(",")]));
+        const scale = Math.max(...ref.flat().map(Math.abs));
+        for (const [m, tol] of [[f16, 2e-3], [q8, 5e-2]] as const) {
+            const got = await m.forwardLogits(Int32Array.from(tokens));
+            assert.equal(got.length, tokens.length * info.nVocab);
+            let worst = 0;
+            ref.forEach((row, i) => row.forEach((x, v) => (worst = Math.max(worst, Math.abs(got[i * info.nVocab + v] - x)))));
+            assert.ok(worst <= tol * Math.max(1, scale), `max |llama.cpp − PyTorch| ${worst} (largest logit ${scale})`);
+        }
+    });
+
+    it("the quantized model infills through the runtime", async () => {
+        const model = await DiffusionModel.load(p("q8.gguf"), { threads: 1 });
+        try {
+            const r = await model.decode(["def f(x):\n    return ", { hole: 6 }, "\n"], {});
+            assert.equal(r.holes.length, 1);
+            assert.equal(typeof r.holes[0].text, "string");
+        } finally {
+            model.dispose();
+        }
+    });
+});

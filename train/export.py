@@ -1,0 +1,90 @@
+"""Exports a training checkpoint as a Hugging Face checkpoint in Dream's format, converts it with the bundled
+llama.cpp's own convert_hf_to_gguf.py (the path a user takes to convert Dream-Coder 7B) and quantizes it with the
+same tree's llama-quantize.
+
+    python train/export.py --checkpoint train/work/run/checkpoint.pt --tokenizer train/work/tokenizer \
+        --hf train/work/hf --gguf models/dream-coder-mini-q8_0.gguf --type Q8_0
+
+The converter names a BPE pre-tokenizer by hashing how the tokenizer splits a fixed text; a newly trained
+tokenizer has a hash the converter's table cannot know. Ours uses Qwen2's pre-tokenizer by construction
+(tokenizer.py), so the conversion runs with the converter's Dream class answering "qwen2" for it: the one change
+to the converter, made here at run time rather than by editing the tree. The pipeline test checks that llama.cpp
+then tokenizes exactly as the training tokenizer does.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+REPO = Path(__file__).resolve().parent.parent
+LLAMA_CPP = REPO / "native" / "build" / "llama.cpp"
+QUANTIZE = REPO / "native" / "build" / "cmake" / "bin" / "llama-quantize"
+
+
+def write_hf(checkpoint: Path, tokenizer: Path, out: Path) -> None:
+    """config.json, model.safetensors and the tokenizer files, as Dream's checkpoints on the Hub lay them out."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from model import DreamConfig
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    cfg = DreamConfig(**ckpt["config"])
+    out.mkdir(parents=True, exist_ok=True)
+    config = cfg.hf_config()
+    config["training"] = {k: ckpt["state"][k] for k in ("step", "tokens")}
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_file({k: v.float().contiguous() for k, v in ckpt["model"].items()}, str(out / "model.safetensors"), metadata={"format": "pt"})
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tokenizer / name, out / name)
+
+
+def convert(hf: Path, outfile: Path, outtype: str, name: str) -> None:
+    """Runs the tree's convert_hf_to_gguf.py main() with the pre-tokenizer named (see the module docstring)."""
+    code = (
+        "import sys, runpy\n"
+        f"sys.path.insert(0, {str(LLAMA_CPP)!r}); sys.path.insert(1, {str(LLAMA_CPP / 'gguf-py')!r})\n"
+        "from conversion.dream import DreamModel\n"
+        "DreamModel.get_vocab_base_pre = lambda self, tokenizer: 'qwen2'\n"
+        f"sys.argv = ['convert_hf_to_gguf.py', {str(hf)!r}, '--outfile', {str(outfile)!r}, '--outtype', {outtype!r}, '--model-name', {name!r}]\n"
+        f"runpy.run_path({str(LLAMA_CPP / 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def quantize(source: Path, out: Path, qtype: str) -> None:
+    if not QUANTIZE.exists():
+        raise SystemExit(f"{QUANTIZE} is missing: build the native addon first (node scripts/build-native.mjs)")
+    subprocess.run([str(QUANTIZE), str(source), str(out), qtype, "2"], check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--tokenizer", type=Path, required=True)
+    ap.add_argument("--hf", type=Path, required=True, help="folder for the Hugging Face checkpoint")
+    ap.add_argument("--gguf", type=Path, required=True, help="the GGUF to write")
+    ap.add_argument("--type", default="Q8_0", help="llama-quantize type (F16: the converter's output as is)")
+    ap.add_argument("--name", default="Dream Mini Python", help="general.name in the GGUF")
+    args = ap.parse_args()
+    if not (LLAMA_CPP / "convert_hf_to_gguf.py").exists():
+        raise SystemExit(f"{LLAMA_CPP} is missing: build the native addon first (node scripts/build-native.mjs)")
+    write_hf(args.checkpoint, args.tokenizer, args.hf)
+    args.gguf.parent.mkdir(parents=True, exist_ok=True)
+    if args.type.upper() == "F16":
+        convert(args.hf, args.gguf, "f16", args.name)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            f16 = Path(tmp) / "model-f16.gguf"
+            convert(args.hf, f16, "f16", args.name)
+            quantize(f16, args.gguf, args.type)
+    print(f"{args.gguf}: {args.gguf.stat().st_size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Trains the byte-level BPE tokenizer on the corpus's training split, with Qwen2's pre-tokenizer, so that
+llama.cpp's `qwen2` pre-tokenizer splits text exactly as training did.
+
+    python train/tokenizer.py --corpus train/work/corpus --out train/work/tokenizer --vocab 4096
+
+Writes tokenizer.json and tokenizer_config.json (the files transformers' AutoTokenizer and llama.cpp's
+convert_hf_to_gguf.py read).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+# Qwen2's pre-tokenizer regex, as in its tokenizer.json; llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN2 implements it.
+QWEN2_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+END = "<|endoftext|>"
+MASK = "<|mask|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+SPECIAL = [END, MASK, IM_START, IM_END]
+
+# ChatML, as Qwen2 and Dream write it; the model is not trained on chats, but the tokens and the template let the
+# runtime lay out an instruction the same way it does for Dream-Coder.
+CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+                 "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def texts(corpus: Path, split: str):
+    with open(corpus / f"{split}.jsonl", encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)["text"]
+
+
+def train(corpus: Path, out: Path, vocab: int) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL, min_frequency=2,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts(corpus, "train"), trainer=trainer)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        # No separate begin token: files are joined by end-of-text in training, so it is what precedes a text.
+        "bos_token": END,
+        "eos_token": END,
+        "pad_token": END,
+        "mask_token": MASK,
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "model_max_length": 1 << 20,
+        "chat_template": CHAT_TEMPLATE,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return tok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--vocab", type=int, default=4096)
+    args = ap.parse_args()
+    tok = train(args.corpus, args.out, args.vocab)
+    print(f"vocabulary {tok.get_vocab_size()} tokens -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

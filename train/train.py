@@ -1,0 +1,203 @@
+"""Trains the Dream model with Dream's masked-diffusion objective: a mask ratio t ~ U(0, 1], cross-entropy on the
+masked positions weighted 1 / t, read from the shifted logits. Part of every batch is shaped like the editor's
+infilling: one to three holes (whole lines, token runs or single tokens) masked inside a file, each followed by
+end-of-text padding as a hole that is longer than its text is.
+
+    python train/train.py --corpus train/work/corpus --tokenizer train/work/tokenizer --out train/work/run --minutes 100
+
+Checkpoints to OUT/checkpoint.pt every few minutes and at the end; run again with the same OUT to resume. The
+learning-rate schedule follows the time budget, so a resumed run ends where the uninterrupted one would.
+"""
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from model import DreamConfig, DreamModel
+from tokenizer import END, MASK
+
+MAX_PAD = 40
+
+
+class Corpus:
+    """One split tokenized once: every file's ids, end-of-text between files, in one array."""
+
+    def __init__(self, corpus: Path, split: str, tok: Tokenizer):
+        ids: list[int] = []
+        end = tok.token_to_id(END)
+        with open(corpus / f"{split}.jsonl", encoding="utf-8") as f:
+            texts = [json.loads(line)["text"] for line in f]
+        for enc in tok.encode_batch(texts):
+            ids.extend(enc.ids)
+            ids.append(end)
+        self.ids = np.array(ids, dtype=np.int32)
+        vocab = tok.get_vocab()
+        self.newline = np.zeros(tok.get_vocab_size(), dtype=bool)
+        for piece, i in vocab.items():
+            text = tok.decode([i])
+            self.newline[i] = text.endswith("\n")
+
+    def window(self, rng: random.Random, n: int) -> np.ndarray:
+        start = rng.randrange(0, len(self.ids) - n)
+        return self.ids[start:start + n].copy()
+
+
+def line_span(rng: random.Random, newline: np.ndarray, lo: int, hi: int) -> tuple[int, int] | None:
+    """One to three whole lines inside tokens [lo, hi): starts after a newline token, ends with one."""
+    ends = [i for i in range(lo, hi) if newline[i]]
+    if len(ends) < 2:
+        return None
+    k = rng.randrange(0, len(ends) - 1)
+    lines = rng.choice((1, 1, 2, 3))
+    last = min(k + lines, len(ends) - 1)
+    return ends[k] + 1, ends[last] + 1
+
+
+def make_example(rng: random.Random, data: Corpus, n: int, end: int, mask: int):
+    """(noisy tokens, clean tokens, loss weight per position) for one sequence."""
+    if rng.random() < 0.4:
+        clean = data.window(rng, n)
+        eligible = list(range(1, n))  # nothing predicts position 0 of a shifted model
+    else:
+        clean = data.window(rng, n + 64)
+        holes = []  # (start, length) in the final sequence
+        n_holes = rng.choice((1, 1, 2, 3))
+        segment = (n - 1) // n_holes
+        pieces, cursor = [clean[:1]], 1
+        for h in range(n_holes):
+            lo, hi = 1 + h * segment, (h + 1) * segment
+            kind = rng.random()
+            span = line_span(rng, data.newline[clean], max(lo, cursor), hi) if kind < 0.45 else None
+            if span is None:
+                length = 1 if kind > 0.8 else rng.randint(1, 32)
+                a = rng.randrange(max(lo, cursor), max(lo, cursor) + max(1, hi - max(lo, cursor) - length))
+                span = (a, a + length)
+            a, b = span
+            pad = 0 if rng.random() < 0.3 or b - a == 1 else rng.randint(1, MAX_PAD)
+            pieces.append(clean[cursor:a])
+            start = sum(len(p) for p in pieces)
+            pieces.append(clean[a:b])
+            pieces.append(np.full(pad, end, dtype=np.int32))
+            holes.append((start, b - a + pad))
+            cursor = b
+        pieces.append(clean[cursor:])
+        clean = np.concatenate(pieces)[:n]
+        # Padding can push a late hole past the end: then the example is an ordinary one.
+        eligible = [i for start, length in holes for i in range(start, min(start + length, n))] or list(range(1, n))
+    # Mask ratio t ~ U(0, 1] in its discrete form: k of the eligible positions, k uniform in 1..len. Weighting
+    # each masked position by 1 / t / len = 1 / k is Dream's 1/t weighting per position that may be masked,
+    # without the huge weight a forced single mask at a tiny t would get.
+    k = rng.randint(1, len(eligible))
+    masked = np.zeros(n, dtype=bool)
+    masked[rng.sample(eligible, k)] = True
+    noisy = np.where(masked, mask, clean)
+    weight = masked.astype(np.float32) / k
+    return noisy, clean, weight
+
+
+def batch(rng: random.Random, data: Corpus, size: int, n: int, end: int, mask: int):
+    rows = [make_example(rng, data, n, end, mask) for _ in range(size)]
+    return tuple(torch.from_numpy(np.stack(col)) for col in zip(*rows))
+
+
+def diffusion_loss(model: DreamModel, noisy, clean, weight):
+    """Weighted cross-entropy on the masked positions; position j is read from the output row j - 1."""
+    b, j = torch.nonzero(weight[:, 1:] > 0, as_tuple=True)
+    j = j + 1
+    hidden = model.hidden(noisy)
+    logits = model.lm_head(hidden[b, j - 1]).float()
+    ce = F.cross_entropy(logits, clean[b, j].long(), reduction="none")
+    return (ce * weight[b, j]).sum() / noisy.shape[0], ce.mean()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--tokenizer", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--minutes", type=float, default=100.0, help="wall-clock budget; the schedule decays over it")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: only the budget)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--config", type=str, default="{}", help="JSON overrides of DreamConfig (for tiny test runs)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--log-every", type=int, default=50)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    tok = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
+    end, mask = tok.token_to_id(END), tok.token_to_id(MASK)
+    cfg = DreamConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=args.seq, mask_token_id=mask,
+                      pad_token_id=end, eos_token_id=end, **json.loads(args.config))
+    train_data, val_data = Corpus(args.corpus, "train", tok), Corpus(args.corpus, "val", tok)
+    model = DreamModel(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = args.out / "checkpoint.pt"
+    state = {"step": 0, "seconds": 0.0, "tokens": 0, "log": []}
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        print(f"resumed at step {state['step']}, {state['seconds'] / 60:.1f} min, {state['tokens']:,} tokens", flush=True)
+    rng = random.Random(args.seed * 1_000_003 + state["step"])
+    val_batch = batch(random.Random(12345), val_data, 32, args.seq, end, mask)
+    print(f"{model.parameter_count():,} parameters; train {len(train_data.ids):,} tokens, val {len(val_data.ids):,}", flush=True)
+
+    def save():
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+                    "config": asdict(cfg)}, ckpt_path.with_suffix(".tmp"))
+        ckpt_path.with_suffix(".tmp").replace(ckpt_path)
+        (args.out / "log.json").write_text(json.dumps(state["log"]) + "\n")
+
+    budget = args.minutes * 60
+    started, last_save = time.time() - state["seconds"], time.time()
+    warmup = 100
+    while True:
+        elapsed = time.time() - started
+        if elapsed >= budget or (args.max_steps and state["step"] >= args.max_steps):
+            break
+        frac = elapsed / budget
+        lr = args.lr * min(1.0, (state["step"] + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        noisy, clean, weight = batch(rng, train_data, args.batch, args.seq, end, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, ce = diffusion_loss(model, noisy, clean, weight)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state["step"] += 1
+        state["tokens"] += args.batch * args.seq
+        state["seconds"] = time.time() - started
+        if state["step"] % args.log_every == 0 or state["step"] == 1:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                val_loss, val_ce = diffusion_loss(model, *val_batch)
+            entry = {"step": state["step"], "minutes": round(state["seconds"] / 60, 2), "tokens": state["tokens"], "lr": lr,
+                     "loss": round(loss.item(), 4), "masked_ce": round(ce.item(), 4), "val_loss": round(val_loss.item(), 4),
+                     "val_masked_ce": round(val_ce.item(), 4)}
+            state["log"].append(entry)
+            print(json.dumps(entry), flush=True)
+        if time.time() - last_save > args.checkpoint_minutes * 60:
+            save()
+            last_save = time.time()
+    save()
+    print(f"done: step {state['step']}, {state['tokens']:,} tokens, {state['seconds'] / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
