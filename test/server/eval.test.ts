@@ -9,12 +9,14 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
 import { configParams, parseConfigs } from "../../server/src/eval/configs";
-import { runEval, substituteCompleter, summarize, type EvalRecord } from "../../server/src/eval/harness";
+import { runEval, substituteCompleter, summarize, type Completer, type EvalRecord } from "../../server/src/eval/harness";
 import { loadProblems, PROBLEM_SETS, type Problem, type ProblemSet } from "../../server/src/eval/problems";
 import { repoRoot, testModel } from "../tools/test-models";
 
 const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
 const SETS = Object.keys(PROBLEM_SETS) as ProblemSet[];
+/** The sets checked by parsing the filled file, not by tests. */
+const PARSED: ProblemSet[] = ["py-lines", "py-token"];
 
 function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
     const r = spawnSync(process.execPath, [CLI, "eval", ...args], { encoding: "utf8", env: { ...process.env, DREAM_CODER_MODEL: "" } });
@@ -30,25 +32,46 @@ function sample(set: ProblemSet, n: number): Problem[] {
 const scratch = () => mkdtempSync(join(tmpdir(), "dream-coder-eval-test-"));
 
 test("every set loads whole: the counts SOURCE.md gives", () => {
-    const counts: Record<ProblemSet, number> = { "single-line": 1033, "multi-line": 5815, "random-span-light": 164, humaneval: 164 };
+    const counts: Record<ProblemSet, number> = { "single-line": 1033, "multi-line": 5815, "random-span-light": 164, humaneval: 164, "py-lines": 200, "py-token": 200 };
     for (const set of SETS) assert.equal(loadProblems(set).length, counts[set], set);
 });
 
-test("the canonical solutions pass every sampled problem of every set; the empty completion almost none", async () => {
-    const problems = SETS.flatMap((set) => sample(set, 12));
+test("the canonical solutions pass every sampled problem of every set; the empty completion almost none of the tested sets", async () => {
+    const problems = SETS.filter((set) => !PARSED.includes(set)).flatMap((set) => sample(set, 12));
     const configs = parseConfigs("exact");
     for (const [kind, check] of [
         ["canonical", (passAt1: number) => assert.equal(passAt1, 1)],
         ["empty", (passAt1: number) => assert.ok(passAt1 <= 0.1, `empty completions pass ${passAt1}`)]
     ] as const) {
         const records = await runEval({ problems, configs, complete: substituteCompleter(kind), policy: "truth" });
-        for (const set of SETS) {
+        for (const set of SETS.filter((set) => !PARSED.includes(set))) {
             const [s] = summarize(records.filter((r) => r.set === set), configs);
             assert.equal(s.problems, 12);
             check(s.passAt1);
             if (kind === "canonical") assert.equal(s.exactMatch, 1);
         }
     }
+});
+
+test("held-out spans: the whole filled file is parsed; the truth parses, a NUL byte does not, the trivial filler is the set's", async () => {
+    const configs = parseConfigs("exact");
+    for (const set of PARSED) {
+        const problems = sample(set, 12);
+        for (const p of problems) {
+            assert.equal(p.check.kind, "parse");
+            assert.ok(p.prefix.length > 0 || p.suffix.length > 0, `${p.taskId} has context`);
+        }
+        const score = async (complete: Completer) => summarize(await runEval({ problems, configs, complete, policy: "truth" }), configs)[0];
+        const canonical = await score(substituteCompleter("canonical"));
+        assert.equal(canonical.passAt1, 1, `${set}: every file parses with its own text`);
+        assert.equal(canonical.exactMatch, 1);
+        // A bracket can sit harmlessly in a string or comment; Python's parser refuses a NUL byte anywhere.
+        const broken = await score(async (p) => ({ text: `${p.truth}\u0000`, budget: 1, forwardPasses: 1, ms: 0 }));
+        assert.equal(broken.passAt1, 0, `${set}: a NUL byte in the completion breaks every file`);
+        const trivial = await runEval({ problems, configs, complete: substituteCompleter("trivial"), policy: "truth" });
+        assert.ok(trivial.every((r) => r.completion === problems[0].trivial && r.completion.trim() !== ""), `${set}: one non-blank trivial filler`);
+    }
+    await assert.rejects(substituteCompleter("trivial")(sample("single-line", 1)[0], configs[0]), /the single-line set has no trivial filler/);
 });
 
 test("configuration strings become the decoder's parameters", () => {

@@ -6,6 +6,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { evalCommand, type EvalFlags } from "../eval/command";
+import { SUBSTITUTES } from "../eval/harness";
+import { PROBLEM_SETS } from "../eval/problems";
 import { CATALOG, catalogEntry, catalogPath, downloadModel, listCatalog, modelsDirectory } from "../catalog";
 import { HoleParser } from "../holes";
 import { InlineCompleter } from "../jobs/completion";
@@ -273,14 +275,14 @@ program
     .option("--models-dir <dir>", "where catalog models are downloaded")
     .option("-t, --threads <n>", "CPU threads (0: chosen from the machine)", integer(0))
     .option("--gpu-layers <n>", "layers to offload in a GPU build (-1: all)", integer(-1))
-    .option("--sets <list>", "single-line, multi-line, random-span-light, humaneval", "single-line")
+    .option("--sets <list>", `${Object.keys(PROBLEM_SETS).join(", ")}`, "single-line")
     .option("--configs <list>", "decoding configurations, e.g. exact,dual,dual+threshold=0.9,dual+entropy=1,block=16", "exact,dual")
     .option("--hole <policy>", "truth: the ground truth's token count; fixed:N: N tokens, early stop", "truth")
     .option("--limit <n>", "the first N problems of each set", integer(1))
     .option("--resume <file.jsonl>", "finished problems: skipped if there, appended as they finish")
     .option("--json <path>", "where to write the results", "bench-results/eval.json")
-    .option("--data-dir <dir>", "where the HumanEval .jsonl.gz files are (default: the package's data/humaneval)")
-    .addOption(new Option("--substitute <kind>", "no model: every completion is the canonical solution or empty (checks the harness)").choices(["canonical", "empty"]))
+    .option("--data-dir <dir>", "where the problem files are (default: the package's data/)")
+    .addOption(new Option("--substitute <kind>", `no model: every completion is ${Object.entries(SUBSTITUTES).map(([k, v]) => `${k}: ${v}`).join("; ")}`).choices(Object.keys(SUBSTITUTES)))
     .action(async (flags: EvalFlags & ModelFlags) => {
         await evalCommand(flags, flags.substitute ? undefined : settingsFrom(flags));
     });

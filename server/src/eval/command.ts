@@ -6,7 +6,7 @@ import { SingleBar } from "cli-progress";
 import { ModelHost } from "../modelHost";
 import type { Settings } from "../settings";
 import { parseConfigs } from "./configs";
-import { describeHolePolicy, markdownTable, modelCompleter, parseHolePolicy, runEval, substituteCompleter, summarize, type Completer } from "./harness";
+import { describeHolePolicy, markdownTable, modelCompleter, parseHolePolicy, runEval, substituteCompleter, summarize, type Completer, type Substitute } from "./harness";
 import { DATA_DIR, isProblemSet, loadProblems, PROBLEM_SETS } from "./problems";
 import { PYTHON, sandboxIsolation } from "./sandbox";
 
@@ -18,7 +18,7 @@ export interface EvalFlags {
     resume?: string;
     json: string;
     dataDir?: string;
-    substitute?: "canonical" | "empty";
+    substitute?: Substitute;
 }
 
 /** `settings` is undefined only with --substitute, which needs no model. */
@@ -50,6 +50,7 @@ export async function evalCommand(flags: EvalFlags, settings: Settings | undefin
         `configurations: ${configs.map((c) => c.name).join(", ")} (greedy, one step per hole token)`,
         `hole: ${describeHolePolicy(policy)}`,
         `tests: ${PYTHON}; sandbox: ${isolation.applied}`,
+        ...(problems.some((p) => p.check.kind === "parse") ? ["pass@1 of py-lines and py-token: the whole filled file parses (Python's ast)"] : []),
         ...(isolation.notIsolated ? [`not isolated here: ${isolation.notIsolated}`] : [])
     ];
     process.stdout.write(header.join("\n") + "\n\n");

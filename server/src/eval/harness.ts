@@ -53,9 +53,21 @@ export function modelCompleter(model: DiffusionModel, policy: HolePolicy): Compl
     };
 }
 
-/** The checks' stand-ins: the ground truth itself, or nothing at all. No forward pass. */
-export function substituteCompleter(kind: "canonical" | "empty"): Completer {
-    return async (problem) => ({ text: kind === "canonical" ? problem.truth : "", budget: 0, forwardPasses: 0, ms: 0 });
+/** Completions that need no model; "trivial" is the baseline the held-out spans are measured against. */
+export const SUBSTITUTES = {
+    canonical: "the ground truth itself (checks the harness)",
+    empty: "nothing at all",
+    trivial: "the set's most frequent training line or token (py-lines, py-token)"
+} as const;
+export type Substitute = keyof typeof SUBSTITUTES;
+
+/** The stand-ins of SUBSTITUTES. No forward pass. */
+export function substituteCompleter(kind: Substitute): Completer {
+    return async (problem) => {
+        if (kind === "trivial" && problem.trivial === undefined) throw new Error(`the ${problem.set} set has no trivial filler: --substitute trivial is for py-lines and py-token`);
+        const text = kind === "canonical" ? problem.truth : kind === "trivial" ? problem.trivial! : "";
+        return { text, budget: 0, forwardPasses: 0, ms: 0 };
+    };
 }
 
 export interface EvalRecord {
