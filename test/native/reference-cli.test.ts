@@ -30,7 +30,8 @@ function referenceCli(path: string, nInput: number, extra: string[]): string {
 async function ours(model: DiffusionModel, steps: number, seed = 0) {
     const layout = model.layout([{ special: await model.formatChat(MESSAGES) }, { hole: HOLE }]);
     const result = await model.decodeLayout(layout, { steps, seed });
-    return { nInput: layout.tokens.length - HOLE, text: result.holes[0].text };
+    // llama.cpp's CLI prints every generated token but end-of-text (a hole's text would end at the first one).
+    return { nInput: layout.tokens.length - HOLE, text: model.detokenize(result.holes[0].tokens.filter((t) => !model.isEndToken(t))) };
 }
 
 // The quantized files run through ggml's quantized kernels (and, for Q4_0, its repacked CPU layout): the crash

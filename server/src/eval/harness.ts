@@ -3,7 +3,6 @@
 // JSONL file as they finish, so an interrupted run resumes where it stopped; the summary is computed from
 // the records alone.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { holeText } from "../jobs/denoise";
 import type { DiffusionModel, Segment } from "../runtime/runtime";
 import { configParams, type DecodeConfig } from "./configs";
 import { programFor, type Problem, type ProblemSet } from "./problems";
@@ -49,7 +48,7 @@ export function modelCompleter(model: DiffusionModel, policy: HolePolicy): Compl
         if (problem.suffix) segments.push(problem.suffix);
         const started = performance.now();
         const r = await model.decode(segments, configParams(config, budget, policy.kind === "fixed"));
-        return { text: holeText(model, r.holes[0].tokens), budget, forwardPasses: r.steps, ms: performance.now() - started };
+        return { text: r.holes[0].text, budget, forwardPasses: r.steps, ms: performance.now() - started };
     };
 }
 

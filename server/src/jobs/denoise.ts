@@ -81,7 +81,7 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
         }
     });
     return {
-        texts: result.holes.map((h) => holeText(model, h.tokens)),
+        texts: result.holes.map((h) => h.text),
         result,
         trace: {
             tokens,
@@ -107,12 +107,3 @@ function partialText(tokens: number[], model: DiffusionModel, piece: (t: number)
     return out;
 }
 
-/** What a hole gives the user: its text up to the first end-of-text. */
-export function holeText(model: DiffusionModel, tokens: number[]): string {
-    return model.detokenize(tokens.slice(0, firstEnd(tokens, model)));
-}
-
-function firstEnd(tokens: number[], model: DiffusionModel): number {
-    const i = tokens.findIndex((t) => model.isEndToken(t));
-    return i < 0 ? tokens.length : i;
-}

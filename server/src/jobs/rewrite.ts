@@ -107,7 +107,7 @@ async function remask(model: DiffusionModel, r: RewriteRequest, options: JobOpti
             ...options,
             onPartial: onPartial && ((p) => onPartial({ ...p, texts: [joinRuns(model, body, runs, p.texts)] }))
         });
-        const filled = denoised.result.holes.map((h) => h.tokens.filter((t) => !model.isEndToken(t)));
+        const filled = denoised.result.holes.map((h) => h.textTokens);
         const next: number[] = [];
         let at = 0;
         runs.forEach((run, k) => {

@@ -46,8 +46,11 @@ export interface DecodeOptions extends DecodeParams {
 }
 
 export interface HoleResult {
-    /** The hole's text; end-of-text and pad tokens ("shorter than the hole") and places left masked are dropped. */
+    /** The hole's text: its tokens up to the first end-of-text ("shorter than the hole"), places left masked dropped. */
     text: string;
+    /** The tokens `text` is made of. */
+    textTokens: number[];
+    /** Every place of the hole, as decoded. */
     tokens: number[];
     /** The step that revealed each of the hole's tokens: the generation order. */
     revealStep: number[];
@@ -239,9 +242,12 @@ export class DiffusionModel {
 
     private holeResult(h: { start: number; length: number }, tokens: Int32Array, revealStep: Int32Array): HoleResult {
         const ids = [...tokens.subarray(h.start, h.start + h.length)];
+        const end = ids.findIndex((t) => this.isEndToken(t));
+        // A place still masked after the last step (its prediction was the mask) adds nothing.
+        const textTokens = (end < 0 ? ids : ids.slice(0, end)).filter((t) => t !== this.info.mask);
         return {
-            // A place still masked after the last step (its prediction was the mask) adds nothing, like end-of-text.
-            text: this.detokenize(ids.filter((t) => t !== this.info.mask && !this.isEndToken(t))),
+            text: this.detokenize(textTokens),
+            textTokens,
             tokens: ids,
             revealStep: [...revealStep.subarray(h.start, h.start + h.length)],
             start: h.start,
