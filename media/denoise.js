@@ -8,12 +8,9 @@
     const counts = document.getElementById("counts");
     const empty = document.getElementById("empty");
     let trace = (vscode.getState() || {}).trace || null;
-    // Steps are the schedule's steps; one that reveals nothing runs no forward pass, so the highest step
-    // index can exceed trace.steps (forward passes). The slider and colours follow the schedule.
-    const scheduleSteps = () => (trace ? 1 + Math.max(0, ...trace.tokens.map((t) => t.step)) : 0);
 
     function hue(step, steps) {
-        // First steps blue, last ones red, through green: the same scale as the CLI's --order view.
+        // First steps blue, last ones red, through green, over the schedule's steps: the CLI's --order view does the same.
         return Math.round(240 * (1 - (steps <= 1 ? 0 : step / (steps - 1))));
     }
 
@@ -27,7 +24,7 @@
             return;
         }
         const upTo = Number(slider.value);
-        const steps = scheduleSteps();
+        const steps = trace.scheduleSteps;
         stepLabel.textContent = `${upTo + 1} / ${steps}`;
         let hole = -1;
         for (const t of trace.tokens) {
@@ -53,9 +50,9 @@
             text.appendChild(span);
         }
         // Each row: a plain label, its value, and a tooltip with the technical meaning.
-        const passes = Math.max(1, trace.steps);
+        const passes = Math.max(1, trace.forwardPasses);
         const rows = [
-            ["Denoising steps", trace.steps, "forward passes of the model; a step that would reveal nothing runs none"],
+            ["Denoising steps", trace.forwardPasses, "forward passes of the model; a step that would reveal nothing runs none"],
             ["Tokens generated", trace.tokens.length, "tokens the model wrote into the holes"],
             ["Tokens per step", (trace.tokens.length / passes).toFixed(2), "tokens revealed per forward pass (more = fewer passes)"],
             ["Time per step", `${trace.msPerStep.toFixed(1)} ms`, "whole run time / forward passes, cache refreshes included"],

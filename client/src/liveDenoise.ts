@@ -49,7 +49,7 @@ export class LiveDenoise implements vscode.Disposable {
             texts.push({
                 range: new vscode.Range(range.end, range.end),
                 renderOptions: { after: { contentText: ` ${text}` } },
-                hoverMessage: `Dream-Coder: step ${partial.step} of ${partial.steps}`
+                hoverMessage: `Dream-Coder: step ${partial.step} of ${partial.scheduleSteps}`
             });
         }
         this.editor.setDecorations(this.dimmed, spans);

@@ -98,17 +98,17 @@ export class ModelHost {
     async run<T>(job: (model: DiffusionModel) => Promise<T>): Promise<T> {
         const model = await this.model();
         const started = performance.now();
-        this.report({ state: "busy", step: 0, steps: undefined });
+        this.report({ state: "busy", step: 0, scheduleSteps: undefined });
         try {
             return await job(model);
         } finally {
-            this.report({ state: "ready", step: undefined, steps: undefined, lastLatencyMs: Math.round(performance.now() - started) });
+            this.report({ state: "ready", step: undefined, scheduleSteps: undefined, lastLatencyMs: Math.round(performance.now() - started) });
         }
     }
 
     /** A running job's progress, for the status. */
-    step(step: number, steps: number): void {
-        this.report({ state: "busy", step, steps });
+    step(step: number, scheduleSteps: number): void {
+        this.report({ state: "busy", step, scheduleSteps });
     }
 
     async dispose(): Promise<void> {

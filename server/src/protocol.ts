@@ -18,7 +18,10 @@ import {
 export interface DenoiseTrace {
     /** The generated tokens in document order; `hole` indexes the result's holes. End-of-text tokens are left out. */
     tokens: { text: string; step: number; hole: number }[];
-    steps: number;
+    /** Steps of the schedule, up to the last that revealed a token: the scale of `step`. */
+    scheduleSteps: number;
+    /** Forward passes of the model: a step that would reveal nothing runs none. */
+    forwardPasses: number;
     totalMs: number;
     msPerStep: number;
     forwardMs: number;
@@ -31,7 +34,8 @@ export interface DenoiseTrace {
 /** A job's view of the document as the steps go: every hole's text, still-masked tokens shown as PLACEHOLDER. */
 export interface DenoisePartial {
     step: number;
-    steps: number;
+    /** The schedule's steps. */
+    scheduleSteps: number;
     holes: { range: Range; text: string }[];
 }
 export const PLACEHOLDER = "░";
@@ -85,6 +89,8 @@ export interface CatalogModel {
     sizeBytes: number;
     /** The one model the pickers mark as recommended (and the default of a user with no model set). */
     recommended?: boolean;
+    /** A file that ships inside the package (relative to its root): nothing to download. */
+    bundled?: string;
     /** The downloaded file, when it is there. */
     path: string | null;
 }
@@ -116,7 +122,8 @@ export interface ServerStatus {
     progress?: number;
     /** Busy: the running job's step. */
     step?: number;
-    steps?: number;
+    /** Busy: the running job's schedule steps. */
+    scheduleSteps?: number;
     /** Error: what went wrong, in words. */
     message?: string;
     /** The last finished job's latency. */

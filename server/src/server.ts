@@ -32,6 +32,7 @@ import { sketchBody } from "./jobs/sketch";
 import { ModelHost } from "./modelHost";
 import * as lsp from "./protocol";
 import { ModelFileError } from "./runtime/modelFile";
+import manifest from "../../package.json";
 import { DecodeCancelledError } from "./runtime/runtime";
 import { inlineEnabled, readSettings, type Settings } from "./settings";
 import { lineEnding, type SpanEdit } from "./spanEdits";
@@ -59,7 +60,7 @@ connection.onInitialize((params): InitializeResult => {
             inlineCompletionProvider: true,
             codeActionProvider: { codeActionKinds: [CodeActionKind.RefactorRewrite] }
         },
-        serverInfo: { name: "dream-coder", version: "0.1.0" },
+        serverInfo: { name: "dream-coder", version: manifest.version },
         // The process id, so that a client (and the crash-recovery test) can tell one server process from the next.
         dreamCoder: { pid: process.pid }
     } as InitializeResult;
@@ -162,7 +163,7 @@ connection.onRequest(lsp.sketch, live((params, token) =>
 ));
 
 type JobParams = WorkDoneProgressParams & PartialResultParams & { textDocument: VersionedTextDocumentIdentifier };
-type JobOptionsFor = (ranges: Range[]) => { settings: Settings; signal: AbortSignal; document: string; onPartial: (p: { step: number; steps: number; texts: string[] }) => void };
+type JobOptionsFor = (ranges: Range[]) => { settings: Settings; signal: AbortSignal; document: string; onPartial: (p: { step: number; scheduleSteps: number; texts: string[] }) => void };
 
 /**
  * What the editing jobs share: the document at the version the client saw, work-done progress with
@@ -198,12 +199,12 @@ async function editJob<X extends object>(
         signal,
         document: uri,
         onPartial: (p) => {
-            host.step(p.step, p.steps);
-            progress.report(Math.round((100 * p.step) / Math.max(1, p.steps)), `step ${p.step}/${p.steps}`);
+            host.step(p.step, p.scheduleSteps);
+            progress.report(Math.round((100 * p.step) / Math.max(1, p.scheduleSteps)), `step ${p.step}/${p.scheduleSteps}`);
             if (params.partialResultToken !== undefined) {
                 connection.sendProgress(lsp.denoisePartial, params.partialResultToken, {
                     step: p.step,
-                    steps: p.steps,
+                    scheduleSteps: p.scheduleSteps,
                     holes: ranges.map((range, i) => ({ range, text: p.texts[i] ?? "" }))
                 });
             }

@@ -50,7 +50,7 @@ describe("decoder", () => {
                     else assert.notEqual(result.tokens[i], model.info.mask, `${algorithm}: ${i} still masked`);
                 });
                 assert.equal(result.holes.length, 3);
-                assert.equal(result.steps, events.length, "one event per forward pass, all delivered before the result");
+                assert.equal(result.forwardPasses, events.length, "one event per forward pass, all delivered before the result");
             }
         });
     }

@@ -170,7 +170,9 @@ describe("language server over IPC", () => {
         // One joint run: the trace covers every hole, revealed over one sequence of steps.
         assert.ok(r.trace);
         assert.ok(r.trace.tokens.every((t) => t.hole >= 0 && t.hole < 3));
-        assert.ok(r.trace.steps > 0 && r.trace.steps <= 16 + 4 + 3);
+        assert.ok(r.trace.forwardPasses > 0 && r.trace.forwardPasses <= 16 + 4 + 3);
+        const { scheduleSteps } = r.trace;
+        assert.ok(scheduleSteps >= 1 && r.trace.tokens.every((t) => t.step < scheduleSteps));
         assert.ok(partials.length > 0, "partial results stream through $/progress");
         assert.equal(partials[0].holes.length, 3);
         assert.ok(partials[0].holes.some((h) => h.text.includes(lsp.PLACEHOLDER)), "the first step still shows masked places");

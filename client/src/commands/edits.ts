@@ -45,8 +45,8 @@ async function runJob(ctx: Ctx, editor: vscode.TextEditor, title: string, job: J
                 let reported = 0;
                 const partials = client.onProgress(lsp.denoisePartial, partialResultToken, (p) => {
                     live.show(p);
-                    const percent = (100 * p.step) / Math.max(1, p.steps);
-                    progress.report({ message: `step ${p.step} of ${p.steps}`, increment: percent - reported });
+                    const percent = (100 * p.step) / Math.max(1, p.scheduleSteps);
+                    progress.report({ message: `step ${p.step} of ${p.scheduleSteps}`, increment: percent - reported });
                     reported = percent;
                 });
                 try {

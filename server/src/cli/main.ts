@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import manifest from "../../../package.json";
 import { evalCommand, type EvalFlags } from "../eval/command";
 import { SUBSTITUTES } from "../eval/harness";
 import { PROBLEM_SETS } from "../eval/problems";
@@ -99,7 +100,7 @@ async function runJob<T extends { denoised: Denoised | null }>(flags: ModelFlags
     const onSigint = () => interrupt.abort();
     process.once("SIGINT", onSigint);
     try {
-        const result = await job(host, { settings, signal: interrupt.signal, onPartial: (p) => progress.step(p.step, p.steps) });
+        const result = await job(host, { settings, signal: interrupt.signal, onPartial: (p) => progress.step(p.step, p.scheduleSteps) });
         progress.stop();
         if (flags.order && result.denoised) process.stdout.write(await generationOrder(result.denoised.trace));
         return result;
@@ -167,7 +168,7 @@ function readSource(path: string): string {
 
 const program = new Command("dream-coder")
     .description("Diffusion code models (Dream-Coder, Dream, DiffuCoder, LLaDA) on your files, through a patched llama.cpp")
-    .version("0.1.0")
+    .version(manifest.version)
     .showHelpAfterError();
 
 withModelOptions(program.command("fill <file>").description("fill every hole marker (??? or ???:N tokens) jointly, in one denoising run"))

@@ -74,11 +74,12 @@ function stepColour(step: number, steps: number): string {
 export async function generationOrder(trace: DenoiseTrace): Promise<string> {
     const { default: ansis } = await import("ansis");
     const holes = new Map<number, string>();
-    for (const t of trace.tokens) holes.set(t.hole, (holes.get(t.hole) ?? "") + ansis.hex(stepColour(t.step, trace.steps))(t.text));
-    const legend = [0, 0.25, 0.5, 0.75, 1].map((f) => ansis.hex(stepColour(Math.round(f * (trace.steps - 1)), trace.steps))("■")).join("");
+    const steps = trace.scheduleSteps;
+    for (const t of trace.tokens) holes.set(t.hole, (holes.get(t.hole) ?? "") + ansis.hex(stepColour(t.step, steps))(t.text));
+    const legend = [0, 0.25, 0.5, 0.75, 1].map((f) => ansis.hex(stepColour(Math.round(f * (steps - 1)), steps))("■")).join("");
     const lines = [...holes.entries()].sort((a, b) => a[0] - b[0]).map(([h, text]) => `${ansis.dim(`hole ${h + 1}:`)} ${text}`);
     lines.push(
-        ansis.dim(`order: first ${legend} last · ${trace.steps} steps, ${trace.tokens.length} tokens, ` +
+        ansis.dim(`order: first ${legend} last · ${steps} steps, ${trace.forwardPasses} forward passes, ${trace.tokens.length} tokens, ` +
             `${trace.msPerStep.toFixed(1)} ms/step, ${trace.tokensPerSecond.toFixed(1)} tokens/s`)
     );
     return lines.join("\n") + "\n";

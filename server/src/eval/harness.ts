@@ -48,7 +48,7 @@ export function modelCompleter(model: DiffusionModel, policy: HolePolicy): Compl
         if (problem.suffix) segments.push(problem.suffix);
         const started = performance.now();
         const r = await model.decode(segments, configParams(config, budget, policy.kind === "fixed"));
-        return { text: r.holes[0].text, budget, forwardPasses: r.steps, ms: performance.now() - started };
+        return { text: r.holes[0].text, budget, forwardPasses: r.forwardPasses, ms: performance.now() - started };
     };
 }
 

@@ -14,7 +14,7 @@ export interface JobOptions {
      */
     document?: string;
     /** After every step: each hole's text so far. */
-    onPartial?: (partial: { step: number; steps: number; texts: string[] }) => void;
+    onPartial?: (partial: { step: number; scheduleSteps: number; texts: string[] }) => void;
 }
 
 export interface Denoised {
@@ -69,7 +69,7 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
             });
             onPartial({
                 step: s.step + 1,
-                steps: params.steps!,
+                scheduleSteps: params.steps!,
                 texts: current.map((toks) => partialText(toks, model, piece))
             });
         })
@@ -85,7 +85,8 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
         result,
         trace: {
             tokens,
-            steps: result.steps,
+            scheduleSteps: 1 + Math.max(0, ...tokens.map((t) => t.step)),
+            forwardPasses: result.forwardPasses,
             totalMs: result.totalMs,
             msPerStep: result.msPerStep,
             forwardMs: result.forwardMs,

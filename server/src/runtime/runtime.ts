@@ -62,7 +62,8 @@ export interface DecodeResult {
     holes: HoleResult[];
     tokens: Int32Array;
     revealStep: Int32Array;
-    steps: number;
+    /** Forward passes of the model (a step that would reveal nothing runs none). */
+    forwardPasses: number;
     /** Forward passes over the whole sequence: every step in exact mode, one refresh per block in the cached modes. */
     fullPasses: number;
     /** Positions whose cached cells were kept from the key's last request (reuseKey); 0 without reuse. */
@@ -209,7 +210,7 @@ export class DiffusionModel {
                     holes: layout.holes.map((h) => this.holeResult(h, r.tokens, r.revealStep)),
                     tokens: r.tokens,
                     revealStep: r.revealStep,
-                    steps: r.forwardPasses,
+                    forwardPasses: r.forwardPasses,
                     fullPasses: r.fullPasses,
                     reusedTokens: r.reusedTokens,
                     totalMs: r.totalMs,

@@ -90,7 +90,7 @@ describe("Dream-Coder in VS Code", () => {
         const after = editor.document.getText();
         assert.ok(after.includes("# keep \\??? literal"), "the escaped marker stays");
         assertOnlyHolesChanged(before.replace("\\???", "\\ESC"), after.replace("\\???", "\\ESC"));
-        assert.ok(ctx.lastTrace && ctx.lastTrace.steps > 0, "the trace is kept for the denoising view");
+        assert.ok(ctx.lastTrace && ctx.lastTrace.forwardPasses > 0, "the trace is kept for the denoising view");
         await vscode.commands.executeCommand("undo");
         assert.equal(editor.document.getText(), before, "one undo restores the document");
     });
