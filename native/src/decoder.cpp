@@ -612,14 +612,7 @@ DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p
     return { token, conf, -neg_entropy };
 }
 
-dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
-                                const std::vector<dc_hole> &            holes,
-                                const dc_params &                       p,
-                                const std::function<void(dc_step &&)> & on_step,
-                                const std::atomic<bool> &               cancel) {
-    const auto    t_start = clock_type::now();
-    const int32_t n       = (int32_t) tokens.size();
-
+void DiffusionDecoder::check_params(const dc_params & p) const {
     if (mask_ == LLAMA_TOKEN_NULL) {
         throw dc_error("the model has no mask token");
     }
@@ -648,10 +641,10 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     if (p.refresh_every_step && !cached) {
         throw dc_error("refresh_every_step needs a KV cache mode (prefix or dual)");
     }
-    check_sequence(tokens);
+}
 
-    // Generated positions in sequence order, and which hole each belongs to.
-    std::vector<int32_t> gen;
+std::vector<int32_t> DiffusionDecoder::place_holes(std::vector<llama_token> & tokens, const std::vector<dc_hole> & holes) const {
+    const int32_t        n = (int32_t) tokens.size();
     std::vector<int32_t> hole_of(n, -1);
     for (size_t h = 0; h < holes.size(); h++) {
         const dc_hole & hole = holes[h];
@@ -669,6 +662,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             tokens[i]  = mask_;
         }
     }
+    std::vector<int32_t> gen;
     for (int32_t i = 0; i < n; i++) {
         if (hole_of[i] >= 0) {
             gen.push_back(i);
@@ -677,200 +671,139 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     if (gen.empty()) {
         throw dc_error("nothing to generate: the request has no hole");
     }
+    return gen;
+}
 
-    const int32_t n_gen = (int32_t) gen.size();
-    int32_t       n_blocks = 1, steps_per_block = p.steps, total_steps = p.steps;
+DiffusionDecoder::schedule::schedule(const dc_params & p, int32_t n_gen) : p(p), n_gen(n_gen), steps_per_block(p.steps), total_steps(p.steps) {
     if (p.schedule == dc_schedule::block) {
-        n_blocks        = (n_gen + p.block_length - 1) / p.block_length;
-        steps_per_block = std::max(1, p.steps / n_blocks);
-        total_steps     = n_blocks * steps_per_block;
+        const int32_t n_blocks = (n_gen + p.block_length - 1) / p.block_length;
+        steps_per_block        = std::max(1, p.steps / n_blocks);
+        total_steps            = n_blocks * steps_per_block;
     }
+}
 
-    dc_result res;
-    res.reveal_step.assign(n, -1);
-    std::vector<char> masked(n, 0);
-    for (int32_t i : gen) {
-        masked[i] = 1;
-    }
-    int32_t n_masked = n_gen;
-
-    auto is_end = [&](llama_token t) {
-        return std::find(end_tokens_.begin(), end_tokens_.end(), t) != end_tokens_.end();
-    };
-
-    if (cached) {
-        // Reuse slots exist once a request has asked for one; until then the cache holds one sequence.
-        ensure_kv_context(n, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots);
-        seq_ = take_slot(p.reuse_key);
-    }
-
-    std::mt19937             rng(p.seed);
-    std::vector<int32_t>     active;
-    std::vector<float>       row(n_vocab_);
-    std::vector<pick>        picks;
-    std::vector<int32_t>     chosen;
-    std::vector<int32_t>     rows;
-    std::vector<span>        spans;
-    int32_t                  block_masks  = 0;
-    int32_t                  cached_block = -1;  // the block whose refresh the cache holds
-    const bool               need_entropy = p.entropy_bound > 0;
-    // Greedy over the whole vocabulary needs of a row only its argmax, top two, z and s: llama.cpp computes them
-    // where it computed the logits and copies those out instead of n_vocab floats a row (native/patches/0002).
-    const bool reduce = p.device_reductions && p.temperature <= 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab_) &&
-                        p.top_p >= 1.0f && p.eot_penalty == 0.0f && !p.trace_logits;
-
-    for (int32_t step = 0; step < total_steps && n_masked > 0; step++) {
-        if (cancel.load()) {
-            res.cancelled = true;
-            break;
+void DiffusionDecoder::schedule::active_masks(int32_t step, request & rq) const {
+    rq.active.clear();
+    const bool    blocks = p.schedule == dc_schedule::block;
+    const int32_t g0     = blocks ? block(step) * p.block_length : 0;
+    const int32_t g1     = blocks ? std::min(n_gen, g0 + p.block_length) : n_gen;
+    for (int32_t g = g0; g < g1; g++) {
+        if (rq.masked[rq.gen[g]]) {
+            rq.active.push_back(rq.gen[g]);
         }
-        // The positions this step may reveal: every mask, or the masks of the current block.
-        active.clear();
-        const int32_t local = p.schedule == dc_schedule::block ? step % steps_per_block : step;
-        if (p.schedule == dc_schedule::block) {
-            const int32_t b = step / steps_per_block;
-            for (int32_t g = b * p.block_length; g < std::min(n_gen, (b + 1) * p.block_length); g++) {
-                if (masked[gen[g]]) {
-                    active.push_back(gen[g]);
-                }
-            }
-            if (local == 0) {
-                block_masks = (int32_t) active.size();
-            }
-        } else {
-            for (int32_t i : gen) {
-                if (masked[i]) {
-                    active.push_back(i);
-                }
-            }
+    }
+    if (blocks && local(step) == 0) {
+        rq.block_masks = (int32_t) rq.active.size();
+    }
+}
+
+int32_t DiffusionDecoder::schedule::reveal_count(int32_t step, int32_t n_active, int32_t block_masks, double & p_origin) const {
+    if (p.schedule == dc_schedule::timestep) {
+        // Dream's time grid: from t to s reveals the share 1 - s/t of the masks left.
+        const double t = 1.0 - (double) step / p.steps * (1.0 - p.eps);
+        const double s = 1.0 - (double) (step + 1) / p.steps * (1.0 - p.eps);
+        p_origin       = step < p.steps - 1 ? 1.0 - s / t : 1.0;
+        return step < p.steps - 1 ? (int32_t) std::floor(n_active * (1.0 - s / t)) : n_active;
+    }
+    // The block's masks spread evenly over its steps; the last step reveals what is left.
+    const int32_t base = block_masks / steps_per_block;
+    const int32_t rem  = block_masks % steps_per_block;
+    const int32_t i    = local(step);
+    const int32_t k    = i == steps_per_block - 1 ? n_active : std::min(n_active, base + (i < rem ? 1 : 0));
+    p_origin           = (double) k / n_active;
+    return k;
+}
+
+bool DiffusionDecoder::forward_step(request & rq, const schedule & sched, int32_t step, const dc_params & p, dc_step & ev,
+                                    int32_t & r0, const std::atomic<bool> & cancel) {
+    const int32_t n = (int32_t) rq.tokens.size();
+    // The rows the step reads: row p - 1 for Dream's shifted logits, else row p. Only those are output.
+    rq.rows.clear();
+    for (int32_t pos : rq.active) {
+        rq.rows.push_back(shift_ ? pos - 1 : pos);
+    }
+    r0 = 0;
+    if (p.cache == dc_cache::none) {
+        ev.n_rows = n;
+        return forward(rq.tokens, &rq.rows, rq.reduce, cancel);
+    }
+    const std::vector<int32_t> & gen = rq.gen;
+    const int32_t b       = sched.block(step);
+    const int32_t g1      = std::min(sched.n_gen, (b + 1) * p.block_length);
+    const int32_t lo      = gen[b * p.block_length];
+    const int32_t hi      = gen[g1 - 1];
+    const bool    refresh = b != rq.cached_block || p.refresh_every_step;
+    const bool    first   = rq.cached_block < 0;  // the request's first pass
+    rq.cached_block       = b;
+    if (refresh && first && !p.refresh_every_step &&
+        keep_cells(rq.tokens, shift_ ? gen.front() - 1 : gen.front(), gen.back(), p, rq.spans)) {
+        // The request's first block, with the cells of its document's last request: re-decode what changed,
+        // the holes' span last (its rows are this step's).
+        bool ok = true;
+        for (size_t i = 0; ok && i < rq.spans.size(); i++) {
+            const bool holes = i + 1 == rq.spans.size();
+            ok = forward_kv(rq.tokens, rq.spans[i].r0, rq.spans[i].r1, holes ? rq.rows : std::vector<int32_t>{}, false, rq.reduce, cancel);
+            ev.n_rows += rq.spans[i].r1 - rq.spans[i].r0;
         }
-        const int32_t n_active = (int32_t) active.size();
-        if (n_active == 0) {
+        r0                   = rq.spans.back().r0;
+        ev.full              = false;
+        ev.reused            = true;
+        rq.res.reused_tokens = n - ev.n_rows;
+        return ok;
+    }
+    if (refresh && !p.refresh_every_step) {
+        // A new block: one full pass refreshes the cache (prefix and suffix) and gives this step's rows.
+        ev.n_rows            = n;
+        slots_[seq_].reuses  = 0;
+        slots_[seq_].changed = 0;
+        return forward_kv(rq.tokens, 0, n, rq.rows, true, rq.reduce, cancel);
+    }
+    bool ok = true;
+    if (refresh) {
+        ok = forward_kv(rq.tokens, 0, n, {}, true, rq.reduce, cancel);  // test mode: a fresh cache every step
+        rq.res.full_passes++;
+    }
+    // Re-decode the block (from the row before it for Dream: that row reads the block's tokens) and, in prefix
+    // mode, everything after it, against the cached cells of the rest. With the device reductions, output rows
+    // for every position of the block, revealed or not: the step's graph then keeps one shape through the block,
+    // and llama.cpp reuses it (the CUDA backend its captured CUDA graph) instead of building a new one for each
+    // count of masks left; a row more costs its share of the output head and 20 bytes. Without them a row is
+    // n_vocab floats to compute, copy and scan on the host, and only the masked rows are asked for (measured on
+    // the CPU with a 151,936-token vocabulary, the extra rows cost more than the graph reuse saves).
+    if (rq.reduce) {
+        rq.rows.clear();
+        for (int32_t g = b * p.block_length; g < g1; g++) {
+            rq.rows.push_back(shift_ ? gen[g] - 1 : gen[g]);
+        }
+    }
+    r0               = shift_ ? lo - 1 : lo;
+    const int32_t r1 = p.cache == dc_cache::dual ? hi + 1 : n;
+    ev.n_rows        = r1 - r0;
+    ev.full          = false;
+    return ok && forward_kv(rq.tokens, r0, r1, rq.rows, false, rq.reduce, cancel);
+}
+
+void DiffusionDecoder::read_picks(request & rq, const dc_params & p, int32_t r0, int32_t step, int32_t total_steps, double p_origin,
+                                  dc_step & ev) {
+    const bool   need_entropy = p.entropy_bound > 0;
+    const double steps_frac   = (double) step / total_steps;
+    const float  penalty      = p.eot_penalty * (float) std::pow(std::max(0.0, 1.0 - steps_frac), p.eot_penalty_decay);
+    llama_context * ctx       = p.cache != dc_cache::none ? cached_.ctx : exact_.ctx;
+    rq.picks.clear();
+    rq.chosen.clear();
+    for (int32_t pos : rq.active) {
+        if (p.algorithm == dc_algorithm::origin && std::uniform_real_distribution<double>(0.0, 1.0)(rq.rng) >= p_origin) {
+            rq.picks.push_back({ mask_, 0 });
             continue;
         }
-
-        // How many the schedule reveals now.
-        int32_t k;
-        double  p_origin;
-        if (p.schedule == dc_schedule::timestep) {
-            const double t = 1.0 - (double) step / p.steps * (1.0 - p.eps);
-            const double s = 1.0 - (double) (step + 1) / p.steps * (1.0 - p.eps);
-            p_origin       = step < p.steps - 1 ? 1.0 - s / t : 1.0;
-            k              = step < p.steps - 1 ? (int32_t) std::floor(n_active * (1.0 - s / t)) : n_active;
+        const int32_t r = shift_ ? pos - 1 : pos;
+        if (rq.reduce) {
+            llama_diffusion_row d;
+            if (!llama_get_diffusion_row_ith(ctx, r - r0, &d)) {
+                throw dc_error("llama.cpp returned no reductions for row " + std::to_string(r));
+            }
+            rq.picks.push_back(greedy_pick(p.algorithm, d.id, d.max, d.second, d.z, d.s, need_entropy || p.algorithm == dc_algorithm::entropy));
         } else {
-            const int32_t base = block_masks / steps_per_block;
-            const int32_t rem  = block_masks % steps_per_block;
-            k                  = local == steps_per_block - 1 ? n_active : std::min(n_active, base + (local < rem ? 1 : 0));
-            p_origin           = (double) k / n_active;
-        }
-        const bool thresholded = p.confidence_threshold > 0;
-        if (p.algorithm == dc_algorithm::origin ? p_origin <= 0.0 : (k == 0 && !thresholded && !(p.entropy_bound > 0))) {
-            continue;  // nothing would change: skip the forward pass
-        }
-
-        dc_step ev;
-        ev.step             = step;
-        const auto    t_fwd = clock_type::now();
-        int32_t       r0     = 0;  // cached modes: the batch's first position (its output rows are packed)
-        copied_              = 0;
-        // The rows the step reads: row p - 1 for Dream's shifted logits, else row p. Only those are output.
-        rows.clear();
-        for (int32_t pos : active) {
-            rows.push_back(shift_ ? pos - 1 : pos);
-        }
-        if (!cached) {
-            if (!forward(tokens, &rows, reduce, cancel)) {
-                res.cancelled = true;
-                break;
-            }
-            ev.n_rows = n;
-        } else {
-            const int32_t b      = step / steps_per_block;
-            const int32_t lo     = gen[b * p.block_length];
-            const int32_t hi     = gen[std::min(n_gen, (b + 1) * p.block_length) - 1];
-            bool          ok     = true;
-            const bool    refresh = b != cached_block || p.refresh_every_step;
-            if (refresh && cached_block < 0 && !p.refresh_every_step &&
-                keep_cells(tokens, shift_ ? gen.front() - 1 : gen.front(), gen.back(), p, spans)) {
-                // The request's first block, with the cells of its document's last request: re-decode what
-                // changed, the holes' span last (its rows are this step's).
-                for (size_t i = 0; ok && i < spans.size(); i++) {
-                    const bool holes = i + 1 == spans.size();
-                    ok = forward_kv(tokens, spans[i].r0, spans[i].r1, holes ? rows : std::vector<int32_t>{}, false, reduce, cancel);
-                    ev.n_rows += spans[i].r1 - spans[i].r0;
-                }
-                r0                = spans.back().r0;
-                ev.full           = false;
-                ev.reused         = true;
-                res.reused_tokens = n - ev.n_rows;
-            } else if (refresh && !p.refresh_every_step) {
-                // A new block: one full pass refreshes the cache (prefix and suffix) and gives this step's rows.
-                ok        = forward_kv(tokens, 0, n, rows, true, reduce, cancel);
-                ev.n_rows = n;
-                slots_[seq_].reuses  = 0;
-                slots_[seq_].changed = 0;
-            } else {
-                if (refresh) {
-                    ok = forward_kv(tokens, 0, n, {}, true, reduce, cancel);  // test mode: a fresh cache every step
-                    res.full_passes++;
-                }
-                // Re-decode the block (from the row before it for Dream: that row reads the block's tokens)
-                // and, in prefix mode, everything after it, against the cached cells of the rest. With the
-                // device reductions, output rows for every position of the block, revealed or not: the step's
-                // graph then keeps one shape through the block, and llama.cpp reuses it (the CUDA backend its
-                // captured CUDA graph) instead of building a new one for each count of masks left; a row more
-                // costs its share of the output head and 20 bytes. Without them a row is n_vocab floats to
-                // compute, copy and scan on the host, and only the masked rows are asked for (measured on the
-                // CPU with a 151,936-token vocabulary, the extra rows cost more than the graph reuse saves).
-                if (reduce) {
-                    rows.clear();
-                    for (int32_t g = b * p.block_length; g < std::min(n_gen, (b + 1) * p.block_length); g++) {
-                        rows.push_back(shift_ ? gen[g] - 1 : gen[g]);
-                    }
-                }
-                r0                  = shift_ ? lo - 1 : lo;
-                const int32_t r1    = p.cache == dc_cache::dual ? hi + 1 : n;
-                ok                  = ok && forward_kv(tokens, r0, r1, rows, false, reduce, cancel);
-                ev.n_rows           = r1 - r0;
-                ev.full             = false;
-            }
-            cached_block = b;
-            if (!ok) {
-                res.cancelled = true;
-                break;
-            }
-        }
-        if (ev.full) {
-            res.full_passes++;
-        }
-        ev.forward_ms      = ms_since(t_fwd);
-        ev.copied_bytes    = copied_;
-        const auto t_samp  = clock_type::now();
-        const double steps_frac = (double) step / total_steps;
-        const float  penalty    = p.eot_penalty * (float) std::pow(std::max(0.0, 1.0 - steps_frac), p.eot_penalty_decay);
-
-        picks.clear();
-        chosen.clear();
-        for (int32_t pos : active) {
-            if (p.algorithm == dc_algorithm::origin &&
-                std::uniform_real_distribution<double>(0.0, 1.0)(rng) >= p_origin) {
-                picks.push_back({ mask_, 0 });
-                continue;
-            }
-            const int32_t   r   = shift_ ? pos - 1 : pos;
-            llama_context * ctx = cached ? cached_.ctx : exact_.ctx;
-            if (reduce) {
-                llama_diffusion_row d;
-                if (!llama_get_diffusion_row_ith(ctx, r - r0, &d)) {
-                    throw dc_error("llama.cpp returned no reductions for row " + std::to_string(r));
-                }
-                picks.push_back(greedy_pick(p.algorithm, d.id, d.max, d.second, d.z, d.s,
-                                            need_entropy || p.algorithm == dc_algorithm::entropy));
-                if (p.algorithm == dc_algorithm::origin) {
-                    chosen.push_back((int32_t) picks.size() - 1);
-                }
-                continue;
-            }
             const float * src = llama_get_logits_ith(ctx, r - r0);
             if (!src) {
                 throw dc_error("llama.cpp returned no logits for row " + std::to_string(r));
@@ -881,107 +814,178 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             }
             if (penalty == 0.0f && p.temperature <= 0.0f) {
                 // Greedy reads the row in place (sample() writes only when it applies a temperature).
-                picks.push_back(sample(const_cast<float *>(src), p, need_entropy, rng));
+                rq.picks.push_back(sample(const_cast<float *>(src), p, need_entropy, rq.rng));
             } else {
-                std::memcpy(row.data(), src, sizeof(float) * n_vocab_);
+                rq.row.assign(src, src + n_vocab_);
                 for (llama_token t : end_tokens_) {
-                    row[t] -= penalty;
+                    rq.row[t] -= penalty;
                 }
-                picks.push_back(sample(row.data(), p, need_entropy, rng));
-            }
-            if (p.algorithm == dc_algorithm::origin) {
-                chosen.push_back((int32_t) picks.size() - 1);
+                rq.picks.push_back(sample(rq.row.data(), p, need_entropy, rq.rng));
             }
         }
+        if (p.algorithm == dc_algorithm::origin) {
+            rq.chosen.push_back((int32_t) rq.picks.size() - 1);  // origin reveals every place its draw let through
+        }
+    }
+}
 
+void DiffusionDecoder::choose(request & rq, const dc_params & p, int32_t k) {
+    const int32_t        n_active = (int32_t) rq.active.size();
+    std::vector<int32_t> idx(n_active);
+    std::iota(idx.begin(), idx.end(), 0);
+    if (p.alg_temp > 0) {
+        // Drawing k without replacement from softmax(conf / alg_temp) == top-k of Gumbel-perturbed keys.
+        std::vector<double> key(n_active);
+        for (int32_t i = 0; i < n_active; i++) {
+            const double u = std::uniform_real_distribution<double>(1e-20, 1.0)(rq.rng);
+            key[i]         = rq.picks[i].confidence / p.alg_temp - std::log(-std::log(u));
+        }
+        std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return key[a] > key[b]; });
+    } else {
+        // Most confident first; ties go to the earlier position.
+        std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return rq.picks[a].confidence > rq.picks[b].confidence; });
+    }
+    if (p.confidence_threshold > 0) {
+        int32_t above = 0;
+        for (const pick & c : rq.picks) {
+            above += c.confidence > p.confidence_threshold ? 1 : 0;
+        }
+        k = std::max({ k, above, 1 });
+    }
+    if (p.entropy_bound > 0) {
+        // EB-sampler: in the order above, the longest run whose summed entropy stays within the bound.
+        double  sum   = 0;
+        int32_t count = 0;
+        for (int32_t i : idx) {
+            if (sum + rq.picks[i].entropy > p.entropy_bound) {
+                break;
+            }
+            sum += rq.picks[i].entropy;
+            count++;
+        }
+        k = std::max({ k, count, 1 });
+    }
+    rq.chosen.assign(idx.begin(), idx.begin() + std::min(k, n_active));
+}
+
+void DiffusionDecoder::reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev) {
+    rq.tokens[pos]          = token;
+    rq.masked[pos]          = 0;
+    rq.res.reveal_step[pos] = step;
+    ev.positions.push_back(pos);
+    ev.tokens.push_back(token);
+    ev.confidences.push_back(confidence);
+    rq.n_masked--;
+}
+
+void DiffusionDecoder::stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev) {
+    for (const dc_hole & hole : holes) {
+        llama_token fill = LLAMA_TOKEN_NULL;
+        for (int32_t i = hole.start; i < hole.start + hole.length; i++) {
+            if (fill == LLAMA_TOKEN_NULL) {
+                if (!rq.masked[i] && std::find(end_tokens_.begin(), end_tokens_.end(), rq.tokens[i]) != end_tokens_.end()) {
+                    fill = rq.tokens[i];
+                }
+            } else if (rq.masked[i]) {
+                reveal(rq, i, fill, std::numeric_limits<float>::quiet_NaN(), step, ev);
+            }
+        }
+    }
+}
+
+dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
+                                const std::vector<dc_hole> &            holes,
+                                const dc_params &                       p,
+                                const std::function<void(dc_step &&)> & on_step,
+                                const std::atomic<bool> &               cancel) {
+    const auto t_start = clock_type::now();
+    check_params(p);
+    check_sequence(tokens);
+
+    request rq;
+    rq.gen    = place_holes(tokens, holes);
+    rq.tokens = std::move(tokens);
+    const int32_t n = (int32_t) rq.tokens.size();
+    rq.masked.assign(n, 0);
+    for (int32_t i : rq.gen) {
+        rq.masked[i] = 1;
+    }
+    rq.n_masked = (int32_t) rq.gen.size();
+    rq.res.reveal_step.assign(n, -1);
+    rq.rng.seed(p.seed);
+    // Greedy over the whole vocabulary needs of a row only its argmax, top two, z and s: llama.cpp computes them
+    // where it computed the logits and copies those out instead of n_vocab floats a row (native/patches/0002).
+    rq.reduce = p.device_reductions && p.temperature <= 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab_) && p.top_p >= 1.0f &&
+                p.eot_penalty == 0.0f && !p.trace_logits;
+    const schedule sched(p, (int32_t) rq.gen.size());
+
+    if (p.cache != dc_cache::none) {
+        // Reuse slots exist once a request has asked for one; until then the cache holds one sequence.
+        ensure_kv_context(n, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots);
+        seq_ = take_slot(p.reuse_key);
+    }
+
+    for (int32_t step = 0; step < sched.total_steps && rq.n_masked > 0; step++) {
+        if (cancel.load()) {
+            rq.res.cancelled = true;
+            break;
+        }
+        // The positions this step may reveal, and how many the schedule reveals now.
+        sched.active_masks(step, rq);
+        const int32_t n_active = (int32_t) rq.active.size();
+        if (n_active == 0) {
+            continue;
+        }
+        double        p_origin;
+        const int32_t k = sched.reveal_count(step, n_active, rq.block_masks, p_origin);
+        if (p.algorithm == dc_algorithm::origin ? p_origin <= 0.0 : (k == 0 && !(p.confidence_threshold > 0) && !(p.entropy_bound > 0))) {
+            continue;  // nothing would change: skip the forward pass
+        }
+
+        dc_step ev;
+        ev.step          = step;
+        copied_          = 0;
+        int32_t    r0    = 0;  // cached modes: the batch's first position (its output rows are packed)
+        const auto t_fwd = clock_type::now();
+        if (!forward_step(rq, sched, step, p, ev, r0, cancel)) {
+            rq.res.cancelled = true;
+            break;
+        }
+        if (ev.full) {
+            rq.res.full_passes++;
+        }
+        ev.forward_ms     = ms_since(t_fwd);
+        ev.copied_bytes   = copied_;
+        const auto t_samp = clock_type::now();
+
+        read_picks(rq, p, r0, step, sched.total_steps, p_origin, ev);
         if (p.algorithm != dc_algorithm::origin) {
-            std::vector<int32_t> idx(n_active);
-            std::iota(idx.begin(), idx.end(), 0);
-            if (p.alg_temp > 0) {
-                // Drawing k without replacement from softmax(conf / alg_temp) == top-k of Gumbel-perturbed keys.
-                std::vector<double> key(n_active);
-                for (int32_t i = 0; i < n_active; i++) {
-                    const double u = std::uniform_real_distribution<double>(1e-20, 1.0)(rng);
-                    key[i]         = picks[i].confidence / p.alg_temp - std::log(-std::log(u));
-                }
-                std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return key[a] > key[b]; });
-            } else {
-                // Most confident first; ties go to the earlier position.
-                std::stable_sort(idx.begin(), idx.end(),
-                                 [&](int32_t a, int32_t b) { return picks[a].confidence > picks[b].confidence; });
-            }
-            if (thresholded) {
-                int32_t above = 0;
-                for (int32_t i = 0; i < n_active; i++) {
-                    above += picks[i].confidence > p.confidence_threshold ? 1 : 0;
-                }
-                k = std::max({ k, above, 1 });
-            }
-            if (p.entropy_bound > 0) {
-                // EB-sampler: in the order above, the longest run whose summed entropy stays within the bound.
-                double  sum   = 0;
-                int32_t count = 0;
-                for (int32_t i : idx) {
-                    if (sum + picks[i].entropy > p.entropy_bound) {
-                        break;
-                    }
-                    sum += picks[i].entropy;
-                    count++;
-                }
-                k = std::max({ k, count, 1 });
-            }
-            chosen.assign(idx.begin(), idx.begin() + std::min(k, n_active));
+            choose(rq, p, k);
         }
-
-        for (int32_t c : chosen) {
-            const int32_t pos = active[c];
-            if (picks[c].token == mask_) {
+        for (int32_t c : rq.chosen) {
+            if (rq.picks[c].token == mask_) {
                 // Dream writes a predicted mask back: the place stays masked and is predicted again on later
                 // steps (on the last one it stays a mask, which adds no text to its hole).
                 continue;
             }
-            tokens[pos]          = picks[c].token;
-            masked[pos]          = 0;
-            res.reveal_step[pos] = step;
-            ev.positions.push_back(pos);
-            ev.tokens.push_back(picks[c].token);
-            ev.confidences.push_back((float) picks[c].confidence);
-            n_masked--;
+            reveal(rq, rq.active[c], rq.picks[c].token, (float) rq.picks[c].confidence, step, ev);
         }
-
         if (p.early_stop) {
             // Everything after a hole's first revealed end-of-text is end-of-text too.
-            for (const dc_hole & hole : holes) {
-                llama_token fill = LLAMA_TOKEN_NULL;
-                for (int32_t i = hole.start; i < hole.start + hole.length; i++) {
-                    if (fill == LLAMA_TOKEN_NULL) {
-                        if (!masked[i] && is_end(tokens[i])) {
-                            fill = tokens[i];
-                        }
-                    } else if (masked[i]) {
-                        tokens[i]          = fill;
-                        masked[i]          = 0;
-                        res.reveal_step[i] = step;
-                        ev.positions.push_back(i);
-                        ev.tokens.push_back(fill);
-                        ev.confidences.push_back(std::numeric_limits<float>::quiet_NaN());
-                        n_masked--;
-                    }
-                }
-            }
+            stop_at_end(rq, holes, step, ev);
         }
 
         ev.sample_ms = ms_since(t_samp);
-        res.forward_passes++;
-        res.forward_ms += ev.forward_ms;
-        res.sample_ms += ev.sample_ms;
-        res.copied_bytes += ev.copied_bytes;
+        rq.res.forward_passes++;
+        rq.res.forward_ms += ev.forward_ms;
+        rq.res.sample_ms += ev.sample_ms;
+        rq.res.copied_bytes += ev.copied_bytes;
         if (on_step) {
             on_step(std::move(ev));
         }
     }
 
-    res.tokens   = std::move(tokens);
-    res.total_ms = ms_since(t_start);
-    return res;
+    rq.res.tokens   = std::move(rq.tokens);
+    rq.res.total_ms = ms_since(t_start);
+    return std::move(rq.res);
 }

@@ -175,6 +175,54 @@ class DiffusionDecoder {
     bool          forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
                              const std::vector<int32_t> & rows, bool clear, bool reduce, const std::atomic<bool> & cancel);
     pick          sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
+
+    // One request's state through its steps: run() makes it, the steps below read and update it.
+    struct request {
+        std::vector<llama_token> tokens;        // the sequence: holes masked, revealed tokens written in
+        std::vector<int32_t>     gen;           // generated positions in sequence order
+        std::vector<char>        masked;        // per position: still masked
+        int32_t                  n_masked = 0;
+        dc_result                res;
+        std::mt19937             rng;
+        bool                     reduce       = false;  // device reductions (greedy over the whole vocabulary)
+        int32_t                  block_masks  = 0;      // masks of the current block at its first step
+        int32_t                  cached_block = -1;     // the block whose refresh the cache holds
+        std::vector<int32_t>     active;                // this step's masked candidates
+        std::vector<int32_t>     rows;                  // the output rows this step reads
+        std::vector<pick>        picks;                 // per active position: token, confidence, entropy
+        std::vector<int32_t>     chosen;                // indices into picks that this step reveals
+        std::vector<float>       row;                   // a logits row copied to apply the end-of-text penalty
+        std::vector<span>        spans;                 // reuse: the spans to re-decode
+    };
+    // The schedule: which masks a step may reveal (all, or its block's) and how many it reveals.
+    struct schedule {
+        schedule(const dc_params & p, int32_t n_gen);
+        const dc_params & p;
+        int32_t           n_gen;
+        int32_t           steps_per_block;
+        int32_t           total_steps;
+        int32_t           block(int32_t step) const { return step / steps_per_block; }
+        int32_t           local(int32_t step) const { return p.schedule == dc_schedule::block ? step % steps_per_block : step; }
+        void              active_masks(int32_t step, request & rq) const;
+        // The count the schedule reveals of `n_active` masks; p_origin: the per-place chance for origin.
+        int32_t           reveal_count(int32_t step, int32_t n_active, int32_t block_masks, double & p_origin) const;
+    };
+    // The named steps of run().
+    void                 check_params(const dc_params & p) const;
+    // Masks the holes' places of `tokens` and returns them in sequence order; refuses bad or overlapping holes.
+    std::vector<int32_t> place_holes(std::vector<llama_token> & tokens, const std::vector<dc_hole> & holes) const;
+    // The step's forward pass: exact, or the cached modes' refresh, reuse or block pass. `r0`: the first position
+    // of the rows it output. False when cancelled.
+    bool                 forward_step(request & rq, const schedule & sched, int32_t step, const dc_params & p, dc_step & ev,
+                                      int32_t & r0, const std::atomic<bool> & cancel);
+    // A candidate token with its confidence for every active position (origin: those its draw lets through, chosen).
+    void                 read_picks(request & rq, const dc_params & p, int32_t r0, int32_t step, int32_t total_steps,
+                                    double p_origin, dc_step & ev);
+    // The confidence-ordered algorithms: the `k` most confident, or more under the threshold or entropy bound.
+    static void          choose(request & rq, const dc_params & p, int32_t k);
+    void                 reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
+    // Early stop: after a hole's first revealed end-of-text, the rest of the hole is end-of-text.
+    void                 stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
     // A greedy pick from its row's argmax, top logit mx, second largest, z = sum exp(x - mx) and
     // s = sum exp(x - mx) * (x - mx): the one definition of the confidences for the host scan (sample()) and
     // llama.cpp's device reductions.
