@@ -10,14 +10,24 @@ import { buildBpeVocab } from "../test/tools/bpe-vocab";
 import { type GgufRawTensor, type GgufValue, toHalf, writeGgufRaw } from "../test/tools/gguf-writer";
 import { SPECIAL_TOKENS } from "../test/tools/test-models";
 
-interface Shape { layers: number; embd: number; heads: number; headsKv: number; ff: number; vocab: number; context: number; ropeBase: number }
+interface Shape {
+    layers: number;
+    embd: number;
+    heads: number;
+    headsKv: number;
+    ff: number;
+    vocab: number;
+    context: number;
+    ropeBase: number;
+}
 const SHAPES: Record<string, Shape> = {
     // Dream-Coder-v0-Instruct-7B (Qwen2.5-Coder-7B's layout)
     "7b": { layers: 28, embd: 3584, heads: 28, headsKv: 4, ff: 18944, vocab: 152064, context: 32768, ropeBase: 1e6 },
     small: { layers: 2, embd: 256, heads: 4, headsKv: 2, ff: 512, vocab: 4096, context: 4096, ropeBase: 1e6 }
 };
-const Q4_0 = 2, F32 = 0;
-const BLOCK = 18;  // Q4_0: an fp16 scale, then 32 weights as 16 bytes of nibbles
+const Q4_0 = 2,
+    F32 = 0;
+const BLOCK = 18; // Q4_0: an fp16 scale, then 32 weights as 16 bytes of nibbles
 
 // Pools of random blocks per scale. A weight is (nibble − 8) × d, nibbles uniform: standard deviation ≈ 4.6 d.
 // d = 1 / (4.6 √fan-in) keeps every matrix product's output near unit scale, so 28 layers stay finite in fp16.
@@ -37,10 +47,14 @@ function pool(fanIn: number): Buffer {
 function q4(name: string, dims: [number, number], fanIn: number): GgufRawTensor {
     const bytes = (dims[0] / 32) * dims[1] * BLOCK;
     return {
-        name, dims, type: Q4_0, bytes, write: (fd) => {
+        name,
+        dims,
+        type: Q4_0,
+        bytes,
+        write: (fd) => {
             const p = pool(fanIn);
-            let start = BLOCK * Math.floor(Math.random() * (p.length / BLOCK));  // another slice for each tensor
-            for (let left = bytes; left > 0;) {
+            let start = BLOCK * Math.floor(Math.random() * (p.length / BLOCK)); // another slice for each tensor
+            for (let left = bytes; left > 0; ) {
                 const n = Math.min(left, p.length - start);
                 writeSync(fd, p, start, n);
                 left -= n;
@@ -51,12 +65,22 @@ function q4(name: string, dims: [number, number], fanIn: number): GgufRawTensor 
 }
 
 function f32(name: string, n: number, value: (i: number) => number): GgufRawTensor {
-    return { name, dims: [n], type: F32, bytes: 4 * n, write: (fd) => { writeSync(fd, Buffer.from(Float32Array.from({ length: n }, (_, i) => value(i)).buffer)); } };
+    return {
+        name,
+        dims: [n],
+        type: F32,
+        bytes: 4 * n,
+        write: (fd) => {
+            writeSync(fd, Buffer.from(Float32Array.from({ length: n }, (_, i) => value(i)).buffer));
+        }
+    };
 }
 
 export function writeBenchModel(path: string, arch: "dream" | "qwen2", s: Shape, template?: string): void {
-    const headDim = s.embd / s.heads, kv = headDim * s.headsKv;
-    const ones = () => 1, bias = () => (Math.random() - 0.5) * 0.04;
+    const headDim = s.embd / s.heads,
+        kv = headDim * s.headsKv;
+    const ones = () => 1,
+        bias = () => (Math.random() - 0.5) * 0.04;
     const tensors: GgufRawTensor[] = [
         q4("token_embd.weight", [s.embd, s.vocab], 1),
         f32("output_norm.weight", s.embd, ones),
@@ -65,18 +89,18 @@ export function writeBenchModel(path: string, arch: "dream" | "qwen2", s: Shape,
     for (let l = 0; l < s.layers; l++) {
         const p = `blk.${l}.`;
         tensors.push(
-            f32(p + "attn_norm.weight", s.embd, ones),
-            q4(p + "attn_q.weight", [s.embd, s.embd], s.embd),
-            q4(p + "attn_k.weight", [s.embd, kv], s.embd),
-            q4(p + "attn_v.weight", [s.embd, kv], s.embd),
-            f32(p + "attn_q.bias", s.embd, bias),
-            f32(p + "attn_k.bias", kv, bias),
-            f32(p + "attn_v.bias", kv, bias),
-            q4(p + "attn_output.weight", [s.embd, s.embd], s.embd),
-            f32(p + "ffn_norm.weight", s.embd, ones),
-            q4(p + "ffn_gate.weight", [s.embd, s.ff], s.embd),
-            q4(p + "ffn_up.weight", [s.embd, s.ff], s.embd),
-            q4(p + "ffn_down.weight", [s.ff, s.embd], s.ff)
+            f32(`${p}attn_norm.weight`, s.embd, ones),
+            q4(`${p}attn_q.weight`, [s.embd, s.embd], s.embd),
+            q4(`${p}attn_k.weight`, [s.embd, kv], s.embd),
+            q4(`${p}attn_v.weight`, [s.embd, kv], s.embd),
+            f32(`${p}attn_q.bias`, s.embd, bias),
+            f32(`${p}attn_k.bias`, kv, bias),
+            f32(`${p}attn_v.bias`, kv, bias),
+            q4(`${p}attn_output.weight`, [s.embd, s.embd], s.embd),
+            f32(`${p}ffn_norm.weight`, s.embd, ones),
+            q4(`${p}ffn_gate.weight`, [s.embd, s.ff], s.embd),
+            q4(`${p}ffn_up.weight`, [s.embd, s.ff], s.embd),
+            q4(`${p}ffn_down.weight`, [s.ff, s.embd], s.ff)
         );
     }
     const vocabNormal = s.vocab - SPECIAL_TOKENS.length;
@@ -85,7 +109,7 @@ export function writeBenchModel(path: string, arch: "dream" | "qwen2", s: Shape,
     const meta: Record<string, GgufValue> = {
         "general.architecture": { type: "string", value: arch },
         "general.name": { type: "string", value: `dream-coder GPU benchmark model (${arch}, random Q4_0 weights)` },
-        "general.file_type": { type: "u32", value: 2 },  // LLAMA_FTYPE_MOSTLY_Q4_0
+        "general.file_type": { type: "u32", value: 2 }, // LLAMA_FTYPE_MOSTLY_Q4_0
         [`${arch}.context_length`]: { type: "u32", value: s.context },
         [`${arch}.embedding_length`]: { type: "u32", value: s.embd },
         [`${arch}.block_count`]: { type: "u32", value: s.layers },
@@ -117,7 +141,9 @@ if (require.main === module) {
         const i = process.argv.indexOf(`--${name}`);
         return i >= 0 ? process.argv[i + 1] : undefined;
     };
-    const arch = arg("arch") ?? "dream", size = arg("size") ?? "7b", out = arg("out");
+    const arch = arg("arch") ?? "dream",
+        size = arg("size") ?? "7b",
+        out = arg("out");
     if ((arch !== "dream" && arch !== "qwen2") || !SHAPES[size] || !out) {
         process.stderr.write("usage: bench-model --arch dream|qwen2 --size 7b|small --out FILE [--template FILE.jinja]\n");
         process.exit(2);

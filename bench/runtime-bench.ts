@@ -61,10 +61,10 @@ interface Cell {
     threshold: number;
     entropyBound: number;
     cacheType: "f32" | "f16";
-    maxSteps: number;  // 0: run to the end
-    file?: string;     // model "file": the GGUF of --model-file
+    maxSteps: number; // 0: run to the end
+    file?: string; // model "file": the GGUF of --model-file
     gpuLayers?: number;
-    reductions: "auto" | "on" | "off";  // deviceReductions
+    reductions: "auto" | "on" | "off"; // deviceReductions
 }
 
 interface CellResult extends Cell {
@@ -72,16 +72,16 @@ interface CellResult extends Cell {
     fullPasses: number;
     forwardMsPerStep: number;
     sampleMsPerStep: number;
-    copiedBytesPerStep?: number;  // undefined: an addon that does not report it
+    copiedBytesPerStep?: number; // undefined: an addon that does not report it
     msPerStep: number;
     totalMs: number;
     estimated: boolean;
     tokensPerSecond: number;
     peakRssMb: number;
-    load: number;  // the machine's 1-minute load average when the cell ended (other work on the cores)
-    busyBefore?: number;  // share of the cores busy (with other work) just before the cell started
-    cpuMs: number;        // the process's CPU time (user + system, all threads) over the decode
-    runs?: number;        // runs of the cell; the one with the lowest total is reported
+    load: number; // the machine's 1-minute load average when the cell ended (other work on the cores)
+    busyBefore?: number; // share of the cores busy (with other work) just before the cell started
+    cpuMs: number; // the process's CPU time (user + system, all threads) over the decode
+    runs?: number; // runs of the cell; the one with the lowest total is reported
     tokens: number[];
     equalToExact?: number;
     /** dual+reuse: the same request fresh (no cache kept), in the same process: its total and the share of equal tokens. */
@@ -99,23 +99,38 @@ function arg(name: string, fallback: string): string {
 function paramsFor(cell: Cell): DecodeOptions {
     // One token a step (steps = hole), blocks of 32, greedy: the same schedule for every mode.
     const base: DecodeOptions = {
-        steps: cell.hole, schedule: "block", blockLength: 32, temperature: 0, cacheType: cell.cacheType, deviceReductions: cell.reductions === "auto" ? "auto" : cell.reductions === "on"
+        steps: cell.hole,
+        schedule: "block",
+        blockLength: 32,
+        temperature: 0,
+        cacheType: cell.cacheType,
+        deviceReductions: cell.reductions === "auto" ? "auto" : cell.reductions === "on"
     };
     switch (cell.mode) {
-        case "exact": return base;
-        case "prefix": return { ...base, cache: "prefix" };
-        case "dual": return { ...base, cache: "dual" };
-        case "dual+threshold": return { ...base, cache: "dual", confidenceThreshold: cell.threshold };
+        case "exact":
+            return base;
+        case "prefix":
+            return { ...base, cache: "prefix" };
+        case "dual":
+            return { ...base, cache: "dual" };
+        case "dual+threshold":
+            return { ...base, cache: "dual", confidenceThreshold: cell.threshold };
         // EB-sampler: the same confidence order (maskgit_plus), as many as the entropy bound admits
-        case "dual+entropy": return { ...base, cache: "dual", entropyBound: cell.entropyBound };
-        case "dual+reuse": return { ...base, cache: "dual", reuseKey: "file:///bench.ts" };
+        case "dual+entropy":
+            return { ...base, cache: "dual", entropyBound: cell.entropyBound };
+        case "dual+reuse":
+            return { ...base, cache: "dual", reuseKey: "file:///bench.ts" };
     }
 }
 
 /** This repository's server sources, repeated as needed: real code for the reuse cells' edits to find. */
 function codeText(): string {
     const dir = join(repoRoot, "server", "src");
-    return readdirSync(dir).filter((f) => f.endsWith(".ts")).sort().map((f) => readFileSync(join(dir, f), "utf8")).join("\n");
+    return readdirSync(dir)
+        .filter((f) => f.endsWith(".ts"))
+        .sort()
+        .map((f) => readFileSync(join(dir, f), "utf8"))
+        .join("\n");
 }
 
 /**
@@ -125,20 +140,27 @@ function codeText(): string {
  */
 async function reuseAfterEdit(model: DiffusionModel, cell: Cell, options: DecodeOptions, onStep: (e: StepEvent) => void) {
     let text = codeText();
-    while (model.tokenize(text).length < cell.context) text += "\n" + text;
+    while (model.tokenize(text).length < cell.context) text += `\n${text}`;
     const ids = model.tokenize(text).subarray(0, cell.context);
     const before = model.detokenize(ids.subarray(0, cell.context / 2));
     const after = model.detokenize(ids.subarray(cell.context / 2));
     await model.decodeLayout(model.layout([before, { hole: cell.hole }, after]), options);
     const line = before.indexOf("\n", Math.floor(before.length / 4));
-    const edited = before.slice(0, line) + " // edited" + before.slice(line);
+    const edited = `${before.slice(0, line)} // edited${before.slice(line)}`;
     const layout = model.layout([edited, { hole: cell.hole }, after]);
     const reused = await model.decodeLayout(layout, { ...options, onStep });
     const fresh = await model.decodeLayout(layout, { ...options, reuseKey: undefined });
     const equal = reused.holes[0].tokens.filter((t, i) => t === fresh.holes[0].tokens[i]).length;
     return {
-        tokens: reused.holes[0].tokens, full: reused.fullPasses, totalMs: reused.totalMs,
-        extra: { freshMs: fresh.totalMs, equalToFresh: equal / reused.holes[0].tokens.length, reusedTokens: reused.reusedTokens, positions: layout.tokens.length }
+        tokens: reused.holes[0].tokens,
+        full: reused.fullPasses,
+        totalMs: reused.totalMs,
+        extra: {
+            freshMs: fresh.totalMs,
+            equalToFresh: equal / reused.holes[0].tokens.length,
+            reusedTokens: reused.reusedTokens,
+            positions: layout.tokens.length
+        }
     };
 }
 
@@ -169,7 +191,9 @@ async function decodeFiller(model: DiffusionModel, cell: Cell, onStep: (e: StepE
     const started = performance.now();
     try {
         const r = await model.decodeLayout(layout, {
-            ...paramsFor(cell), signal: controller.signal, onStep: (e) => {
+            ...paramsFor(cell),
+            signal: controller.signal,
+            onStep: (e) => {
                 onStep(e);
                 if (cell.maxSteps > 0 && events.length >= cell.maxSteps) controller.abort();
             }
@@ -186,9 +210,8 @@ async function runCell(cell: Cell): Promise<CellResult> {
     const events: StepEvent[] = [];
     const onStep = (e: StepEvent) => events.push(e);
     const cpu0 = process.cpuUsage();
-    const { tokens, full, totalMs, extra } = cell.mode === "dual+reuse"
-        ? await reuseAfterEdit(model, cell, paramsFor(cell), onStep)
-        : await decodeFiller(model, cell, onStep, events);
+    const { tokens, full, totalMs, extra } =
+        cell.mode === "dual+reuse" ? await reuseAfterEdit(model, cell, paramsFor(cell), onStep) : await decodeFiller(model, cell, onStep, events);
     const cpu = process.cpuUsage(cpu0);
     await model.dispose();
     const n = events.length;
@@ -199,9 +222,21 @@ async function runCell(cell: Cell): Promise<CellResult> {
     const steps = estimated ? cell.hole : n;
     const total = estimated ? (totalMs / n) * steps : totalMs;
     return {
-        ...cell, steps, fullPasses: estimated ? steps : full, forwardMsPerStep: forward, sampleMsPerStep: sample, copiedBytesPerStep: copied,
-        msPerStep: total / steps, totalMs: total, estimated, tokensPerSecond: cell.hole / (total / 1000),
-        peakRssMb: process.resourceUsage().maxRSS / 1024, load: loadavg()[0], cpuMs: (cpu.user + cpu.system) / 1000, tokens, ...extra
+        ...cell,
+        steps,
+        fullPasses: estimated ? steps : full,
+        forwardMsPerStep: forward,
+        sampleMsPerStep: sample,
+        copiedBytesPerStep: copied,
+        msPerStep: total / steps,
+        totalMs: total,
+        estimated,
+        tokensPerSecond: cell.hole / (total / 1000),
+        peakRssMb: process.resourceUsage().maxRSS / 1024,
+        load: loadavg()[0],
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        tokens,
+        ...extra
     };
 }
 
@@ -245,8 +280,8 @@ function main(): void {
     const exactMaxSteps = Number(arg("exact-max-steps", "0"));
     const exactMaxContext = Number(arg("exact-max-context", "1024"));
     const out = arg("out", join(repoRoot, "bench-results", "runtime.json"));
-    const idleWait = Number(arg("wait-idle", "0"));  // seconds to wait for idle cores before each cell
-    const repeat = Number(arg("repeat", "1"));       // runs per cell (exact mode: --exact-repeat), best kept
+    const idleWait = Number(arg("wait-idle", "0")); // seconds to wait for idle cores before each cell
+    const repeat = Number(arg("repeat", "1")); // runs per cell (exact mode: --exact-repeat), best kept
     const exactRepeat = Number(arg("exact-repeat", "1"));
     const reductions = (process.argv.includes("--no-device-reductions") ? ["off"] : list("reductions", "auto")).map((v) => {
         if (v !== "auto" && v !== "on" && v !== "off") throw new Error(`--reductions takes auto, on, off or a list, not ${v}`);
@@ -254,77 +289,134 @@ function main(): void {
     });
     for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
     for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
-    for (const m of models) modelPath(m);  // generate before timing anything
+    for (const m of models) modelPath(m); // generate before timing anything
 
     const compete = Number(arg("compete", "0"));
     const hogs = Array.from({ length: compete }, () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
-    process.on("exit", () => hogs.forEach((h) => h.kill()));
+    process.on("exit", () => {
+        for (const h of hogs) h.kill();
+    });
 
     const rows: CellResult[] = [];
-    for (const model of models) for (const t of threads) for (const context of contexts) for (const hole of holes) {
-        const exacts = new Map<Cell["reductions"], CellResult>();
-        for (const mode of modes) for (const red of reductions) {
-            const big = MODELS[model].vocab! > 4096 && context > exactMaxContext;
-            const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
-            const cell: Cell = { model, threads: t, context, hole, mode, threshold, entropyBound, cacheType, maxSteps, gpuLayers, file: modelFile || undefined, reductions: red };
-            let r: CellResult | undefined;
-            const runs = mode === "exact" ? exactRepeat : repeat;
-            for (let k = 0; k < runs; k++) {
-                const busyBefore = idleWait > 0 ? waitIdle(idleWait) : undefined;
-                const json = execFileSync(process.execPath, [__filename, "--child", JSON.stringify(cell)], { encoding: "utf8", maxBuffer: 1 << 26 });
-                const run = JSON.parse(json) as CellResult;
-                run.busyBefore = busyBefore;
-                if (!r || run.totalMs < r.totalMs) r = run;
-            }
-            r = r!;
-            r.runs = runs;
-            const busyBefore = r.busyBefore;
-            if (mode === "exact") exacts.set(red, r);
-            const exact = exacts.get(red);
-            if (exact && !exact.estimated && r.tokens.length && mode !== "dual+reuse") {
-                r.equalToExact = r.tokens.filter((tok, i) => tok === exact!.tokens[i]).length / r.tokens.length;
-            }
-            rows.push(r);
-            console.error(`${model} t${t} ctx ${context} hole ${hole} ${mode} reductions ${red}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : (busyBefore * 100).toFixed(0) + "%"}`);
-        }
-    }
+    for (const model of models)
+        for (const t of threads)
+            for (const context of contexts)
+                for (const hole of holes) {
+                    const exacts = new Map<Cell["reductions"], CellResult>();
+                    for (const mode of modes)
+                        for (const red of reductions) {
+                            const big = MODELS[model].vocab! > 4096 && context > exactMaxContext;
+                            const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
+                            const cell: Cell = {
+                                model,
+                                threads: t,
+                                context,
+                                hole,
+                                mode,
+                                threshold,
+                                entropyBound,
+                                cacheType,
+                                maxSteps,
+                                gpuLayers,
+                                file: modelFile || undefined,
+                                reductions: red
+                            };
+                            let r: CellResult | undefined;
+                            const runs = mode === "exact" ? exactRepeat : repeat;
+                            for (let k = 0; k < runs; k++) {
+                                const busyBefore = idleWait > 0 ? waitIdle(idleWait) : undefined;
+                                const json = execFileSync(process.execPath, [__filename, "--child", JSON.stringify(cell)], {
+                                    encoding: "utf8",
+                                    maxBuffer: 1 << 26
+                                });
+                                const run = JSON.parse(json) as CellResult;
+                                run.busyBefore = busyBefore;
+                                if (!r || run.totalMs < r.totalMs) r = run;
+                            }
+                            r = r!;
+                            r.runs = runs;
+                            const busyBefore = r.busyBefore;
+                            if (mode === "exact") exacts.set(red, r);
+                            const exact = exacts.get(red);
+                            if (exact && !exact.estimated && r.tokens.length && mode !== "dual+reuse") {
+                                r.equalToExact = r.tokens.filter((tok, i) => tok === exact!.tokens[i]).length / r.tokens.length;
+                            }
+                            rows.push(r);
+                            console.error(
+                                `${model} t${t} ctx ${context} hole ${hole} ${mode} reductions ${red}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : `${(busyBefore * 100).toFixed(0)}%`}`
+                            );
+                        }
+                }
 
     const fmt = (v: number, d = 2) => v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
-    console.log(`backend ${DiffusionModel.backend()}; models: ${models.map((m) => m === "file" ? `file = ${modelFile}, ${gpuLayers} GPU layers` : `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].quant ?? MODELS[m].type}`).join("; ")}`);
-    console.log(`steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}` +
-        (compete ? `; ${compete} competing process(es) spinning on the CPU throughout` : ""));
+    console.log(
+        `backend ${DiffusionModel.backend()}; models: ${models.map((m) => (m === "file" ? `file = ${modelFile}, ${gpuLayers} GPU layers` : `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].quant ?? MODELS[m].type}`)).join("; ")}`
+    );
+    console.log(
+        `steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}` +
+            (compete ? `; ${compete} competing process(es) spinning on the CPU throughout` : "")
+    );
     console.log("");
-    console.log("| model | threads | context | hole | mode | reductions | steps | full passes | copied KB/step | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |");
+    console.log(
+        "| model | threads | context | hole | mode | reductions | steps | full passes | copied KB/step | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |"
+    );
     console.log("|---|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const r of rows) {
         const copied = r.copiedBytesPerStep === undefined ? "–" : fmt(r.copiedBytesPerStep / 1024, r.copiedBytesPerStep < 10240 ? 2 : 0);
-        console.log(`| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions} | ${r.steps} | ${r.fullPasses} | ${copied} | ` +
-            `${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
-            `${fmt(r.msPerStep)} | ${r.estimated ? "~" : ""}${fmt(r.totalMs, 0)} | ${r.estimated ? "–" : fmt(r.cpuMs, 0)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakRssMb, 0)} | ` +
-            `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} | ${r.busyBefore === undefined ? "–" : `${(r.busyBefore * 100).toFixed(0)}%`} |`);
+        console.log(
+            `| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions} | ${r.steps} | ${r.fullPasses} | ${copied} | ` +
+                `${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
+                `${fmt(r.msPerStep)} | ${r.estimated ? "~" : ""}${fmt(r.totalMs, 0)} | ${r.estimated ? "–" : fmt(r.cpuMs, 0)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakRssMb, 0)} | ` +
+                `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} | ${r.busyBefore === undefined ? "–" : `${(r.busyBefore * 100).toFixed(0)}%`} |`
+        );
     }
     // The issue's targets, as ratios within this run.
     const find = (model: string, t: number, context: number, hole: number, mode: Mode) =>
-        rows.find((r) => r.model === model && r.threads === t && r.context === context && r.hole === hole && r.mode === mode &&
-            r.reductions === reductions[0]);
+        rows.find((r) => r.model === model && r.threads === t && r.context === context && r.hole === hole && r.mode === mode && r.reductions === reductions[0]);
     console.log("");
-    for (const model of models) for (const t of threads) for (const hole of holes) for (const [context, target] of [[2048, 15], [4096, 25]]) {
-        const e = find(model, t, context, hole, "exact"), d = find(model, t, context, hole, "dual");
-        if (e && d) console.log(`${model}, ${t} thread(s), hole ${hole}, context ${context}: dual-cache step = 1/${fmt(e.msPerStep / d.msPerStep, 1)} of an exact step (target ≤ 1/${target})`);
-    }
-    for (const t of threads) for (const model of models) {
-        const e = find(model, t, 2048, 32, "exact"), d = find(model, t, 2048, 32, "dual+threshold");
-        if (e && d) console.log(`${model}, ${t} thread(s), hole 32, context 2048: dual + threshold total ${fmt(e.totalMs / d.totalMs, 1)}× faster than exact (target ≥ 20×)`);
-    }
+    for (const model of models)
+        for (const t of threads)
+            for (const hole of holes)
+                for (const [context, target] of [
+                    [2048, 15],
+                    [4096, 25]
+                ]) {
+                    const e = find(model, t, context, hole, "exact"),
+                        d = find(model, t, context, hole, "dual");
+                    if (e && d)
+                        console.log(
+                            `${model}, ${t} thread(s), hole ${hole}, context ${context}: dual-cache step = 1/${fmt(e.msPerStep / d.msPerStep, 1)} of an exact step (target ≤ 1/${target})`
+                        );
+                }
+    for (const t of threads)
+        for (const model of models) {
+            const e = find(model, t, 2048, 32, "exact"),
+                d = find(model, t, 2048, 32, "dual+threshold");
+            if (e && d)
+                console.log(
+                    `${model}, ${t} thread(s), hole 32, context 2048: dual + threshold total ${fmt(e.totalMs / d.totalMs, 1)}× faster than exact (target ≥ 20×)`
+                );
+        }
     for (const r of rows.filter((x) => x.mode === "dual+reuse")) {
-        console.log(`${r.model}, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}: after a one-line edit, reuse ${fmt(r.totalMs, 0)} ms vs fresh ${fmt(r.freshMs!, 0)} ms = ` +
-            `${fmt(r.freshMs! / r.totalMs, 1)}× faster (target ≥ 5×), ${r.reusedTokens} of ${r.positions} positions kept, ${fmt(100 * r.equalToFresh!, 0)}% of tokens equal to fresh (target ≥ 95%)`);
+        console.log(
+            `${r.model}, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}: after a one-line edit, reuse ${fmt(r.totalMs, 0)} ms vs fresh ${fmt(r.freshMs!, 0)} ms = ` +
+                `${fmt(r.freshMs! / r.totalMs, 1)}× faster (target ≥ 5×), ${r.reusedTokens} of ${r.positions} positions kept, ${fmt(100 * r.equalToFresh!, 0)}% of tokens equal to fresh (target ≥ 95%)`
+        );
     }
     for (const r of rows.filter((x) => x.model === "vocab152k" && x.mode !== "exact")) {
-        console.log(`vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}, reductions ${r.reductions}: sampling ${fmt(100 * r.sampleMsPerStep / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`);
+        console.log(
+            `vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}, reductions ${r.reductions}: sampling ${fmt((100 * r.sampleMsPerStep) / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`
+        );
     }
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), compete, backend: DiffusionModel.backend(), models: MODELS, rows }, null, 2));
+    writeFileSync(
+        out,
+        JSON.stringify(
+            { date: new Date().toISOString(), argv: process.argv.slice(2), compete, backend: DiffusionModel.backend(), models: MODELS, rows },
+            null,
+            2
+        )
+    );
     console.log(`wrote ${out}`);
 }
 

@@ -1,13 +1,13 @@
 // The denoising view's script: renders a DenoiseTrace, colours tokens by the step that revealed them and
 // replays the steps with the slider. Runs under the view's CSP (nonce), touches nothing remote.
-(function () {
+(() => {
     const vscode = acquireVsCodeApi();
     const slider = document.getElementById("step");
     const stepLabel = document.getElementById("stepLabel");
     const text = document.getElementById("text");
     const counts = document.getElementById("counts");
     const empty = document.getElementById("empty");
-    let trace = (vscode.getState() || {}).trace || null;
+    let trace = vscode.getState()?.trace || null;
 
     function hue(step, steps) {
         // First steps blue, last ones red, through green, over the schedule's steps: the CLI's --order view does the same.
@@ -57,8 +57,16 @@
             ["Tokens per step", (trace.tokens.length / passes).toFixed(2), "tokens revealed per forward pass (more = fewer passes)"],
             ["Time per step", `${trace.msPerStep.toFixed(1)} ms`, "whole run time / forward passes, cache refreshes included"],
             // Forward includes the device's work (the runtime waits for it), sampling is host work only.
-            ["of which model / sampling", `${(trace.forwardMs / passes).toFixed(1)} / ${(trace.sampleMs / passes).toFixed(1)} ms`, "per step: the model's forward pass / choosing the tokens from its output"],
-            ["Reused from the last request", trace.reusedTokens ? `${trace.reusedTokens} tokens` : "none", "tokens of the KV cache kept from the previous request on this document, not computed again"],
+            [
+                "of which model / sampling",
+                `${(trace.forwardMs / passes).toFixed(1)} / ${(trace.sampleMs / passes).toFixed(1)} ms`,
+                "per step: the model's forward pass / choosing the tokens from its output"
+            ],
+            [
+                "Reused from the last request",
+                trace.reusedTokens ? `${trace.reusedTokens} tokens` : "none",
+                "tokens of the KV cache kept from the previous request on this document, not computed again"
+            ],
             ["Total time", `${Math.round(trace.totalMs)} ms`, "from the request to the answer"],
             ["Speed", `${trace.tokensPerSecond.toFixed(1)} tokens/s`, "tokens generated per second"]
         ];

@@ -58,8 +58,7 @@ const hash = (files, extra) => {
 };
 const llamaInfo = readFileSync(join(llamaPkg, "llama.cpp.info.json"), "utf8");
 const sourceHash = hash(patches, llamaInfo + statSync(bundle).size);
-const addonHash = hash([join(nativeDir, "CMakeLists.txt"), ...filesUnder(join(nativeDir, "src")), join(nativeDir, "package.json")],
-    sourceHash + gpu);
+const addonHash = hash([join(nativeDir, "CMakeLists.txt"), ...filesUnder(join(nativeDir, "src")), join(nativeDir, "package.json")], sourceHash + gpu);
 const addonPath = join(cmakeOut, "Release", "dream_native.node");
 
 const stamp = existsSync(stampFile) ? JSON.parse(readFileSync(stampFile, "utf8")) : {};
@@ -83,12 +82,25 @@ if (stamp.sourceHash !== sourceHash || !existsSync(join(srcDir, "CMakeLists.txt"
 }
 
 const cmakeDefs = [`LLAMA_CPP_DIR=${srcDir}`, "CMAKE_BUILD_TYPE=Release", ...gpuFlags[gpu]];
-sh(process.execPath, [
-    join(root, "node_modules", "cmake-js", "bin", "cmake-js"), "build",
-    "--directory", nativeDir, "--out", cmakeOut, "--generator", "Ninja", "--parallel", String(jobs),
-    "--log-level", "warn",
-    ...cmakeDefs.map((d) => `--CD${d}`)
-], { cwd: root });
+sh(
+    process.execPath,
+    [
+        join(root, "node_modules", "cmake-js", "bin", "cmake-js"),
+        "build",
+        "--directory",
+        nativeDir,
+        "--out",
+        cmakeOut,
+        "--generator",
+        "Ninja",
+        "--parallel",
+        String(jobs),
+        "--log-level",
+        "warn",
+        ...cmakeDefs.map((d) => `--CD${d}`)
+    ],
+    { cwd: root }
+);
 
 writeFileSync(stampFile, JSON.stringify({ sourceHash, addonHash, gpu }));
 console.log(`native addon built (${gpu}) in ${((Date.now() - started) / 1000).toFixed(0)} s: ${addonPath}`);

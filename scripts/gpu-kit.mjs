@@ -21,7 +21,7 @@ import { nodeLlamaCppDownloaderOnly } from "./esbuild-node-llama-cpp.mjs";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const kit = join(root, "native", "build", "gpu-kit");
 const bundle = join(root, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
-const LIMIT_MIB = 56;  // the device tool carries 64 MiB with the working tree; leave the tree room
+const LIMIT_MIB = 56; // the device tool carries 64 MiB with the working tree; leave the tree room
 
 if (!existsSync(bundle)) {
     console.error(`llama.cpp source bundle not found at ${bundle}: run npm ci first`);
@@ -36,40 +36,70 @@ rmSync(stage, { recursive: true, force: true });
 mkdirSync(stage, { recursive: true });
 // Reproducible archives (names sorted, fixed times and owners): bench-gpu.sh unpacks an archive again only when
 // its hash changes, and unchanged sources keep an old build up to date.
-const xz = (out, dir, entries) => execFileSync("tar", ["--sort=name", "--mtime=2026-01-01 00:00Z", "--owner=0", "--group=0", "--numeric-owner",
-    "-cJf", out, "-C", dir, ...entries], { stdio: "inherit", env: { ...process.env, XZ_OPT: "-6 -T2" } });
+const xz = (out, dir, entries) =>
+    execFileSync("tar", ["--sort=name", "--mtime=2026-01-01 00:00Z", "--owner=0", "--group=0", "--numeric-owner", "-cJf", out, "-C", dir, ...entries], {
+        stdio: "inherit",
+        env: { ...process.env, XZ_OPT: "-6 -T2" }
+    });
 
 if (!jsOnly) {
-// Node: the binary running this script (Linux x64 expected: the device is x86-64).
-mkdirSync(join(stage, "node", "bin"), { recursive: true });
-copyFileSync(process.execPath, join(stage, "node", "bin", "node"));
-xz(join(kit, "node.tar.xz"), stage, ["node"]);
+    // Node: the binary running this script (Linux x64 expected: the device is x86-64).
+    mkdirSync(join(stage, "node", "bin"), { recursive: true });
+    copyFileSync(process.execPath, join(stage, "node", "bin", "node"));
+    xz(join(kit, "node.tar.xz"), stage, ["node"]);
 
-const llama = join(stage, "llama-full");
-execFileSync("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundle, llama], { stdio: "inherit" });
-const patchesDir = join(root, "native", "patches");
-for (const patch of readdirSync(patchesDir).filter((f) => f.endsWith(".patch")).sort()) {
-    console.log(`applying native/patches/${patch}`);
-    execFileSync("git", ["apply", "--whitespace=nowarn", join(patchesDir, patch)], { cwd: llama, stdio: "inherit" });
-}
-// llama.cpp: what the top-level CMakeLists, ggml (CPU and CUDA backends), src, common, vendor and the three
-// tools native/CMakeLists.txt adds read. The other GPU backends are only entered when switched on.
-const skipBackends = new Set(["ggml-cann", "ggml-et", "ggml-hexagon", "ggml-metal", "ggml-musa", "ggml-opencl", "ggml-openvino",
-    "ggml-sycl", "ggml-virtgpu", "ggml-vulkan", "ggml-webgpu", "ggml-zdnn", "ggml-zendnn"]);
-const keep = ["CMakeLists.txt", "LICENSE", "cmake", "ggml", "src", "include", "common", "vendor", "tools/llama-bench", "tools/quantize",
-    "examples/diffusion", "models/templates/Qwen-Qwen2.5-7B-Instruct.jinja"];
-for (const p of keep) {
-    cpSync(join(llama, p), join(stage, "llama.cpp", p), {
-        recursive: true,
-        filter: (src) => !(dirname(src).endsWith(join("ggml", "src")) && skipBackends.has(src.split("/").pop()))
-    });
-}
-cpSync(join(root, "node_modules", "node-api-headers", "include"), join(stage, "node-api-headers"), { recursive: true });
-mkdirSync(join(stage, "node-addon-api"));
-for (const f of readdirSync(join(root, "node_modules", "node-addon-api")).filter((f) => f.endsWith(".h"))) {
-    copyFileSync(join(root, "node_modules", "node-addon-api", f), join(stage, "node-addon-api", f));
-}
-xz(join(kit, "src.tar.xz"), stage, ["llama.cpp", "node-api-headers", "node-addon-api"]);
+    const llama = join(stage, "llama-full");
+    execFileSync("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundle, llama], { stdio: "inherit" });
+    const patchesDir = join(root, "native", "patches");
+    for (const patch of readdirSync(patchesDir)
+        .filter((f) => f.endsWith(".patch"))
+        .sort()) {
+        console.log(`applying native/patches/${patch}`);
+        execFileSync("git", ["apply", "--whitespace=nowarn", join(patchesDir, patch)], { cwd: llama, stdio: "inherit" });
+    }
+    // llama.cpp: what the top-level CMakeLists, ggml (CPU and CUDA backends), src, common, vendor and the three
+    // tools native/CMakeLists.txt adds read. The other GPU backends are only entered when switched on.
+    const skipBackends = new Set([
+        "ggml-cann",
+        "ggml-et",
+        "ggml-hexagon",
+        "ggml-metal",
+        "ggml-musa",
+        "ggml-opencl",
+        "ggml-openvino",
+        "ggml-sycl",
+        "ggml-virtgpu",
+        "ggml-vulkan",
+        "ggml-webgpu",
+        "ggml-zdnn",
+        "ggml-zendnn"
+    ]);
+    const keep = [
+        "CMakeLists.txt",
+        "LICENSE",
+        "cmake",
+        "ggml",
+        "src",
+        "include",
+        "common",
+        "vendor",
+        "tools/llama-bench",
+        "tools/quantize",
+        "examples/diffusion",
+        "models/templates/Qwen-Qwen2.5-7B-Instruct.jinja"
+    ];
+    for (const p of keep) {
+        cpSync(join(llama, p), join(stage, "llama.cpp", p), {
+            recursive: true,
+            filter: (src) => !(dirname(src).endsWith(join("ggml", "src")) && skipBackends.has(src.split("/").pop()))
+        });
+    }
+    cpSync(join(root, "node_modules", "node-api-headers", "include"), join(stage, "node-api-headers"), { recursive: true });
+    mkdirSync(join(stage, "node-addon-api"));
+    for (const f of readdirSync(join(root, "node_modules", "node-addon-api")).filter((f) => f.endsWith(".h"))) {
+        copyFileSync(join(root, "node_modules", "node-addon-api", f), join(stage, "node-addon-api", f));
+    }
+    xz(join(kit, "src.tar.xz"), stage, ["llama.cpp", "node-api-headers", "node-addon-api"]);
 }
 
 // JS: bundled like scripts/bundle.mjs does for the extension (node-llama-cpp reduced to its downloader).
@@ -94,7 +124,11 @@ await build({ ...common, entryPoints: ["bench/runtime-bench.ts"], outfile: join(
 rmSync(stage, { recursive: true, force: true });
 
 const du = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((a, f) => a + du(join(p, f)), 0) : statSync(p).size);
-const sizes = Object.fromEntries(readdirSync(kit).filter((f) => f !== "manifest.json").map((f) => [f, du(join(kit, f))]));
+const sizes = Object.fromEntries(
+    readdirSync(kit)
+        .filter((f) => f !== "manifest.json")
+        .map((f) => [f, du(join(kit, f))])
+);
 const total = Object.values(sizes).reduce((a, b) => a + b, 0);
 writeFileSync(join(kit, "manifest.json"), JSON.stringify({ node: process.version, sizes, date: new Date().toISOString() }, null, 2));
 for (const [f, s] of Object.entries(sizes)) console.log(`${f.padEnd(12)} ${(s / 2 ** 20).toFixed(1)} MiB`);

@@ -14,7 +14,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const results = join(root, "test-results", "e2e");
 const from =
     process.argv[2] ??
-    join(results, readdirSync(results).filter((d) => d.startsWith("dream-coder-ui-")).sort((a, b) => statSync(join(results, b)).mtimeMs - statSync(join(results, a)).mtimeMs)[0]);
+    join(
+        results,
+        readdirSync(results)
+            .filter((d) => d.startsWith("dream-coder-ui-"))
+            .sort((a, b) => statSync(join(results, b)).mtimeMs - statSync(join(results, a)).mtimeMs)[0]
+    );
 
 /** picture: [screenshot, x, y, width, height, scale] in the screenshot's pixels (1400×900). */
 const pictures = {
@@ -24,7 +29,6 @@ const pictures = {
     "denoising.png": ["dream-coder-ui.png", 875, 36, 525, 600, 1],
     "download-picker.png": ["dream-coder-ui-download-picker.png", 400, 0, 600, 250, 1]
 };
-
 
 const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox", "--disable-gpu"] });
 try {

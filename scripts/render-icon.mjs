@@ -13,7 +13,8 @@ const svg = readFileSync(join(root, "media", "icon.svg"), "utf8");
 const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox", "--disable-gpu"] });
 try {
     const page = await browser.newPage({ viewport: { width: size, height: size }, deviceScaleFactor: 1 });
-    const html = `<!doctype html><html><body style="margin:0;background:transparent">` +
+    const html =
+        `<!doctype html><html><body style="margin:0;background:transparent">` +
         `<img style="display:block;width:${size}px;height:${size}px" src="data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}"></body></html>`;
     await page.setContent(html);
     await page.locator("img").evaluate((img) => img.decode());

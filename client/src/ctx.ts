@@ -52,7 +52,7 @@ export class Ctx implements vscode.Disposable {
     get client(): LanguageClient {
         if (!this._client) {
             if (this._haltedFor !== undefined) throw new Error(this._status.message);
-            throw new Error("The Dream-Coder language server is not running: run \"Dream-Coder: Restart Server\".");
+            throw new Error('The Dream-Coder language server is not running: run "Dream-Coder: Restart Server".');
         }
         return this._client;
     }

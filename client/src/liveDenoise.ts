@@ -11,13 +11,16 @@ const SHOWN_PAST_FRONTIER = 40;
 /** The text as one readable line: line breaks as ↵, tabs as →, other control characters as their Unicode control
  * pictures (␀…␟, ␡) and C1 controls as �. A partial decode is full of them, and drawn raw they are invisible. */
 function readableLine(text: string): string {
-    return text
-        .replace(/\r?\n/g, "↵")
-        .replace(/\t/g, "→")
-        .replace(/[\u0000-\u001f\u007f\u0080-\u009f]/g, (c) => {
-            const code = c.charCodeAt(0);
-            return code < 0x20 ? String.fromCharCode(0x2400 + code) : code === 0x7f ? "␡" : "\ufffd";
-        });
+    return (
+        text
+            .replace(/\r?\n/g, "↵")
+            .replace(/\t/g, "→")
+            // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+            .replace(/[\u0000-\u001f\u007f\u0080-\u009f]/g, (c) => {
+                const code = c.charCodeAt(0);
+                return code < 0x20 ? String.fromCharCode(0x2400 + code) : code === 0x7f ? "␡" : "\ufffd";
+            })
+    );
 }
 
 /** Where a long text is forming: the MAX_SHOWN characters that end a little past its first still-masked place

@@ -44,8 +44,9 @@ export function selectItems(models: readonly CatalogModel[], current: string, se
     return models.map((m) => ({
         label: m.recommended ? `$(star-full) ${m.name}` : m.name,
         description:
-            [m.id === current ? "current" : m.id === selected && !current ? "default" : undefined, m.recommended ? "recommended" : undefined].filter(Boolean).join(" · ") ||
-            undefined,
+            [m.id === current ? "current" : m.id === selected && !current ? "default" : undefined, m.recommended ? "recommended" : undefined]
+                .filter(Boolean)
+                .join(" · ") || undefined,
         detail: m.path ? `Downloaded: ${m.path} · ${memoryNote(m)}` : `Not downloaded (${gb(m.sizeBytes)} GB from ${m.uri}) · ${memoryNote(m)}`,
         id: m.id
     }));

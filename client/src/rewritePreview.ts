@@ -34,7 +34,12 @@ export class RewritePreview implements vscode.Disposable, vscode.TextDocumentCon
         this.pending = { document, version: document.version, edits, preview };
         await vscode.commands.executeCommand("setContext", "dreamCoder.rewritePreview", true);
         const name = document.uri.path.split("/").pop();
-        await vscode.commands.executeCommand("vscode.diff", document.uri, preview, `Dream-Coder rewrite: ${name} (${edits.length} edit${edits.length === 1 ? "" : "s"})`);
+        await vscode.commands.executeCommand(
+            "vscode.diff",
+            document.uri,
+            preview,
+            `Dream-Coder rewrite: ${name} (${edits.length} edit${edits.length === 1 ? "" : "s"})`
+        );
         // The keys are package.json's keybindings for dreamCoder.acceptRewrite and .discardRewrite.
         const accept = process.platform === "darwin" ? "Cmd+Enter" : "Ctrl+Enter";
         this.keysHint = vscode.window.setStatusBarMessage(`$(diff) Dream-Coder rewrite: ${accept} accepts, Escape discards`);
@@ -73,7 +78,8 @@ export class RewritePreview implements vscode.Disposable, vscode.TextDocumentCon
         if (!p) return;
         for (const group of vscode.window.tabGroups.all) {
             for (const tab of group.tabs) {
-                if (tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === p.preview.toString()) await vscode.window.tabGroups.close(tab);
+                if (tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === p.preview.toString())
+                    await vscode.window.tabGroups.close(tab);
             }
         }
         this.texts.delete(p.preview.toString());

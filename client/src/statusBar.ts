@@ -44,7 +44,9 @@ export class StatusBar implements vscode.Disposable {
             this.item.tooltip = s === "starting" ? "Starting the language server" : "The language server is not running";
             return;
         }
-        const icon = { unset: "$(circle-slash)", idle: "$(sparkle)", loading: "$(sync~spin)", ready: "$(sparkle)", busy: "$(sync~spin)", error: "$(error)" }[s.state];
+        const icon = { unset: "$(circle-slash)", idle: "$(sparkle)", loading: "$(sync~spin)", ready: "$(sparkle)", busy: "$(sync~spin)", error: "$(error)" }[
+            s.state
+        ];
         const model = s.model ? ` · ${s.model}` : "";
         this.item.text = s.state === "error" ? `${icon} Dream-Coder${model} · error` : `${icon} Dream-Coder${model} · ${describeStatus(s)}`;
         if (s.state === "error") this.item.backgroundColor = new vscode.ThemeColor("statusBarItem.errorBackground");

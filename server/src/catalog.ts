@@ -15,7 +15,10 @@ export const DEFAULT_MODEL_ID: string = (CATALOG.find((m) => m.recommended) ?? C
 
 /** A model setting that cannot be used as it stands; the message says what to do. */
 export class ModelSetupError extends Error {
-    constructor(message: string, readonly problem: "no-model" | "not-downloaded") {
+    constructor(
+        message: string,
+        readonly problem: "no-model" | "not-downloaded"
+    ) {
         super(message);
         this.name = "ModelSetupError";
     }

@@ -83,8 +83,10 @@ export class ModelHost {
         model.then(
             (m) => {
                 if (settings.contextTokens > m.info.nCtxTrain) {
-                    this.onNotice(`dreamCoder.contextTokens: ${settings.contextTokens} is more than the model's trained context of ${m.info.nCtxTrain} tokens; ` +
-                        `each request shows it at most ${m.info.nCtxTrain} tokens, its holes included`);
+                    this.onNotice(
+                        `dreamCoder.contextTokens: ${settings.contextTokens} is more than the model's trained context of ${m.info.nCtxTrain} tokens; ` +
+                            `each request shows it at most ${m.info.nCtxTrain} tokens, its holes included`
+                    );
                 }
                 this.report({ state: "ready", backend: DiffusionModel.backend(), progress: undefined });
             },
@@ -114,7 +116,10 @@ export class ModelHost {
     async dispose(): Promise<void> {
         const loaded = this.loaded;
         this.loaded = undefined;
-        await loaded?.model.then((m) => m.dispose(), () => undefined);
+        await loaded?.model.then(
+            (m) => m.dispose(),
+            () => undefined
+        );
     }
 
     /** The file (with its modification time, so a file fixed in place is tried again), threads and GPU layers. */
@@ -131,7 +136,10 @@ export class ModelHost {
     private release(): void {
         const old = this.loaded;
         this.loaded = undefined;
-        void old?.model.then((m) => m.dispose(), () => undefined);
+        void old?.model.then(
+            (m) => m.dispose(),
+            () => undefined
+        );
     }
 
     private report(change: Partial<ServerStatus>): void {

@@ -39,7 +39,10 @@ import { lineEnding, type SpanEdit } from "./spanEdits";
 
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
-const host = new ModelHost((s) => void connection.sendNotification(lsp.status, s), (message) => connection.console.warn(message));
+const host = new ModelHost(
+    (s) => void connection.sendNotification(lsp.status, s),
+    (message) => connection.console.warn(message)
+);
 const completer = new InlineCompleter();
 let settings: Settings = readSettings(undefined).settings;
 let pullsConfiguration = false;
@@ -95,75 +98,103 @@ function applySettings(raw: unknown): void {
 
 // Registered as a plain request: languages.inlineCompletion.on reads params.workDoneToken before the handler runs,
 // so null params failed there with an internal error instead of InvalidParams.
-connection.onRequest(InlineCompletionRequest.type, live(async (params, token) => {
-    const uri = documentUri(params);
-    const position = checkPosition(params.position, "position");
-    await settingsReady;
-    const doc = documents.get(uri);
-    if (!doc || !inlineEnabled(settings.inlineCompletion.enable, doc.languageId) || !settings.model) return null;
-    const version = doc.version;
-    const offset = doc.offsetAt(position);
-    // A place past the end of its line or of the document is answered at the nearest real place.
-    const at = doc.positionAt(offset);
-    try {
-        const completion = await completer.complete(host, doc.uri, doc.getText(), offset, {
-            settings,
-            signal: abortSignal(token)
-        });
-        if (doc.version !== version || !completion.text) return { items: [] };
-        return { items: [{ insertText: completion.text, range: { start: at, end: at } }] };
-    } catch (e) {
-        // A completion is offered on every keystroke: failures go to the log and the status, never a pop-up.
-        if (!(e instanceof DecodeCancelledError)) logOnce(`inline completion: ${(e as Error).message}`);
-        if (token.isCancellationRequested) throw new ResponseError(LSPErrorCodes.RequestCancelled, "cancelled");
-        return { items: [] };
-    }
-}));
-
-connection.onRequest(lsp.fillHoles, live((params, token) =>
-    editJob(params, token, "Filling holes", { holes: 0 }, async (doc, options) => {
-        const text = doc.getText();
-        const range = params.range ? offsetsOf(doc, params.range) : [0, text.length];
-        const holes = new HoleParser(settings.holes.marker).parse(text, range[0], range[1]);
-        if (holes.length === 0) {
-            const marker = settings.holes.marker;
-            throw requestFailed(
-                `There is no hole marker ${params.range ? "in the selection" : "in the document"}: write ${marker} where code should go ` +
-                    `(${marker}:40 asks for about 40 tokens), then run Fill Holes again.`,
-                "no-hole"
-            );
-        }
-        const ranges = holes.map((h) => ({ start: doc.positionAt(h.start), end: doc.positionAt(h.end) }));
-        const { edits, denoised } = await host.run((m) => fillHoles(m, text, holes, options(ranges)));
-        return { edits, denoised, extra: { holes: holes.length } };
-    })
-));
-
-connection.onRequest(lsp.rewrite, live((params, token) =>
-    editJob(params, token, "Rewriting", { text: "" }, async (doc, options) => {
-        const [start, end] = offsetsOf(doc, params.range);
-        if (typeof params.instruction !== "string") throw new ResponseError(ErrorCodes.InvalidParams, "A rewrite needs an instruction (a string).");
-        const mode = params.mode ?? settings.rewrite.mode;
-        if (mode !== "instruct" && mode !== "remask") throw new ResponseError(ErrorCodes.InvalidParams, `Unknown rewrite mode ${JSON.stringify(mode)}: use "instruct" or "remask".`);
-        const r = await host.run((m) =>
-            rewriteSelection(m, { selection: doc.getText().slice(start, end), at: start, eol: lineEnding(doc.getText()), instruction: params.instruction, languageId: doc.languageId, mode },
-                options([{ start: doc.positionAt(start), end: doc.positionAt(end) }]))
-        );
-        return { edits: r.edits, denoised: r.denoised, extra: { text: r.text } };
-    })
-));
-
-connection.onRequest(lsp.sketch, live((params, token) =>
-    editJob(params, token, "Sketching", {}, async (doc, options) => {
-        const offset = doc.offsetAt(checkPosition(params.position, "position"));
+connection.onRequest(
+    InlineCompletionRequest.type,
+    live(async (params, token) => {
+        const uri = documentUri(params);
+        const position = checkPosition(params.position, "position");
+        await settingsReady;
+        const doc = documents.get(uri);
+        if (!doc || !inlineEnabled(settings.inlineCompletion.enable, doc.languageId) || !settings.model) return null;
+        const version = doc.version;
+        const offset = doc.offsetAt(position);
+        // A place past the end of its line or of the document is answered at the nearest real place.
         const at = doc.positionAt(offset);
-        const { edit, denoised } = await host.run((m) => sketchBody(m, doc.getText(), offset, options([{ start: at, end: at }])));
-        return { edits: [edit], denoised, extra: {} };
+        try {
+            const completion = await completer.complete(host, doc.uri, doc.getText(), offset, {
+                settings,
+                signal: abortSignal(token)
+            });
+            if (doc.version !== version || !completion.text) return { items: [] };
+            return { items: [{ insertText: completion.text, range: { start: at, end: at } }] };
+        } catch (e) {
+            // A completion is offered on every keystroke: failures go to the log and the status, never a pop-up.
+            if (!(e instanceof DecodeCancelledError)) logOnce(`inline completion: ${(e as Error).message}`);
+            if (token.isCancellationRequested) throw new ResponseError(LSPErrorCodes.RequestCancelled, "cancelled");
+            return { items: [] };
+        }
     })
-));
+);
+
+connection.onRequest(
+    lsp.fillHoles,
+    live((params, token) =>
+        editJob(params, token, "Filling holes", { holes: 0 }, async (doc, options) => {
+            const text = doc.getText();
+            const range = params.range ? offsetsOf(doc, params.range) : [0, text.length];
+            const holes = new HoleParser(settings.holes.marker).parse(text, range[0], range[1]);
+            if (holes.length === 0) {
+                const marker = settings.holes.marker;
+                throw requestFailed(
+                    `There is no hole marker ${params.range ? "in the selection" : "in the document"}: write ${marker} where code should go ` +
+                        `(${marker}:40 asks for about 40 tokens), then run Fill Holes again.`,
+                    "no-hole"
+                );
+            }
+            const ranges = holes.map((h) => ({ start: doc.positionAt(h.start), end: doc.positionAt(h.end) }));
+            const { edits, denoised } = await host.run((m) => fillHoles(m, text, holes, options(ranges)));
+            return { edits, denoised, extra: { holes: holes.length } };
+        })
+    )
+);
+
+connection.onRequest(
+    lsp.rewrite,
+    live((params, token) =>
+        editJob(params, token, "Rewriting", { text: "" }, async (doc, options) => {
+            const [start, end] = offsetsOf(doc, params.range);
+            if (typeof params.instruction !== "string") throw new ResponseError(ErrorCodes.InvalidParams, "A rewrite needs an instruction (a string).");
+            const mode = params.mode ?? settings.rewrite.mode;
+            if (mode !== "instruct" && mode !== "remask")
+                throw new ResponseError(ErrorCodes.InvalidParams, `Unknown rewrite mode ${JSON.stringify(mode)}: use "instruct" or "remask".`);
+            const r = await host.run((m) =>
+                rewriteSelection(
+                    m,
+                    {
+                        selection: doc.getText().slice(start, end),
+                        at: start,
+                        eol: lineEnding(doc.getText()),
+                        instruction: params.instruction,
+                        languageId: doc.languageId,
+                        mode
+                    },
+                    options([{ start: doc.positionAt(start), end: doc.positionAt(end) }])
+                )
+            );
+            return { edits: r.edits, denoised: r.denoised, extra: { text: r.text } };
+        })
+    )
+);
+
+connection.onRequest(
+    lsp.sketch,
+    live((params, token) =>
+        editJob(params, token, "Sketching", {}, async (doc, options) => {
+            const offset = doc.offsetAt(checkPosition(params.position, "position"));
+            const at = doc.positionAt(offset);
+            const { edit, denoised } = await host.run((m) => sketchBody(m, doc.getText(), offset, options([{ start: at, end: at }])));
+            return { edits: [edit], denoised, extra: {} };
+        })
+    )
+);
 
 type JobParams = WorkDoneProgressParams & PartialResultParams & { textDocument: VersionedTextDocumentIdentifier };
-type JobOptionsFor = (ranges: Range[]) => { settings: Settings; signal: AbortSignal; document: string; onPartial: (p: { step: number; scheduleSteps: number; texts: string[] }) => void };
+type JobOptionsFor = (ranges: Range[]) => {
+    settings: Settings;
+    signal: AbortSignal;
+    document: string;
+    onPartial: (p: { step: number; scheduleSteps: number; texts: string[] }) => void;
+};
 
 /**
  * What the editing jobs share: the document at the version the client saw, work-done progress with
@@ -179,7 +210,8 @@ async function editJob<X extends object>(
     job: (doc: TextDocument, options: JobOptionsFor) => Promise<{ edits: SpanEdit[]; denoised: Denoised | null; extra: X }>
 ): Promise<lsp.EditResult & X> {
     const uri = documentUri(params);
-    if (!Number.isInteger(params.textDocument.version)) throw new ResponseError(ErrorCodes.InvalidParams, "textDocument.version must be the document's version (a whole number).");
+    if (!Number.isInteger(params.textDocument.version))
+        throw new ResponseError(ErrorCodes.InvalidParams, "textDocument.version must be the document's version (a whole number).");
     await settingsReady;
     const doc = documents.get(uri);
     if (!doc) throw new ResponseError(LSPErrorCodes.RequestFailed, `${uri} is not open in the editor`);
@@ -278,57 +310,69 @@ function offsetsOf(doc: TextDocument, range: unknown): [number, number] {
     return [start, end];
 }
 
-connection.onCodeAction(live((params): CodeAction[] => {
-    const doc = documents.get(documentUri(params));
-    if (!doc) return [];
-    const actions: CodeAction[] = [];
-    const [start, end] = offsetsOf(doc, params.range);
-    const selected = start !== end;
-    const parser = new HoleParser(settings.holes.marker);
-    const inRange = selected ? parser.parse(doc.getText(), start, end).length : 0;
-    const all = inRange || parser.parse(doc.getText()).length;
-    if (all > 0) {
-        const n = inRange || all;
-        actions.push({
-            title: `Fill ${n} hole${n === 1 ? "" : "s"} with Dream-Coder`,
-            kind: CodeActionKind.RefactorRewrite,
-            command: { title: "Fill holes", command: lsp.CLIENT_COMMANDS.fillHoles, arguments: [doc.uri, inRange ? params.range : null] }
-        });
-    }
-    if (selected) {
-        actions.push({
-            title: "Rewrite with Dream-Coder…",
-            kind: CodeActionKind.RefactorRewrite,
-            command: { title: "Rewrite selection", command: lsp.CLIENT_COMMANDS.rewriteSelection, arguments: [doc.uri, params.range] }
-        });
-    }
-    return actions;
-}));
+connection.onCodeAction(
+    live((params): CodeAction[] => {
+        const doc = documents.get(documentUri(params));
+        if (!doc) return [];
+        const actions: CodeAction[] = [];
+        const [start, end] = offsetsOf(doc, params.range);
+        const selected = start !== end;
+        const parser = new HoleParser(settings.holes.marker);
+        const inRange = selected ? parser.parse(doc.getText(), start, end).length : 0;
+        const all = inRange || parser.parse(doc.getText()).length;
+        if (all > 0) {
+            const n = inRange || all;
+            actions.push({
+                title: `Fill ${n} hole${n === 1 ? "" : "s"} with Dream-Coder`,
+                kind: CodeActionKind.RefactorRewrite,
+                command: { title: "Fill holes", command: lsp.CLIENT_COMMANDS.fillHoles, arguments: [doc.uri, inRange ? params.range : null] }
+            });
+        }
+        if (selected) {
+            actions.push({
+                title: "Rewrite with Dream-Coder…",
+                kind: CodeActionKind.RefactorRewrite,
+                command: { title: "Rewrite selection", command: lsp.CLIENT_COMMANDS.rewriteSelection, arguments: [doc.uri, params.range] }
+            });
+        }
+        return actions;
+    })
+);
 
-connection.onRequest(lsp.listModels, live(() => ({ models: listCatalog(settings), selected: settings.model || DEFAULT_MODEL_ID })));
+connection.onRequest(
+    lsp.listModels,
+    live(() => ({ models: listCatalog(settings), selected: settings.model || DEFAULT_MODEL_ID }))
+);
 
-connection.onRequest(lsp.downloadModel, live(async (params, token) => {
-    const entry = catalogEntry(params?.id);
-    if (!entry) throw new ResponseError(LSPErrorCodes.RequestFailed, `"${params.id}" is not in the model catalog`);
-    const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
-    progress.begin(`Downloading ${entry.name}`, 0, undefined, true);
-    try {
-        const path = await download(entry.uri, modelsDirectory(settings), basename(catalogPath(entry, settings)), {
-            signal: abortSignal(token),
-            onProgress: (p) => progress.report(p.totalBytes ? Math.floor((100 * p.downloadedBytes) / p.totalBytes) : 0, `${mb(p.downloadedBytes)} / ${mb(p.totalBytes)} MB`)
-        });
-        return { path };
-    } catch (e) {
-        const detail = (e as Error).message;
-        connection.console.error(`Downloading ${entry.name} from ${entry.uri} failed: ${detail}`);
-        // node-llama-cpp's own words for no network are a raw "TypeError: fetch failed" after the address.
-        const unreachable = /fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH/.test(detail);
-        const reason = unreachable ? "the download server could not be reached (no network, or a proxy in the way)" : detail;
-        throw requestFailed(`Downloading ${entry.name} failed: ${reason.replace(/\.?$/, ".")}`, "download");
-    } finally {
-        progress.done();
-    }
-}));
+connection.onRequest(
+    lsp.downloadModel,
+    live(async (params, token) => {
+        const entry = catalogEntry(params?.id);
+        if (!entry) throw new ResponseError(LSPErrorCodes.RequestFailed, `"${params.id}" is not in the model catalog`);
+        const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
+        progress.begin(`Downloading ${entry.name}`, 0, undefined, true);
+        try {
+            const path = await download(entry.uri, modelsDirectory(settings), basename(catalogPath(entry, settings)), {
+                signal: abortSignal(token),
+                onProgress: (p) =>
+                    progress.report(
+                        p.totalBytes ? Math.floor((100 * p.downloadedBytes) / p.totalBytes) : 0,
+                        `${mb(p.downloadedBytes)} / ${mb(p.totalBytes)} MB`
+                    )
+            });
+            return { path };
+        } catch (e) {
+            const detail = (e as Error).message;
+            connection.console.error(`Downloading ${entry.name} from ${entry.uri} failed: ${detail}`);
+            // node-llama-cpp's own words for no network are a raw "TypeError: fetch failed" after the address.
+            const unreachable = /fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH/.test(detail);
+            const reason = unreachable ? "the download server could not be reached (no network, or a proxy in the way)" : detail;
+            throw requestFailed(`Downloading ${entry.name} failed: ${reason.replace(/\.?$/, ".")}`, "download");
+        } finally {
+            progress.done();
+        }
+    })
+);
 
 /** A failed request; `problem` (in the error's data) lets the client offer the action that fixes it. */
 function requestFailed(message: string, problem: lsp.Problem | undefined): ResponseError<lsp.ProblemData | undefined> {

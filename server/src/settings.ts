@@ -131,7 +131,11 @@ const LOWERED_TO_MAXIMUM: Readonly<Record<string, string>> = {
 function check(key: string, v: unknown): { ok: boolean; expected: string } {
     const d = declared(key);
     const range = (what: string) =>
-        d.maximum === undefined ? `${what} of at least ${d.minimum}` : d.minimum === undefined ? `${what} of at most ${d.maximum}` : `${what} from ${d.minimum} to ${d.maximum}`;
+        d.maximum === undefined
+            ? `${what} of at least ${d.minimum}`
+            : d.minimum === undefined
+              ? `${what} of at most ${d.maximum}`
+              : `${what} from ${d.minimum} to ${d.maximum}`;
     const inRange = (n: number) => (d.minimum === undefined || n >= d.minimum) && (d.maximum === undefined || n <= d.maximum);
     switch (d.type) {
         case "boolean":
@@ -148,7 +152,8 @@ function check(key: string, v: unknown): { ok: boolean; expected: string } {
             };
         case "string":
             if (d.enum) return { ok: d.enum.includes(v as string), expected: `one of ${d.enum.join(", ")}` };
-            if (d.pattern) return { ok: typeof v === "string" && new RegExp(d.pattern).test(v), expected: d.patternErrorMessage ?? `text matching ${d.pattern}` };
+            if (d.pattern)
+                return { ok: typeof v === "string" && new RegExp(d.pattern).test(v), expected: d.patternErrorMessage ?? `text matching ${d.pattern}` };
             return { ok: typeof v === "string", expected: "text" };
     }
 }

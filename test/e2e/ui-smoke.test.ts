@@ -108,8 +108,10 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await discardRewritePreview(wb);
             await selectAllAndAskRewrite(wb);
             const recent = await wb.quickInputRows();
-            assert.ok(recent.rows.length === 2 && recent.rows[0].startsWith(shorter) && recent.rows[1].startsWith(recorded),
-                `the typed instruction ran and was recorded first: ${JSON.stringify(recent.rows)}`);
+            assert.ok(
+                recent.rows.length === 2 && recent.rows[0].startsWith(shorter) && recent.rows[1].startsWith(recorded),
+                `the typed instruction ran and was recorded first: ${JSON.stringify(recent.rows)}`
+            );
             await wb.press("Escape");
 
             // A long fill shows its text forming after the marker, as readable symbols: the generated test model's
@@ -119,7 +121,11 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await wb.cursorToEnd();
             await wb.type("\nz = ???:1500");
             await wb.runCommand("Dream-Coder: Fill Holes");
-            const forming = await until("the fill's text forming after its marker", async () => (await wb.afterDecorations()).find((t) => t.includes("░")), 60_000);
+            const forming = await until(
+                "the fill's text forming after its marker",
+                async () => (await wb.afterDecorations()).find((t) => t.includes("░")),
+                60_000
+            );
             assert.doesNotMatch(forming, /\\[0-9a-f]/i, `no control characters (CSS hex escapes) in ${forming}`);
             const formingShot = await wb.screenshot("dream-coder-ui-forming");
             await until("the fill to finish", async () => ((await wb.editorText()).includes("???:1500") ? undefined : true), 120_000);
@@ -133,12 +139,16 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             assert.match(said, /^\s*Dream-Coder · dream-\S+\.gguf · ready · \d+ ms$/);
             await item.click();
             const menu = (await wb.quickInputRows()).rows.join("\n");
-            for (const action of ["Turn Off Completions", "Turn Off Completions for python", "Open Settings"]) assert.ok(menu.includes(action), `the menu offers ${action}: ${menu}`);
+            for (const action of ["Turn Off Completions", "Turn Off Completions for python", "Open Settings"])
+                assert.ok(menu.includes(action), `the menu offers ${action}: ${menu}`);
             await wb.type("Turn Off Completions for python");
             await wb.press("Enter");
             await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
             await item.click();
-            assert.ok((await wb.quickInputRows()).rows.some((r) => r.includes("Turn On Completions for python")), "completions are off for python now");
+            assert.ok(
+                (await wb.quickInputRows()).rows.some((r) => r.includes("Turn On Completions for python")),
+                "completions are off for python now"
+            );
             await wb.press("Escape");
 
             await wb.runCommand("Dream-Coder: Show Denoising");
@@ -203,7 +213,9 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await wb.cursorToEnd();
             await wb.type("\ny = ???");
             await wb.runCommand("Dream-Coder: Fill Holes");
-            const failure = await until("the bad model's error", async () => (await wb.notifications()).find((n) => n.message.includes("not a GGUF model file")));
+            const failure = await until("the bad model's error", async () =>
+                (await wb.notifications()).find((n) => n.message.includes("not a GGUF model file"))
+            );
             assert.equal(failure.severity, "error");
             assert.deepEqual(failure.buttons, ["Choose GGUF File…", "Select Model…", "Open Setting", "Show Log"], "the actions that fix it");
             const errorActions = await wb.screenshot("dream-coder-ui-error-actions");
@@ -215,7 +227,9 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await wb.type(goodModel);
             await wb.page.locator(".quick-input-widget").getByRole("button", { name: "OK" }).click();
             await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
-            await until("the confirmation", async () => (await wb.notifications()).find((n) => n.message.includes(`Dream-Coder will use ${basename(goodModel)}`)));
+            await until("the confirmation", async () =>
+                (await wb.notifications()).find((n) => n.message.includes(`Dream-Coder will use ${basename(goodModel)}`))
+            );
             return [ghostShot, rewriteShot!, formingShot, denoising, downloadShot, badModel, errorActions];
         }
     );

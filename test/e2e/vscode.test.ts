@@ -10,6 +10,12 @@ test("the extension's in-host suite passes in code-server", { timeout: 600_000 }
     const result = await runExtensionSuite({ name: "extension" });
     assert.equal(result.timedOut, false, `timed out; artifacts in ${result.artifactsDir}`);
     assert.equal(result.exitCode, 0, `in-host tests failed; artifacts in ${result.artifactsDir}\n${result.log.slice(-40).join("\n")}`);
-    assert.ok(result.log.some((l) => /passing/.test(l)), "mocha reported its tests");
-    assert.ok(result.log.some((l) => l.includes(`extension path: ${repoRoot}`)), "the extension ran from this checkout");
+    assert.ok(
+        result.log.some((l) => /passing/.test(l)),
+        "mocha reported its tests"
+    );
+    assert.ok(
+        result.log.some((l) => l.includes(`extension path: ${repoRoot}`)),
+        "the extension ran from this checkout"
+    );
 });

@@ -21,7 +21,8 @@ describe("native build", { skip: arch() !== "x64" && "AMX exists only on x86-64"
             const object = block.slice(0, block.indexOf(":"));
             for (const off of ["-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16"]) {
                 assert.ok(flags.includes(off), `${object} is compiled without ${off}`);
-                if (flags.includes("-march=native")) assert.ok(flags.indexOf(off) > flags.indexOf("-march=native"), `${object}: ${off} comes after -march=native`);
+                if (flags.includes("-march=native"))
+                    assert.ok(flags.indexOf(off) > flags.indexOf("-march=native"), `${object}: ${off} comes after -march=native`);
             }
         }
     });

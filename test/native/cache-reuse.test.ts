@@ -92,8 +92,11 @@ for (const [label, file, tolerance] of [
             for (const [what, lines, at] of EDITS) {
                 const reused = await decode(model, doc(lines, at), { ...options, reuseKey: key });
                 const fresh = await decode(model, doc(lines, at), options);
-                const row = 4 * model.info.nVocab;  // one logits row's bytes: every step copies less than that
-                assert.ok(reused.events.every((e) => e.copiedBytes > 0 && e.copiedBytes < row), `${what}: reductions, not rows`);
+                const row = 4 * model.info.nVocab; // one logits row's bytes: every step copies less than that
+                assert.ok(
+                    reused.events.every((e) => e.copiedBytes > 0 && e.copiedBytes < row),
+                    `${what}: reductions, not rows`
+                );
                 assert.deepEqual([...reused.result.tokens], [...fresh.result.tokens], what);
             }
         });

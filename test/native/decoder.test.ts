@@ -1,7 +1,7 @@
 // The decoder through the real addon and real llama.cpp, on generated models.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../../server/src/runtime/runtime";
+import { DecodeCancelledError, type DiffusionModel, type DecodeOptions, type StepEvent } from "../../server/src/runtime/runtime";
 import { timestepCount } from "./reference-decoder";
 import { QUANT_TYPES } from "../tools/test-models";
 import { useQuantizedModels, useTestModels } from "./test-models-loaded";
@@ -60,7 +60,7 @@ describe("decoder", () => {
         const { events } = await run(m.dream, { steps, eps: 1e-3 });
         const expected = expectedTimestepCounts(15, steps, 1e-3);
         const byStep = new Map(events.map((e) => [e.step, e.positions.length]));
-        expected.forEach((k, i) => assert.equal(byStep.get(i) ?? 0, k, `step ${i}`));
+        for (const [i, k] of expected.entries()) assert.equal(byStep.get(i) ?? 0, k, `step ${i}`);
         assert.equal(events.length, expected.filter((k) => k > 0).length);
     });
 
@@ -97,7 +97,10 @@ describe("decoder", () => {
         const a = await run(m.dream, { steps: 8, algorithm: "entropy" });
         const b = await run(m.dream, { steps: 8, algorithm: "entropy" });
         assert.deepEqual([...a.result.tokens], [...b.result.tokens]);
-        assert.deepEqual(a.events.map((e) => e.positions), b.events.map((e) => e.positions));
+        assert.deepEqual(
+            a.events.map((e) => e.positions),
+            b.events.map((e) => e.positions)
+        );
         const s1 = await run(m.dream, { steps: 8, temperature: 1, seed: 1 });
         const s1again = await run(m.dream, { steps: 8, temperature: 1, seed: 1 });
         const s2 = await run(m.dream, { steps: 8, temperature: 1, seed: 2 });
@@ -105,7 +108,10 @@ describe("decoder", () => {
         assert.notDeepEqual([...s1.result.tokens], [...s2.result.tokens]);
     });
 
-    for (const [name, get, shifted] of [["dream", () => m.dream, true], ["llada", () => m.llada, false]] as const) {
+    for (const [name, get, shifted] of [
+        ["dream", () => m.dream, true],
+        ["llada", () => m.llada, false]
+    ] as const) {
         it(`${name} reads position p's logits from row ${shifted ? "p − 1" : "p"}`, async () => {
             const model = get();
             assert.equal(model.info.shiftLogits, shifted);
@@ -143,7 +149,10 @@ describe("decoder", () => {
 
     it("instruct requests go through the model's chat template", async () => {
         const prompt = await m.dream.formatChat([{ role: "user", content: "Write a function that adds two numbers." }]);
-        assert.match(prompt, /^<\|im_start\|>system\n[\s\S]*<\|im_start\|>user\nWrite a function that adds two numbers\.<\|im_end\|>\n<\|im_start\|>assistant\n$/);
+        assert.match(
+            prompt,
+            /^<\|im_start\|>system\n[\s\S]*<\|im_start\|>user\nWrite a function that adds two numbers\.<\|im_end\|>\n<\|im_start\|>assistant\n$/
+        );
         const layout = m.dream.layout([{ special: prompt }, { hole: 12 }]);
         const imStart = m.dream.tokenize("<|im_start|>", { parseSpecial: true });
         assert.equal(imStart.length, 1, "chat markup is parsed as special tokens");
@@ -160,7 +169,9 @@ describe("decoder", () => {
         let abortedAt = -1;
         const started = Date.now();
         const p = m.dream.decode(segments, {
-            steps: 400, signal: controller.signal, onStep: (e) => {
+            steps: 400,
+            signal: controller.signal,
+            onStep: (e) => {
                 events.push(e);
                 if (events.length === 2) {
                     abortedAt = events.length;

@@ -8,8 +8,8 @@ import { quantizedTestModel, testModel } from "../tools/test-models";
 
 // Three holes (23 positions) in fixed text; blocks of 8 cross from one hole into the next.
 const SEGMENTS = ["def area(w, h):\n    ", { hole: 9 }, "\n\ndef perimeter(w, h):\n    return ", { hole: 6 }, "\n\nprint(area(2, 3))", { hole: 8 }, "\n"];
-const ROW_BYTES = 20;  // llama_diffusion_row: id, max, second, z, s
-const BLOCK_ROWS = 8;  // the cached cases' blockLength: a block step outputs at most one row per block position
+const ROW_BYTES = 20; // llama_diffusion_row: id, max, second, z, s
+const BLOCK_ROWS = 8; // the cached cases' blockLength: a block step outputs at most one row per block position
 
 // The device sums exp in float (ggml_sum_rows), the host scan in doubles every 256 values.
 function close(a: number, b: number): boolean {
@@ -66,17 +66,25 @@ describe("device reductions", () => {
                         const h = host.events[i];
                         assert.deepEqual(e.positions, h.positions, `${label}, step ${e.step}: positions`);
                         assert.deepEqual(e.tokens, h.tokens, `${label}, step ${e.step}: tokens`);
-                        e.confidences.forEach((c, j) => assert.ok(close(c, h.confidences[j]),
-                            `${label}, step ${e.step}, position ${e.positions[j]}: confidence ${c} vs ${h.confidences[j]}`));
+                        for (const [j, c] of e.confidences.entries()) {
+                            assert.ok(
+                                close(c, h.confidences[j]),
+                                `${label}, step ${e.step}, position ${e.positions[j]}: confidence ${c} vs ${h.confidences[j]}`
+                            );
+                        }
                         // n_vocab floats a row, or one 20-byte reduction a row. Full passes read the same rows; a cached
                         // block step with the reductions reads every row of its block (one graph shape through the
                         // block), without them only the masked ones.
-                        const hostRows = h.copiedBytes / (4 * nVocab), deviceRows = e.copiedBytes / ROW_BYTES;
+                        const hostRows = h.copiedBytes / (4 * nVocab),
+                            deviceRows = e.copiedBytes / ROW_BYTES;
                         assert.ok(Number.isInteger(hostRows) && Number.isInteger(deviceRows), `${label}, step ${e.step}: whole rows`);
                         if (h.full) assert.equal(deviceRows, hostRows, `${label}, step ${e.step}: rows of a full pass`);
                         else assert.ok(deviceRows >= hostRows && deviceRows <= BLOCK_ROWS, `${label}, step ${e.step}: ${deviceRows} rows vs ${hostRows}`);
                     });
-                    assert.equal(device.result.copiedBytes, device.events.reduce((a, e) => a + e.copiedBytes, 0));
+                    assert.equal(
+                        device.result.copiedBytes,
+                        device.events.reduce((a, e) => a + e.copiedBytes, 0)
+                    );
                     if (label.includes("+")) revealedBeyondSchedule += device.events.filter((e) => e.positions.length > 2).length;
                 }
                 assert.ok(revealedBeyondSchedule > 0, "the threshold and the entropy bound reveal more than the schedule somewhere");
@@ -108,7 +116,7 @@ describe("device reductions", () => {
         for (const e of events) assert.ok(e.copiedBytes < rowBytes, "greedy: reductions only");
     });
 
-    it("by default (\"auto\") the reductions run only where the logits are on a GPU: not with the model on the CPU", async () => {
+    it('by default ("auto") the reductions run only where the logits are on a GPU: not with the model on the CPU', async () => {
         const model = models["dream F16"];
         const { events } = await run(model, { steps: 6 });
         for (const e of events) assert.equal(e.copiedBytes % (4 * model.info.nVocab), 0, "whole rows");
@@ -133,7 +141,9 @@ describe("device reductions, 151,936-token vocabulary", () => {
                 assert.ok(h.copiedBytes >= 100 * e.copiedBytes, `step ${e.step}: ${h.copiedBytes} vs ${e.copiedBytes} bytes`);
             });
             const perStep = (r: typeof host) => r.result.copiedBytes / r.events.length;
-            console.log(`# ${cacheOptions.cache ?? "none"}: ${perStep(host).toFixed(0)} bytes a step (full logits) vs ${perStep(device).toFixed(0)} (reductions)`);
+            console.log(
+                `# ${cacheOptions.cache ?? "none"}: ${perStep(host).toFixed(0)} bytes a step (full logits) vs ${perStep(device).toFixed(0)} (reductions)`
+            );
         }
     });
 });

@@ -36,14 +36,23 @@ async function compare(model: DiffusionModel, params: ReferenceParams): Promise<
 }
 
 const BASE: ReferenceParams = {
-    steps: 20, algorithm: "maskgit_plus", schedule: "timestep", eps: 1e-3, blockLength: 8,
-    confidenceThreshold: 0, eotPenalty: 0, eotPenaltyDecay: 1
+    steps: 20,
+    algorithm: "maskgit_plus",
+    schedule: "timestep",
+    eps: 1e-3,
+    blockLength: 8,
+    confidenceThreshold: 0,
+    eotPenalty: 0,
+    eotPenaltyDecay: 1
 };
 
 describe("differential: addon vs TypeScript reference, step by step", () => {
     for (const algorithm of ["maskgit_plus", "topk_margin", "entropy"] as const) {
         for (const schedule of ["timestep", "block"] as const) {
-            for (const [name, get] of [["dream", () => m.dream], ["llada", () => m.llada]] as const) {
+            for (const [name, get] of [
+                ["dream", () => m.dream],
+                ["llada", () => m.llada]
+            ] as const) {
                 it(`${algorithm}, ${schedule} schedule, ${name}`, async () => {
                     const { steps } = await compare(get(), { ...BASE, algorithm, schedule });
                     assert.ok(steps >= 10, `${steps} steps compared`);
@@ -66,10 +75,17 @@ describe("differential: addon vs TypeScript reference, step by step", () => {
             // The cached modes take the same path: no step reveals the mask token, and a place left masked adds no text.
             const layout = model.layout(SEGMENTS);
             const revealed: number[] = [];
-            const r = await model.decodeLayout(layout, { steps: 20, schedule: "block", blockLength: 8, cache: "dual", onStep: (e) => revealed.push(...e.tokens) });
+            const r = await model.decodeLayout(layout, {
+                steps: 20,
+                schedule: "block",
+                blockLength: 8,
+                cache: "dual",
+                onStep: (e) => revealed.push(...e.tokens)
+            });
             assert.ok(!revealed.includes(model.info.mask), "a step revealed the mask token");
             for (const h of r.holes) {
-                h.tokens.forEach((t, i) => assert.equal(h.revealStep[i] < 0, t === model.info.mask, "a place is masked exactly when never revealed"));
+                for (const [i, t] of h.tokens.entries())
+                    assert.equal(h.revealStep[i] < 0, t === model.info.mask, "a place is masked exactly when never revealed");
                 const end = h.tokens.findIndex((t) => model.isEndToken(t));
                 assert.equal(h.text, model.detokenize((end < 0 ? h.tokens : h.tokens.slice(0, end)).filter((t) => t !== model.info.mask)));
             }

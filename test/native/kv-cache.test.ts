@@ -38,7 +38,7 @@ function statesBefore(layout: SequenceLayout, events: StepEvent[]): Int32Array[]
     const tokens = Int32Array.from(layout.tokens);
     return events.map((e) => {
         const before = Int32Array.from(tokens);
-        e.positions.forEach((p, i) => (tokens[p] = e.tokens[i]));
+        for (const [i, p] of e.positions.entries()) tokens[p] = e.tokens[i];
         return before;
     });
 }
@@ -56,7 +56,10 @@ function entropyOf(row: Float32Array): number {
     return h;
 }
 
-const MODELS = [["dream", () => m.dream], ["llada", () => m.llada]] as const;
+const MODELS = [
+    ["dream", () => m.dream],
+    ["llada", () => m.llada]
+] as const;
 const EVERY_MODEL = [
     ...MODELS.map(([name, get]) => ({ name, get, quantized: false, tolerance: LOGIT_TOLERANCE })),
     ...QUANT_TYPES.map((t) => ({ name: `dream ${t}`, get: () => q[t], quantized: true, tolerance: QUANTIZED_LOGIT_TOLERANCE }))
@@ -64,45 +67,47 @@ const EVERY_MODEL = [
 
 describe("KV cache", () => {
     for (const { name, get, quantized, tolerance } of EVERY_MODEL) {
-        if (quantized) it(`${name}: refreshed before every step, each cached block pass gives a full pass's logits on the same sequence`, async () => {
-            const model = get();
-            const n = model.info.nVocab;
-            for (const cache of ["prefix", "dual"] as const) {
-                // Near-ties may be broken differently than in exact mode, so each step is checked on its own sequence.
-                const cached = await run(model, { ...BLOCK, cache, refreshEveryStep: true, traceLogits: true });
-                const states = statesBefore(cached.layout, cached.events);
-                for (const [i, e] of cached.events.entries()) {
-                    assert.equal(e.full, false);
-                    const full = await model.forwardLogits(states[i]);
-                    e.candidates!.forEach((pos, j) => {
-                        const row = model.info.shiftLogits ? pos - 1 : pos;
-                        const d = maxAbsDiff(e.logits!.subarray(j * n, (j + 1) * n), full.subarray(row * n, (row + 1) * n));
-                        assert.ok(d < QUANTIZED_LOGIT_TOLERANCE, `${cache}, step ${e.step}, position ${pos}: logits differ by ${d}`);
-                    });
-                }
-            }
-        });
-        else for (const cache of ["prefix", "dual"] as const) {
-            it(`${name}, ${cache}: refreshed before every step, the cached block pass gives exact mode's tokens and logits`, async () => {
+        if (quantized)
+            it(`${name}: refreshed before every step, each cached block pass gives a full pass's logits on the same sequence`, async () => {
                 const model = get();
-                for (const algorithm of ["maskgit_plus", "topk_margin", "entropy"] as const) {
-                    const exact = await run(model, { ...BLOCK, algorithm, traceLogits: true });
-                    const cached = await run(model, { ...BLOCK, algorithm, cache, refreshEveryStep: true, traceLogits: true });
-                    assert.deepEqual([...cached.result.tokens], [...exact.result.tokens], `${algorithm}: tokens`);
-                    assert.equal(cached.events.length, exact.events.length);
-                    cached.events.forEach((e, i) => {
-                        const x = exact.events[i];
-                        assert.equal(e.full, false, "every step's logits come from the block pass, not the refresh");
-                        assert.ok(e.rows < cached.layout.tokens.length, `step ${e.step}: ${e.rows} rows recomputed`);
-                        assert.deepEqual(e.positions, x.positions, `${algorithm}, step ${e.step}: positions`);
-                        assert.deepEqual(e.candidates, x.candidates);
-                        const d = maxAbsDiff(e.logits!, x.logits!);
-                        assert.ok(d < LOGIT_TOLERANCE, `${algorithm}, step ${e.step}: logits differ by ${d}`);
-                    });
-                    assert.equal(cached.result.fullPasses, cached.events.length, "one refresh per step");
+                const n = model.info.nVocab;
+                for (const cache of ["prefix", "dual"] as const) {
+                    // Near-ties may be broken differently than in exact mode, so each step is checked on its own sequence.
+                    const cached = await run(model, { ...BLOCK, cache, refreshEveryStep: true, traceLogits: true });
+                    const states = statesBefore(cached.layout, cached.events);
+                    for (const [i, e] of cached.events.entries()) {
+                        assert.equal(e.full, false);
+                        const full = await model.forwardLogits(states[i]);
+                        e.candidates!.forEach((pos, j) => {
+                            const row = model.info.shiftLogits ? pos - 1 : pos;
+                            const d = maxAbsDiff(e.logits!.subarray(j * n, (j + 1) * n), full.subarray(row * n, (row + 1) * n));
+                            assert.ok(d < QUANTIZED_LOGIT_TOLERANCE, `${cache}, step ${e.step}, position ${pos}: logits differ by ${d}`);
+                        });
+                    }
                 }
             });
-        }
+        else
+            for (const cache of ["prefix", "dual"] as const) {
+                it(`${name}, ${cache}: refreshed before every step, the cached block pass gives exact mode's tokens and logits`, async () => {
+                    const model = get();
+                    for (const algorithm of ["maskgit_plus", "topk_margin", "entropy"] as const) {
+                        const exact = await run(model, { ...BLOCK, algorithm, traceLogits: true });
+                        const cached = await run(model, { ...BLOCK, algorithm, cache, refreshEveryStep: true, traceLogits: true });
+                        assert.deepEqual([...cached.result.tokens], [...exact.result.tokens], `${algorithm}: tokens`);
+                        assert.equal(cached.events.length, exact.events.length);
+                        cached.events.forEach((e, i) => {
+                            const x = exact.events[i];
+                            assert.equal(e.full, false, "every step's logits come from the block pass, not the refresh");
+                            assert.ok(e.rows < cached.layout.tokens.length, `step ${e.step}: ${e.rows} rows recomputed`);
+                            assert.deepEqual(e.positions, x.positions, `${algorithm}, step ${e.step}: positions`);
+                            assert.deepEqual(e.candidates, x.candidates);
+                            const d = maxAbsDiff(e.logits!, x.logits!);
+                            assert.ok(d < LOGIT_TOLERANCE, `${algorithm}, step ${e.step}: logits differ by ${d}`);
+                        });
+                        assert.equal(cached.result.fullPasses, cached.events.length, "one refresh per step");
+                    }
+                });
+            }
 
         it(`${name}: with one refresh per block, the first step of every block equals exact mode on the same sequence`, async () => {
             const model = get();
@@ -147,18 +152,23 @@ describe("KV cache", () => {
         it(`${name}: the cached modes never change fixed text and fill every hole position once`, async () => {
             const model = get();
             const modes: DecodeOptions[] = [
-                { cache: "prefix" }, { cache: "dual" }, { cache: "dual", confidenceThreshold: 0.002 },
-                { cache: "dual", algorithm: "entropy", entropyBound: 16 }, { cache: "dual", temperature: 0.8, seed: 5 },
-                { cache: "dual", earlyStop: true, eotPenalty: -30, eotPenaltyDecay: 0 }, { cache: "prefix", cacheType: "f16" }
+                { cache: "prefix" },
+                { cache: "dual" },
+                { cache: "dual", confidenceThreshold: 0.002 },
+                { cache: "dual", algorithm: "entropy", entropyBound: 16 },
+                { cache: "dual", temperature: 0.8, seed: 5 },
+                { cache: "dual", earlyStop: true, eotPenalty: -30, eotPenaltyDecay: 0 },
+                { cache: "prefix", cacheType: "f16" }
             ];
             for (const mode of modes) {
                 const { layout, events, result } = await run(model, { ...BLOCK, ...mode });
                 const holes = new Set(layout.holes.flatMap((h) => Array.from({ length: h.length }, (_, i) => h.start + i)));
                 const seen = new Set<number>();
-                for (const e of events) for (const p of e.positions) {
-                    assert.ok(holes.has(p) && !seen.has(p), `${JSON.stringify(mode)}: position ${p}`);
-                    seen.add(p);
-                }
+                for (const e of events)
+                    for (const p of e.positions) {
+                        assert.ok(holes.has(p) && !seen.has(p), `${JSON.stringify(mode)}: position ${p}`);
+                        seen.add(p);
+                    }
                 assert.equal(seen.size, holes.size, `${JSON.stringify(mode)}: every hole position revealed`);
                 layout.tokens.forEach((t, i) => {
                     if (!holes.has(i)) assert.equal(result.tokens[i], t, `${JSON.stringify(mode)}: fixed token ${i} changed`);
@@ -196,35 +206,39 @@ describe("KV cache", () => {
             ]);
             assert.deepEqual([...after.result.tokens], [...alone.result.tokens]);
             assert.equal(after.events.length, alone.events.length);
-            after.events.forEach((e, i) => assert.deepEqual(e.logits, alone.events[i].logits, `step ${e.step}: the same logits, bit for bit`));
+            for (const [i, e] of after.events.entries()) assert.deepEqual(e.logits, alone.events[i].logits, `step ${e.step}: the same logits, bit for bit`);
         } finally {
             await fresh.dispose();
         }
     });
 
     it("the entropy bound reveals, most certain first, the longest run whose summed entropy stays within it", async () => {
-        const ONE_A_STEP: DecodeOptions = { ...BLOCK, steps: 24, algorithm: "entropy" };  // 3 blocks of 8 steps
+        const ONE_A_STEP: DecodeOptions = { ...BLOCK, steps: 24, algorithm: "entropy" }; // 3 blocks of 8 steps
         for (const [name, get] of MODELS) {
             const model = get();
             const exactRun = await run(model, { ...ONE_A_STEP, traceLogits: true });
             const n = model.info.nVocab;
             const first = exactRun.events[0];
             assert.equal(first.positions.length, 1);
-            const byEntropy = first.candidates!
-                .map((pos, j) => ({ pos, h: entropyOf(first.logits!.subarray(j * n, (j + 1) * n)) }))
-                .sort((a, b) => a.h - b.h);
+            const byEntropy = first.candidates!.map((pos, j) => ({ pos, h: entropyOf(first.logits!.subarray(j * n, (j + 1) * n)) })).sort((a, b) => a.h - b.h);
             assert.equal(byEntropy.length, 8, "the first block's candidates");
             // Bounds that admit exactly three, four and then all eight candidates of the first block.
             for (const take of [3, 4, 8]) {
                 const sum: number = byEntropy.slice(0, take).reduce((a, b) => a + b.h, 0);
                 const bound: number = take < byEntropy.length ? sum + byEntropy[take].h / 2 : sum + 1;
                 const eb = await run(model, { ...ONE_A_STEP, entropyBound: bound });
-                assert.deepEqual(new Set(eb.events[0].positions), new Set(byEntropy.slice(0, take).map((c) => c.pos)),
-                    `${name}: bound ${bound.toFixed(3)} reveals the ${take} lowest-entropy positions`);
+                assert.deepEqual(
+                    new Set(eb.events[0].positions),
+                    new Set(byEntropy.slice(0, take).map((c) => c.pos)),
+                    `${name}: bound ${bound.toFixed(3)} reveals the ${take} lowest-entropy positions`
+                );
             }
             // A bound below every entropy still reveals what the schedule asks (here one a step), never zero.
             const tiny = await run(model, { ...ONE_A_STEP, entropyBound: 1e-6 });
-            assert.ok(tiny.events.every((e) => e.positions.length === 1), "one a step");
+            assert.ok(
+                tiny.events.every((e) => e.positions.length === 1),
+                "one a step"
+            );
             assert.equal(tiny.events.length, 23);
             // The same rule in the cached mode: a huge bound finishes each block in one step.
             const huge = await run(model, { ...ONE_A_STEP, entropyBound: 1e6, cache: "dual" });

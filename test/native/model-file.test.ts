@@ -26,20 +26,39 @@ describe("model file checks", () => {
     it("tensor data cut short", () => refused(truncatedFile(), "truncated", /truncated: \d+ bytes, but its tensors need \d+/));
     it("an autoregressive model", () =>
         refused(testModel({ arch: "qwen2" }), "autoregressive", /autoregressive model \(architecture 'qwen2'\).*needs a diffusion model/));
-    it("a diffusion model without a mask token", () =>
-        refused(testModel({ arch: "dream", maskToken: false, seed: 7 }), "no-mask-token", /no mask token/));
+    it("a diffusion model without a mask token", () => refused(testModel({ arch: "dream", maskToken: false, seed: 7 }), "no-mask-token", /no mask token/));
 
     // Each of these reached a GGML_ASSERT in llama.cpp, which aborts the whole process (SIGABRT).
     describe("hyperparameters llama.cpp would abort on", () => {
         const u32 = (value: number) => ({ type: "u32" as const, value });
         const cases: [string, Parameters<typeof testModel>[0], RegExp][] = [
             ["no layers", { arch: "dream", overrides: { "dream.block_count": u32(0) } }, /dream\.block_count is 0; llama\.cpp needs 1 to 512 layers/],
-            ["a dream model relabelled llada-moe (no experts)", { arch: "dream", relabel: "llada-moe" }, /llada-moe model needs llada-moe\.expert_count and llada-moe\.expert_used_count above 0/],
-            ["more experts used than there are", { arch: "dream", overrides: { "dream.expert_count": u32(2), "dream.expert_used_count": u32(4) } }, /dream\.expert_used_count \(4\) is more than dream\.expert_count \(2\)/],
-            ["heads not a multiple of KV heads", { arch: "dream", overrides: { "dream.attention.head_count_kv": u32(3) } }, /head_count \(4\) is not a multiple of dream\.attention\.head_count_kv \(3\)/],
+            [
+                "a dream model relabelled llada-moe (no experts)",
+                { arch: "dream", relabel: "llada-moe" },
+                /llada-moe model needs llada-moe\.expert_count and llada-moe\.expert_used_count above 0/
+            ],
+            [
+                "more experts used than there are",
+                { arch: "dream", overrides: { "dream.expert_count": u32(2), "dream.expert_used_count": u32(4) } },
+                /dream\.expert_used_count \(4\) is more than dream\.expert_count \(2\)/
+            ],
+            [
+                "heads not a multiple of KV heads",
+                { arch: "dream", overrides: { "dream.attention.head_count_kv": u32(3) } },
+                /head_count \(4\) is not a multiple of dream\.attention\.head_count_kv \(3\)/
+            ],
             ["no heads", { arch: "llada", overrides: { "llada.attention.head_count": u32(0) } }, /llada\.attention\.head_count is 0/],
-            ["a rotary size other than the head size", { arch: "dream", overrides: { "dream.rope.dimension_count": u32(8) } }, /rope\.dimension_count \(8\) is not the head size \(16\)/],
-            ["an unknown rope scaling", { arch: "dream", overrides: { "dream.rope.scaling.type": { type: "string", value: "spiral" } } }, /rope\.scaling\.type is "spiral"/],
+            [
+                "a rotary size other than the head size",
+                { arch: "dream", overrides: { "dream.rope.dimension_count": u32(8) } },
+                /rope\.dimension_count \(8\) is not the head size \(16\)/
+            ],
+            [
+                "an unknown rope scaling",
+                { arch: "dream", overrides: { "dream.rope.scaling.type": { type: "string", value: "spiral" } } },
+                /rope\.scaling\.type is "spiral"/
+            ],
             ["no context length", { arch: "dream", overrides: { "dream.context_length": u32(0) } }, /dream\.context_length is 0/]
         ];
         for (const [name, options, message] of cases) {
@@ -57,11 +76,15 @@ describe("model file checks", () => {
         });
     });
     it("a mask token id outside the vocabulary", () =>
-        refused(testModel({ arch: "dream", overrides: { "tokenizer.ggml.mask_token_id": { type: "u32", value: 99999 } } }), "no-mask-token",
-            /mask token id \(tokenizer\.ggml\.mask_token_id = 99999\) is outside the vocabulary of 4096 tokens/));
+        refused(
+            testModel({ arch: "dream", overrides: { "tokenizer.ggml.mask_token_id": { type: "u32", value: 99999 } } }),
+            "no-mask-token",
+            /mask token id \(tokenizer\.ggml\.mask_token_id = 99999\) is outside the vocabulary of 4096 tokens/
+        ));
     // A file that stat calls regular but reading fails (EIO): it was a bare "EIO: i/o error, read".
     it("/proc/self/mem", () => refused("/proc/self/mem", "not-gguf", /not a GGUF model file/));
-    it("a file that is only the GGUF magic", () => refused(magicOnlyFile(), "corrupt", /GGUF version at byte 4 needs 4 bytes, but the file ends 0 bytes later/));
+    it("a file that is only the GGUF magic", () =>
+        refused(magicOnlyFile(), "corrupt", /GGUF version at byte 4 needs 4 bytes, but the file ends 0 bytes later/));
 
     // A header that claims more tensors than it holds, with nothing after it: node-llama-cpp's reader read on past
     // the end of the file for ~90 s and 3.7 GB; the header is bounded by the file's size.
@@ -86,7 +109,11 @@ describe("model file checks", () => {
         const dream = await DiffusionModel.load(testModel({ arch: "dream" }), { threads: 1, onProgress: (p) => progress.push(p) });
         assert.ok(progress.length > 1, "load progress is reported");
         assert.equal(progress.at(-1), 1);
-        assert.deepEqual(progress, [...progress].sort((a, b) => a - b), "and only goes up");
+        assert.deepEqual(
+            progress,
+            [...progress].sort((a, b) => a - b),
+            "and only goes up"
+        );
         const llada = await DiffusionModel.load(testModel({ arch: "llada" }), { threads: 1 });
         try {
             assert.equal(dream.file.architecture, "dream");

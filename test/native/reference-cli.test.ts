@@ -25,8 +25,10 @@ function referenceCli(path: string, nInput: number, extra: string[]): string {
     const complete = (out: string) => /\ntotal time: [^\n]*\n[\s\S]*\n$/.test(out);
     let out = "";
     for (let attempt = 0; attempt < 3 && !complete(out); attempt++) {
-        const r = spawnSync(CLI, ["-m", path, "-p", PROMPT, "-ub", n, "-b", n, "-c", n, "-t", "1", "-fa", "off", "--diffusion-eps", "0.001", ...extra],
-            { encoding: "utf8", timeout: 60_000 });
+        const r = spawnSync(CLI, ["-m", path, "-p", PROMPT, "-ub", n, "-b", n, "-c", n, "-t", "1", "-fa", "off", "--diffusion-eps", "0.001", ...extra], {
+            encoding: "utf8",
+            timeout: 60_000
+        });
         assert.equal(r.status, 0, `llama-diffusion-cli failed (signal ${r.signal}, ${r.error?.message ?? "no spawn error"}):\n${r.stderr.slice(-2000)}`);
         out = r.stdout + r.stderr;
     }
@@ -44,7 +46,11 @@ async function ours(model: DiffusionModel, steps: number, seed = 0) {
 
 // The quantized files run through ggml's quantized kernels (and, for Q4_0, its repacked CPU layout): the crash
 // reported on AMX Xeons hit llama.cpp's CLI as well as ours.
-const MODELS = [["f32", () => testModel({ arch: "dream" })], ["Q4_0", () => quantizedTestModel("Q4_0")], ["Q4_K_M", () => quantizedTestModel("Q4_K_M")]] as const;
+const MODELS = [
+    ["f32", () => testModel({ arch: "dream" })],
+    ["Q4_0", () => quantizedTestModel("Q4_0")],
+    ["Q4_K_M", () => quantizedTestModel("Q4_K_M")]
+] as const;
 
 for (const [name, file] of MODELS) {
     describe(`against llama.cpp's examples/diffusion (${name} model)`, () => {

@@ -36,7 +36,7 @@ export class ReferenceDecoder {
         private readonly mask: number
     ) {
         this.gen = holes.flatMap((h) => Array.from({ length: h.length }, (_, i) => h.start + i)).sort((a, b) => a - b);
-        this.gen.forEach((g) => this.masked.add(g));
+        for (const g of this.gen) this.masked.add(g);
         const blocks = Math.ceil(this.gen.length / p.blockLength);
         this.stepsPerBlock = p.schedule === "block" ? Math.max(1, Math.floor(p.steps / blocks)) : p.steps;
         this.totalSteps = p.schedule === "block" ? blocks * this.stepsPerBlock : p.steps;
@@ -73,7 +73,7 @@ export class ReferenceDecoder {
 
     /** Reveals from the raw logits rows of `active` (in order); returns positions and tokens in reveal order. */
     reveal(step: number, plan: { active: number[]; k: number }, rows: Float32Array[]): { positions: number[]; tokens: number[] } {
-        const penalty = Math.fround(Math.fround(this.p.eotPenalty) * Math.fround(Math.pow(Math.max(0, 1 - step / this.totalSteps), this.p.eotPenaltyDecay)));
+        const penalty = Math.fround(Math.fround(this.p.eotPenalty) * Math.fround(Math.max(0, 1 - step / this.totalSteps) ** this.p.eotPenaltyDecay));
         const picks = rows.map((raw) => {
             const row = Array.from(raw, (v) => v);
             // the addon subtracts in float32
@@ -102,9 +102,12 @@ export class ReferenceDecoder {
         const z = e.reduce((a, b) => a + b, 0);
         const p = e.map((v) => v / z);
         switch (this.p.algorithm) {
-            case "maskgit_plus": return { token: top1, conf: p[top1] };
-            case "topk_margin": return { token: top1, conf: p[top1] - p[top2] };
-            case "entropy": return { token: top1, conf: p.reduce((a, pi) => a + pi * Math.log(pi + 1e-10), 0) };
+            case "maskgit_plus":
+                return { token: top1, conf: p[top1] };
+            case "topk_margin":
+                return { token: top1, conf: p[top1] - p[top2] };
+            case "entropy":
+                return { token: top1, conf: p.reduce((a, pi) => a + pi * Math.log(pi + 1e-10), 0) };
         }
     }
 }

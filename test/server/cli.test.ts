@@ -84,14 +84,23 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
         [["fill", noHoles, "-m", testModel({ arch: "dream" })], /plain\.py has no hole marker/],
         [["complete", file, "--at", "99:1", "-m", "x"], /99:1 is outside the file/],
         [["fill", file, "-m", "x", "--steps", "-2"], /whole number of at least 0/],
-        [["fill", file, "-m", "x", "--marker", ""], /^dream-coder: dreamCoder\.holes\.marker: "" is not valid \(one or more characters, no spaces or backslashes\)\n$/],
+        [
+            ["fill", file, "-m", "x", "--marker", ""],
+            /^dream-coder: dreamCoder\.holes\.marker: "" is not valid \(one or more characters, no spaces or backslashes\)\n$/
+        ],
         [["fill", file, "-m", "x", "--threads", "100000"], /^dream-coder: dreamCoder\.threads: 100000 is not valid \(a whole number from 0 to 256\)\n$/],
-        [["fill", file, "-m", "x", "--algorithm", "origin", "--threshold", "0.9"], /dreamCoder\.confidenceThreshold: 0\.9 needs an algorithm that ranks by confidence .*not dreamCoder\.algorithm "origin"/],
+        [
+            ["fill", file, "-m", "x", "--algorithm", "origin", "--threshold", "0.9"],
+            /dreamCoder\.confidenceThreshold: 0\.9 needs an algorithm that ranks by confidence .*not dreamCoder\.algorithm "origin"/
+        ],
         [["fill", file, "-m", "x", "--gpu-layers", "-2"], /whole number of at least -1/],
         [["bench", "-m", "x", "--compare", "dual+fast"], /--compare: "dual\+fast" is not a cache mode \(none, prefix, dual, prefix\+reuse or dual\+reuse\)/],
         [["bench", "-m", "x", "--compare", "none+reuse"], /--compare: "none\+reuse" is not a cache mode/],
         // llama.cpp asserts on a model without layers: the process aborted (exit 134) before this check.
-        [["fill", file, "--in-place", "-m", testModel({ arch: "dream", overrides: { "dream.block_count": { type: "u32", value: 0 } } })], /dream\.block_count is 0/],
+        [
+            ["fill", file, "--in-place", "-m", testModel({ arch: "dream", overrides: { "dream.block_count": { type: "u32", value: 0 } } })],
+            /dream\.block_count is 0/
+        ],
         [["models", "pull", "gpt-5"], /not in the catalog/]
     ];
     for (const [args, message] of cases) {
@@ -130,7 +139,10 @@ test("a file that is not UTF-8 is refused before anything is written", () => {
 
 test("rewrite --in-place keeps a CRLF file's line breaks and the lines outside the range", () => {
     const file = join(mkdtempSync(join(tmpdir(), "dream-coder-crlf-")), "stats.py");
-    const lines = readFileSync(EXAMPLE, "utf8").replace(/\?\?\?(:\d+)?/g, "0").split("\n").map((l) => l + "\r\n");
+    const lines = readFileSync(EXAMPLE, "utf8")
+        .replace(/\?\?\?(:\d+)?/g, "0")
+        .split("\n")
+        .map((l) => `${l}\r\n`);
     writeFileSync(file, lines.join(""));
     // The stand-in model's rewrite of these lines has line breaks (the smallest test model's has none).
     const r = run("rewrite", file, "--lines", "4-8", "--instruction", "use shorter names", "--in-place", "-m", standInModel(), "-t", "1");
@@ -159,7 +171,8 @@ test("a 5 MB line (minified code): fill and complete work around the place, and 
 test("models list shows the catalog", () => {
     const r = run("models", "list", "--models-dir", mkdtempSync(join(tmpdir(), "dream-coder-models-")));
     assert.equal(r.status, 0, r.stderr);
-    for (const id of ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct"]) assert.match(r.stdout, new RegExp(`^${id} .*not downloaded`, "m"));
+    for (const id of ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct"])
+        assert.match(r.stdout, new RegExp(`^${id} .*not downloaded`, "m"));
     assert.match(r.stdout, /^dream-coder-7b-instruct .*not downloaded {2}\(recommended\)$/m, "the catalog's recommended model is marked");
     assert.equal(r.stdout.match(/\(recommended\)/g)?.length, 1);
 });

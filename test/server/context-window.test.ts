@@ -23,19 +23,28 @@ test("what the lines below leave unused goes above", () => {
 
 test("the window always holds the core span, starts and ends at line boundaries, and keeps to the budget", () => {
     fc.assert(
-        fc.property(fc.array(fc.string({ maxLength: 12 }).map((s) => s.replace(/\n/g, "")), { maxLength: 20 }), fc.nat(), fc.nat(), fc.nat({ max: 200 }), (lines, a, b, budget) => {
-            const text = lines.join("\n");
-            const from = a % (text.length + 1);
-            const to = from + (b % (text.length - from + 1));
-            const w = cutWindow(text, from, to, budget, count);
-            assert.ok(w.start <= from && w.end >= to);
-            assert.ok(w.start === 0 || text[w.start - 1] === "\n");
-            assert.ok(w.end === text.length || text[w.end - 1] === "\n");
-            const coreStart = text.lastIndexOf("\n", from - 1) + 1;
-            const coreEnd = text.indexOf("\n", to) < 0 ? text.length : text.indexOf("\n", to) + 1;
-            const core = from === 0 ? coreEnd : coreEnd - coreStart;
-            assert.ok(w.end - w.start <= Math.max(budget, core), "within the budget unless the core alone exceeds it");
-        }),
+        fc.property(
+            fc.array(
+                fc.string({ maxLength: 12 }).map((s) => s.replace(/\n/g, "")),
+                { maxLength: 20 }
+            ),
+            fc.nat(),
+            fc.nat(),
+            fc.nat({ max: 200 }),
+            (lines, a, b, budget) => {
+                const text = lines.join("\n");
+                const from = a % (text.length + 1);
+                const to = from + (b % (text.length - from + 1));
+                const w = cutWindow(text, from, to, budget, count);
+                assert.ok(w.start <= from && w.end >= to);
+                assert.ok(w.start === 0 || text[w.start - 1] === "\n");
+                assert.ok(w.end === text.length || text[w.end - 1] === "\n");
+                const coreStart = text.lastIndexOf("\n", from - 1) + 1;
+                const coreEnd = text.indexOf("\n", to) < 0 ? text.length : text.indexOf("\n", to) + 1;
+                const core = from === 0 ? coreEnd : coreEnd - coreStart;
+                assert.ok(w.end - w.start <= Math.max(budget, core), "within the budget unless the core alone exceeds it");
+            }
+        ),
         { numRuns: 500 }
     );
 });

@@ -19,7 +19,7 @@ test("an interrupted download is never loadable and resumes where it stopped", a
     const server = http.createServer(async (req, res) => {
         const m = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? "");
         const start = m ? Number(m[1]) : 0;
-        const end = m && m[2] ? Number(m[2]) : data.length - 1;
+        const end = m?.[2] ? Number(m[2]) : data.length - 1;
         const body = data.subarray(start, end + 1);
         res.writeHead(m ? 206 : 200, {
             "content-length": body.length,

@@ -18,7 +18,17 @@ const full = sandboxIsolation().full;
 const needsRoot = full ? false : "needs root (network and file isolation use namespaces and a user id of its own)";
 
 /** The hostile body takes the place of the function body, as a model's completion would. */
-const hostile = (body: string, within = limits) => runPython(programFor(problem, body.split("\n").map((l) => (l ? "    " + l : l)).join("\n") + "\n"), within);
+const hostile = (body: string, within = limits) =>
+    runPython(
+        programFor(
+            problem,
+            `${body
+                .split("\n")
+                .map((l) => (l ? `    ${l}` : l))
+                .join("\n")}\n`
+        ),
+        within
+    );
 
 test("the canonical solution passes in the sandbox (the harness runs tests at all)", async () => {
     const r = await runPython(programFor(problem, problem.truth), limits);
@@ -46,18 +56,21 @@ test("allocating without end fails at the address-space limit", async () => {
 test("forked children, even ones that leave the process group, do not outlive the program nor starve another run", async () => {
     // Each child becomes `sleep 987.654321` in a session of its own; the parent forks until the process limit
     // stops it and holds the processes a while, during which another run must still be able to fork.
-    const bomb = hostile([
-        "import os, time",
-        "for i in range(500):",
-        "    try:",
-        "        if os.fork() == 0:",
-        "            os.setsid()",
-        "            os.execv('/bin/sleep', ['sleep', '987.654321'])",
-        "    except OSError:",
-        "        break",
-        "time.sleep(3)",
-        "return None"
-    ].join("\n"), { ...limits, wallMs: 10_000 });
+    const bomb = hostile(
+        [
+            "import os, time",
+            "for i in range(500):",
+            "    try:",
+            "        if os.fork() == 0:",
+            "            os.setsid()",
+            "            os.execv('/bin/sleep', ['sleep', '987.654321'])",
+            "    except OSError:",
+            "        break",
+            "time.sleep(3)",
+            "return None"
+        ].join("\n"),
+        { ...limits, wallMs: 10_000 }
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const neighbour = await runPython("import os\nif os.fork() == 0:\n    os._exit(0)\nos.wait()\n", limits);
     assert.equal(neighbour.outcome, "passed", `a run that forks, next to the fork bomb: ${neighbour.output}`);
@@ -94,14 +107,16 @@ test("files outside its directory are not written: /tmp is private, the checkout
     const victimDir = mkdtempSync(join(tmpdir(), "dream-coder-eval-victim-"));
     const inTmp = join(victimDir, "written");
     const inCheckout = join(repoRoot, ".cache", `eval-victim-${process.pid}`);
-    const r = await hostile([
-        `for path in [${JSON.stringify(inTmp)}, ${JSON.stringify(inCheckout)}, '/tmp/eval-victim-${process.pid}']:`,
-        "    try:",
-        "        open(path, 'w').write('owned')",
-        "        print('wrote', path)",
-        "    except OSError as e:",
-        "        print('refused', path, e)"
-    ].join("\n"));
+    const r = await hostile(
+        [
+            `for path in [${JSON.stringify(inTmp)}, ${JSON.stringify(inCheckout)}, '/tmp/eval-victim-${process.pid}']:`,
+            "    try:",
+            "        open(path, 'w').write('owned')",
+            "        print('wrote', path)",
+            "    except OSError as e:",
+            "        print('refused', path, e)"
+        ].join("\n")
+    );
     assert.equal(r.outcome, "failed");
     assert.match(r.output, /refused .*eval-victim/);
     for (const path of [inTmp, inCheckout, join("/tmp", `eval-victim-${process.pid}`)]) assert.equal(existsSync(path), false, `${path} was not written`);

@@ -32,7 +32,14 @@ function sample(set: ProblemSet, n: number): Problem[] {
 const scratch = () => mkdtempSync(join(tmpdir(), "dream-coder-eval-test-"));
 
 test("every set loads whole: the counts SOURCE.md gives", () => {
-    const counts: Record<ProblemSet, number> = { "single-line": 1033, "multi-line": 5815, "random-span-light": 164, humaneval: 164, "py-lines": 200, "py-token": 200 };
+    const counts: Record<ProblemSet, number> = {
+        "single-line": 1033,
+        "multi-line": 5815,
+        "random-span-light": 164,
+        humaneval: 164,
+        "py-lines": 200,
+        "py-token": 200
+    };
     for (const set of SETS) assert.equal(loadProblems(set).length, counts[set], set);
 });
 
@@ -45,7 +52,10 @@ test("the canonical solutions pass every sampled problem of every set; the empty
     ] as const) {
         const records = await runEval({ problems, configs, complete: substituteCompleter(kind), policy: "truth" });
         for (const set of SETS.filter((set) => !PARSED.includes(set))) {
-            const [s] = summarize(records.filter((r) => r.set === set), configs);
+            const [s] = summarize(
+                records.filter((r) => r.set === set),
+                configs
+            );
             assert.equal(s.problems, 12);
             check(s.passAt1);
             if (kind === "canonical") assert.equal(s.exactMatch, 1);
@@ -69,7 +79,10 @@ test("held-out spans: the whole filled file is parsed; the truth parses, a NUL b
         const broken = await score(async (p) => ({ text: `${p.truth}\u0000`, budget: 1, forwardPasses: 1, ms: 0 }));
         assert.equal(broken.passAt1, 0, `${set}: a NUL byte in the completion breaks every file`);
         const trivial = await runEval({ problems, configs, complete: substituteCompleter("trivial"), policy: "truth" });
-        assert.ok(trivial.every((r) => r.completion === problems[0].trivial && r.completion.trim() !== ""), `${set}: one non-blank trivial filler`);
+        assert.ok(
+            trivial.every((r) => r.completion === problems[0].trivial && r.completion.trim() !== ""),
+            `${set}: one non-blank trivial filler`
+        );
     }
     await assert.rejects(substituteCompleter("trivial")(sample("single-line", 1)[0], configs[0]), /the single-line set has no trivial filler/);
 });
@@ -77,10 +90,16 @@ test("held-out spans: the whole filled file is parsed; the truth parses, a NUL b
 test("configuration strings become the decoder's parameters", () => {
     const [exact, dual, thr, ent, block] = parseConfigs("exact, dual,dual+threshold=0.9,dual+entropy=1+alg=maskgit_plus,block=16");
     assert.deepEqual(configParams(exact, 20, false), { steps: 20, algorithm: "entropy", temperature: 0, topP: 1, earlyStop: false });
-    assert.deepEqual({ ...configParams(dual, 20, true) }, { steps: 20, algorithm: "entropy", temperature: 0, topP: 1, earlyStop: true, cache: "dual", schedule: "block", blockLength: 32 });
+    assert.deepEqual(
+        { ...configParams(dual, 20, true) },
+        { steps: 20, algorithm: "entropy", temperature: 0, topP: 1, earlyStop: true, cache: "dual", schedule: "block", blockLength: 32 }
+    );
     assert.equal(configParams(thr, 20, false).confidenceThreshold, 0.9);
     assert.deepEqual([configParams(ent, 20, false).entropyBound, configParams(ent, 20, false).algorithm], [1, "maskgit_plus"]);
-    assert.deepEqual([configParams(block, 20, false).cache, configParams(block, 20, false).schedule, configParams(block, 20, false).blockLength], [undefined, "block", 16]);
+    assert.deepEqual(
+        [configParams(block, 20, false).cache, configParams(block, 20, false).schedule, configParams(block, 20, false).blockLength],
+        [undefined, "block", 16]
+    );
     for (const bad of ["", "fast", "dual+prefix", "threshold=2", "entropy=-1", "block=0", "dual+steps=3", "alg=greedy", "exact,exact"]) {
         assert.throws(() => parseConfigs(bad), /bad configuration|given twice/, JSON.stringify(bad));
     }
@@ -94,22 +113,45 @@ test("eval end to end with the generated random model: four configurations, pass
     assert.match(r.stdout, /^hole: truth: /m);
     assert.match(r.stdout, /^tests: .*python3; sandbox: /m);
     for (const config of ["exact", "dual", "dual+threshold=0.9", "dual+entropy=1"]) {
-        assert.match(r.stdout, new RegExp(`^\\| ${config.replace(/[+.]/g, "\\$&")} \\| 2 \\| 0\\.0 % \\(0/2\\) \\|`, "m"), `${config}: 2 problems, none passed`);
+        assert.match(
+            r.stdout,
+            new RegExp(`^\\| ${config.replace(/[+.]/g, "\\$&")} \\| 2 \\| 0\\.0 % \\(0/2\\) \\|`, "m"),
+            `${config}: 2 problems, none passed`
+        );
     }
     assert.match(r.stdout, /^\| exact \| .* \| 100\.0 % \|$/m, "exact agrees with itself");
-    const out = JSON.parse(readFileSync(json, "utf8")) as { records: EvalRecord[]; summaries: { config: string; forwardPassesPerProblem: number; tokensPerPass: number }[] };
+    const out = JSON.parse(readFileSync(json, "utf8")) as {
+        records: EvalRecord[];
+        summaries: { config: string; forwardPassesPerProblem: number; tokensPerPass: number }[];
+    };
     assert.equal(out.records.length, 8);
     for (const rec of out.records) assert.ok(rec.budget > 0 && rec.forwardPasses > 0 && rec.ms > 0, JSON.stringify(rec));
     const exact = out.summaries.find((s) => s.config === "exact")!;
     const threshold = out.summaries.find((s) => s.config === "dual+threshold=0.9")!;
     assert.ok(Math.abs(exact.tokensPerPass - 1) < 0.2, `exact mode decides about one token per pass: ${exact.tokensPerPass}`);
-    assert.ok(threshold.forwardPassesPerProblem <= exact.forwardPassesPerProblem + 2 * 2, "the threshold never needs more passes than exact (plus one refresh per block)");
+    assert.ok(
+        threshold.forwardPassesPerProblem <= exact.forwardPassesPerProblem + 2 * 2,
+        "the threshold never needs more passes than exact (plus one refresh per block)"
+    );
 });
 
 test("--resume skips finished problems and appends only new ones; fixed:N holes", () => {
     const dir = scratch();
     const resume = join(dir, "done.jsonl");
-    const args = ["--configs", "exact", "--hole", "fixed:8", "-m", testModel({ arch: "dream" }), "-t", "1", "--json", join(dir, "eval.json"), "--resume", resume];
+    const args = [
+        "--configs",
+        "exact",
+        "--hole",
+        "fixed:8",
+        "-m",
+        testModel({ arch: "dream" }),
+        "-t",
+        "1",
+        "--json",
+        join(dir, "eval.json"),
+        "--resume",
+        resume
+    ];
     assert.equal(run(...args, "--limit", "1").status, 0);
     const first = readFileSync(resume, "utf8");
     assert.equal(first.trim().split("\n").length, 1);
@@ -118,8 +160,14 @@ test("--resume skips finished problems and appends only new ones; fixed:N holes"
     assert.match(r.stdout, /^hole: fixed:8: each hole has 8 tokens, early stop/m);
     const all = readFileSync(resume, "utf8");
     assert.ok(all.startsWith(first), "the finished record is kept as it was");
-    const records = all.trim().split("\n").map((l) => JSON.parse(l) as EvalRecord);
-    assert.deepEqual(records.map((x) => x.budget), [8, 8, 8]);
+    const records = all
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as EvalRecord);
+    assert.deepEqual(
+        records.map((x) => x.budget),
+        [8, 8, 8]
+    );
     assert.equal(new Set(records.map((x) => x.taskId)).size, 3, "no problem ran twice");
     assert.match(r.stdout, /^\| exact \| 3 \|/m, "the table counts the resumed record too");
     const other = run("--configs", "exact", "--hole", "truth", "-m", testModel({ arch: "dream" }), "-t", "1", "--resume", resume, "--limit", "1");

@@ -7,39 +7,57 @@ import { HoleParser, MAX_HOLE_TOKENS } from "../../server/src/holes";
 
 const parser = new HoleParser("???");
 
-test("examples from the hole-marker rules (docs/language-server.md, \"Hole markers\")", () => {
+test('examples from the hole-marker rules (docs/language-server.md, "Hole markers")', () => {
     const text = [
-        "x = ???",                        // a hole in code
-        "# TODO: ???:12",                 // in a comment, sized
-        "msg = 'what ??? here'",          // in a string: still a hole
-        "keep = '\\???'",                 // escaped: literal
-        "wow = 'really????'",             // a longer run: literal
-        "y = ???:0 + ???:99999"           // sizes are clamped to 1..4096
+        "x = ???", // a hole in code
+        "# TODO: ???:12", // in a comment, sized
+        "msg = 'what ??? here'", // in a string: still a hole
+        "keep = '\\???'", // escaped: literal
+        "wow = 'really????'", // a longer run: literal
+        "y = ???:0 + ???:99999" // sizes are clamped to 1..4096
     ].join("\n");
     const holes = parser.parse(text);
     assert.deepEqual(
         holes.map((h) => [text.slice(h.start, h.end), h.size]),
-        [["???", undefined], ["???:12", 12], ["???", undefined], ["???:0", 1], ["???:99999", MAX_HOLE_TOKENS]]
+        [
+            ["???", undefined],
+            ["???:12", 12],
+            ["???", undefined],
+            ["???:0", 1],
+            ["???:99999", MAX_HOLE_TOKENS]
+        ]
     );
 });
 
 test("a range keeps only the holes lying wholly inside it", () => {
     const text = "a ??? b ???:30 c ???";
-    assert.deepEqual(parser.parse(text, 0, 9).map((h) => h.start), [2]);
-    assert.deepEqual(parser.parse(text, 3, text.length).map((h) => h.start), [8, 17]);
+    assert.deepEqual(
+        parser.parse(text, 0, 9).map((h) => h.start),
+        [2]
+    );
+    assert.deepEqual(
+        parser.parse(text, 3, text.length).map((h) => h.start),
+        [8, 17]
+    );
 });
 
 test("another marker works the same way", () => {
     const p = new HoleParser("<fill>");
     const text = "a <fill> b <fill>:5 \\<fill>";
-    assert.deepEqual(p.parse(text).map((h) => [h.start, h.end, h.size]), [[2, 8, undefined], [11, 19, 5]]);
+    assert.deepEqual(
+        p.parse(text).map((h) => [h.start, h.end, h.size]),
+        [
+            [2, 8, undefined],
+            [11, 19, 5]
+        ]
+    );
     assert.throws(() => new HoleParser(""), /marker/);
     assert.throws(() => new HoleParser("a b"), /marker/);
 });
 
 // Documents built from pieces whose holes we know: code, comments and strings around markers.
 const piece = fc.oneof(
-    fc.constantFrom("x = ", "# comment ", "'str ", "\" ", "\n", "(", ")", "?", "\\", ":", "7", " "),
+    fc.constantFrom("x = ", "# comment ", "'str ", '" ', "\n", "(", ")", "?", "\\", ":", "7", " "),
     fc.string({ maxLength: 4 }).map((s) => s.replace(/[?\\]/g, "_"))
 );
 const doc = fc.array(fc.oneof({ weight: 4, arbitrary: piece }, { weight: 1, arbitrary: fc.constantFrom("???", "???:8", "\\???", "????") }), { maxLength: 40 });
@@ -79,7 +97,7 @@ test("replacing every hole touches nothing else", () => {
             let filled = "";
             let at = 0;
             for (const h of holes) {
-                filled += text.slice(at, h.start) + "<X>";
+                filled += `${text.slice(at, h.start)}<X>`;
                 at = h.end;
             }
             filled += text.slice(at);

@@ -35,7 +35,10 @@ describe("the lifecycle", () => {
         connection.listen();
         try {
             await assert.rejects(connection.sendRequest(lsp.listModels), errorCode(ErrorCodes.ServerNotInitialized));
-            await assert.rejects(connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///a.py", version: 1 } }), errorCode(ErrorCodes.ServerNotInitialized));
+            await assert.rejects(
+                connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///a.py", version: 1 } }),
+                errorCode(ErrorCodes.ServerNotInitialized)
+            );
             await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
             assert.ok((await connection.sendRequest(lsp.listModels)).models.length >= 4);
             await connection.sendRequest("shutdown");
@@ -59,10 +62,16 @@ describe("the lifecycle", () => {
         for (const method of [lsp.status.method, "window/logMessage"]) connection.onNotification(method, () => undefined);
         connection.listen();
         try {
-            await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: { workspace: { configuration: true } } });
+            await connection.sendRequest(InitializeRequest.type, {
+                processId: process.pid,
+                rootUri: null,
+                capabilities: { workspace: { configuration: true } }
+            });
             const uri = "file:///work/early.py";
             await connection.sendNotification("initialized", {});
-            await connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: "python", version: 1, text: "x = ???:3\n" } });
+            await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+                textDocument: { uri, languageId: "python", version: 1, text: "x = ???:3\n" }
+            });
             const r = await connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
             assert.equal(r.edits.length, 1);
         } finally {
@@ -116,11 +125,17 @@ describe("malformed params and places outside the document", () => {
 
     test("a place past the end of a line or of the document is answered at the nearest real place", async () => {
         for (const [position, real] of [
-            [{ line: 0, character: 500 }, { line: 0, character: 9 }],
-            [{ line: 99, character: 3 }, { line: 2, character: 0 }]
+            [
+                { line: 0, character: 500 },
+                { line: 0, character: 9 }
+            ],
+            [
+                { line: 99, character: 3 },
+                { line: 2, character: 0 }
+            ]
         ] as const) {
             const r = await complete(position);
-            const items = Array.isArray(r) ? r : r?.items ?? [];
+            const items = Array.isArray(r) ? r : (r?.items ?? []);
             for (const item of items) assert.deepEqual(item.range, { start: real, end: real }, `asked at ${JSON.stringify(position)}`);
         }
     });
@@ -133,7 +148,10 @@ describe("malformed params and places outside the document", () => {
                 instruction: "rename x",
                 ...over
             } as never);
-        await assert.rejects(rewrite({ range: { start: { line: 1, character: 4 }, end: { line: 0, character: 2 } } }), errorCode(ErrorCodes.InvalidParams, /ends before it starts/));
+        await assert.rejects(
+            rewrite({ range: { start: { line: 1, character: 4 }, end: { line: 0, character: 2 } } }),
+            errorCode(ErrorCodes.InvalidParams, /ends before it starts/)
+        );
         await assert.rejects(rewrite({ mode: "rewrite-everything" }), errorCode(ErrorCodes.InvalidParams, /Unknown rewrite mode "rewrite-everything"/));
         await assert.rejects(rewrite({ instruction: 42 }), errorCode(ErrorCodes.InvalidParams, /needs an instruction/));
     });
@@ -144,10 +162,16 @@ describe("malformed params and places outside the document", () => {
         await server.open(long, `${half}x=${half}\n`, "javascript");
         const started = performance.now();
         const r = await server.connection.sendRequest(InlineCompletionRequest.type, {
-            textDocument: { uri: long }, position: { line: 0, character: half.length + 2 }, context: { triggerKind: 2 }
+            textDocument: { uri: long },
+            position: { line: 0, character: half.length + 2 },
+            context: { triggerKind: 2 }
         });
         assert.ok(r !== null);
-        assert.deepEqual(server.logs.filter((l) => l.startsWith("inline completion")), [], "no error");
+        assert.deepEqual(
+            server.logs.filter((l) => l.startsWith("inline completion")),
+            [],
+            "no error"
+        );
         assert.ok(performance.now() - started < 5000, `answered in ${Math.round(performance.now() - started)} ms`);
     });
 

@@ -59,7 +59,7 @@ describe("language server over IPC", () => {
             position,
             context: { triggerKind: 2 }
         });
-        const items = Array.isArray(result) ? result : result?.items ?? [];
+        const items = Array.isArray(result) ? result : (result?.items ?? []);
         assert.equal(items.length, 1);
         const item = items[0];
         const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
@@ -72,7 +72,7 @@ describe("language server over IPC", () => {
         assert.equal(applied.slice(cursor + text.length), SOURCE.slice(cursor));
         // The same place again: the same suggestion (from the cache).
         const again = await server.connection.sendRequest(InlineCompletionRequest.type, { textDocument: { uri }, position, context: { triggerKind: 2 } });
-        const againItems = Array.isArray(again) ? again : again?.items ?? [];
+        const againItems = Array.isArray(again) ? again : (again?.items ?? []);
         assert.equal(againItems[0]?.insertText, text);
     });
 
@@ -82,7 +82,10 @@ describe("language server over IPC", () => {
         const loading = server.statuses.filter((s) => s.state === "loading");
         assert.ok(loading.length >= 2 && loading.some((s) => (s.progress ?? 0) > 0), "load progress is reported");
         assert.ok(server.statuses.some((s) => s.state === "ready" && s.backend === "CPU" && s.model.endsWith(".gguf")));
-        assert.ok(server.statuses.some((s) => s.state === "ready" && typeof s.lastLatencyMs === "number"), "a job's latency is reported");
+        assert.ok(
+            server.statuses.some((s) => s.state === "ready" && typeof s.lastLatencyMs === "number"),
+            "a job's latency is reported"
+        );
     });
 
     test("a newer inline request for the same document cancels the older one", async () => {
@@ -90,14 +93,22 @@ describe("language server over IPC", () => {
         await server.open(uri, SOURCE);
         await server.configure(settings({ inlineCompletion: { debounceMs: 300, lineTokens: 8, blockTokens: 16 } }));
         const ask = (character: number) =>
-            server.connection.sendRequest(InlineCompletionRequest.type, { textDocument: { uri }, position: { line: 4, character }, context: { triggerKind: 2 } });
-        const first = ask(8).then((r) => r, (e: unknown) => e);
+            server.connection.sendRequest(InlineCompletionRequest.type, {
+                textDocument: { uri },
+                position: { line: 4, character },
+                context: { triggerKind: 2 }
+            });
+        const first = ask(8).then(
+            (r) => r,
+            (e: unknown) => e
+        );
         const second = await ask(10);
         const older = await first;
         // The server drops the superseded request: no suggestion for a place the user has typed past.
-        const olderItems = older instanceof ResponseError ? (assert.equal(older.code, LSPErrorCodes.RequestCancelled), []) : Array.isArray(older) ? older : (older as { items: unknown[] } | null)?.items ?? [];
+        if (older instanceof ResponseError) assert.equal(older.code, LSPErrorCodes.RequestCancelled);
+        const olderItems = older instanceof ResponseError ? [] : Array.isArray(older) ? older : ((older as { items: unknown[] } | null)?.items ?? []);
         assert.deepEqual(olderItems, [], "the older request gets nothing");
-        const items = Array.isArray(second) ? second : second?.items ?? [];
+        const items = Array.isArray(second) ? second : (second?.items ?? []);
         assert.equal(items.length, 1);
         await server.configure(settings());
     });
@@ -106,18 +117,24 @@ describe("language server over IPC", () => {
         await server.open("file:///work/notes.md", "# Notes\n", "markdown");
         await server.configure(settings({ inlineCompletion: { debounceMs: 0, lineTokens: 8, blockTokens: 16, enable: { "*": true, markdown: false } } }));
         const off = await server.connection.sendRequest(InlineCompletionRequest.type, {
-            textDocument: { uri: "file:///work/notes.md" }, position: { line: 1, character: 0 }, context: { triggerKind: 2 }
+            textDocument: { uri: "file:///work/notes.md" },
+            position: { line: 1, character: 0 },
+            context: { triggerKind: 2 }
         });
         assert.equal(off, null);
         await server.open("file:///work/empty.py", "");
         const empty = await server.connection.sendRequest(InlineCompletionRequest.type, {
-            textDocument: { uri: "file:///work/empty.py" }, position: { line: 0, character: 0 }, context: { triggerKind: 1 }
+            textDocument: { uri: "file:///work/empty.py" },
+            position: { line: 0, character: 0 },
+            context: { triggerKind: 1 }
         });
-        const items = Array.isArray(empty) ? empty : empty?.items ?? [];
+        const items = Array.isArray(empty) ? empty : (empty?.items ?? []);
         assert.ok(items.length <= 1, "an answer, not an error");
         await assert.rejects(
             server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri: "file:///work/empty.py", version: 1 } }),
-            (e: unknown) => e instanceof ResponseError && /no hole marker in the document: write \?\?\? where code should go/.test(e.message) &&
+            (e: unknown) =>
+                e instanceof ResponseError &&
+                /no hole marker in the document: write \?\?\? where code should go/.test(e.message) &&
                 (e.data as lsp.ProblemData).problem === "no-hole"
         );
         await assert.rejects(
@@ -133,9 +150,15 @@ describe("language server over IPC", () => {
         const ask = (range: { start: { line: number; character: number }; end: { line: number; character: number } }) =>
             server.connection.sendRequest(CodeActionRequest.type, { textDocument: { uri }, range, context: { diagnostics: [] } });
         const cursor = await ask({ start: { line: 1, character: 0 }, end: { line: 1, character: 0 } });
-        assert.deepEqual(cursor?.map((a) => a.title), ["Fill 2 holes with Dream-Coder"]);
+        assert.deepEqual(
+            cursor?.map((a) => a.title),
+            ["Fill 2 holes with Dream-Coder"]
+        );
         const selection = await ask({ start: { line: 0, character: 0 }, end: { line: 1, character: 5 } });
-        assert.deepEqual(selection?.map((a) => a.title), ["Fill 1 hole with Dream-Coder", "Rewrite with Dream-Coder…"]);
+        assert.deepEqual(
+            selection?.map((a) => a.title),
+            ["Fill 1 hole with Dream-Coder", "Rewrite with Dream-Coder…"]
+        );
         const rewrite = selection![1] as { kind?: string; command?: { command: string; arguments?: unknown[] } };
         assert.equal(rewrite.kind, "refactor.rewrite");
         assert.equal(rewrite.command?.command, lsp.CLIENT_COMMANDS.rewriteSelection);
@@ -175,7 +198,10 @@ describe("language server over IPC", () => {
         assert.ok(scheduleSteps >= 1 && r.trace.tokens.every((t) => t.step < scheduleSteps));
         assert.ok(partials.length > 0, "partial results stream through $/progress");
         assert.equal(partials[0].holes.length, 3);
-        assert.ok(partials[0].holes.some((h) => h.text.includes(lsp.PLACEHOLDER)), "the first step still shows masked places");
+        assert.ok(
+            partials[0].holes.some((h) => h.text.includes(lsp.PLACEHOLDER)),
+            "the first step still shows masked places"
+        );
     });
 
     test("with cacheReuse (the default) a fill after an edit keeps the document's cache; turned off, it does not", async () => {
@@ -184,7 +210,10 @@ describe("language server over IPC", () => {
         const doc = (extra: string) => [...body.slice(0, 10), extra, ...body.slice(10, 20), "y = ???:8\n", ...body.slice(20)].join("");
         const fill = async (text: string, version: number) => {
             if (version > 1) {
-                await server.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version }, contentChanges: [{ text }] });
+                await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+                    textDocument: { uri, version },
+                    contentChanges: [{ text }]
+                });
             }
             const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version } });
             assert.equal(r.edits.length, 1);
@@ -211,7 +240,7 @@ describe("language server over IPC", () => {
         });
         assert.equal(r.stale, false);
         assert.ok(r.edits.length >= 2, `several edits, got ${r.edits.length}`);
-        const selection = SOURCE.split("\n").slice(3, 8).join("\n") + "\n";
+        const selection = `${SOURCE.split("\n").slice(3, 8).join("\n")}\n`;
         const before = SOURCE.slice(0, SOURCE.indexOf(selection));
         assert.equal(applyTextEdits(SOURCE, r.edits), before + r.text);
         for (const e of r.edits) assert.ok(e.range.start.line >= 3 && e.range.end.line <= 8, "edits stay inside the selection");
@@ -221,7 +250,12 @@ describe("language server over IPC", () => {
         const uri = "file:///work/rewrite2.py";
         await server.open(uri, SOURCE);
         const range = { start: { line: 0, character: 0 }, end: { line: 2, character: 0 } };
-        const r = await server.connection.sendRequest(lsp.rewrite, { textDocument: { uri, version: 1 }, range, instruction: "add type hints", mode: "instruct" });
+        const r = await server.connection.sendRequest(lsp.rewrite, {
+            textDocument: { uri, version: 1 },
+            range,
+            instruction: "add type hints",
+            mode: "instruct"
+        });
         const selection = "def add(a, b):\n    return a + b\n";
         assert.equal(applyTextEdits(SOURCE, r.edits), r.text + SOURCE.slice(selection.length));
         assert.ok(r.text.endsWith("\n"), "the selection's trailing newline is kept");
@@ -241,7 +275,11 @@ describe("language server over IPC", () => {
             if (partials.length === 1) source.cancel();
         });
         await assert.rejects(
-            server.connection.sendRequest(lsp.sketch, { textDocument: { uri, version: 1 }, position: { line: 2, character: 0 }, partialResultToken: token }, source.token),
+            server.connection.sendRequest(
+                lsp.sketch,
+                { textDocument: { uri, version: 1 }, position: { line: 2, character: 0 }, partialResultToken: token },
+                source.token
+            ),
             (e: unknown) => e instanceof ResponseError && e.code === LSPErrorCodes.RequestCancelled
         );
         assert.ok(Math.max(...partials) < 50, `stopped early, last step ${Math.max(...partials)} of 400`);
@@ -271,7 +309,10 @@ describe("language server over IPC", () => {
     test("editing or closing the document stops its job at once: a stale answer, and the next request is not kept waiting", async () => {
         // Exact decoding of a 1,000-token hole: a thousand full passes, far longer than the answer may take.
         await server.configure(settings({ cache: "none" }));
-        for (const [uri, change] of [["file:///work/long-edit.py", "edit"], ["file:///work/long-close.py", "close"]] as const) {
+        for (const [uri, change] of [
+            ["file:///work/long-edit.py", "edit"],
+            ["file:///work/long-close.py", "close"]
+        ] as const) {
             await server.open(uri, "x = ???:1000\n");
             const token = `long-${change}`;
             let stepped = () => {};
@@ -281,7 +322,10 @@ describe("language server over IPC", () => {
             await firstStep;
             const changed = performance.now();
             if (change === "edit") {
-                await server.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version: 2 }, contentChanges: [{ text: "y = ???:1000\n" }] });
+                await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+                    textDocument: { uri, version: 2 },
+                    contentChanges: [{ text: "y = ???:1000\n" }]
+                });
             } else {
                 await server.connection.sendNotification(DidCloseTextDocumentNotification.type, { textDocument: { uri } });
             }
@@ -304,8 +348,15 @@ describe("language server over IPC", () => {
         const busy = new Promise<void>((r) => (stepped = r));
         const watch = setInterval(() => server.statuses.at(-1)?.state === "busy" && stepped(), 10);
         const ghost = server.connection
-            .sendRequest(InlineCompletionRequest.type, { textDocument: { uri: "file:///work/ghost.py" }, position: { line: 1, character: 0 }, context: { triggerKind: 2 } })
-            .then((r) => r, (e: unknown) => e);
+            .sendRequest(InlineCompletionRequest.type, {
+                textDocument: { uri: "file:///work/ghost.py" },
+                position: { line: 1, character: 0 },
+                context: { triggerKind: 2 }
+            })
+            .then(
+                (r) => r,
+                (e: unknown) => e
+            );
         await busy;
         clearInterval(watch);
         const asked = performance.now();
@@ -314,7 +365,7 @@ describe("language server over IPC", () => {
         assert.equal(r.edits.length, 1);
         assert.ok(waited < 3000, `the fill answered in ${Math.round(waited)} ms`);
         const g = await ghost;
-        const items = g instanceof ResponseError ? [] : Array.isArray(g) ? g : (g as { items: unknown[] } | null)?.items ?? [];
+        const items = g instanceof ResponseError ? [] : Array.isArray(g) ? g : ((g as { items: unknown[] } | null)?.items ?? []);
         assert.deepEqual(items, [], "the completion that gave way offers nothing");
         await server.configure(settings());
     });
@@ -322,18 +373,36 @@ describe("language server over IPC", () => {
     test("settings beyond the model and the machine are clamped and logged, and requests still answer", async () => {
         const uri = "file:///work/hostile.py";
         // More text than the model's 4,096-token trained context around the hole.
-        await server.open(uri, SOURCE.repeat(300) + "total = ???:8\n" + SOURCE.repeat(100));
-        await server.configure(settings({
-            threads: 256, contextTokens: 131072, steps: 4096, blockLength: 4096,
-            inlineCompletion: { debounceMs: 0, lineTokens: 1024, blockTokens: 4096 }
-        }));
+        await server.open(uri, `${SOURCE.repeat(300)}total = ???:8\n${SOURCE.repeat(100)}`);
+        await server.configure(
+            settings({
+                threads: 256,
+                contextTokens: 131072,
+                steps: 4096,
+                blockLength: 4096,
+                inlineCompletion: { debounceMs: 0, lineTokens: 1024, blockTokens: 4096 }
+            })
+        );
         const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
         assert.equal(r.edits.length, 1, "the hole is filled from as much text as the model's context holds");
-        assert.ok(server.logs.some((l) => /dreamCoder\.threads: 256 is more than this machine's \d+ cores; using \d+/.test(l)), server.logs.join("\n"));
-        assert.ok(server.logs.some((l) => /dreamCoder\.contextTokens: 131072 is more than the model's trained context of 4096 tokens/.test(l)), server.logs.join("\n"));
+        assert.ok(
+            server.logs.some((l) => /dreamCoder\.threads: 256 is more than this machine's \d+ cores; using \d+/.test(l)),
+            server.logs.join("\n")
+        );
+        assert.ok(
+            server.logs.some((l) => /dreamCoder\.contextTokens: 131072 is more than the model's trained context of 4096 tokens/.test(l)),
+            server.logs.join("\n")
+        );
         // Work per keystroke and per step is bounded: a 1,024-token line hole in one 4,096-token block took minutes.
-        for (const [setting, max] of [["blockLength", 256], ["inlineCompletion.lineTokens", 128], ["inlineCompletion.blockTokens", 512]] as const) {
-            assert.ok(server.logs.some((l) => l.startsWith(`dreamCoder.${setting}: `) && l.endsWith(`; using ${max}`)), `${setting} lowered to ${max}:\n${server.logs.join("\n")}`);
+        for (const [setting, max] of [
+            ["blockLength", 256],
+            ["inlineCompletion.lineTokens", 128],
+            ["inlineCompletion.blockTokens", 512]
+        ] as const) {
+            assert.ok(
+                server.logs.some((l) => l.startsWith(`dreamCoder.${setting}: `) && l.endsWith(`; using ${max}`)),
+                `${setting} lowered to ${max}:\n${server.logs.join("\n")}`
+            );
         }
         const started = performance.now();
         const completion = await server.connection.sendRequest(InlineCompletionRequest.type, {
@@ -341,7 +410,7 @@ describe("language server over IPC", () => {
             position: { line: 1, character: "    return a".length },
             context: { triggerKind: 2 }
         });
-        const items = Array.isArray(completion) ? completion : completion?.items ?? [];
+        const items = Array.isArray(completion) ? completion : (completion?.items ?? []);
         assert.equal(items.length, 1, "the inline completion answers");
         assert.ok(performance.now() - started < 60_000, `it took ${Math.round(performance.now() - started)} ms`);
         await server.configure(settings());
@@ -392,7 +461,14 @@ describe("language server over IPC", () => {
                 await server.configure(settings({ model: quantizedTestModel(type) }));
                 const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
                 assert.equal(r.edits.length, 2, `${type}: one edit per hole`);
-                assert.deepEqual(r.edits.map((e) => e.range.start), [{ line: 1, character: 12 }, { line: 2, character: 19 }], `${type}: edits on the markers`);
+                assert.deepEqual(
+                    r.edits.map((e) => e.range.start),
+                    [
+                        { line: 1, character: 12 },
+                        { line: 2, character: 19 }
+                    ],
+                    `${type}: edits on the markers`
+                );
                 const status = server.statuses.at(-1)!;
                 assert.equal(status.state, "ready", `${type}: ${status.message ?? ""}`);
                 assert.ok(status.model.endsWith(`-${type}.gguf`), `${type}: the status names the quantized file`);
@@ -401,7 +477,7 @@ describe("language server over IPC", () => {
                     position: { line: 0, character: 4 },
                     context: { triggerKind: 2 }
                 });
-                const items = Array.isArray(completion) ? completion : completion?.items ?? [];
+                const items = Array.isArray(completion) ? completion : (completion?.items ?? []);
                 assert.equal(items.length, 1, `${type}: an inline completion`);
             }
         } finally {

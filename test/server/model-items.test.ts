@@ -9,7 +9,10 @@ import type { CatalogModel } from "../../server/src/protocol";
 const models: CatalogModel[] = CATALOG.map((m, i) => ({ ...m, path: i === 1 ? "/models/dream-7b-instruct.gguf" : null }));
 
 test("the catalog recommends exactly one model, Dream-Coder 7B Instruct, which is also the default", () => {
-    assert.deepEqual(CATALOG.filter((m) => m.recommended).map((m) => m.id), ["dream-coder-7b-instruct"]);
+    assert.deepEqual(
+        CATALOG.filter((m) => m.recommended).map((m) => m.id),
+        ["dream-coder-7b-instruct"]
+    );
     assert.equal(DEFAULT_MODEL_ID, "dream-coder-7b-instruct");
 });
 
@@ -17,7 +20,10 @@ test("Download Model…: the recommended model is marked and every 7B model warn
     const items = downloadItems(models);
     assert.equal(items.length, CATALOG.length);
     const recommended = items.filter((i) => i.description?.includes("recommended"));
-    assert.deepEqual(recommended.map((i) => i.id), ["dream-coder-7b-instruct"]);
+    assert.deepEqual(
+        recommended.map((i) => i.id),
+        ["dream-coder-7b-instruct"]
+    );
     assert.match(recommended[0].label, /^\$\(star-full\) Dream-Coder v0 Instruct 7B/);
     assert.equal(items[0].description, "recommended · 4.7 GB download");
     assert.equal(items[1].description, "downloaded");
@@ -36,7 +42,10 @@ test("Select Model…: current, default and recommended; where the file is or wh
     assert.match(unset[0].detail, /^Not downloaded \(4\.7 GB from hf:.*\) · \$\(warning\) Needs about 6 GB/);
     assert.match(unset[1].detail, /^Downloaded: \/models\/dream-7b-instruct\.gguf · /);
     const chosen = selectItems(models, "diffucoder-7b", "diffucoder-7b");
-    assert.deepEqual(chosen.map((i) => i.description), ["recommended", undefined, "current", undefined]);
+    assert.deepEqual(
+        chosen.map((i) => i.description),
+        ["recommended", undefined, "current", undefined]
+    );
 });
 
 test("the first-run offer names the recommended model, its size and the memory it needs", () => {

@@ -30,8 +30,8 @@ test("known keys override the defaults; wrong values are reported and the defaul
     assert.equal(settings.cacheReuse, true);
     assert.equal(readSettings({ cacheReuse: false }).settings.cacheReuse, false);
     assert.equal(problems.length, 5);
-    assert.ok(problems.some((p) => p.message === "dreamCoder.cacheReuse: \"yes\" is not valid (true or false)"));
-    assert.ok(problems.some((p) => p.message === "dreamCoder.algorithm: \"sideways\" is not valid (one of origin, maskgit_plus, topk_margin, entropy)"));
+    assert.ok(problems.some((p) => p.message === 'dreamCoder.cacheReuse: "yes" is not valid (true or false)'));
+    assert.ok(problems.some((p) => p.message === 'dreamCoder.algorithm: "sideways" is not valid (one of origin, maskgit_plus, topk_margin, entropy)'));
     assert.equal(inlineEnabled(settings.inlineCompletion.enable, "markdown"), false);
     assert.equal(inlineEnabled(settings.inlineCompletion.enable, "python"), true);
     assert.deepEqual(readSettings(null), { settings: DEFAULT_SETTINGS, problems: [] });
@@ -41,9 +41,12 @@ test("rules between settings: origin reveals at random, so a confidence threshol
     const { settings, problems } = readSettings({ algorithm: "origin", confidenceThreshold: 0.9 });
     assert.equal(settings.algorithm, "origin");
     assert.equal(settings.confidenceThreshold, 0);
-    assert.deepEqual(problems.map((p) => p.message), [
-        'dreamCoder.confidenceThreshold: 0.9 needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"; using 0'
-    ]);
+    assert.deepEqual(
+        problems.map((p) => p.message),
+        [
+            'dreamCoder.confidenceThreshold: 0.9 needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"; using 0'
+        ]
+    );
     assert.deepEqual(readSettings({ algorithm: "maskgit_plus", confidenceThreshold: 0.9 }).problems, []);
 });
 
@@ -51,12 +54,22 @@ test("each setting is declared once, in package.json: the reader reads every dec
     // The leaves of the settings object, as dotted keys ("holes.marker"); inlineCompletion.enable is one value.
     const leaves = (o: Record<string, unknown>, prefix = ""): string[] =>
         Object.entries(o).flatMap(([k, v]) =>
-            typeof v === "object" && v !== null && !Array.isArray(v) && `${prefix}${k}` !== "inlineCompletion.enable" ? leaves(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`]);
+            typeof v === "object" && v !== null && !Array.isArray(v) && `${prefix}${k}` !== "inlineCompletion.enable"
+                ? leaves(v as Record<string, unknown>, `${prefix}${k}.`)
+                : [`${prefix}${k}`]
+        );
     assert.deepEqual(leaves(DEFAULT_SETTINGS as unknown as Record<string, unknown>).sort(), Object.keys(DECLARED).sort());
     // Every declared value other than the default is read (a key the reader skipped would come back as the default).
     for (const [key, d] of Object.entries(DECLARED)) {
-        const other = d.enum ? d.enum.find((e) => e !== d.default) : d.type === "boolean" ? !d.default : d.type === "string" ? "x" + String(d.default) :
-            d.type === "object" ? { python: false } : (d.maximum ?? (d.default as number) + 1);
+        const other = d.enum
+            ? d.enum.find((e) => e !== d.default)
+            : d.type === "boolean"
+              ? !d.default
+              : d.type === "string"
+                ? `x${String(d.default)}`
+                : d.type === "object"
+                  ? { python: false }
+                  : (d.maximum ?? (d.default as number) + 1);
         const raw = key.split(".").reduceRight<unknown>((v, part) => ({ [part]: v }), other);
         const { settings, problems } = readSettings(raw);
         assert.deepEqual(problems, [], key);
@@ -69,13 +82,19 @@ test("each setting is declared once, in package.json: the reader reads every dec
     const rows = table.slice(0, table.indexOf("\n\n")).split("\n");
     for (const key of Object.keys(DECLARED)) {
         const last = key.split(".").pop()!;
-        assert.ok(rows.some((r) => r.includes(`\`${key}\``) || (key.includes(".") && r.includes(`\`.${last}\``))), `README's settings table lists dreamCoder.${key}`);
+        assert.ok(
+            rows.some((r) => r.includes(`\`${key}\``) || (key.includes(".") && r.includes(`\`.${last}\``))),
+            `README's settings table lists dreamCoder.${key}`
+        );
     }
 });
 
 test("a model setting names a path or a downloaded catalog model, or says what to do", () => {
     const dir = mkdtempSync(join(tmpdir(), "dream-coder-models-"));
-    assert.throws(() => resolveModelPath({ model: "", modelsDirectory: dir }), (e: Error) => e instanceof ModelSetupError && /No model is set/.test(e.message));
+    assert.throws(
+        () => resolveModelPath({ model: "", modelsDirectory: dir }),
+        (e: Error) => e instanceof ModelSetupError && /No model is set/.test(e.message)
+    );
     const id = CATALOG[0].id;
     assert.throws(
         () => resolveModelPath({ model: id, modelsDirectory: dir }),
@@ -87,7 +106,10 @@ test("a model setting names a path or a downloaded catalog model, or says what t
 });
 
 test("the catalog lists the four model families, each with an address and a size", () => {
-    assert.deepEqual(CATALOG.map((m) => m.id), ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct"]);
+    assert.deepEqual(
+        CATALOG.map((m) => m.id),
+        ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct"]
+    );
     for (const m of CATALOG) {
         assert.match(m.uri, /^hf:[\w.-]+\/[\w.-]+:Q4_K_M$/);
         assert.ok(m.sizeBytes > 1e9);

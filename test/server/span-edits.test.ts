@@ -7,7 +7,13 @@ import { applyEdits, spanEdits } from "../../server/src/spanEdits";
 
 // Code-like text: identifiers, operators, spaces and newlines, so that diffs have lines and tokens to keep.
 const codeText = fc
-    .array(fc.oneof(fc.constantFrom("x", "y", "total", "value", "(", ")", " ", "  ", "\n", "=", "+", ":", "return", "def", "\t", "é", "😀"), fc.string({ maxLength: 3 })), { maxLength: 60 })
+    .array(
+        fc.oneof(
+            fc.constantFrom("x", "y", "total", "value", "(", ")", " ", "  ", "\n", "=", "+", ":", "return", "def", "\t", "é", "😀"),
+            fc.string({ maxLength: 3 })
+        ),
+        { maxLength: 60 }
+    )
     .map((parts) => parts.join(""));
 
 test("applying the edits to the original always gives the rewritten text", () => {
@@ -41,10 +47,10 @@ test("a line the rewrite keeps is never inside an edit", () => {
         fc.property(fc.uniqueArray(line, { minLength: 2, maxLength: 8 }), fc.nat(), line, (lines, pick, replacement) => {
             fc.pre(!lines.includes(replacement));
             const i = pick % lines.length;
-            const original = lines.join("\n") + "\n";
+            const original = `${lines.join("\n")}\n`;
             const changed = [...lines];
             changed[i] = replacement.replace(/\n/g, "");
-            const rewritten = changed.join("\n") + "\n";
+            const rewritten = `${changed.join("\n")}\n`;
             const lineStart = lines.slice(0, i).join("\n").length + (i > 0 ? 1 : 0);
             const lineEnd = lineStart + lines[i].length;
             for (const e of spanEdits(original, rewritten)) {

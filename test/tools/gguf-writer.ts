@@ -1,7 +1,7 @@
 // A minimal GGUF (v3) writer for the test tooling: metadata, F32/F16 tensors, 32-byte alignment.
 import { closeSync, openSync, writeSync } from "node:fs";
 
-export const enum GgufValueType {
+export enum GgufValueType {
     UINT32 = 4,
     INT32 = 5,
     FLOAT32 = 6,
@@ -17,7 +17,7 @@ export type GgufValue =
     | { type: "string[]"; value: string[] }
     | { type: "i32[]"; value: ArrayLike<number> };
 
-export const enum GgmlType {
+export enum GgmlType {
     F32 = 0,
     F16 = 1
 }
@@ -70,25 +70,42 @@ class ByteSink {
 
 function writeValue(out: ByteSink, v: GgufValue): void {
     switch (v.type) {
-        case "u32": out.u32(GgufValueType.UINT32); out.u32(v.value); break;
+        case "u32":
+            out.u32(GgufValueType.UINT32);
+            out.u32(v.value);
+            break;
         case "i32": {
             out.u32(GgufValueType.INT32);
-            const b = Buffer.alloc(4); b.writeInt32LE(v.value); out.push(b);
+            const b = Buffer.alloc(4);
+            b.writeInt32LE(v.value);
+            out.push(b);
             break;
         }
         case "f32": {
             out.u32(GgufValueType.FLOAT32);
-            const b = Buffer.alloc(4); b.writeFloatLE(v.value); out.push(b);
+            const b = Buffer.alloc(4);
+            b.writeFloatLE(v.value);
+            out.push(b);
             break;
         }
-        case "bool": out.u32(GgufValueType.BOOL); out.push(Buffer.from([v.value ? 1 : 0])); break;
-        case "string": out.u32(GgufValueType.STRING); out.str(v.value); break;
+        case "bool":
+            out.u32(GgufValueType.BOOL);
+            out.push(Buffer.from([v.value ? 1 : 0]));
+            break;
+        case "string":
+            out.u32(GgufValueType.STRING);
+            out.str(v.value);
+            break;
         case "string[]":
-            out.u32(GgufValueType.ARRAY); out.u32(GgufValueType.STRING); out.u64(v.value.length);
+            out.u32(GgufValueType.ARRAY);
+            out.u32(GgufValueType.STRING);
+            out.u64(v.value.length);
             for (const s of v.value) out.str(s);
             break;
         case "i32[]": {
-            out.u32(GgufValueType.ARRAY); out.u32(GgufValueType.INT32); out.u64(v.value.length);
+            out.u32(GgufValueType.ARRAY);
+            out.u32(GgufValueType.INT32);
+            out.u64(v.value.length);
             const b = Buffer.alloc(4 * v.value.length);
             for (let i = 0; i < v.value.length; i++) b.writeInt32LE(v.value[i], 4 * i);
             out.push(b);
@@ -107,7 +124,7 @@ export function toHalf(x: number): number {
     const exp = (bits >>> 23) & 0xff;
     let mant = bits & 0x7fffff;
     if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-    let e = exp - 127 + 15;
+    const e = exp - 127 + 15;
     if (e >= 0x1f) return sign | 0x7c00;
     if (e <= 0) {
         if (e < -10) return sign;
@@ -116,12 +133,12 @@ export function toHalf(x: number): number {
         let h = mant >>> shift;
         const rem = mant & ((1 << shift) - 1);
         const half = 1 << (shift - 1);
-        if (rem > half || (rem === half && (h & 1))) h++;
+        if (rem > half || (rem === half && h & 1)) h++;
         return sign | h;
     }
     let h = (e << 10) | (mant >>> 13);
     const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
     return sign | h;
 }
 
@@ -136,9 +153,9 @@ function tensorBytes(t: GgufTensor): Buffer {
 export interface GgufRawTensor {
     name: string;
     dims: number[];
-    type: number;                    // ggml_type
-    bytes: number;                   // its size in the file
-    write: (fd: number) => void;     // writes exactly `bytes` bytes at the current position
+    type: number; // ggml_type
+    bytes: number; // its size in the file
+    write: (fd: number) => void; // writes exactly `bytes` bytes at the current position
 }
 
 /** Writes a GGUF file whose tensor data the callers stream, one tensor at a time (nothing large in memory). */

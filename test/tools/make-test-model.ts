@@ -8,4 +8,4 @@ if (arch !== "dream" && arch !== "llada") {
     process.stderr.write(`make-test-model: unknown architecture "${process.argv[2]}" (dream or llada)\n`);
     process.exit(2);
 }
-process.stdout.write(standInModel(arch) + "\n");
+process.stdout.write(`${standInModel(arch)}\n`);

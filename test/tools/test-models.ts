@@ -16,8 +16,8 @@ const GENERATOR_VERSION = 1;
 export const SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|mask|>"] as const;
 
 export interface TestModelOptions {
-    arch: "dream" | "llada" | "qwen2";  // qwen2: an autoregressive model the checks must refuse
-    vocab?: number;                      // total, special tokens included
+    arch: "dream" | "llada" | "qwen2"; // qwen2: an autoregressive model the checks must refuse
+    vocab?: number; // total, special tokens included
     embd?: number;
     layers?: number;
     heads?: number;
@@ -26,9 +26,9 @@ export interface TestModelOptions {
     context?: number;
     seed?: number;
     type?: "f32" | "f16";
-    maskToken?: boolean;                 // false: leave out tokenizer.ggml.mask_token_id
-    shiftLogits?: boolean;               // written only when set (Dream's converter writes nothing)
-    maskRowScale?: number;               // output row of <|mask|> times this: > 1 makes the mask a likely prediction
+    maskToken?: boolean; // false: leave out tokenizer.ggml.mask_token_id
+    shiftLogits?: boolean; // written only when set (Dream's converter writes nothing)
+    maskRowScale?: number; // output row of <|mask|> times this: > 1 makes the mask a likely prediction
     /** Write the model under another architecture name (general.architecture and the keys' prefix). */
     relabel?: string;
     /** Metadata keys (full names, e.g. "dream.block_count") written over the generated ones. */
@@ -37,10 +37,20 @@ export interface TestModelOptions {
     headerOnlyTensorCount?: string;
 }
 
-function resolved(o: TestModelOptions): Required<Omit<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount">> &
+function resolved(
+    o: TestModelOptions
+): Required<Omit<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount">> &
     Pick<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount"> {
     return {
-        vocab: 4096, embd: 64, layers: 2, heads: 4, headsKv: 2, ff: 128, context: 4096, seed: 1, type: "f32",
+        vocab: 4096,
+        embd: 64,
+        layers: 2,
+        heads: 4,
+        headsKv: 2,
+        ff: 128,
+        context: 4096,
+        seed: 1,
+        type: "f32",
         maskToken: true,
         maskRowScale: 1,
         shiftLogits: o.arch === "llada" ? false : undefined,
@@ -87,20 +97,20 @@ export function writeTestModel(path: string, options: TestModelOptions): void {
     const kv = headDim * o.headsKv;
     for (let l = 0; l < o.layers; l++) {
         const p = `blk.${l}.`;
-        tensor(p + "attn_norm.weight", [o.embd], "ones");
-        tensor(p + "attn_q.weight", [o.embd, o.embd], 1 / Math.sqrt(o.embd));
-        tensor(p + "attn_k.weight", [o.embd, kv], 1 / Math.sqrt(o.embd));
-        tensor(p + "attn_v.weight", [o.embd, kv], 1 / Math.sqrt(o.embd));
+        tensor(`${p}attn_norm.weight`, [o.embd], "ones");
+        tensor(`${p}attn_q.weight`, [o.embd, o.embd], 1 / Math.sqrt(o.embd));
+        tensor(`${p}attn_k.weight`, [o.embd, kv], 1 / Math.sqrt(o.embd));
+        tensor(`${p}attn_v.weight`, [o.embd, kv], 1 / Math.sqrt(o.embd));
         if (o.arch !== "llada") {
-            tensor(p + "attn_q.bias", [o.embd], 0.02);
-            tensor(p + "attn_k.bias", [kv], 0.02);
-            tensor(p + "attn_v.bias", [kv], 0.02);
+            tensor(`${p}attn_q.bias`, [o.embd], 0.02);
+            tensor(`${p}attn_k.bias`, [kv], 0.02);
+            tensor(`${p}attn_v.bias`, [kv], 0.02);
         }
-        tensor(p + "attn_output.weight", [o.embd, o.embd], 1 / Math.sqrt(o.embd));
-        tensor(p + "ffn_norm.weight", [o.embd], "ones");
-        tensor(p + "ffn_gate.weight", [o.embd, o.ff], 1 / Math.sqrt(o.embd));
-        tensor(p + "ffn_up.weight", [o.embd, o.ff], 1 / Math.sqrt(o.embd));
-        tensor(p + "ffn_down.weight", [o.ff, o.embd], 1 / Math.sqrt(o.ff));
+        tensor(`${p}attn_output.weight`, [o.embd, o.embd], 1 / Math.sqrt(o.embd));
+        tensor(`${p}ffn_norm.weight`, [o.embd], "ones");
+        tensor(`${p}ffn_gate.weight`, [o.embd, o.ff], 1 / Math.sqrt(o.embd));
+        tensor(`${p}ffn_up.weight`, [o.embd, o.ff], 1 / Math.sqrt(o.embd));
+        tensor(`${p}ffn_down.weight`, [o.ff, o.embd], 1 / Math.sqrt(o.ff));
     }
 
     const { tokens, merges } = buildBpeVocab(vocabNormal);

@@ -32,8 +32,27 @@ describe("training pipeline (toy size)", () => {
         assert.ok(existsSync(PYTHON), `${PYTHON} is missing: run the install command (bash scripts/setup.sh)`);
         python(["train/corpus.py", "--out", p("corpus"), "--limit", "80"]);
         python(["train/tokenizer.py", "--corpus", p("corpus"), "--out", p("tok"), "--vocab", "512"]);
-        python(["train/train.py", "--corpus", p("corpus"), "--tokenizer", p("tok"), "--out", p("run"), "--max-steps", "40",
-            "--log-every", "10", "--batch", "8", "--seq", String(SEQ), "--threads", "1", "--config", JSON.stringify(TINY)]);
+        python([
+            "train/train.py",
+            "--corpus",
+            p("corpus"),
+            "--tokenizer",
+            p("tok"),
+            "--out",
+            p("run"),
+            "--max-steps",
+            "40",
+            "--log-every",
+            "10",
+            "--batch",
+            "8",
+            "--seq",
+            String(SEQ),
+            "--threads",
+            "1",
+            "--config",
+            JSON.stringify(TINY)
+        ]);
         const common = ["--checkpoint", p("run/checkpoint.pt"), "--tokenizer", p("tok"), "--hf", p("hf")];
         python(["train/export.py", ...common, "--gguf", p("f16.gguf"), "--type", "F16"]);
         python(["train/export.py", ...common, "--gguf", p("q8.gguf"), "--type", "Q8_0"]);
@@ -49,7 +68,8 @@ describe("training pipeline (toy size)", () => {
 
     it("a short run lowers the validation loss", () => {
         const log: { step: number; val_loss: number }[] = JSON.parse(readFileSync(p("run/log.json"), "utf8"));
-        const first = log[0].val_loss, last = log[log.length - 1].val_loss;
+        const first = log[0].val_loss,
+            last = log[log.length - 1].val_loss;
         assert.ok(last < first - 0.3, `validation loss ${first} -> ${last} after ${log[log.length - 1].step} steps`);
     });
 
@@ -77,7 +97,8 @@ describe("training pipeline (toy size)", () => {
 
     it("llama.cpp tokenizes the validation split exactly as the training tokenizer does", () => {
         const files: { path: string; text: string; ids: number[] }[] = JSON.parse(
-            python(["train/reference.py", "tokenize", "--tokenizer", p("tok"), "--corpus", p("corpus"), "--split", "val"]));
+            python(["train/reference.py", "tokenize", "--tokenizer", p("tok"), "--corpus", p("corpus"), "--split", "val"])
+        );
         assert.ok(files.length > 0, "the validation split is empty");
         for (const f of files) assert.deepEqual([...f16.tokenize(f.text, false, false)], f.ids, `${f.path} tokenizes differently`);
         // Special tokens written in text stay text unless asked for.
@@ -91,11 +112,14 @@ describe("training pipeline (toy size)", () => {
         for (const i of [20, 21, 22, 50]) tokens[i] = info.mask;
         const ref: number[][] = JSON.parse(python(["train/reference.py", "logits", "--checkpoint", p("run/checkpoint.pt"), "--tokens", tokens.join(",")]));
         const scale = Math.max(...ref.flat().map(Math.abs));
-        for (const [m, tol] of [[f16, 2e-3], [q8, 5e-2]] as const) {
+        for (const [m, tol] of [
+            [f16, 2e-3],
+            [q8, 5e-2]
+        ] as const) {
             const got = await m.forwardLogits(Int32Array.from(tokens));
             assert.equal(got.length, tokens.length * info.nVocab);
             let worst = 0;
-            ref.forEach((row, i) => row.forEach((x, v) => (worst = Math.max(worst, Math.abs(got[i * info.nVocab + v] - x)))));
+            for (const [i, row] of ref.entries()) for (const [v, x] of row.entries()) worst = Math.max(worst, Math.abs(got[i * info.nVocab + v] - x));
             assert.ok(worst <= tol * Math.max(1, scale), `max |llama.cpp − PyTorch| ${worst} (largest logit ${scale})`);
         }
     });

@@ -119,7 +119,7 @@ async function askInstruction(ctx: Ctx): Promise<string | undefined> {
     const recentItems: vscode.QuickPickItem[] = recent.map((label) => ({ label, description: "recent" }));
     const pick = vscode.window.createQuickPick();
     pick.title = "Rewrite with Dream-Coder";
-    pick.placeholder = "What should change? (e.g. \"use a list comprehension\")";
+    pick.placeholder = 'What should change? (e.g. "use a list comprehension")';
     pick.items = recentItems;
     // Its label is the value exactly, so the quick pick's sort (exact match first) keeps it on top.
     let typedItem: vscode.QuickPickItem | undefined;

@@ -80,10 +80,7 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
     const { models } = await ctx.client.sendRequest(lsp.listModels);
     let entry = models.find((m) => m.id === id);
     if (!entry) {
-        const pick = await vscode.window.showQuickPick(
-            downloadItems(models),
-            { title: "Dream-Coder: Download Model", matchOnDescription: true }
-        );
+        const pick = await vscode.window.showQuickPick(downloadItems(models), { title: "Dream-Coder: Download Model", matchOnDescription: true });
         entry = models.find((m) => m.id === pick?.id);
         if (!entry) return false;
     }
@@ -117,13 +114,7 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
 export async function offerFirstModel(ctx: Ctx): Promise<void> {
     if (config.model || ctx.extension.globalState.get<boolean>(NO_FIRST_MODEL_OFFER)) return;
     const recommended = recommendedModel();
-    const pick = await vscode.window.showInformationMessage(
-        firstModelOffer(recommended),
-        "Download…",
-        "Choose File…",
-        "Get Started",
-        "Don't Ask Again"
-    );
+    const pick = await vscode.window.showInformationMessage(firstModelOffer(recommended), "Download…", "Choose File…", "Get Started", "Don't Ask Again");
     if (pick === "Download…") {
         if (await downloadModel(ctx, recommended.id)) await useModel(ctx, recommended.id);
     } else if (pick === "Choose File…") {
@@ -143,16 +134,26 @@ export async function modelActions(ctx: Ctx): Promise<void> {
     const everywhere = inlineEnabled(enable, "*");
     const language = vscode.window.activeTextEditor?.document.languageId;
     type Action = vscode.QuickPickItem & { run(): unknown };
-    const command = (id: string, ...args: unknown[]) => () => vscode.commands.executeCommand(id, ...args);
+    const command =
+        (id: string, ...args: unknown[]) =>
+        () =>
+            vscode.commands.executeCommand(id, ...args);
     const actions: Action[] = [
         { label: "$(symbol-misc) Select Model…", description: s.model || "none", run: command("dreamCoder.selectModel") },
         { label: "$(cloud-download) Download Model…", run: command("dreamCoder.downloadModel") },
         { label: "", kind: vscode.QuickPickItemKind.Separator, run: () => undefined },
-        { label: everywhere ? "$(circle-slash) Turn Off Completions" : "$(check) Turn On Completions", description: "ghost text in every language", run: () => config.setInlineCompletion("*", !everywhere) }
+        {
+            label: everywhere ? "$(circle-slash) Turn Off Completions" : "$(check) Turn On Completions",
+            description: "ghost text in every language",
+            run: () => config.setInlineCompletion("*", !everywhere)
+        }
     ];
     if (language) {
         const here = inlineEnabled(enable, language);
-        actions.push({ label: `${here ? "$(circle-slash) Turn Off" : "$(check) Turn On"} Completions for ${language}`, run: () => config.setInlineCompletion(language, !here) });
+        actions.push({
+            label: `${here ? "$(circle-slash) Turn Off" : "$(check) Turn On"} Completions for ${language}`,
+            run: () => config.setInlineCompletion(language, !here)
+        });
     }
     actions.push(
         { label: "", kind: vscode.QuickPickItemKind.Separator, run: () => undefined },

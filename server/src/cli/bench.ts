@@ -35,10 +35,12 @@ export async function runLatencyBench(settings: Settings, flags: { file?: string
     const file = flags.file ?? join(__dirname, "..", "..", "..", "..", "server", "src", "holes.ts");
     const source = readFileSync(file, "utf8");
     const sessions: SessionResult[] = [];
-    for (const m of flags.modes) sessions.push(await typingSession({ ...settings, cache: m.cache, cacheReuse: m.reuse }, modeName(m), file, source, flags.bursts));
+    for (const m of flags.modes)
+        sessions.push(await typingSession({ ...settings, cache: m.cache, cacheReuse: m.reuse }, modeName(m), file, source, flags.bursts));
     const base = sessions[0];
     const rows = sessions.map(
-        (s) => `| ${s.mode} | ${s.bursts} | ${s.p50Ms.toFixed(0)} | ${s.p95Ms.toFixed(0)} | ${s.meanMs.toFixed(0)} | ${s.firstRequestMs.toFixed(0)} | ${(base.p50Ms / s.p50Ms).toFixed(1)}× |`
+        (s) =>
+            `| ${s.mode} | ${s.bursts} | ${s.p50Ms.toFixed(0)} | ${s.p95Ms.toFixed(0)} | ${s.meanMs.toFixed(0)} | ${s.firstRequestMs.toFixed(0)} | ${(base.p50Ms / s.p50Ms).toFixed(1)}× |`
     );
     process.stdout.write(
         `typing session on ${file}: ${BURST_KEYS} keys per burst, ${TYPING_INTERVAL_MS} ms apart; line hole ${settings.inlineCompletion.lineTokens} tokens, ` +
@@ -51,7 +53,7 @@ export async function runLatencyBench(settings: Settings, flags: { file?: string
     mkdirSync(dirname(flags.json), { recursive: true });
     writeFileSync(
         flags.json,
-        JSON.stringify(
+        `${JSON.stringify(
             {
                 file,
                 model: settings.model,
@@ -66,7 +68,7 @@ export async function runLatencyBench(settings: Settings, flags: { file?: string
             },
             null,
             2
-        ) + "\n"
+        )}\n`
     );
     process.stderr.write(`wrote ${flags.json}\n`);
 }
@@ -78,7 +80,7 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
         const lines = source.split("\n");
         const candidates = lines.map((l, i) => ({ l, i })).filter((x) => x.l.trim().length > BURST_KEYS + 2);
         const picks = Array.from({ length: bursts }, (_, k) => candidates[Math.floor((k * candidates.length) / bursts)]);
-        const uri = "file:///bench/" + file.split("/").pop();
+        const uri = `file:///bench/${file.split("/").pop()}`;
         const latencies: number[] = [];
         let firstRequestMs = 0;
         let version = 1;
@@ -89,7 +91,10 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
             const lineStart = lines.slice(0, pick.i).reduce((a, l) => a + l.length + 1, 0);
             const typed = pick.l.slice(indent, indent + BURST_KEYS);
             let text = source.slice(0, lineStart + indent) + source.slice(lineStart + pick.l.length);
-            await server.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version: ++version }, contentChanges: [{ text }] });
+            await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+                textDocument: { uri, version: ++version },
+                contentChanges: [{ text }]
+            });
             let last: Promise<unknown> = Promise.resolve();
             let sentAt = 0;
             for (let c = 0; c < typed.length; c++) {
@@ -101,7 +106,11 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
                 });
                 sentAt = performance.now();
                 last = server.connection
-                    .sendRequest(InlineCompletionRequest.type, { textDocument: { uri }, position: { line: pick.i, character: character + 1 }, context: { triggerKind: 2 } })
+                    .sendRequest(InlineCompletionRequest.type, {
+                        textDocument: { uri },
+                        position: { line: pick.i, character: character + 1 },
+                        context: { triggerKind: 2 }
+                    })
                     .catch(() => null);
                 if (c < typed.length - 1) await sleep(TYPING_INTERVAL_MS);
             }

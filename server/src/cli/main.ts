@@ -70,7 +70,8 @@ interface ModelFlags {
 
 function settingsFrom(flags: ModelFlags, extra: Record<string, unknown> = {}): Settings {
     const model = flags.model ?? process.env.DREAM_CODER_MODEL ?? "";
-    if (!model) throw new InvalidArgumentError(`no model: pass --model with a GGUF file or one of ${CATALOG.map((m) => m.id).join(", ")}, or set DREAM_CODER_MODEL`);
+    if (!model)
+        throw new InvalidArgumentError(`no model: pass --model with a GGUF file or one of ${CATALOG.map((m) => m.id).join(", ")}, or set DREAM_CODER_MODEL`);
     const { settings, problems } = readSettings({
         model,
         modelsDirectory: flags.modelsDir,
@@ -92,9 +93,16 @@ function settingsFrom(flags: ModelFlags, extra: Record<string, unknown> = {}): S
 }
 
 /** Runs a job with a progress bar, and prints the generation order if asked. */
-async function runJob<T extends { denoised: Denoised | null }>(flags: ModelFlags, settings: Settings, job: (host: ModelHost, options: JobOptions) => Promise<T>): Promise<T> {
+async function runJob<T extends { denoised: Denoised | null }>(
+    flags: ModelFlags,
+    settings: Settings,
+    job: (host: ModelHost, options: JobOptions) => Promise<T>
+): Promise<T> {
     const progress = new JobProgress();
-    const host = new ModelHost((s) => progress.status(s), (message) => process.stderr.write(`dream-coder: ${message}\n`));
+    const host = new ModelHost(
+        (s) => progress.status(s),
+        (message) => process.stderr.write(`dream-coder: ${message}\n`)
+    );
     host.configure(settings);
     const interrupt = new AbortController();
     const onSigint = () => interrupt.abort();
@@ -191,25 +199,37 @@ withModelOptions(program.command("complete <file>").description("the inline comp
         const offset = offsetOf(text, flags.at);
         const settings = settingsFrom(flags);
         const r = await runJob(flags, settings, (host, options) => new InlineCompleter().complete(host, file, text, offset, options));
-        process.stdout.write(r.text + "\n");
+        process.stdout.write(`${r.text}\n`);
     });
 
 withModelOptions(program.command("rewrite <file>").description("rewrite lines under an instruction; prints the span edits as a diff"))
     .requiredOption("--lines <start-end>", "the lines to rewrite (1-based, inclusive)")
     .requiredOption("--instruction <text>", "what to change")
-    .addOption(new Option("--mode <mode>", "instruct: the model rewrites; remask: re-denoise unlikely tokens (experimental)").choices(["instruct", "remask"]).default("instruct"))
+    .addOption(
+        new Option("--mode <mode>", "instruct: the model rewrites; remask: re-denoise unlikely tokens (experimental)")
+            .choices(["instruct", "remask"])
+            .default("instruct")
+    )
     .option("--language <id>", "language id shown to the model (default: from the file name)")
     .option("-i, --in-place", "change the file instead of printing a diff")
-    .action(async (file: string, flags: ModelFlags & { lines: string; instruction: string; mode: "instruct" | "remask"; language?: string; inPlace?: boolean }) => {
-        const text = readSource(file);
-        const [start, end] = lineRange(text, flags.lines);
-        const settings = settingsFrom(flags);
-        const languageId = flags.language ?? languageOf(file);
-        const r = await runJob(flags, settings, (host, options) =>
-            host.run((m) => rewriteSelection(m, { selection: text.slice(start, end), at: start, eol: lineEnding(text), instruction: flags.instruction, languageId, mode: flags.mode }, options))
-        );
-        deliver(file, text, r.edits, flags.inPlace);
-    });
+    .action(
+        async (file: string, flags: ModelFlags & { lines: string; instruction: string; mode: "instruct" | "remask"; language?: string; inPlace?: boolean }) => {
+            const text = readSource(file);
+            const [start, end] = lineRange(text, flags.lines);
+            const settings = settingsFrom(flags);
+            const languageId = flags.language ?? languageOf(file);
+            const r = await runJob(flags, settings, (host, options) =>
+                host.run((m) =>
+                    rewriteSelection(
+                        m,
+                        { selection: text.slice(start, end), at: start, eol: lineEnding(text), instruction: flags.instruction, languageId, mode: flags.mode },
+                        options
+                    )
+                )
+            );
+            deliver(file, text, r.edits, flags.inPlace);
+        }
+    );
 
 withModelOptions(program.command("sketch <file>").description("draw a function body at a place after its signature and docstring"))
     .requiredOption("--at <line:col>", "where the body goes (1-based)")
@@ -230,7 +250,9 @@ models
     .action((flags: { modelsDir?: string }) => {
         const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
         for (const m of listCatalog(settings)) {
-            process.stdout.write(`${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? "downloaded " + m.path : "not downloaded"}${m.recommended ? "  (recommended)" : ""}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`);
+            process.stdout.write(
+                `${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? `downloaded ${m.path}` : "not downloaded"}${m.recommended ? "  (recommended)" : ""}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`
+            );
         }
         process.stdout.write(`\nModels directory: ${modelsDirectory(settings)}\n`);
     });
@@ -256,7 +278,11 @@ models
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))
     .option("--file <path>", "the source file to type (default: this package's server/src/holes.ts)")
     .option("--bursts <n>", "typing bursts", integer(1), 30)
-    .option("--compare <modes>", "cache modes to measure side by side, one server each; +reuse keeps each document's cache between requests (e.g. none,dual,dual+reuse)", "none,dual,dual+reuse")
+    .option(
+        "--compare <modes>",
+        "cache modes to measure side by side, one server each; +reuse keeps each document's cache between requests (e.g. none,dual,dual+reuse)",
+        "none,dual,dual+reuse"
+    )
     .option("--json <path>", "where to write the results", "bench-results/lsp-latency.json")
     .action(async (flags: ModelFlags & { file?: string; bursts: number; json: string; compare: string }) => {
         const modes = flags.compare.split(",").map((name) => {
@@ -283,14 +309,32 @@ program
     .option("--resume <file.jsonl>", "finished problems: skipped if there, appended as they finish")
     .option("--json <path>", "where to write the results", "bench-results/eval.json")
     .option("--data-dir <dir>", "where the problem files are (default: the package's data/)")
-    .addOption(new Option("--substitute <kind>", `no model: every completion is ${Object.entries(SUBSTITUTES).map(([k, v]) => `${k}: ${v}`).join("; ")}`).choices(Object.keys(SUBSTITUTES)))
+    .addOption(
+        new Option(
+            "--substitute <kind>",
+            `no model: every completion is ${Object.entries(SUBSTITUTES)
+                .map(([k, v]) => `${k}: ${v}`)
+                .join("; ")}`
+        ).choices(Object.keys(SUBSTITUTES))
+    )
     .action(async (flags: EvalFlags & ModelFlags) => {
         await evalCommand(flags, flags.substitute ? undefined : settingsFrom(flags));
     });
 
 function languageOf(file: string): string {
     const ext = file.slice(file.lastIndexOf(".") + 1);
-    const known: Record<string, string> = { py: "python", ts: "typescript", js: "javascript", rs: "rust", go: "go", c: "c", cpp: "cpp", java: "java", rb: "ruby", sh: "shellscript" };
+    const known: Record<string, string> = {
+        py: "python",
+        ts: "typescript",
+        js: "javascript",
+        rs: "rust",
+        go: "go",
+        c: "c",
+        cpp: "cpp",
+        java: "java",
+        rb: "ruby",
+        sh: "shellscript"
+    };
     return known[ext] ?? ext;
 }
 

@@ -29,7 +29,12 @@ export class JobProgress {
         if (this.phase !== phase) {
             this.stop();
             this.phase = phase;
-            this.bar = new SingleBar({ format: `${phase.padEnd(9)} [{bar}] {value}/{total} {duration_formatted}`, stream: process.stderr, hideCursor: true, clearOnComplete: false });
+            this.bar = new SingleBar({
+                format: `${phase.padEnd(9)} [{bar}] {value}/{total} {duration_formatted}`,
+                stream: process.stderr,
+                hideCursor: true,
+                clearOnComplete: false
+            });
             this.bar.start(total, value);
         }
         this.bar!.setTotal(total);
@@ -67,7 +72,7 @@ function stepColour(step: number, steps: number): string {
         const k = (n + hue / 60) % 6;
         return Math.round(255 * (0.85 - 0.6 * Math.max(0, Math.min(k, 4 - k, 1))));
     };
-    return "#" + [f(5), f(3), f(1)].map((v) => v.toString(16).padStart(2, "0")).join("");
+    return `#${[f(5), f(3), f(1)].map((v) => v.toString(16).padStart(2, "0")).join("")}`;
 }
 
 /** The generated text with every token coloured by its step, hole by hole, with a legend and the timings. */
@@ -79,10 +84,12 @@ export async function generationOrder(trace: DenoiseTrace): Promise<string> {
     const legend = [0, 0.25, 0.5, 0.75, 1].map((f) => ansis.hex(stepColour(Math.round(f * (steps - 1)), steps))("■")).join("");
     const lines = [...holes.entries()].sort((a, b) => a[0] - b[0]).map(([h, text]) => `${ansis.dim(`hole ${h + 1}:`)} ${text}`);
     lines.push(
-        ansis.dim(`order: first ${legend} last · ${steps} steps, ${trace.forwardPasses} forward passes, ${trace.tokens.length} tokens, ` +
-            `${trace.msPerStep.toFixed(1)} ms/step, ${trace.tokensPerSecond.toFixed(1)} tokens/s`)
+        ansis.dim(
+            `order: first ${legend} last · ${steps} steps, ${trace.forwardPasses} forward passes, ${trace.tokens.length} tokens, ` +
+                `${trace.msPerStep.toFixed(1)} ms/step, ${trace.tokensPerSecond.toFixed(1)} tokens/s`
+        )
     );
-    return lines.join("\n") + "\n";
+    return `${lines.join("\n")}\n`;
 }
 
 export function unifiedDiff(path: string, before: string, after: string): string {

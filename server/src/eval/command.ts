@@ -6,7 +6,17 @@ import { SingleBar } from "cli-progress";
 import { ModelHost } from "../modelHost";
 import type { Settings } from "../settings";
 import { parseConfigs } from "./configs";
-import { describeHolePolicy, markdownTable, modelCompleter, parseHolePolicy, runEval, substituteCompleter, summarize, type Completer, type Substitute } from "./harness";
+import {
+    describeHolePolicy,
+    markdownTable,
+    modelCompleter,
+    parseHolePolicy,
+    runEval,
+    substituteCompleter,
+    summarize,
+    type Completer,
+    type Substitute
+} from "./harness";
 import { DATA_DIR, isProblemSet, loadProblems, PROBLEM_SETS } from "./problems";
 import { PYTHON, sandboxIsolation } from "./sandbox";
 
@@ -53,9 +63,11 @@ export async function evalCommand(flags: EvalFlags, settings: Settings | undefin
         ...(problems.some((p) => p.check.kind === "parse") ? ["pass@1 of py-lines and py-token: the whole filled file parses (Python's ast)"] : []),
         ...(isolation.notIsolated ? [`not isolated here: ${isolation.notIsolated}`] : [])
     ];
-    process.stdout.write(header.join("\n") + "\n\n");
+    process.stdout.write(`${header.join("\n")}\n\n`);
 
-    const bar = process.stderr.isTTY ? new SingleBar({ format: "eval [{bar}] {value}/{total} {config} {task} {eta_formatted}", stream: process.stderr, hideCursor: true }) : undefined;
+    const bar = process.stderr.isTTY
+        ? new SingleBar({ format: "eval [{bar}] {value}/{total} {config} {task} {eta_formatted}", stream: process.stderr, hideCursor: true })
+        : undefined;
     bar?.start(problems.length * configs.length, 0, { config: "", task: "" });
     const started = performance.now();
     try {
@@ -72,7 +84,7 @@ export async function evalCommand(flags: EvalFlags, settings: Settings | undefin
         process.stdout.write(markdownTable(summaries));
         process.stdout.write(`\n${records.length} records, ${((performance.now() - started) / 1000).toFixed(0)} s this run\n`);
         mkdirSync(dirname(flags.json), { recursive: true });
-        writeFileSync(flags.json, JSON.stringify({ model: modelName, header, configs, summaries, records }, null, 2) + "\n");
+        writeFileSync(flags.json, `${JSON.stringify({ model: modelName, header, configs, summaries, records }, null, 2)}\n`);
         process.stderr.write(`results: ${flags.json}\n`);
     } finally {
         bar?.stop();

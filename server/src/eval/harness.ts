@@ -63,7 +63,8 @@ export type Substitute = keyof typeof SUBSTITUTES;
 /** The stand-ins of SUBSTITUTES. No forward pass. */
 export function substituteCompleter(kind: Substitute): Completer {
     return async (problem) => {
-        if (kind === "trivial" && problem.trivial === undefined) throw new Error(`the ${problem.set} set has no trivial filler: --substitute trivial is for py-lines and py-token`);
+        if (kind === "trivial" && problem.trivial === undefined)
+            throw new Error(`the ${problem.set} set has no trivial filler: --substitute trivial is for py-lines and py-token`);
         const text = kind === "canonical" ? problem.truth : kind === "trivial" ? problem.trivial! : "";
         return { text, budget: 0, forwardPasses: 0, ms: 0 };
     };
@@ -118,7 +119,10 @@ export async function runEval(options: EvalOptions): Promise<EvalRecord[]> {
             if (records.has(key)) continue;
             const c = await complete(problem, config);
             let run = runs.get(c.text);
-            if (!run) runs.set(c.text, (run = runPython(programFor(problem, c.text), options.limits ?? DEFAULT_LIMITS)));
+            if (!run) {
+                run = runPython(programFor(problem, c.text), options.limits ?? DEFAULT_LIMITS);
+                runs.set(c.text, run);
+            }
             const result = await run;
             const record: EvalRecord = {
                 config: config.name,
@@ -135,7 +139,7 @@ export async function runEval(options: EvalOptions): Promise<EvalRecord[]> {
             };
             if (!record.passed) record.error = `${result.outcome}: ${result.output.slice(-300)}`;
             records.set(key, record);
-            if (options.resume) appendFileSync(options.resume, JSON.stringify(record) + "\n");
+            if (options.resume) appendFileSync(options.resume, `${JSON.stringify(record)}\n`);
             options.onRecord?.(record, records.size, total);
         }
     }
@@ -144,13 +148,16 @@ export async function runEval(options: EvalOptions): Promise<EvalRecord[]> {
 
 function readRecords(path: string): EvalRecord[] {
     if (!existsSync(path)) return [];
-    return readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "").map((line, i) => {
-        try {
-            return JSON.parse(line) as EvalRecord;
-        } catch {
-            throw new Error(`${path}: line ${i + 1} is not JSON (a record cut short? remove that line to resume)`);
-        }
-    });
+    return readFileSync(path, "utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .map((line, i) => {
+            try {
+                return JSON.parse(line) as EvalRecord;
+            } catch {
+                throw new Error(`${path}: line ${i + 1} is not JSON (a record cut short? remove that line to resume)`);
+            }
+        });
 }
 
 export interface ConfigSummary {
@@ -190,8 +197,14 @@ export function summarize(records: EvalRecord[], configs: DecodeConfig[]): Confi
             exactMatch: n ? rows.filter((r) => r.exactMatch).length / n : 0,
             forwardPassesPerProblem: n ? passes / n : 0,
             tokensPerPass: passes ? rows.reduce((a, r) => a + r.budget, 0) / passes : null,
-            p50Ms: percentile(rows.map((r) => r.ms), 50),
-            p95Ms: percentile(rows.map((r) => r.ms), 95),
+            p50Ms: percentile(
+                rows.map((r) => r.ms),
+                50
+            ),
+            p95Ms: percentile(
+                rows.map((r) => r.ms),
+                95
+            ),
             agreesWithExact: compared.length ? compared.filter((r) => r.completion === exact.get(r.taskId)).length / compared.length : null
         };
     });
@@ -204,9 +217,11 @@ export function markdownTable(summaries: ConfigSummary[]): string {
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     ];
     for (const s of summaries) {
-        lines.push(`| ${s.config} | ${s.problems} | ${pct(s.passAt1)} (${s.passed}/${s.problems}) | ${pct(s.exactMatch)} | ${s.forwardPassesPerProblem.toFixed(1)} | ` +
-            `${s.tokensPerPass === null ? "—" : s.tokensPerPass.toFixed(2)} | ${s.p50Ms.toFixed(0)} ms | ${s.p95Ms.toFixed(0)} ms | ` +
-            `${s.agreesWithExact === null ? "—" : pct(s.agreesWithExact)} |`);
+        lines.push(
+            `| ${s.config} | ${s.problems} | ${pct(s.passAt1)} (${s.passed}/${s.problems}) | ${pct(s.exactMatch)} | ${s.forwardPassesPerProblem.toFixed(1)} | ` +
+                `${s.tokensPerPass === null ? "—" : s.tokensPerPass.toFixed(2)} | ${s.p50Ms.toFixed(0)} ms | ${s.p95Ms.toFixed(0)} ms | ` +
+                `${s.agreesWithExact === null ? "—" : pct(s.agreesWithExact)} |`
+        );
     }
-    return lines.join("\n") + "\n";
+    return `${lines.join("\n")}\n`;
 }

@@ -71,9 +71,14 @@ function readJsonl<T>(dataDir: string, file: string, set: string): { path: strin
     try {
         raw = readFileSync(path);
     } catch (e) {
-        throw new Error(`missing data file ${path} for the ${set} set (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the sets ship in the package's data/`);
+        throw new Error(
+            `missing data file ${path} for the ${set} set (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the sets ship in the package's data/`
+        );
     }
-    const lines = gunzipSync(raw).toString("utf8").split("\n").filter((l) => l.trim() !== "");
+    const lines = gunzipSync(raw)
+        .toString("utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "");
     return { path, records: lines.map((line) => JSON.parse(line) as T) };
 }
 
@@ -84,21 +89,36 @@ export function loadProblems(set: ProblemSet, dataDir = DATA_DIR): Problem[] {
         for (const key of ["task_id", "entry_point", "prompt", "canonical_solution", "test"] as const) {
             if (typeof r[key] !== "string") throw new Error(`${path}: line ${i + 1} has no ${key}`);
         }
-        return { set, taskId: r.task_id, prefix: r.prompt, truth: r.canonical_solution, suffix: r.suffix ?? "", check: { kind: "tests", entryPoint: r.entry_point, test: r.test } };
+        return {
+            set,
+            taskId: r.task_id,
+            prefix: r.prompt,
+            truth: r.canonical_solution,
+            suffix: r.suffix ?? "",
+            check: { kind: "tests", entryPoint: r.entry_point, test: r.test }
+        };
     });
 }
 
 function loadSpans(set: "py-lines" | "py-token", dataDir: string): Problem[] {
     const files = new Map(readJsonl<{ path: string; text: string }>(dataDir, SPAN_FILES, set).records.map((f) => [f.path, f.text]));
     const { path, records } = readJsonl<SpanRecord>(dataDir, PROBLEM_SETS[set], set);
-    return records.filter((r) => r.set === set).map((r) => {
-        const text = files.get(r.file);
-        if (text === undefined || text.slice(r.start, r.end) !== r.canonical_solution) throw new Error(`${path}: ${r.task_id} does not match ${r.file} in ${SPAN_FILES}`);
-        return {
-            set, taskId: r.task_id, prefix: r.prompt, truth: r.canonical_solution, suffix: r.suffix, trivial: r.trivial,
-            check: { kind: "parse", fileBefore: text.slice(0, r.start), fileAfter: text.slice(r.end) }
-        };
-    });
+    return records
+        .filter((r) => r.set === set)
+        .map((r) => {
+            const text = files.get(r.file);
+            if (text === undefined || text.slice(r.start, r.end) !== r.canonical_solution)
+                throw new Error(`${path}: ${r.task_id} does not match ${r.file} in ${SPAN_FILES}`);
+            return {
+                set,
+                taskId: r.task_id,
+                prefix: r.prompt,
+                truth: r.canonical_solution,
+                suffix: r.suffix,
+                trivial: r.trivial,
+                check: { kind: "parse", fileBefore: text.slice(0, r.start), fileAfter: text.slice(r.end) }
+            };
+        });
 }
 
 /**

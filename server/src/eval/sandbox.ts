@@ -62,7 +62,7 @@ function runUid(): number {
     return 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
 }
 const NOGROUP = 65534;
-const PRIVATE_TMP = "for d in /tmp /var/tmp /dev/shm; do if [ -d $d ]; then mount -t tmpfs -o size=16m,mode=1777 tmpfs $d || exit 125; fi; done; exec \"$@\"";
+const PRIVATE_TMP = 'for d in /tmp /var/tmp /dev/shm; do if [ -d $d ]; then mount -t tmpfs -o size=16m,mode=1777 tmpfs $d || exit 125; fi; done; exec "$@"';
 
 let probed: Isolation | undefined;
 
@@ -70,7 +70,8 @@ let probed: Isolation | undefined;
 export function sandboxIsolation(): Isolation {
     if (probed) return probed;
     if (spawnSync("prlimit", ["--version"]).status !== 0) throw new Error("the sandbox needs prlimit (util-linux): apt-get install util-linux");
-    const full = process.getuid?.() === 0 &&
+    const full =
+        process.getuid?.() === 0 &&
         spawnSync("setpriv", ["--version"]).status === 0 &&
         spawnSync("unshare", ["--net", "--pid", "--fork", "--kill-child", "--mount", "--", "sh", "-c", PRIVATE_TMP, "probe", "true"]).status === 0;
     const common = "fresh directory, own process group killed on time-out, CPU/wall/address-space/file-size/process limits, capped output, empty environment";
@@ -86,11 +87,19 @@ export function runPython(program: string, limits: SandboxLimits = DEFAULT_LIMIT
     const dir = mkdtempSync(join(tmpdir(), "dream-coder-eval-"));
     const uid = runUid();
     const limited = [
-        "prlimit", `--cpu=${limits.cpuSeconds}`, `--as=${limits.memoryBytes}`, `--fsize=${limits.fileBytes}`, `--nproc=${limits.processes}`, "--core=0", "--",
+        "prlimit",
+        `--cpu=${limits.cpuSeconds}`,
+        `--as=${limits.memoryBytes}`,
+        `--fsize=${limits.fileBytes}`,
+        `--nproc=${limits.processes}`,
+        "--core=0",
+        "--",
         // The program comes on stdin: with a private /tmp the directory's path no longer leads to it, but the
         // working directory still does.
         ...(isolation.full ? ["setpriv", `--reuid=${uid}`, `--regid=${NOGROUP}`, "--clear-groups", "--"] : []),
-        PYTHON, "-I", "-"
+        PYTHON,
+        "-I",
+        "-"
     ];
     const [command, ...args] = isolation.full
         ? ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount", "--", "sh", "-c", PRIVATE_TMP, "sandbox", ...limited]

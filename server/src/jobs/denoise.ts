@@ -50,7 +50,10 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
     const pieces = new Map<number, string>();
     const piece = (t: number) => {
         let p = pieces.get(t);
-        if (p === undefined) pieces.set(t, (p = model.isEndToken(t) ? "" : model.detokenize([t])));
+        if (p === undefined) {
+            p = model.isEndToken(t) ? "" : model.detokenize([t]);
+            pieces.set(t, p);
+        }
         return p;
     };
     // The holes' tokens as they are revealed; -1 is still masked.
@@ -62,17 +65,19 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
         ...params,
         ...(reuse ? { reuseKey: options.document } : {}),
         signal: options.signal,
-        onStep: onPartial && ((s) => {
-            s.positions.forEach((pos, i) => {
-                const h = layout.holes.findIndex((hole) => pos >= hole.start && pos < hole.start + hole.length);
-                if (h >= 0) current[h][pos - layout.holes[h].start] = s.tokens[i];
-            });
-            onPartial({
-                step: s.step + 1,
-                scheduleSteps: params.steps!,
-                texts: current.map((toks) => partialText(toks, model, piece))
-            });
-        })
+        onStep:
+            onPartial &&
+            ((s) => {
+                s.positions.forEach((pos, i) => {
+                    const h = layout.holes.findIndex((hole) => pos >= hole.start && pos < hole.start + hole.length);
+                    if (h >= 0) current[h][pos - layout.holes[h].start] = s.tokens[i];
+                });
+                onPartial({
+                    step: s.step + 1,
+                    scheduleSteps: params.steps!,
+                    texts: current.map((toks) => partialText(toks, model, piece))
+                });
+            })
     });
     const tokens: DenoiseTrace["tokens"] = [];
     result.holes.forEach((h, hole) => {
@@ -107,4 +112,3 @@ function partialText(tokens: number[], model: DiffusionModel, piece: (t: number)
     }
     return out;
 }
-

@@ -37,7 +37,9 @@ const REMASK_SLACK = 2;
 export async function rewriteSelection(model: DiffusionModel, request: RewriteRequest, options: JobOptions): Promise<Rewritten> {
     if (!request.instruction.trim()) throw new RangeError("a rewrite needs an instruction");
     if (request.instruction.length > MAX_INSTRUCTION_CHARS) {
-        throw new RangeError(`the instruction is ${request.instruction.length.toLocaleString("en")} characters long; at most ${MAX_INSTRUCTION_CHARS.toLocaleString("en")} are accepted`);
+        throw new RangeError(
+            `the instruction is ${request.instruction.length.toLocaleString("en")} characters long; at most ${MAX_INSTRUCTION_CHARS.toLocaleString("en")} are accepted`
+        );
     }
     if (!request.selection.trim()) throw new RangeError("select the code to rewrite first");
     const text = request.mode === "remask" ? await remask(model, request, options) : await instruct(model, request, options);
@@ -47,8 +49,10 @@ export async function rewriteSelection(model: DiffusionModel, request: RewriteRe
 }
 
 function userPrompt(r: RewriteRequest): string {
-    return `Rewrite this ${r.languageId} code as the instruction says. Reply with the rewritten code only, in one code block.\n\n` +
-        `Instruction: ${r.instruction.trim()}\n\n\`\`\`${r.languageId}\n${r.selection}\n\`\`\``;
+    return (
+        `Rewrite this ${r.languageId} code as the instruction says. Reply with the rewritten code only, in one code block.\n\n` +
+        `Instruction: ${r.instruction.trim()}\n\n\`\`\`${r.languageId}\n${r.selection}\n\`\`\``
+    );
 }
 
 async function instruct(model: DiffusionModel, r: RewriteRequest, options: JobOptions): Promise<{ text: string; denoised: Denoised }> {
@@ -66,7 +70,7 @@ async function remask(model: DiffusionModel, r: RewriteRequest, options: JobOpti
     const head = [
         ...(info.addBos && info.bos >= 0 ? [info.bos] : []),
         ...model.tokenize(prompt, { parseSpecial: true }),
-        ...model.tokenize("```" + r.languageId + "\n")
+        ...model.tokenize(`\`\`\`${r.languageId}\n`)
     ];
     const tail = [...model.tokenize("\n```")];
     let body = [...model.tokenize(r.selection)];

@@ -23,7 +23,10 @@ export interface GgufHeader {
 
 /** The header is unreadable: the message says what is wrong and where. */
 export class GgufHeaderError extends Error {
-    constructor(message: string, readonly notGguf = false) {
+    constructor(
+        message: string,
+        readonly notGguf = false
+    ) {
         super(message);
     }
 }
@@ -47,7 +50,10 @@ class BoundedReader {
     private chunkStart = 0;
     position = 0;
 
-    constructor(private readonly file: FileHandle, readonly size: number) {}
+    constructor(
+        private readonly file: FileHandle,
+        readonly size: number
+    ) {}
 
     get remaining(): number {
         return this.size - this.position;
@@ -100,17 +106,28 @@ async function scalar(r: BoundedReader, type: number, what: string): Promise<Ggu
     if (size === undefined) throw new GgufHeaderError(`${what} has an unknown value type (${type})`);
     const b = await r.bytes(size, what);
     switch (type) {
-        case 0: return b.readUInt8(0);
-        case 1: return b.readInt8(0);
-        case 2: return b.readUInt16LE(0);
-        case 3: return b.readInt16LE(0);
-        case 4: return b.readUInt32LE(0);
-        case 5: return b.readInt32LE(0);
-        case 6: return b.readFloatLE(0);
-        case 7: return b[0] !== 0;
-        case 10: return b.readBigUInt64LE(0);
-        case 11: return b.readBigInt64LE(0);
-        default: return b.readDoubleLE(0);
+        case 0:
+            return b.readUInt8(0);
+        case 1:
+            return b.readInt8(0);
+        case 2:
+            return b.readUInt16LE(0);
+        case 3:
+            return b.readInt16LE(0);
+        case 4:
+            return b.readUInt32LE(0);
+        case 5:
+            return b.readInt32LE(0);
+        case 6:
+            return b.readFloatLE(0);
+        case 7:
+            return b[0] !== 0;
+        case 10:
+            return b.readBigUInt64LE(0);
+        case 11:
+            return b.readBigInt64LE(0);
+        default:
+            return b.readDoubleLE(0);
     }
 }
 
@@ -119,7 +136,7 @@ async function metaValue(r: BoundedReader, key: string): Promise<GgufMetaValue> 
     if (type !== ARRAY) return scalar(r, type, key);
     const itemType = await r.u32(`the item type of ${key}`);
     if (itemType === ARRAY) throw new GgufHeaderError(`${key} is an array of arrays, which GGUF does not allow`);
-    const n = await r.count(`the length of ${key}`, itemType === STRING ? 8 : FIXED_SIZE[itemType] ?? 1);
+    const n = await r.count(`the length of ${key}`, itemType === STRING ? 8 : (FIXED_SIZE[itemType] ?? 1));
     const items: GgufScalar[] = new Array(n);
     for (let i = 0; i < n; i++) items[i] = await scalar(r, itemType, `${key}[${i}]`);
     return items;

@@ -10,7 +10,11 @@ export const DIFFUSION_ARCHITECTURES = ["dream", "llada", "llada-moe", "rnd1"] a
 export type ModelFileProblem = "missing" | "not-gguf" | "corrupt" | "truncated" | "autoregressive" | "bad-hyperparameters" | "no-mask-token";
 
 export class ModelFileError extends Error {
-    constructor(readonly path: string, readonly problem: ModelFileProblem, detail: string) {
+    constructor(
+        readonly path: string,
+        readonly problem: ModelFileProblem,
+        detail: string
+    ) {
         super(`${path}: ${detail}`);
         this.name = "ModelFileError";
     }
@@ -35,12 +39,17 @@ const asNumber = (v: unknown) => (typeof v === "number" ? v : typeof v === "bigi
 /** A stat or read failure as the user should read it. */
 function unreadable(path: string, e: NodeJS.ErrnoException): ModelFileError {
     switch (e.code) {
-        case "ENOENT": return new ModelFileError(path, "missing", "model file not found");
-        case "ELOOP": return new ModelFileError(path, "missing", "the path is a loop of symbolic links");
+        case "ENOENT":
+            return new ModelFileError(path, "missing", "model file not found");
+        case "ELOOP":
+            return new ModelFileError(path, "missing", "the path is a loop of symbolic links");
         case "EACCES":
-        case "EPERM": return new ModelFileError(path, "missing", "permission denied: the file, or a folder on its path, cannot be read");
-        case "ENOTDIR": return new ModelFileError(path, "missing", "model file not found (a part of the path is not a folder)");
-        default: return new ModelFileError(path, "corrupt", `the file cannot be read (${e.code ?? e.message})`);
+        case "EPERM":
+            return new ModelFileError(path, "missing", "permission denied: the file, or a folder on its path, cannot be read");
+        case "ENOTDIR":
+            return new ModelFileError(path, "missing", "model file not found (a part of the path is not a folder)");
+        default:
+            return new ModelFileError(path, "corrupt", `the file cannot be read (${e.code ?? e.message})`);
     }
 }
 
@@ -77,7 +86,11 @@ export async function inspectModelFile(path: string, addon: NativeAddon): Promis
     // Tensor data must all lie inside the file.
     let end = 0;
     for (const t of header.tensors) {
-        const bytes = addon.tensorBytes(t.ggmlType, t.dims[0], t.dims.slice(1).reduce((a, b) => a * b, 1));
+        const bytes = addon.tensorBytes(
+            t.ggmlType,
+            t.dims[0],
+            t.dims.slice(1).reduce((a, b) => a * b, 1)
+        );
         if (bytes === null) {
             throw new ModelFileError(path, "corrupt", `tensor ${t.name} has a type (${t.ggmlType}) or shape this llama.cpp cannot read`);
         }
@@ -93,9 +106,12 @@ export async function inspectModelFile(path: string, addon: NativeAddon): Promis
         throw new ModelFileError(path, "corrupt", "the file names no architecture (general.architecture)");
     }
     if (!(DIFFUSION_ARCHITECTURES as readonly string[]).includes(architecture)) {
-        throw new ModelFileError(path, "autoregressive",
+        throw new ModelFileError(
+            path,
+            "autoregressive",
             `this is an autoregressive model (architecture '${architecture}'); Dream-Coder needs a diffusion model ` +
-            `(${DIFFUSION_ARCHITECTURES.join(", ")}), such as Dream-Coder-v0-Instruct-7B`);
+                `(${DIFFUSION_ARCHITECTURES.join(", ")}), such as Dream-Coder-v0-Instruct-7B`
+        );
     }
     const hyperparameterProblem = checkHyperparameters(meta, architecture);
     if (hyperparameterProblem) throw new ModelFileError(path, "bad-hyperparameters", hyperparameterProblem);
@@ -108,7 +124,11 @@ export async function inspectModelFile(path: string, addon: NativeAddon): Promis
         throw new ModelFileError(path, "no-mask-token", "the model has no mask token (tokenizer.ggml.mask_token_id), which diffusion decoding needs");
     }
     if (!Number.isInteger(maskToken) || maskToken < 0 || maskToken >= vocabulary) {
-        throw new ModelFileError(path, "no-mask-token", `the mask token id (tokenizer.ggml.mask_token_id = ${maskToken}) is outside the vocabulary of ${vocabulary} tokens`);
+        throw new ModelFileError(
+            path,
+            "no-mask-token",
+            `the mask token id (tokenizer.ggml.mask_token_id = ${maskToken}) is outside the vocabulary of ${vocabulary} tokens`
+        );
     }
     const shift = meta.get("diffusion.shift_logits");
     const template = meta.get("tokenizer.chat_template");
@@ -176,12 +196,17 @@ function checkHyperparameters(meta: Map<string, GgufMetaValue>, arch: string): s
         if (experts > 0 && groups >= experts) fail(`${key("expert_group_count")} (${groups}) is not less than ${key("expert_count")} (${experts})`);
         if (experts === 0 && groups !== 0) fail(`${key("expert_group_count")} is ${groups} in a model without experts`);
         if (groups > 1 && (experts % groups !== 0 || groupUsed === 0 || groupUsed >= groups)) {
-            fail(`${key("expert_group_count")} (${groups}) and ${key("expert_group_used_count")} (${groupUsed}) do not fit ${key("expert_count")} (${experts})`);
+            fail(
+                `${key("expert_group_count")} (${groups}) and ${key("expert_group_used_count")} (${groupUsed}) do not fit ${key("expert_count")} (${experts})`
+            );
         }
 
         const heads = values("attention.head_count");
         const headsKv = values("attention.head_count_kv", heads);
-        for (const [k, vs] of [["attention.head_count", heads], ["attention.head_count_kv", headsKv]] as const) {
+        for (const [k, vs] of [
+            ["attention.head_count", heads],
+            ["attention.head_count_kv", headsKv]
+        ] as const) {
             if (vs.length !== 1 && vs.length !== layers) fail(`${key(k)} has ${vs.length} entries for ${layers} layers`);
         }
         heads.forEach((h, l) => {

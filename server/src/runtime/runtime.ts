@@ -97,7 +97,10 @@ export class DiffusionModel {
     readonly info: NativeModelInfo;
     private readonly endTokens: Set<number>;
 
-    private constructor(private readonly native: NativeModel, readonly file: ModelFileInfo) {
+    private constructor(
+        private readonly native: NativeModel,
+        readonly file: ModelFileInfo
+    ) {
         this.info = native.info();
         this.endTokens = new Set(this.info.endTokens);
     }
@@ -110,14 +113,22 @@ export class DiffusionModel {
             .loadModel(path, { threads: options.threads ?? 2, gpuLayers: options.gpuLayers ?? 0 }, options.onProgress)
             .catch((e: Error) => {
                 // llama.cpp's log comes back line by line: one line, so that the message is one sentence everywhere.
-                throw new Error(`${path}: ${e.message.split("\n").map((l) => l.trim()).filter(Boolean).join("; ")}`);
+                throw new Error(
+                    `${path}: ${e.message
+                        .split("\n")
+                        .map((l) => l.trim())
+                        .filter(Boolean)
+                        .join("; ")}`
+                );
             });
         return new DiffusionModel(native, file);
     }
 
     /** The compute backend this build runs on: "CPU", or the GPU backend's name (e.g. "CUDA0"). */
     static backend(): string {
-        const gpu = loadAddon().devices().find((d) => d.type === "gpu");
+        const gpu = loadAddon()
+            .devices()
+            .find((d) => d.type === "gpu");
         return gpu ? gpu.name : "CPU";
     }
 
@@ -151,7 +162,9 @@ export class DiffusionModel {
         const out: number[] = [];
         const holes: { start: number; length: number }[] = [];
         // One token at a time: spreading a long text's tokens into push() overflows the call stack.
-        const append = (tokens: Int32Array) => tokens.forEach((t) => out.push(t));
+        const append = (tokens: Int32Array) => {
+            for (const t of tokens) out.push(t);
+        };
         if (this.info.addBos && this.info.bos >= 0) out.push(this.info.bos);
         for (const seg of segments) {
             if (typeof seg === "string") {
@@ -190,20 +203,27 @@ export class DiffusionModel {
             const abort = () => native.cancel();
             signal?.addEventListener("abort", abort);
             try {
-                const r = await native.decode(layout.tokens, holes, params, onStep && ((s) => onStep({
-                    step: s.step,
-                    positions: [...s.positions],
-                    tokens: [...s.tokens],
-                    forwardMs: s.forwardMs,
-                    sampleMs: s.sampleMs,
-                    rows: s.rows,
-                    full: s.full,
-                    reused: s.reused,
-                    copiedBytes: s.copiedBytes,
-                    confidences: [...s.confidences],
-                    candidates: s.candidates && [...s.candidates],
-                    logits: s.logits
-                })));
+                const r = await native.decode(
+                    layout.tokens,
+                    holes,
+                    params,
+                    onStep &&
+                        ((s) =>
+                            onStep({
+                                step: s.step,
+                                positions: [...s.positions],
+                                tokens: [...s.tokens],
+                                forwardMs: s.forwardMs,
+                                sampleMs: s.sampleMs,
+                                rows: s.rows,
+                                full: s.full,
+                                reused: s.reused,
+                                copiedBytes: s.copiedBytes,
+                                confidences: [...s.confidences],
+                                candidates: s.candidates && [...s.candidates],
+                                logits: s.logits
+                            }))
+                );
                 if (r.cancelled) throw new DecodeCancelledError();
                 const generated = layout.holes.reduce((a, h) => a + h.length, 0);
                 return {
@@ -265,11 +285,13 @@ export class DiffusionModel {
     private exclusive<T>(signal: AbortSignal | undefined, job: (native: NativeModel) => Promise<T>): Promise<T> {
         if (this.disposed) throw new Error("the model has been disposed");
         const native = this.native;
-        const run = this.queue.catch(() => undefined).then(() => {
-            if (signal?.aborted) throw new DecodeCancelledError();
-            if (this.disposed) throw new Error("the model has been disposed");
-            return job(native);
-        });
+        const run = this.queue
+            .catch(() => undefined)
+            .then(() => {
+                if (signal?.aborted) throw new DecodeCancelledError();
+                if (this.disposed) throw new Error("the model has been disposed");
+                return job(native);
+            });
         this.queue = run;
         return run;
     }

@@ -1,36 +1,36 @@
 // code-server on loopback with throwaway state, in its own process group.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { findTools, type E2ETools } from './tools';
-import { freePort, sleep } from './util';
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { findTools, type E2ETools } from "./tools";
+import { freePort, sleep } from "./util";
 
 /** Settings that keep the test profile quiet and let Tab accept ghost text. */
 export const baseTestSettings: Record<string, unknown> = {
-    'editor.quickSuggestions': { other: 'off', comments: 'off', strings: 'off' },
-    'editor.suggestOnTriggerCharacters': false,
-    'editor.acceptSuggestionOnEnter': 'off',
-    'editor.inlineSuggest.enabled': true,
-    'editor.parameterHints.enabled': false,
-    'editor.hover.enabled': false,
-    'telemetry.telemetryLevel': 'off',
-    'update.mode': 'none',
-    'extensions.autoCheckUpdates': false,
-    'extensions.autoUpdate': false,
-    'extensions.ignoreRecommendations': true,
-    'workbench.startupEditor': 'none',
-    'workbench.tips.enabled': false,
-    'workbench.enableExperiments': false,
-    'workbench.welcomePage.walkthroughs.openOnInstall': false,
-    'security.workspace.trust.enabled': false,
-    'window.restoreWindows': 'none',
-    'files.autoSave': 'off',
-    'files.hotExit': 'off',
-    'git.enabled': false,
-    'chat.disableAIFeatures': true,
-    'workbench.secondarySideBar.defaultVisibility': 'hidden',
-    'chat.commandCenter.enabled': false,
+    "editor.quickSuggestions": { other: "off", comments: "off", strings: "off" },
+    "editor.suggestOnTriggerCharacters": false,
+    "editor.acceptSuggestionOnEnter": "off",
+    "editor.inlineSuggest.enabled": true,
+    "editor.parameterHints.enabled": false,
+    "editor.hover.enabled": false,
+    "telemetry.telemetryLevel": "off",
+    "update.mode": "none",
+    "extensions.autoCheckUpdates": false,
+    "extensions.autoUpdate": false,
+    "extensions.ignoreRecommendations": true,
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": false,
+    "workbench.enableExperiments": false,
+    "workbench.welcomePage.walkthroughs.openOnInstall": false,
+    "security.workspace.trust.enabled": false,
+    "window.restoreWindows": "none",
+    "files.autoSave": "off",
+    "files.hotExit": "off",
+    "git.enabled": false,
+    "chat.disableAIFeatures": true,
+    "workbench.secondarySideBar.defaultVisibility": "hidden",
+    "chat.commandCenter.enabled": false
 };
 
 export interface CodeServerOptions {
@@ -79,8 +79,8 @@ let exitHookInstalled = false;
 function installExitHook(): void {
     if (exitHookInstalled) return;
     exitHookInstalled = true;
-    process.on('exit', () => {
-        for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+    process.on("exit", () => {
+        for (const pgid of liveGroups) signalGroup(pgid, "SIGKILL");
     });
 }
 
@@ -103,7 +103,7 @@ function groupAlive(pgid: number): boolean {
 }
 
 export function writeUserSettings(userDataDir: string, settings: Record<string, unknown>): string {
-    const file = path.join(userDataDir, 'User', 'settings.json');
+    const file = path.join(userDataDir, "User", "settings.json");
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, JSON.stringify({ ...baseTestSettings, ...settings }, null, 2));
     return file;
@@ -111,16 +111,16 @@ export function writeUserSettings(userDataDir: string, settings: Record<string, 
 
 function makeEnv(runDir: string, tools: E2ETools): NodeJS.ProcessEnv {
     const dirs = {
-        XDG_DATA_HOME: path.join(runDir, 'xdg-data'),
-        XDG_CONFIG_HOME: path.join(runDir, 'xdg-config'),
-        XDG_CACHE_HOME: path.join(runDir, 'xdg-cache'),
-        XDG_RUNTIME_DIR: path.join(runDir, 'runtime'),
-        TMPDIR: path.join(runDir, 'tmp'),
+        XDG_DATA_HOME: path.join(runDir, "xdg-data"),
+        XDG_CONFIG_HOME: path.join(runDir, "xdg-config"),
+        XDG_CACHE_HOME: path.join(runDir, "xdg-cache"),
+        XDG_RUNTIME_DIR: path.join(runDir, "runtime"),
+        TMPDIR: path.join(runDir, "tmp")
     };
     for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const env: NodeJS.ProcessEnv = { ...process.env, ...dirs };
     // Node 24 first on PATH: the extension host is spawned with code-server's node.
-    env.PATH = `${path.dirname(tools.node)}${path.delimiter}${process.env.PATH ?? ''}`;
+    env.PATH = `${path.dirname(tools.node)}${path.delimiter}${process.env.PATH ?? ""}`;
     // Do not leak the runner's node --test / inspector settings into code-server.
     delete env.NODE_OPTIONS;
     delete env.NODE_TEST_CONTEXT;
@@ -130,12 +130,10 @@ function makeEnv(runDir: string, tools: E2ETools): NodeJS.ProcessEnv {
 
 async function waitHealthy(url: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let lastError = '';
+    let lastError = "";
     while (Date.now() < deadline) {
         if (child.exitCode !== null || child.signalCode !== null) {
-            throw new Error(
-                `code-server exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${readTail(logFile)}`,
-            );
+            throw new Error(`code-server exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${readTail(logFile)}`);
         }
         try {
             const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
@@ -151,10 +149,10 @@ async function waitHealthy(url: string, child: ChildProcess, logFile: string, ti
 
 function readTail(file: string, chars = 4000): string {
     try {
-        const text = fs.readFileSync(file, 'utf8');
+        const text = fs.readFileSync(file, "utf8");
         return text.slice(-chars);
     } catch {
-        return '(no log)';
+        return "(no log)";
     }
 }
 
@@ -162,28 +160,28 @@ function readTail(file: string, chars = 4000): string {
 export function installVsix(tools: E2ETools, env: NodeJS.ProcessEnv, dirs: { userDataDir: string; extensionsDir: string }, vsix: string): void {
     const res = spawnSync(
         tools.node,
-        [tools.codeServer, '--user-data-dir', dirs.userDataDir, '--extensions-dir', dirs.extensionsDir, '--install-extension', path.resolve(vsix), '--force'],
-        { env, encoding: 'utf8', timeout: 60_000 },
+        [tools.codeServer, "--user-data-dir", dirs.userDataDir, "--extensions-dir", dirs.extensionsDir, "--install-extension", path.resolve(vsix), "--force"],
+        { env, encoding: "utf8", timeout: 60_000 }
     );
-    const out = `${res.stdout ?? ''}${res.stderr ?? ''}`;
-    if (res.status !== 0 || /failed|error/i.test(out) && !/successfully installed/i.test(out)) {
+    const out = `${res.stdout ?? ""}${res.stderr ?? ""}`;
+    if (res.status !== 0 || (/failed|error/i.test(out) && !/successfully installed/i.test(out))) {
         throw new Error(`--install-extension ${vsix} failed (${res.status ?? res.signal}):\n${out}`);
     }
 }
 
 export async function startCodeServer(options: CodeServerOptions = {}): Promise<CodeServer> {
     const tools = options.tools ?? findTools();
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dream-coder-e2e-'));
-    const keep = options.keepRunDir ?? process.env.DREAM_CODER_E2E_KEEP === '1';
-    const userDataDir = path.join(runDir, 'user-data');
-    const extensionsDir = path.join(runDir, 'extensions');
-    const workspace = path.resolve(options.workspace ?? path.join(runDir, 'workspace'));
-    const logFile = path.join(runDir, 'code-server.log');
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "dream-coder-e2e-"));
+    const keep = options.keepRunDir ?? process.env.DREAM_CODER_E2E_KEEP === "1";
+    const userDataDir = path.join(runDir, "user-data");
+    const extensionsDir = path.join(runDir, "extensions");
+    const workspace = path.resolve(options.workspace ?? path.join(runDir, "workspace"));
+    const logFile = path.join(runDir, "code-server.log");
     fs.mkdirSync(extensionsDir, { recursive: true });
     fs.mkdirSync(workspace, { recursive: true });
-    writeUserSettings(userDataDir, { ...(options.workspaceTrust ? { 'security.workspace.trust.enabled': true } : {}), ...options.settings });
+    writeUserSettings(userDataDir, { ...(options.workspaceTrust ? { "security.workspace.trust.enabled": true } : {}), ...options.settings });
     const env = makeEnv(runDir, tools);
-    fs.writeFileSync(path.join(runDir, 'xdg-config', 'config.yaml'), 'auth: none\ncert: false\n');
+    fs.writeFileSync(path.join(runDir, "xdg-config", "config.yaml"), "auth: none\ncert: false\n");
 
     const removeRun = () => {
         if (!keep) fs.rmSync(runDir, { recursive: true, force: true, maxRetries: 3 });
@@ -202,26 +200,31 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
         const url = `http://127.0.0.1:${port}`;
         const args = [
             tools.codeServer,
-            '--bind-addr', `127.0.0.1:${port}`,
-            '--auth', 'none',
-            '--config', path.join(runDir, 'xdg-config', 'config.yaml'),
-            '--user-data-dir', userDataDir,
-            '--extensions-dir', extensionsDir,
-            '--disable-telemetry',
-            '--disable-update-check',
-            ...(options.workspaceTrust ? [] : ['--disable-workspace-trust']),
-            '--disable-getting-started-override',
-            '--ignore-last-opened',
-            ...(options.smokeTestDriver ? ['--vscode-option', 'enable-smoke-test-driver'] : []),
+            "--bind-addr",
+            `127.0.0.1:${port}`,
+            "--auth",
+            "none",
+            "--config",
+            path.join(runDir, "xdg-config", "config.yaml"),
+            "--user-data-dir",
+            userDataDir,
+            "--extensions-dir",
+            extensionsDir,
+            "--disable-telemetry",
+            "--disable-update-check",
+            ...(options.workspaceTrust ? [] : ["--disable-workspace-trust"]),
+            "--disable-getting-started-override",
+            "--ignore-last-opened",
+            ...(options.smokeTestDriver ? ["--vscode-option", "enable-smoke-test-driver"] : []),
             ...(options.extraArgs ?? []),
-            workspace,
+            workspace
         ];
-        const logFd = fs.openSync(logFile, 'a');
-        const child = spawn(tools.node, args, { cwd: runDir, env, detached: true, stdio: ['ignore', logFd, logFd] });
+        const logFd = fs.openSync(logFile, "a");
+        const child = spawn(tools.node, args, { cwd: runDir, env, detached: true, stdio: ["ignore", logFd, logFd] });
         fs.closeSync(logFd);
         const pgid = child.pid;
         if (!pgid) {
-            lastError = new Error('code-server did not start');
+            lastError = new Error("code-server did not start");
             continue;
         }
         installExitHook();
@@ -229,10 +232,10 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
         let killed: Promise<void> | undefined;
         const kill = (): Promise<void> => {
             killed ??= (async () => {
-                signalGroup(pgid, 'SIGTERM');
+                signalGroup(pgid, "SIGTERM");
                 for (let i = 0; i < 50 && groupAlive(pgid); i++) await sleep(100);
                 if (groupAlive(pgid)) {
-                    signalGroup(pgid, 'SIGKILL');
+                    signalGroup(pgid, "SIGKILL");
                     for (let i = 0; i < 20 && groupAlive(pgid); i++) await sleep(100);
                 }
                 liveGroups.delete(pgid);
@@ -248,7 +251,7 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
         } catch (err) {
             lastError = err as Error;
             // Kill this attempt's group but keep RUN for the next attempt.
-            signalGroup(pgid, 'SIGKILL');
+            signalGroup(pgid, "SIGKILL");
             liveGroups.delete(pgid);
             if (!/EADDRINUSE/.test(lastError.message)) break;
             continue;
@@ -265,11 +268,10 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
             logFile,
             pid: pgid,
             kill,
-            remoteUri: (absPath: string) =>
-                `vscode-remote://${authority}${path.resolve(absPath).split(path.sep).map(encodeURIComponent).join('/')}`,
-            stop,
+            remoteUri: (absPath: string) => `vscode-remote://${authority}${path.resolve(absPath).split(path.sep).map(encodeURIComponent).join("/")}`,
+            stop
         };
     }
     removeRun();
-    throw lastError ?? new Error('code-server did not start');
+    throw lastError ?? new Error("code-server did not start");
 }

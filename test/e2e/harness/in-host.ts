@@ -1,12 +1,12 @@
 // Runs a mocha suite inside the real extension host of code-server, driven by headless chromium.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { format } from 'node:util';
-import { closeSession, collectArtifacts, newArtifactsDir } from './artifacts';
-import { launchBrowser, type BrowserSession } from './browser';
-import { startCodeServer, type CodeServer } from './code-server';
-import { findTools } from './tools';
-import { withTimeout } from './util';
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { format } from "node:util";
+import { closeSession, collectArtifacts, newArtifactsDir } from "./artifacts";
+import { launchBrowser, type BrowserSession } from "./browser";
+import { startCodeServer, type CodeServer } from "./code-server";
+import { findTools } from "./tools";
+import { withTimeout } from "./util";
 
 export interface InHostSuiteOptions {
     /**
@@ -56,13 +56,13 @@ export interface InHostSuiteResult {
 function writeStubExtension(dir: string): string {
     fs.mkdirSync(dir, { recursive: true });
     const manifest = {
-        name: 'e2e-test-host',
-        publisher: 'dream-coder-e2e-harness',
-        version: '0.0.0',
-        description: 'Stub development extension: lets the workbench run extensionTestsPath against an installed .vsix.',
-        engines: { vscode: '^1.0.0' },
+        name: "e2e-test-host",
+        publisher: "dream-coder-e2e-harness",
+        version: "0.0.0",
+        description: "Stub development extension: lets the workbench run extensionTestsPath against an installed .vsix.",
+        engines: { vscode: "^1.0.0" }
     };
-    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
+    fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify(manifest, null, 2));
     return dir;
 }
 
@@ -73,7 +73,8 @@ export function formatLogArgs(args: unknown): string {
 }
 
 /** Workbench noise that says nothing about the suite (the gallery is unreachable offline). */
-const echoNoise = /open-vsx\.org|\[Service Worker\]|Resolv(ing|ed) connection token|Creating a socket|reconnection-grace-time|AgentHost:remote|AccountPolicyGate|builtin extensions cache/;
+const echoNoise =
+    /open-vsx\.org|\[Service Worker\]|Resolv(ing|ed) connection token|Creating a socket|reconnection-grace-time|AgentHost:remote|AccountPolicyGate|builtin extensions cache/;
 
 /**
  * Starts code-server (smoke-test driver on) and chromium, opens the payload URL with
@@ -87,9 +88,9 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
     const tools = findTools();
     const extensionPath = path.resolve(options.extensionPath);
     let testsPath = path.resolve(options.testsPath);
-    if (fs.existsSync(testsPath) && fs.statSync(testsPath).isDirectory()) testsPath = path.join(testsPath, 'index.js');
+    if (fs.existsSync(testsPath) && fs.statSync(testsPath).isDirectory()) testsPath = path.join(testsPath, "index.js");
     if (!fs.existsSync(testsPath)) throw new Error(`testsPath not found: ${testsPath} (compile first: npx tsc -p .)`);
-    if (!options.vsix && !fs.existsSync(path.join(extensionPath, 'package.json'))) {
+    if (!options.vsix && !fs.existsSync(path.join(extensionPath, "package.json"))) {
         throw new Error(`no package.json in extensionPath ${extensionPath}`);
     }
 
@@ -116,58 +117,58 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
             smokeTestDriver: true,
             installVsix: options.vsix ? [options.vsix] : [],
             extraArgs: options.codeServerArgs,
-            tools,
+            tools
         });
         server = s;
-        if (cancelled) throw new Error('cancelled');
-        const b = await launchBrowser(path.join(s.runDir, 'browser'), tools.chromium);
+        if (cancelled) throw new Error("cancelled");
+        const b = await launchBrowser(path.join(s.runDir, "browser"), tools.chromium);
         browser = b;
-        if (cancelled) throw new Error('cancelled');
+        if (cancelled) throw new Error("cancelled");
         let resolveExit!: (code: number) => void;
         const exited = new Promise<number>((resolve, reject) => {
             resolveExit = resolve;
             cancelExit = reject;
         });
         exited.catch(() => undefined);
-        b.page.on('crash', () => cancelExit(new Error('the workbench page crashed')));
-        b.page.on('close', () => cancelExit(new Error('the workbench page closed before the suite ended')));
-        await b.page.exposeFunction('codeAutomationLog', (type: unknown, args: unknown) => {
+        b.page.on("crash", () => cancelExit(new Error("the workbench page crashed")));
+        b.page.on("close", () => cancelExit(new Error("the workbench page closed before the suite ended")));
+        await b.page.exposeFunction("codeAutomationLog", (type: unknown, args: unknown) => {
             const line = `[${String(type)}] ${formatLogArgs(args)}`;
             log.push(line);
             if (echo && !echoNoise.test(line)) process.stdout.write(`  host| ${line}\n`);
         });
-        await b.page.exposeFunction('codeAutomationExit', (code: unknown, logs?: unknown) => {
+        await b.page.exposeFunction("codeAutomationExit", (code: unknown, logs?: unknown) => {
             if (Array.isArray(logs)) {
                 exitLogs = logs
-                    .filter((l): l is { relativePath: string; contents: string } => !!l && typeof l.relativePath === 'string')
-                    .map((l) => ({ relativePath: l.relativePath, contents: String(l.contents ?? '') }));
+                    .filter((l): l is { relativePath: string; contents: string } => !!l && typeof l.relativePath === "string")
+                    .map((l) => ({ relativePath: l.relativePath, contents: String(l.contents ?? "") }));
             }
-            resolveExit(typeof code === 'number' ? code : Number(code));
+            resolveExit(typeof code === "number" ? code : Number(code));
         });
         // The workbench runs extensionTestsPath only in an extension development host, so a .vsix run gets a
         // stub development extension (no code) next to the installed one.
-        const developmentPath = options.vsix ? writeStubExtension(path.join(s.runDir, 'stub-extension')) : extensionPath;
-        const payload: [string, string][] = [['extensionDevelopmentPath', s.remoteUri(developmentPath)]];
-        payload.push(['extensionTestsPath', s.remoteUri(testsPath)], ['skipWelcome', 'true']);
+        const developmentPath = options.vsix ? writeStubExtension(path.join(s.runDir, "stub-extension")) : extensionPath;
+        const payload: [string, string][] = [["extensionDevelopmentPath", s.remoteUri(developmentPath)]];
+        payload.push(["extensionTestsPath", s.remoteUri(testsPath)], ["skipWelcome", "true"]);
         const url = `${s.url}/?folder=${encodeURIComponent(s.workspace)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
         if (echo) console.log(`  e2e: ${url}`);
-        if (cancelled) throw new Error('cancelled');
-        await b.page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+        if (cancelled) throw new Error("cancelled");
+        await b.page.goto(url, { waitUntil: "domcontentloaded", timeout: 60_000 });
         return exited;
     };
     const running = run();
     running.catch(() => undefined);
     try {
-        const deadline = new Promise<'timeout'>((resolve) => {
-            timer = setTimeout(() => resolve('timeout'), timeoutMs);
+        const deadline = new Promise<"timeout">((resolve) => {
+            timer = setTimeout(() => resolve("timeout"), timeoutMs);
         });
         const outcome = await Promise.race([running, deadline]);
-        if (outcome === 'timeout') {
+        if (outcome === "timeout") {
             timedOut = true;
             // Let the step in progress finish (each is bounded) so that whatever it started gets cleaned up below.
             cancelled = true;
-            cancelExit(new Error('cancelled'));
-            await withTimeout(running, 100_000, 'cancelling the run').catch(() => undefined);
+            cancelExit(new Error("cancelled"));
+            await withTimeout(running, 100_000, "cancelling the run").catch(() => undefined);
         } else exitCode = outcome;
     } catch (err) {
         error = err;
@@ -182,10 +183,10 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
     let artifactsDir: string | undefined;
     try {
         if (exitCode !== 0 || options.keepArtifacts) {
-            artifactsDir = newArtifactsDir(options.name ?? path.basename(testsPath, '.js'));
+            artifactsDir = newArtifactsDir(options.name ?? path.basename(testsPath, ".js"));
             const b = browser as BrowserSession | undefined;
-            if (error) fs.writeFileSync(path.join(artifactsDir, 'error.txt'), String((error as Error)?.stack ?? error));
-            if (timedOut) fs.writeFileSync(path.join(artifactsDir, 'error.txt'), `timed out after ${timeoutMs} ms\n`);
+            if (error) fs.writeFileSync(path.join(artifactsDir, "error.txt"), String((error as Error)?.stack ?? error));
+            if (timedOut) fs.writeFileSync(path.join(artifactsDir, "error.txt"), `timed out after ${timeoutMs} ms\n`);
             await collectArtifacts(artifactsDir, { page: b?.page, browserConsole: b?.console, automationLog: log, exitLogs });
         }
     } finally {
@@ -203,6 +204,6 @@ export async function runInHostSuite(options: InHostSuiteOptions): Promise<InHos
         browserConsole: (browser as BrowserSession | undefined)?.console ?? [],
         durationMs: Date.now() - started,
         artifactsDir,
-        runDir: (server as CodeServer | undefined)?.runDir,
+        runDir: (server as CodeServer | undefined)?.runDir
     };
 }

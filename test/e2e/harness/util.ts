@@ -1,16 +1,16 @@
-import * as fs from 'node:fs';
-import * as net from 'node:net';
+import * as fs from "node:fs";
+import * as net from "node:net";
 
 /** A free loopback port, chosen by binding port 0. */
 export function freePort(): Promise<number> {
     return new Promise((resolve, reject) => {
         const server = net.createServer();
         server.unref();
-        server.on('error', reject);
-        server.listen(0, '127.0.0.1', () => {
+        server.on("error", reject);
+        server.listen(0, "127.0.0.1", () => {
             const address = server.address();
-            const port = typeof address === 'object' && address ? address.port : 0;
-            server.close(() => (port ? resolve(port) : reject(new Error('no port'))));
+            const port = typeof address === "object" && address ? address.port : 0;
+            server.close(() => (port ? resolve(port) : reject(new Error("no port"))));
         });
     });
 }
@@ -29,7 +29,7 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
             promise,
             new Promise<never>((_, reject) => {
                 timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
-            }),
+            })
         ]);
     } finally {
         clearTimeout(timer);
@@ -46,16 +46,16 @@ export async function bestEffort(what: string, fn: () => Promise<unknown> | unkn
 }
 
 export function timestamp(): string {
-    return new Date().toISOString().replace(/[:.]/g, '-');
+    return new Date().toISOString().replace(/[:.]/g, "-");
 }
 
 /** Pids of live processes whose command line mentions `text` (Linux /proc); for leak checks. */
 export function processesMentioning(text: string): number[] {
     const pids: number[] = [];
-    for (const entry of fs.readdirSync('/proc')) {
+    for (const entry of fs.readdirSync("/proc")) {
         if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
         try {
-            const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+            const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
             if (cmdline.includes(text)) pids.push(Number(entry));
         } catch {
             // exited meanwhile

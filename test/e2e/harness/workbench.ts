@@ -1,16 +1,16 @@
 // The browser UI smoke test's page object, and a session that starts code-server + chromium for it.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { FrameLocator, Page } from 'playwright-core';
-import { closeSession, collectArtifacts, newArtifactsDir } from './artifacts';
-import { launchBrowser, type BrowserSession } from './browser';
-import { startCodeServer, type CodeServer } from './code-server';
-import { findTools } from './tools';
-import { withTimeout } from './util';
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { FrameLocator, Page } from "playwright-core";
+import { closeSession, collectArtifacts, newArtifactsDir } from "./artifacts";
+import { launchBrowser, type BrowserSession } from "./browser";
+import { startCodeServer, type CodeServer } from "./code-server";
+import { findTools } from "./tools";
+import { withTimeout } from "./util";
 
 /** The DOM renders spaces as U+00A0. */
 export function domText(text: string): string {
-    return text.replace(/\u00a0/g, ' ');
+    return text.replace(/\u00a0/g, " ");
 }
 
 /**
@@ -25,42 +25,39 @@ export class Workbench {
         readonly page: Page,
         readonly server: CodeServer,
         /** Where screenshot() writes (test-results/e2e/<name>-<time>/). */
-        readonly artifactsDir: string,
+        readonly artifactsDir: string
     ) {}
 
     /** Waits for the workbench and its status bar. */
     async waitReady(timeoutMs = STATE_WAIT_MS): Promise<void> {
-        await this.page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: timeoutMs });
-        await this.page.locator('#workbench\\.parts\\.statusbar').waitFor({ state: 'visible', timeout: timeoutMs });
+        await this.page.locator(".monaco-workbench").waitFor({ state: "visible", timeout: timeoutMs });
+        await this.page.locator("#workbench\\.parts\\.statusbar").waitFor({ state: "visible", timeout: timeoutMs });
     }
 
     /** Quick open (Ctrl+P) a file by name relative to the workspace; waits for its editor tab to be active. */
     async openFile(relativePath: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
         await this.focusWorkbench();
-        await this.page.keyboard.press('Control+P');
-        const input = this.page.locator('.quick-input-widget input');
-        await input.waitFor({ state: 'visible', timeout: timeoutMs });
+        await this.page.keyboard.press("Control+P");
+        const input = this.page.locator(".quick-input-widget input");
+        await input.waitFor({ state: "visible", timeout: timeoutMs });
         await input.fill(relativePath);
         const base = path.basename(relativePath);
-        await this.page
-            .locator('.quick-input-list .monaco-list-row', { hasText: base })
-            .first()
-            .waitFor({ state: 'visible', timeout: timeoutMs });
-        await this.page.keyboard.press('Enter');
-        await this.page.locator('.tab.active', { hasText: base }).waitFor({ state: 'visible', timeout: timeoutMs });
+        await this.page.locator(".quick-input-list .monaco-list-row", { hasText: base }).first().waitFor({ state: "visible", timeout: timeoutMs });
+        await this.page.keyboard.press("Enter");
+        await this.page.locator(".tab.active", { hasText: base }).waitFor({ state: "visible", timeout: timeoutMs });
         await this.focusEditor();
     }
 
     /** Clicks into the active editor's text area. */
     async focusEditor(): Promise<void> {
-        const editor = this.page.locator('.editor-group-container.active .monaco-editor .view-lines').first();
-        await editor.waitFor({ state: 'visible', timeout: STATE_WAIT_MS });
+        const editor = this.page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
+        await editor.waitFor({ state: "visible", timeout: STATE_WAIT_MS });
         await editor.click();
     }
 
     /** Presses Ctrl+End in the active editor (cursor to the end of the document). */
     async cursorToEnd(): Promise<void> {
-        await this.page.keyboard.press('Control+End');
+        await this.page.keyboard.press("Control+End");
     }
 
     /** Types as a user would (key events, delay ms between keys). */
@@ -74,15 +71,13 @@ export class Workbench {
 
     /** The active editor's visible text (U+00A0 → space), lines joined with \n. */
     async editorText(): Promise<string> {
-        const lines = await this.page
-            .locator('.editor-group-container.active .monaco-editor .view-lines .view-line')
-            .evaluateAll((els) =>
-                els
-                    .map((el) => ({ top: parseFloat((el as unknown as { style: { top: string } }).style.top || '0'), text: el.textContent ?? '' }))
-                    .sort((a, b) => a.top - b.top)
-                    .map((l) => l.text),
-            );
-        return domText(lines.join('\n'));
+        const lines = await this.page.locator(".editor-group-container.active .monaco-editor .view-lines .view-line").evaluateAll((els) =>
+            els
+                .map((el) => ({ top: parseFloat((el as unknown as { style: { top: string } }).style.top || "0"), text: el.textContent ?? "" }))
+                .sort((a, b) => a.top - b.top)
+                .map((l) => l.text)
+        );
+        return domText(lines.join("\n"));
     }
 
     /**
@@ -91,9 +86,9 @@ export class Workbench {
      * hex escape such as `\1 `).
      */
     async afterDecorations(): Promise<string[]> {
-        return this.page.locator('.editor-group-container.active .monaco-editor .view-lines span').evaluateAll((els) => {
+        return this.page.locator(".editor-group-container.active .monaco-editor .view-lines span").evaluateAll((els) => {
             const style = (globalThis as unknown as { getComputedStyle(e: unknown, pseudo: string): { content: string } }).getComputedStyle;
-            return els.map((el) => style(el, '::after').content).filter((c) => c && c !== 'none' && c !== 'normal');
+            return els.map((el) => style(el, "::after").content).filter((c) => c && c !== "none" && c !== "normal");
         });
     }
 
@@ -104,13 +99,13 @@ export class Workbench {
      */
     async waitForGhostText(options: { timeoutMs?: number; retrigger?: boolean } = {}): Promise<string> {
         const timeoutMs = options.timeoutMs ?? STATE_WAIT_MS;
-        const ghost = this.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first();
+        const ghost = this.page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text").first();
         const deadline = Date.now() + timeoutMs;
         let attempt = 0;
         while (Date.now() < deadline) {
             try {
-                await ghost.waitFor({ state: 'visible', timeout: Math.min(4_000, Math.max(1, deadline - Date.now())) });
-                return domText((await ghost.textContent()) ?? '');
+                await ghost.waitFor({ state: "visible", timeout: Math.min(4_000, Math.max(1, deadline - Date.now())) });
+                return domText((await ghost.textContent()) ?? "");
             } catch {
                 if (options.retrigger === false) continue;
                 attempt++;
@@ -122,13 +117,13 @@ export class Workbench {
 
     /** Runs the built-in "Trigger Inline Suggestion" (editor.action.inlineSuggest.trigger) from the palette. */
     async triggerInlineSuggestion(): Promise<void> {
-        await this.runCommand('Trigger Inline Suggestion');
+        await this.runCommand("Trigger Inline Suggestion");
     }
 
     /** Tab: accepts the shown ghost text (quick suggestions are off in the test profile). */
     async acceptGhostText(): Promise<void> {
-        await this.page.keyboard.press('Tab');
-        await this.page.locator('.monaco-editor .ghost-text-decoration').first().waitFor({ state: 'hidden', timeout: STATE_WAIT_MS });
+        await this.page.keyboard.press("Tab");
+        await this.page.locator(".monaco-editor .ghost-text-decoration").first().waitFor({ state: "hidden", timeout: STATE_WAIT_MS });
     }
 
     /**
@@ -137,7 +132,7 @@ export class Workbench {
      */
     async runCommand(label: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
         await this.pickCommand(label, timeoutMs);
-        await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs });
+        await this.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: timeoutMs });
     }
 
     /**
@@ -146,30 +141,32 @@ export class Workbench {
      */
     async runCommandAskingInput(label: string, title: string, timeoutMs = STATE_WAIT_MS): Promise<void> {
         await this.pickCommand(label, timeoutMs);
-        await this.page.locator('.quick-input-widget .quick-input-title', { hasText: title }).waitFor({ state: 'visible', timeout: timeoutMs });
+        await this.page.locator(".quick-input-widget .quick-input-title", { hasText: title }).waitFor({ state: "visible", timeout: timeoutMs });
     }
 
     /** F1, the command's label, a click on its row. */
     private async pickCommand(label: string, timeoutMs: number): Promise<void> {
-        await this.page.keyboard.press('F1');
-        const input = this.page.locator('.quick-input-widget input');
-        await input.waitFor({ state: 'visible', timeout: timeoutMs });
+        await this.page.keyboard.press("F1");
+        const input = this.page.locator(".quick-input-widget input");
+        await input.waitFor({ state: "visible", timeout: timeoutMs });
         await input.fill(`>${label}`);
-        const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
-        await row.waitFor({ state: 'visible', timeout: timeoutMs });
+        const row = this.page.locator(".quick-input-list .monaco-list-row", { hasText: label }).first();
+        await row.waitFor({ state: "visible", timeout: timeoutMs });
         await row.click();
     }
 
     /** The quick input's rows as shown (label and description run together), and which one Enter would take. */
     async quickInputRows(): Promise<{ rows: string[]; focused: string | undefined }> {
-        const list = this.page.locator('.quick-input-widget .quick-input-list');
-        await list.locator('.monaco-list-row').first().waitFor({ state: 'visible', timeout: STATE_WAIT_MS });
+        const list = this.page.locator(".quick-input-widget .quick-input-list");
+        await list.locator(".monaco-list-row").first().waitFor({ state: "visible", timeout: STATE_WAIT_MS });
         // The list is virtual: rows are in DOM order of creation, data-index gives their place.
-        const rows = await list.locator('.monaco-list-row').evaluateAll((els) =>
-            els
-                .map((el) => ({ index: Number(el.getAttribute('data-index')), text: el.textContent ?? '', focused: el.classList.contains('focused') }))
-                .sort((a, b) => a.index - b.index),
-        );
+        const rows = await list
+            .locator(".monaco-list-row")
+            .evaluateAll((els) =>
+                els
+                    .map((el) => ({ index: Number(el.getAttribute("data-index")), text: el.textContent ?? "", focused: el.classList.contains("focused") }))
+                    .sort((a, b) => a.index - b.index)
+            );
         return { rows: rows.map((r) => domText(r.text)), focused: rows.filter((r) => r.focused).map((r) => domText(r.text))[0] };
     }
 
@@ -177,21 +174,21 @@ export class Workbench {
      * The notifications shown so far, newest first, read from the notification center (this headless workbench
      * keeps them there without showing toasts): the message, the icon's severity, the buttons.
      */
-    async notifications(): Promise<{ message: string; severity: 'info' | 'warning' | 'error' | undefined; buttons: string[] }[]> {
-        await this.runCommand('Notifications: Show Notifications');
-        const items = this.page.locator('.notifications-center .notification-list-item');
+    async notifications(): Promise<{ message: string; severity: "info" | "warning" | "error" | undefined; buttons: string[] }[]> {
+        await this.runCommand("Notifications: Show Notifications");
+        const items = this.page.locator(".notifications-center .notification-list-item");
         const list = await items.evaluateAll((els) =>
             els.map((el) => ({
-                message: el.querySelector('.notification-list-item-message')?.textContent ?? '',
-                icon: el.querySelector('.notification-list-item-icon')?.className ?? '',
-                buttons: [...el.querySelectorAll('.monaco-button')].map((b) => b.textContent ?? ''),
-            })),
+                message: el.querySelector(".notification-list-item-message")?.textContent ?? "",
+                icon: el.querySelector(".notification-list-item-icon")?.className ?? "",
+                buttons: [...el.querySelectorAll(".monaco-button")].map((b) => b.textContent ?? "")
+            }))
         );
-        await this.runCommand('Notifications: Hide Notifications');
+        await this.runCommand("Notifications: Hide Notifications");
         return list.map((n) => ({
             message: domText(n.message),
-            severity: (['error', 'warning', 'info'] as const).find((s) => n.icon.includes(`codicon-${s}`)),
-            buttons: n.buttons,
+            severity: (["error", "warning", "info"] as const).find((s) => n.icon.includes(`codicon-${s}`)),
+            buttons: n.buttons
         }));
     }
 
@@ -201,24 +198,27 @@ export class Workbench {
      */
     async webview(selector: string, options: { index?: number; timeoutMs?: number } = {}): Promise<FrameLocator> {
         const frame = this.page
-            .locator('iframe.webview')
+            .locator("iframe.webview")
             .nth(options.index ?? 0)
             .contentFrame()
-            .locator('#active-frame')
+            .locator("#active-frame")
             .contentFrame();
-        await frame.locator(selector).first().waitFor({ state: 'visible', timeout: options.timeoutMs ?? STATE_WAIT_MS });
+        await frame
+            .locator(selector)
+            .first()
+            .waitFor({ state: "visible", timeout: options.timeoutMs ?? STATE_WAIT_MS });
         return frame;
     }
 
     /** Ctrl+S, then waits until the active tab is no longer dirty. */
     async save(timeoutMs = STATE_WAIT_MS): Promise<void> {
-        await this.page.keyboard.press('Control+S');
-        await this.page.locator('.tab.active.dirty').waitFor({ state: 'detached', timeout: timeoutMs });
+        await this.page.keyboard.press("Control+S");
+        await this.page.locator(".tab.active.dirty").waitFor({ state: "detached", timeout: timeoutMs });
     }
 
     /** Saves a PNG of the page into the artifacts folder; returns its path. */
     async screenshot(name: string): Promise<string> {
-        const file = path.join(this.artifactsDir, `${name.replace(/[^\w.-]+/g, '-')}.png`);
+        const file = path.join(this.artifactsDir, `${name.replace(/[^\w.-]+/g, "-")}.png`);
         await this.page.mouse.move(1, 1); // no hover tooltip in the picture
         await this.page.screenshot({ path: file, timeout: 15_000 });
         return file;
@@ -270,27 +270,27 @@ export async function withWorkbench<T>(options: WorkbenchSessionOptions, body: (
             workspaceTrust: options.workspaceTrust,
             smokeTestDriver: !!options.extensionPath,
             installVsix: options.vsix ? [options.vsix] : [],
-            tools,
+            tools
         });
         server = s;
-        if (closing) throw new Error('cancelled');
+        if (closing) throw new Error("cancelled");
         for (const [rel, text] of Object.entries(options.files ?? {})) {
             const file = path.join(s.workspace, rel);
             fs.mkdirSync(path.dirname(file), { recursive: true });
             fs.writeFileSync(file, text);
         }
-        const b = await launchBrowser(path.join(s.runDir, 'browser'), tools.chromium);
+        const b = await launchBrowser(path.join(s.runDir, "browser"), tools.chromium);
         browser = b;
-        if (closing) throw new Error('cancelled');
+        if (closing) throw new Error("cancelled");
         let url = `${s.url}/?folder=${encodeURIComponent(s.workspace)}`;
         if (options.extensionPath) {
             const payload = [
-                ['extensionDevelopmentPath', s.remoteUri(path.resolve(options.extensionPath))],
-                ['skipWelcome', 'true'],
+                ["extensionDevelopmentPath", s.remoteUri(path.resolve(options.extensionPath))],
+                ["skipWelcome", "true"]
             ];
             url += `&payload=${encodeURIComponent(JSON.stringify(payload))}`;
         }
-        await b.page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+        await b.page.goto(url, { waitUntil: "domcontentloaded", timeout: 60_000 });
         const wb = new Workbench(b.page, s, artifactsDir);
         await wb.waitReady();
         return body(wb);
@@ -308,7 +308,7 @@ export async function withWorkbench<T>(options: WorkbenchSessionOptions, body: (
             await collectArtifacts(artifactsDir, { page: b?.page, browserConsole: b?.console });
             await (browser as BrowserSession | undefined)?.close();
             // The body fails fast once the page is gone; wait for it so nothing it started is left behind.
-            await withTimeout(running, 100_000, 'cancelling the session').catch(() => undefined);
+            await withTimeout(running, 100_000, "cancelling the session").catch(() => undefined);
         }
         await closeSession(browser as BrowserSession | undefined, server as CodeServer | undefined, failed ? artifactsDir : undefined);
         if (failed) console.error(`  e2e: artifacts in ${artifactsDir}`);

@@ -28,14 +28,18 @@ const pidOf = () => (ctx.client.initializeResult as { dreamCoder?: { pid: number
 
 /** A new server process, other than `old`, running. */
 function restartedFrom(old: number | undefined, timeoutMs = 30_000): Promise<boolean> {
-    return until("a new server process", () => {
-        try {
-            const pid = pidOf();
-            return pid !== undefined && pid !== old && ctx.client.isRunning();
-        } catch {
-            return false; // between the crash and the restart there is no client
-        }
-    }, timeoutMs);
+    return until(
+        "a new server process",
+        () => {
+            try {
+                const pid = pidOf();
+                return pid !== undefined && pid !== old && ctx.client.isRunning();
+            } catch {
+                return false; // between the crash and the restart there is no client
+            }
+        },
+        timeoutMs
+    );
 }
 
 async function openDoc(text: string, language = "python"): Promise<vscode.TextEditor> {
@@ -106,12 +110,16 @@ describe("Dream-Coder in VS Code", () => {
             const cursor = new vscode.Position(1, line.length);
             editor.selection = new vscode.Selection(cursor, cursor);
             // Ghost text comes asynchronously: trigger, then commit, until the document takes it.
-            const took = await until("an accepted inline completion", async () => {
-                await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
-                await new Promise((r) => setTimeout(r, 500));
-                await vscode.commands.executeCommand("editor.action.inlineSuggest.commit");
-                return editor.document.getText() !== before;
-            }, 8_000).catch(() => false);
+            const took = await until(
+                "an accepted inline completion",
+                async () => {
+                    await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+                    await new Promise((r) => setTimeout(r, 500));
+                    await vscode.commands.executeCommand("editor.action.inlineSuggest.commit");
+                    return editor.document.getText() !== before;
+                },
+                8_000
+            ).catch(() => false);
             if (took) {
                 accepted = { before, after: editor.document.getText(), offset: editor.document.offsetAt(cursor) };
                 break;
@@ -130,13 +138,22 @@ describe("Dream-Coder in VS Code", () => {
         const config = vscode.workspace.getConfiguration("dreamCoder");
         await config.update("rewrite.mode", "remask", vscode.ConfigurationTarget.Global);
         try {
-            const before = "def scale(values, factor):\n    result = []\n    for v in values:\n        result.append(v * factor)\n    return result\n\nprint(scale([1], 2))\n";
+            const before =
+                "def scale(values, factor):\n    result = []\n    for v in values:\n        result.append(v * factor)\n    return result\n\nprint(scale([1], 2))\n";
             const editor = await openDoc(before);
             const range = new vscode.Range(0, 0, 5, 0);
-            const proposed = await vscode.commands.executeCommand<number>("dreamCoder.rewriteSelection", editor.document.uri.toString(), range, "rename result to scaled");
+            const proposed = await vscode.commands.executeCommand<number>(
+                "dreamCoder.rewriteSelection",
+                editor.document.uri.toString(),
+                range,
+                "rename result to scaled"
+            );
             assert.ok(proposed >= 2, `several span edits, got ${proposed}`);
             assert.equal(editor.document.getText(), before, "nothing changes before the preview is accepted");
-            assert.ok(vscode.window.tabGroups.all.some((g) => g.tabs.some((t) => t.input instanceof vscode.TabInputTextDiff)), "a diff preview is open");
+            assert.ok(
+                vscode.window.tabGroups.all.some((g) => g.tabs.some((t) => t.input instanceof vscode.TabInputTextDiff)),
+                "a diff preview is open"
+            );
             assert.equal(await vscode.commands.executeCommand<boolean>("dreamCoder.acceptRewrite"), true);
             const after = editor.document.getText();
             assert.notEqual(after, before);
@@ -202,7 +219,10 @@ describe("Dream-Coder in VS Code", () => {
 
     it("the extension's default keys take none of VS Code's own on this platform", async () => {
         await vscode.commands.executeCommand("workbench.action.openDefaultKeybindingsFile");
-        const file = await until("the default keybindings", () => vscode.window.activeTextEditor?.document.getText().includes('"command"') && vscode.window.activeTextEditor.document);
+        const file = await until(
+            "the default keybindings",
+            () => vscode.window.activeTextEditor?.document.getText().includes('"command"') && vscode.window.activeTextEditor.document
+        );
         // The file is JSON with // comment lines.
         const defaults = JSON.parse(file.getText().replace(/^\s*\/\/.*$/gm, "")) as { key: string; command: string }[];
         await vscode.commands.executeCommand("workbench.action.closeActiveEditor");
@@ -237,8 +257,14 @@ describe("Dream-Coder in VS Code", () => {
     });
 
     it("settings lead with the model, in groups; completions are off in Markdown and plain text by default", async () => {
-        const categories = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.configuration as { title: string; properties: Record<string, { default: unknown }> }[];
-        assert.deepEqual(categories.map((c) => c.title), ["Model", "Completions", "Commands", "Advanced decoding"]);
+        const categories = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.configuration as {
+            title: string;
+            properties: Record<string, { default: unknown }>;
+        }[];
+        assert.deepEqual(
+            categories.map((c) => c.title),
+            ["Model", "Completions", "Commands", "Advanced decoding"]
+        );
         assert.equal(Object.keys(categories[0].properties)[0], "dreamCoder.model");
         const enable = vscode.workspace.getConfiguration("dreamCoder").inspect<Record<string, boolean>>("inlineCompletion.enable")?.defaultValue;
         assert.deepEqual(enable, { "*": true, markdown: false, plaintext: false });
@@ -248,7 +274,10 @@ describe("Dream-Coder in VS Code", () => {
 
     it("the walkthrough's steps name commands that exist and media that the package carries", async () => {
         const ext = vscode.extensions.getExtension(EXTENSION_ID)!;
-        const walkthroughs = ext.packageJSON.contributes.walkthroughs as { id: string; steps: { description: string; media: { markdown: string }; completionEvents: string[] }[] }[];
+        const walkthroughs = ext.packageJSON.contributes.walkthroughs as {
+            id: string;
+            steps: { description: string; media: { markdown: string }; completionEvents: string[] }[];
+        }[];
         assert.equal(walkthroughs.length, 1);
         const commands = new Set(await vscode.commands.getCommands(true));
         const steps = walkthroughs[0].steps;
@@ -271,10 +300,17 @@ describe("Dream-Coder in VS Code", () => {
         writeFileSync(text, "not a model\n");
         const config = vscode.workspace.getConfiguration("dreamCoder");
         try {
-            for (const [path, problem] of [[folder, /is a folder, not a model file/], [text, /not a GGUF model file/]] as const) {
+            for (const [path, problem] of [
+                [folder, /is a folder, not a model file/],
+                [text, /not a GGUF model file/]
+            ] as const) {
                 await config.update("model", path, vscode.ConfigurationTarget.Global);
                 // No request is made: the check runs when the setting changes.
-                const status = await until(`the error for ${path}`, () => ctx.status.state === "error" && ctx.status.message?.includes(path) && ctx.status, 10_000);
+                const status = await until(
+                    `the error for ${path}`,
+                    () => ctx.status.state === "error" && ctx.status.message?.includes(path) && ctx.status,
+                    10_000
+                );
                 assert.match(status.message ?? "", problem);
             }
         } finally {

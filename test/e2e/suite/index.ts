@@ -4,6 +4,9 @@ import { join } from "node:path";
 import { runMocha } from "../harness/mocha-run";
 
 export function run(): Promise<void> {
-    const files = readdirSync(__dirname).filter((f) => f.endsWith(".spec.js")).sort().map((f) => join(__dirname, f));
+    const files = readdirSync(__dirname)
+        .filter((f) => f.endsWith(".spec.js"))
+        .sort()
+        .map((f) => join(__dirname, f));
     return runMocha({ files, timeoutMs: 120_000 });
 }
