@@ -23,8 +23,9 @@ from tokenizers import Tokenizer
 
 from tokenizer import SPECIAL
 
-PREFIX_TOKENS = 320
-SUFFIX_TOKENS = 128
+# The model's context is 512 tokens: prompt, span and suffix together stay within this (a little room for a
+# begin token and for pieces tokenized apart), three quarters of what the span leaves before it.
+CONTEXT_TOKENS = 500
 
 
 def read_split(corpus: Path, split: str) -> list[dict]:
@@ -48,18 +49,20 @@ def usable(text: str) -> bool:
 
 
 def window(tok: Tokenizer, text: str, start: int, end: int) -> tuple[int, int]:
-    """Whole lines around [start, end): as many before as fit PREFIX_TOKENS, after as fit SUFFIX_TOKENS."""
+    """Whole lines around [start, end): as many as fit the context with the span, three quarters of it before."""
+    room = CONTEXT_TOKENS - len(tok.encode(text[start:end]).ids)
+    prefix_tokens, suffix_tokens = room * 3 // 4, room - room * 3 // 4
     lo = start
     while lo > 0:
         prev = text.rfind("\n", 0, lo - 1) + 1
-        if len(tok.encode(text[prev:start]).ids) > PREFIX_TOKENS:
+        if len(tok.encode(text[prev:start]).ids) > prefix_tokens:
             break
         lo = prev
     hi = end
     while hi < len(text):
         nxt = text.find("\n", hi)
         nxt = len(text) if nxt < 0 else nxt + 1
-        if len(tok.encode(text[end:nxt]).ids) > SUFFIX_TOKENS:
+        if len(tok.encode(text[end:nxt]).ids) > suffix_tokens:
             break
         hi = nxt
     return lo, hi
@@ -85,6 +88,13 @@ def token_problem(rng: random.Random, tok: Tokenizer, path: str, text: str) -> d
         return None
     a, b = rng.choice(candidates)
     return {"file": path, "start": a, "end": b}
+
+
+def write_jsonl_gz(path: Path, rows) -> None:
+    """No time stamp in the gzip header: the same problems give the same bytes."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        for row in rows:
+            gz.write((json.dumps(row) + "\n").encode("utf-8"))
 
 
 def main() -> None:
@@ -124,12 +134,8 @@ def main() -> None:
             made += 1
 
     args.out.mkdir(parents=True, exist_ok=True)
-    with gzip.open(args.out / "files.jsonl.gz", "wt", encoding="utf-8") as out:
-        for f in files:
-            out.write(json.dumps({"path": f["path"], "text": f["text"]}) + "\n")
-    with gzip.open(args.out / "spans.jsonl.gz", "wt", encoding="utf-8") as out:
-        for r in records:
-            out.write(json.dumps(r) + "\n")
+    write_jsonl_gz(args.out / "files.jsonl.gz", ({"path": f["path"], "text": f["text"]} for f in files))
+    write_jsonl_gz(args.out / "spans.jsonl.gz", records)
     print(f"{len(files)} files, {len(records)} problems, trivial fillers {trivial!r} -> {args.out}")
 
 
