@@ -9,8 +9,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
 import { configParams, parseConfigs } from "../../server/src/eval/configs";
-import { runEval, substituteCompleter, summarize, type Completer, type EvalRecord } from "../../server/src/eval/harness";
-import { loadProblems, PROBLEM_SETS, type Problem, type ProblemSet } from "../../server/src/eval/problems";
+import { modelCompleter, runEval, substituteCompleter, summarize, type Completer, type EvalRecord } from "../../server/src/eval/harness";
+import { loadProblems, PROBLEM_SETS, programFor, type Problem, type ProblemSet } from "../../server/src/eval/problems";
+import { DiffusionModel } from "../../server/src/runtime/runtime";
 import { repoRoot, testModel } from "../tools/test-models";
 
 const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
@@ -85,6 +86,30 @@ test("held-out spans: the whole filled file is parsed; the truth parses, a NUL b
         );
     }
     await assert.rejects(substituteCompleter("trivial")(sample("single-line", 1)[0], configs[0]), /the single-line set has no trivial filler/);
+});
+
+test("a problem longer than the model's context is cut to whole lines around its hole; the program keeps the whole text", async () => {
+    const model = await DiffusionModel.load(testModel({ arch: "dream", context: 256 }), { threads: 1 });
+    try {
+        const line = (i: number) => `value_${i} = compute(${i}, scale=${i * 3})\n`;
+        const prefix = Array.from({ length: 300 }, (_, i) => line(i)).join("");
+        const suffix = Array.from({ length: 300 }, (_, i) => line(i + 300)).join("");
+        assert.ok(model.tokenize(prefix + suffix).length > 2000, "far more than the 256-token context");
+        const problem: Problem = {
+            set: "py-lines",
+            taskId: "long/0",
+            prefix,
+            truth: "x = 1\n",
+            suffix,
+            check: { kind: "parse", fileBefore: prefix, fileAfter: suffix }
+        };
+        const c = await modelCompleter(model, { kind: "truth" })(problem, parseConfigs("exact")[0]);
+        assert.equal(c.budget, model.tokenize("x = 1\n").length);
+        assert.ok(c.forwardPasses > 0);
+        assert.match(programFor(problem, "x = 1\n"), /value_0 = [\s\S]*value_599 = /, "the parse check reads the whole file");
+    } finally {
+        model.dispose();
+    }
 });
 
 test("configuration strings become the decoder's parameters", () => {
@@ -188,8 +213,7 @@ test("bad input: clear messages and exit status 1", () => {
         [["--data-dir", emptyDir, "-m", model], /missing data file .*HumanEval-SingleLineInfilling\.jsonl\.gz for the single-line set/],
         [["-m", testModel({ arch: "dream", maskToken: false })], /no mask token/],
         [["-m", testModel({ arch: "qwen2" })], /autoregressive/],
-        [["--resume", badJsonl, "-m", model, "--limit", "1"], /line 1 is not JSON/],
-        [[], /no model: pass --model/]
+        [["--resume", badJsonl, "-m", model, "--limit", "1"], /line 1 is not JSON/]
     ];
     for (const [args, message] of cases) {
         const r = run(...args);

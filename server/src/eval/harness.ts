@@ -3,6 +3,7 @@
 // JSONL file as they finish, so an interrupted run resumes where it stopped; the summary is computed from
 // the records alone.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { cutWindow } from "../contextWindow";
 import type { DiffusionModel, Segment } from "../runtime/runtime";
 import { configParams, type DecodeConfig } from "./configs";
 import { programFor, type Problem, type ProblemSet } from "./problems";
@@ -40,12 +41,20 @@ export interface Completion {
 /** Where completions come from: the model under a configuration, or a stand-in (canonical, empty) for checks. */
 export type Completer = (problem: Problem, config: DecodeConfig) => Promise<Completion>;
 
-/** The model fills the hole of prefix + hole + suffix, the base (non-chat) format. */
+/**
+ * The model fills the hole of prefix + hole + suffix, the base (non-chat) format. Text that does not fit the
+ * model's trained context with the hole is cut to whole lines around it, as the editor's requests are (the
+ * tests still run on the whole program).
+ */
 export function modelCompleter(model: DiffusionModel, policy: HolePolicy): Completer {
     return async (problem, config) => {
         const budget = policy.kind === "fixed" ? policy.tokens : Math.max(1, model.tokenize(problem.truth).length);
-        const segments: Segment[] = [problem.prefix, { hole: budget }];
-        if (problem.suffix) segments.push(problem.suffix);
+        const text = problem.prefix + problem.suffix;
+        const at = problem.prefix.length;
+        const room = Math.max(0, model.info.nCtxTrain - budget - 2); // two places for a BOS / shifted-logits token
+        const win = cutWindow(text, at, at, room, (piece) => model.tokenize(piece).length);
+        const segments: Segment[] = [text.slice(win.start, at), { hole: budget }];
+        if (win.end > at) segments.push(text.slice(at, win.end));
         const started = performance.now();
         const r = await model.decode(segments, configParams(config, budget, policy.kind === "fixed"));
         return { text: r.holes[0].text, budget, forwardPasses: r.forwardPasses, ms: performance.now() - started };
