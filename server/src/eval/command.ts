@@ -81,10 +81,14 @@ export async function evalCommand(flags: EvalFlags, settings: Settings | undefin
         });
         bar?.stop();
         const summaries = summarize(records, configs);
+        // Several sets: a table per set first, then all of them together.
+        const perSet = sets.length > 1 ? Object.fromEntries(sets.map((set) => [set, summarize(records.filter((r) => r.set === set), configs)])) : undefined;
+        for (const [set, rows] of Object.entries(perSet ?? {})) process.stdout.write(`${set}:\n\n${markdownTable(rows)}\n`);
+        if (perSet) process.stdout.write(`all sets:\n\n`);
         process.stdout.write(markdownTable(summaries));
         process.stdout.write(`\n${records.length} records, ${((performance.now() - started) / 1000).toFixed(0)} s this run\n`);
         mkdirSync(dirname(flags.json), { recursive: true });
-        writeFileSync(flags.json, `${JSON.stringify({ model: modelName, header, configs, summaries, records }, null, 2)}\n`);
+        writeFileSync(flags.json, `${JSON.stringify({ model: modelName, header, configs, summaries, perSet, records }, null, 2)}\n`);
         process.stderr.write(`results: ${flags.json}\n`);
     } finally {
         bar?.stop();
