@@ -120,12 +120,13 @@ test("configuration strings become the decoder's parameters", () => {
         { steps: 20, algorithm: "entropy", temperature: 0, topP: 1, earlyStop: true, cache: "dual", schedule: "block", blockLength: 32 }
     );
     assert.equal(configParams(thr, 20, false).confidenceThreshold, 0.9);
+    assert.equal(configParams(parseConfigs("exact+eot=5")[0], 20, false).eotPenalty, 5, "Dream-Coder's padding penalty");
     assert.deepEqual([configParams(ent, 20, false).entropyBound, configParams(ent, 20, false).algorithm], [1, "maskgit_plus"]);
     assert.deepEqual(
         [configParams(block, 20, false).cache, configParams(block, 20, false).schedule, configParams(block, 20, false).blockLength],
         [undefined, "block", 16]
     );
-    for (const bad of ["", "fast", "dual+prefix", "threshold=2", "entropy=-1", "block=0", "dual+steps=3", "alg=greedy", "exact,exact"]) {
+    for (const bad of ["", "fast", "dual+prefix", "threshold=2", "entropy=-1", "block=0", "dual+steps=3", "alg=greedy", "exact,exact", "eot=0", "eot=-2"]) {
         assert.throws(() => parseConfigs(bad), /bad configuration|given twice/, JSON.stringify(bad));
     }
 });

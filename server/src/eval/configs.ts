@@ -13,11 +13,14 @@ export interface DecodeConfig {
     confidenceThreshold?: number;
     entropyBound?: number;
     algorithm?: Algorithm;
+    /** Subtracted from the end-of-text logits, decaying to 0 over the steps: Dream-Coder's padding penalty. */
+    eotPenalty?: number;
 }
 
 export const CONFIG_GRAMMAR =
     "a configuration is terms joined by +: exact | prefix | dual (the cache; default exact), threshold=X (0 < X ≤ 1), " +
-    "entropy=X (nats, > 0), block=N (tokens), alg=origin|maskgit_plus|topk_margin|entropy; e.g. exact,dual,dual+threshold=0.9,block=16";
+    "entropy=X (nats, > 0), block=N (tokens), alg=origin|maskgit_plus|topk_margin|entropy, eot=X (end-of-text penalty, > 0); " +
+    "e.g. exact,dual,dual+threshold=0.9,block=16,exact+eot=5";
 
 const CACHES: Record<string, CacheMode> = { exact: "none", prefix: "prefix", dual: "dual" };
 const ALGORITHMS: readonly Algorithm[] = ["origin", "maskgit_plus", "topk_margin", "entropy"];
@@ -60,6 +63,9 @@ function parseConfig(name: string): DecodeConfig {
         } else if (key === "block") {
             if (!(Number.isInteger(n) && n >= 1)) throw bad("block wants a whole number of tokens");
             config.blockLength = n;
+        } else if (key === "eot") {
+            if (!(n > 0 && Number.isFinite(n))) throw bad("eot wants a positive number (logits)");
+            config.eotPenalty = n;
         } else if (key === "alg") {
             if (!ALGORITHMS.includes(value as Algorithm)) throw bad(`alg wants one of ${ALGORITHMS.join(", ")}`);
             config.algorithm = value as Algorithm;
@@ -87,6 +93,7 @@ export function configParams(config: DecodeConfig, budget: number, earlyStop: bo
     };
     const params = { ...decodeParams(settings, budget), earlyStop };
     if (config.entropyBound) params.entropyBound = config.entropyBound;
+    if (config.eotPenalty) params.eotPenalty = config.eotPenalty;
     // block=N without a cache: exact forward passes, LLaDA's block schedule.
     if (config.cache === "none" && config.blockLength) Object.assign(params, { schedule: "block", blockLength: config.blockLength });
     return params;
