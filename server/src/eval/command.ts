@@ -82,7 +82,18 @@ export async function evalCommand(flags: EvalFlags, settings: Settings | undefin
         bar?.stop();
         const summaries = summarize(records, configs);
         // Several sets: a table per set first, then all of them together.
-        const perSet = sets.length > 1 ? Object.fromEntries(sets.map((set) => [set, summarize(records.filter((r) => r.set === set), configs)])) : undefined;
+        const perSet =
+            sets.length > 1
+                ? Object.fromEntries(
+                      sets.map((set) => [
+                          set,
+                          summarize(
+                              records.filter((r) => r.set === set),
+                              configs
+                          )
+                      ])
+                  )
+                : undefined;
         for (const [set, rows] of Object.entries(perSet ?? {})) process.stdout.write(`${set}:\n\n${markdownTable(rows)}\n`);
         if (perSet) process.stdout.write(`all sets:\n\n`);
         process.stdout.write(markdownTable(summaries));
