@@ -31,12 +31,15 @@ export interface ModelItem {
 
 /** The Download Model… picker's rows: recommended first-class, the download size, the memory warning, the address. */
 export function downloadItems(models: readonly CatalogModel[]): ModelItem[] {
-    return models.map((m) => ({
-        label: m.recommended ? `$(star-full) ${m.name}` : m.name,
-        description: [m.recommended ? "recommended" : undefined, m.path ? "downloaded" : `${gb(m.sizeBytes)} GB download`].filter(Boolean).join(" · "),
-        detail: `${memoryNote(m)} · ${m.uri}`,
-        id: m.id
-    }));
+    // A bundled model has nothing to download.
+    return models
+        .filter((m) => !m.bundled)
+        .map((m) => ({
+            label: m.recommended ? `$(star-full) ${m.name}` : m.name,
+            description: [m.recommended ? "recommended" : undefined, m.path ? "downloaded" : `${gb(m.sizeBytes)} GB download`].filter(Boolean).join(" · "),
+            detail: `${memoryNote(m)} · ${m.uri}`,
+            id: m.id
+        }));
 }
 
 /** The Select Model… picker's catalog rows: current / default / recommended, where the file is or what it takes. */
@@ -47,7 +50,11 @@ export function selectItems(models: readonly CatalogModel[], current: string, se
             [m.id === current ? "current" : m.id === selected && !current ? "default" : undefined, m.recommended ? "recommended" : undefined]
                 .filter(Boolean)
                 .join(" · ") || undefined,
-        detail: m.path ? `Downloaded: ${m.path} · ${memoryNote(m)}` : `Not downloaded (${gb(m.sizeBytes)} GB from ${m.uri}) · ${memoryNote(m)}`,
+        detail: m.bundled
+            ? `Bundled with the extension: a small Python-only model to try the features on, not an assistant · ${memoryNote(m)}`
+            : m.path
+              ? `Downloaded: ${m.path} · ${memoryNote(m)}`
+              : `Not downloaded (${gb(m.sizeBytes)} GB from ${m.uri}) · ${memoryNote(m)}`,
         id: m.id
     }));
 }
@@ -57,7 +64,12 @@ export function recommendedModel(models: readonly Omit<CatalogModel, "path">[] =
     return models.find((m) => m.recommended) ?? models[0];
 }
 
+/** The model that ships inside the extension (the entry with `"bundled"`). */
+export function bundledModel(models: readonly Omit<CatalogModel, "path">[] = catalog.models): Omit<CatalogModel, "path"> {
+    return models.find((m) => m.bundled)!;
+}
+
 /** The first-run notification's text: the recommended model, its download size and the memory it needs. */
 export function firstModelOffer(m: Pick<CatalogModel, "name" | "sizeBytes"> = recommendedModel()): string {
-    return `Dream-Coder needs a diffusion model. Download the recommended ${m.name}: about ${gb(m.sizeBytes)} GB, and it needs about ${memoryNeededGB(m)} GB of free memory. Or use a GGUF file you have.`;
+    return `Dream-Coder needs a diffusion model. Download the recommended ${m.name}: about ${gb(m.sizeBytes)} GB, and it needs about ${memoryNeededGB(m)} GB of free memory. Or use a GGUF file you have, or try the small Python model that comes with the extension.`;
 }

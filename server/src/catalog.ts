@@ -2,7 +2,8 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import manifest from "../../package.json";
 import data from "./catalog.json";
 import type { CatalogModel } from "./protocol";
 import type { Settings } from "./settings";
@@ -32,9 +33,24 @@ export function catalogEntry(id: string): CatalogEntry | undefined {
     return CATALOG.find((m) => m.id === id);
 }
 
-/** Where a catalog model's file is (or will be once downloaded). */
+/** The bundled model (its entry has `"bundled"`): the small one this project trains (train/), the CLI's default. */
+export const BUNDLED_MODEL_ID: string = CATALOG.find((m) => m.bundled)!.id;
+
+/**
+ * A file shipped in the package, by its path from the package root: looked for in each folder up from this
+ * module (out/server/src in a checkout, dist/ in the .vsix).
+ */
+export function packagedFile(relative: string): string {
+    for (let dir = __dirname; ; dir = dirname(dir)) {
+        if (existsSync(join(dir, relative))) return join(dir, relative);
+        if (dirname(dir) === dir)
+            throw new ModelSetupError(`${relative} is missing from the ${manifest.name} package (looked in every folder above ${__dirname})`, "not-downloaded");
+    }
+}
+
+/** Where a catalog model's file is (or will be once downloaded); a bundled one's is inside the package. */
 export function catalogPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string {
-    return join(modelsDirectory(settings), `${entry.id}.gguf`);
+    return entry.bundled ? packagedFile(entry.bundled) : join(modelsDirectory(settings), `${entry.id}.gguf`);
 }
 
 /** The catalog with each model's downloaded file, if any. */
@@ -107,4 +123,14 @@ export async function downloadModel(
 
 function expandHome(p: string): string {
     return p === "~" || p.startsWith("~/") ? join(homedir(), p.slice(1)) : p;
+}
+
+/** Makes a catalog model's file present: downloads it (resuming) into the models directory, or finds the bundled one. */
+export async function pullModel(
+    entry: CatalogEntry,
+    settings: Pick<Settings, "modelsDirectory">,
+    options: { onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal } = {}
+): Promise<string> {
+    if (entry.bundled) return packagedFile(entry.bundled);
+    return downloadModel(entry.uri, modelsDirectory(settings), basename(catalogPath(entry, settings)), options);
 }

@@ -7,7 +7,7 @@ import { resolveModelPath } from "./catalog";
 import type { ServerStatus } from "./protocol";
 import { checkModelFileStart } from "./runtime/modelFile";
 import { DiffusionModel } from "./runtime/runtime";
-import type { Settings } from "./settings";
+import { DEFAULT_SETTINGS, type Settings } from "./settings";
 
 export class ModelHost {
     private settings: Settings | undefined;
@@ -82,7 +82,8 @@ export class ModelHost {
         });
         model.then(
             (m) => {
-                if (settings.contextTokens > m.info.nCtxTrain) {
+                // Only a value the user chose: the default suits the 7B models, and a smaller context is the model's own.
+                if (settings.contextTokens > m.info.nCtxTrain && settings.contextTokens !== DEFAULT_SETTINGS.contextTokens) {
                     this.onNotice(
                         `dreamCoder.contextTokens: ${settings.contextTokens} is more than the model's trained context of ${m.info.nCtxTrain} tokens; ` +
                             `each request shows it at most ${m.info.nCtxTrain} tokens, its holes included`

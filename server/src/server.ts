@@ -1,6 +1,5 @@
 // The language server: one model host, the four jobs over LSP, settings pulled from the editor.
 // Run it with --node-ipc (VS Code), --stdio, or --socket=N (see vscode-languageserver's createConnection).
-import { basename } from "node:path";
 import { TextDocument } from "vscode-languageserver-textdocument";
 import {
     CodeActionKind,
@@ -22,7 +21,7 @@ import {
     type VersionedTextDocumentIdentifier,
     type WorkDoneProgressParams
 } from "vscode-languageserver/node";
-import { catalogEntry, catalogPath, DEFAULT_MODEL_ID, downloadModel as download, listCatalog, ModelSetupError, modelsDirectory } from "./catalog";
+import { catalogEntry, DEFAULT_MODEL_ID, listCatalog, ModelSetupError, pullModel } from "./catalog";
 import { HoleParser } from "./holes";
 import { InlineCompleter } from "./jobs/completion";
 import type { Denoised } from "./jobs/denoise";
@@ -352,7 +351,7 @@ connection.onRequest(
         const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
         progress.begin(`Downloading ${entry.name}`, 0, undefined, true);
         try {
-            const path = await download(entry.uri, modelsDirectory(settings), basename(catalogPath(entry, settings)), {
+            const path = await pullModel(entry, settings, {
                 signal: abortSignal(token),
                 onProgress: (p) =>
                     progress.report(

@@ -58,6 +58,8 @@ export interface Settings {
 /** A setting's declaration in package.json (the parts this file reads). */
 interface Declared {
     type: "string" | "integer" | "number" | "boolean" | "object";
+    description?: string;
+    markdownDescription?: string;
     default: unknown;
     minimum?: number;
     maximum?: number;

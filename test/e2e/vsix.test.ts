@@ -19,7 +19,10 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     const listed = new Set(out.split("\n").map((l) => l.trim()));
     const pictures = [...readFileSync(join(repoRoot, "README.md"), "utf8").matchAll(/\]\((media\/readme\/[\w-]+\.png)\)/g)].map((m) => m[1]);
     assert.ok(pictures.length >= 4, "the README shows pictures");
-    for (const file of ["README.md", "media/icon.png", "docs/README.md", ...pictures]) assert.ok(listed.has(file), `the .vsix carries ${file}`);
+    // ... and the bundled model, which the in-host suite then picks by its catalog id.
+    const bundled = (require(join(repoRoot, "server", "src", "catalog.json")) as { models: { bundled?: string }[] }).models.find((m) => m.bundled)?.bundled;
+    assert.ok(bundled, "the catalog names a bundled model");
+    for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...pictures]) assert.ok(listed.has(file), `the .vsix carries ${file}`);
     assert.equal((require(join(repoRoot, "package.json")) as { icon?: string }).icon, "media/icon.png");
     assert.ok(statSync(join(repoRoot, "README.md")).size < 12_000, "the README is the short user page");
     const result = await runExtensionSuite({ name: "vsix", vsix });

@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
 import { HoleParser } from "../../server/src/holes";
+import { DECLARED } from "../../server/src/settings";
 import { QUANT_TYPES, quantizedTestModel, repoRoot, standInModel, testModel } from "../tools/test-models";
 
 const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
@@ -71,19 +72,41 @@ test("complete prints one line for a place in the middle of a line", () => {
     assert.equal(r.stdout.split("\n").length, 2, "one line and its newline");
 });
 
+test("with no model named, the CLI uses the bundled trained model: it fills the example with printable text", () => {
+    const file = scratchCopy();
+    const r = run("fill", file, "--in-place", "-t", "1", "--models-dir", mkdtempSync(join(tmpdir(), "no-models-")));
+    assert.equal(r.status, 0, r.stderr);
+    const after = readFileSync(file, "utf8");
+    assert.equal(new HoleParser().parse(after).length, 0, "every hole filled");
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+    assert.doesNotMatch(after, /[\u0000-\u0008\u000e-\u001f\ufffd]/, "text, not the random-weight model's control characters");
+});
+
+test("the setting flags are described by the settings' declarations in package.json", () => {
+    const r = run("fill", "--help");
+    assert.equal(r.status, 0, r.stderr);
+    const help = r.stdout.replace(/\s+/g, " ");
+    for (const key of ["threads", "steps", "algorithm", "cache", "confidenceThreshold", "contextTokens", "holes.marker"]) {
+        const d = DECLARED[key];
+        assert.ok(help.includes(`[dreamCoder.${key}, default ${JSON.stringify(d.default)}]`), `${key} is named with its default`);
+        if (d.description) assert.ok(help.includes(d.description), `${key}'s description: ${d.description}`);
+        for (const choice of d.enum ?? []) assert.ok(help.includes(`"${choice}"`), `${key} offers ${choice}`);
+    }
+});
+
 test("bad input: clear messages, exit status 1, the file untouched", () => {
     const file = scratchCopy();
     const before = readFileSync(file, "utf8");
     const noHoles = join(dirname(file), "plain.py");
     writeFileSync(noHoles, "x = 1\n");
     const cases: [string[], RegExp][] = [
-        [["fill", file, "--in-place"], /no model: pass --model/],
         [["fill", file, "--in-place", "-m", join(tmpdir(), "missing.gguf")], /missing\.gguf: model file not found/],
         [["fill", file, "--in-place", "-m", testModel({ arch: "qwen2" })], /autoregressive/],
         [["fill", join(tmpdir(), "no-such-file.py"), "-m", "x"], /cannot read .*no such file/],
         [["fill", noHoles, "-m", testModel({ arch: "dream" })], /plain\.py has no hole marker/],
         [["complete", file, "--at", "99:1", "-m", "x"], /99:1 is outside the file/],
-        [["fill", file, "-m", "x", "--steps", "-2"], /whole number of at least 0/],
+        [["fill", file, "-m", "x", "--steps", "-2"], /^dream-coder: dreamCoder\.steps: -2 is not valid \(a whole number from 0 to 4096\)\n$/],
+        [["fill", file, "-m", "x", "--block-length", "two"], /--block-length <n>' argument 'two' is invalid\. expected a number/],
         [
             ["fill", file, "-m", "x", "--marker", ""],
             /^dream-coder: dreamCoder\.holes\.marker: "" is not valid \(one or more characters, no spaces or backslashes\)\n$/

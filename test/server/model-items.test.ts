@@ -2,8 +2,8 @@
 // model warns how much memory it needs, computed from its file size.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { downloadItems, firstModelOffer, memoryNeededGB, recommendedModel, selectItems } from "../../client/src/modelItems";
-import { CATALOG, DEFAULT_MODEL_ID } from "../../server/src/catalog";
+import { bundledModel, downloadItems, firstModelOffer, memoryNeededGB, recommendedModel, selectItems } from "../../client/src/modelItems";
+import { BUNDLED_MODEL_ID, CATALOG, DEFAULT_MODEL_ID } from "../../server/src/catalog";
 import type { CatalogModel } from "../../server/src/protocol";
 
 const models: CatalogModel[] = CATALOG.map((m, i) => ({ ...m, path: i === 1 ? "/models/dream-7b-instruct.gguf" : null }));
@@ -14,11 +14,18 @@ test("the catalog recommends exactly one model, Dream-Coder 7B Instruct, which i
         ["dream-coder-7b-instruct"]
     );
     assert.equal(DEFAULT_MODEL_ID, "dream-coder-7b-instruct");
+    // The first-run offer's "Try the Bundled Model" and the CLI's default name the same entry.
+    assert.equal(bundledModel().id, BUNDLED_MODEL_ID);
+    assert.equal(BUNDLED_MODEL_ID, "dream-mini-py");
 });
 
-test("Download Model…: the recommended model is marked and every 7B model warns about memory", () => {
+test("Download Model…: the recommended model is marked and every 7B model warns about memory; the bundled one is not offered", () => {
     const items = downloadItems(models);
-    assert.equal(items.length, CATALOG.length);
+    assert.deepEqual(
+        items.map((i) => i.id),
+        CATALOG.filter((m) => !m.bundled).map((m) => m.id)
+    );
+    assert.ok(!items.some((i) => i.id === "dream-mini-py"), "nothing to download");
     const recommended = items.filter((i) => i.description?.includes("recommended"));
     assert.deepEqual(
         recommended.map((i) => i.id),
@@ -44,14 +51,16 @@ test("Select Model…: current, default and recommended; where the file is or wh
     const chosen = selectItems(models, "diffucoder-7b", "diffucoder-7b");
     assert.deepEqual(
         chosen.map((i) => i.description),
-        ["recommended", undefined, "current", undefined]
+        ["recommended", undefined, "current", undefined, undefined]
     );
+    const bundled = unset.find((i) => i.id === "dream-mini-py")!;
+    assert.match(bundled.detail, /^Bundled with the extension: a small Python-only model .* · Needs about 2 GB of free memory$/);
 });
 
 test("the first-run offer names the recommended model, its size and the memory it needs", () => {
     assert.equal(recommendedModel().id, "dream-coder-7b-instruct");
     assert.equal(
         firstModelOffer(),
-        "Dream-Coder needs a diffusion model. Download the recommended Dream-Coder v0 Instruct 7B (Q4_K_M): about 4.7 GB, and it needs about 6 GB of free memory. Or use a GGUF file you have."
+        "Dream-Coder needs a diffusion model. Download the recommended Dream-Coder v0 Instruct 7B (Q4_K_M): about 4.7 GB, and it needs about 6 GB of free memory. Or use a GGUF file you have, or try the small Python model that comes with the extension."
     );
 });

@@ -1,7 +1,7 @@
 // Settings and model resolution: wrong values are reported and replaced by defaults; a model setting that
 // cannot be used says what to do.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -105,13 +105,19 @@ test("a model setting names a path or a downloaded catalog model, or says what t
     assert.equal(resolveModelPath({ model: "rel/x.gguf", modelsDirectory: dir }), join(process.cwd(), "rel/x.gguf"));
 });
 
-test("the catalog lists the four model families, each with an address and a size", () => {
+test("the catalog lists the four model families, each with an address and a size, and the bundled model", () => {
     assert.deepEqual(
         CATALOG.map((m) => m.id),
-        ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct"]
+        ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct", "dream-mini-py"]
     );
-    for (const m of CATALOG) {
+    for (const m of CATALOG.filter((m) => !m.bundled)) {
         assert.match(m.uri, /^hf:[\w.-]+\/[\w.-]+:Q4_K_M$/);
         assert.ok(m.sizeBytes > 1e9);
     }
+    // The bundled model is found in the package whatever the models directory, and its size is the file's.
+    const path = resolveModelPath({ model: "dream-mini-py", modelsDirectory: mkdtempSync(join(tmpdir(), "models-")) });
+    assert.equal(path, join(repoRoot, "models", "dream-mini-py-q8_0.gguf"));
+    const size = statSync(path).size;
+    const declared = CATALOG.find((m) => m.bundled)!.sizeBytes;
+    assert.ok(Math.abs(size - declared) / size < 0.05, `catalog says ${declared} bytes, the file has ${size}`);
 });

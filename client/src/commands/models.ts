@@ -9,7 +9,7 @@ import type { Ctx } from "../ctx";
 import { inlineEnabled } from "../../../server/src/settings";
 import { describeStatus } from "../statusBar";
 import { showFailure, showProblem } from "../failures";
-import { downloadItems, firstModelOffer, recommendedModel, selectItems } from "../modelItems";
+import { bundledModel, downloadItems, firstModelOffer, recommendedModel, selectItems } from "../modelItems";
 
 /** Set by "Don't Ask Again": no model prompt at start (the walkthrough and Select Model… remain). */
 const NO_FIRST_MODEL_OFFER = "dreamCoder.noFirstModelOffer";
@@ -114,11 +114,20 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
 export async function offerFirstModel(ctx: Ctx): Promise<void> {
     if (config.model || ctx.extension.globalState.get<boolean>(NO_FIRST_MODEL_OFFER)) return;
     const recommended = recommendedModel();
-    const pick = await vscode.window.showInformationMessage(firstModelOffer(recommended), "Download…", "Choose File…", "Get Started", "Don't Ask Again");
+    const pick = await vscode.window.showInformationMessage(
+        firstModelOffer(recommended),
+        "Download…",
+        "Choose File…",
+        "Try the Bundled Model",
+        "Get Started",
+        "Don't Ask Again"
+    );
     if (pick === "Download…") {
         if (await downloadModel(ctx, recommended.id)) await useModel(ctx, recommended.id);
     } else if (pick === "Choose File…") {
         await chooseModelFile(ctx);
+    } else if (pick === "Try the Bundled Model") {
+        await useModel(ctx, bundledModel().id);
     } else if (pick === "Get Started") {
         await vscode.commands.executeCommand("workbench.action.openWalkthrough", `${ctx.extension.extension.id}#start`, false);
     } else if (pick === "Don't Ask Again") {

@@ -3,13 +3,12 @@
 // print a diff (or the completion), or change the file with --in-place; models lists and downloads the
 // catalog; bench measures inline-completion latency through a real server process.
 import { readFileSync, writeFileSync } from "node:fs";
-import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import manifest from "../../../package.json";
 import { evalCommand, type EvalFlags } from "../eval/command";
 import { SUBSTITUTES } from "../eval/harness";
 import { PROBLEM_SETS } from "../eval/problems";
-import { CATALOG, catalogEntry, catalogPath, downloadModel, listCatalog, modelsDirectory } from "../catalog";
+import { BUNDLED_MODEL_ID, CATALOG, catalogEntry, listCatalog, modelsDirectory, pullModel } from "../catalog";
 import { HoleParser } from "../holes";
 import { InlineCompleter } from "../jobs/completion";
 import type { Denoised, JobOptions } from "../jobs/denoise";
@@ -18,7 +17,7 @@ import { rewriteSelection } from "../jobs/rewrite";
 import { sketchBody } from "../jobs/sketch";
 import { ModelHost } from "../modelHost";
 import type { CacheMode } from "../runtime/native";
-import { readSettings, type Settings } from "../settings";
+import { DECLARED, readSettings, type Settings } from "../settings";
 import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { runLatencyBench } from "./bench";
 import { DownloadProgress, generationOrder, JobProgress, unifiedDiff } from "./output";
@@ -34,59 +33,81 @@ const decimal = (v: string) => {
     return n;
 };
 
+/** The flags that set a dreamCoder.* setting, and the setting (a dotted key is nested: holes.marker). */
+const SETTING_FLAGS = {
+    model: ["--models-dir <dir>", "modelsDirectory"],
+    machine: [
+        ["-t, --threads <n>", "threads"],
+        ["--gpu-layers <n>", "gpuLayers"]
+    ],
+    decoding: [
+        ["--steps <n>", "steps"],
+        ["--algorithm <name>", "algorithm"],
+        ["--temperature <x>", "temperature"],
+        ["--top-p <x>", "topP"],
+        ["--cache <mode>", "cache"],
+        ["--block-length <n>", "blockLength"],
+        ["--threshold <x>", "confidenceThreshold"],
+        ["--context-tokens <n>", "contextTokens"]
+    ],
+    fill: [
+        ["--marker <text>", "holes.marker"],
+        ["--hole-tokens <n>", "holes.defaultTokens"]
+    ],
+    sketch: [["--tokens <n>", "sketch.tokens"]]
+} as const satisfies Record<string, readonly [string, string] | readonly (readonly [string, string])[]>;
+type FlagAndKey = readonly [string, string];
+const flagList = (g: FlagAndKey | readonly FlagAndKey[]): readonly FlagAndKey[] =>
+    typeof g[0] === "string" ? [g as FlagAndKey] : (g as readonly FlagAndKey[]);
+
+/**
+ * A flag for a setting, described by the setting's own declaration in package.json: its description, its name
+ * and default, its choices. The value itself is checked, range included, where every setting is read.
+ */
+function settingOption(flag: string, key: string): Option {
+    const d = DECLARED[key];
+    // The plain description whole; of a longer Markdown one, its first sentence.
+    const about = d.description ?? (d.markdownDescription ?? "").replace(/`/g, "").split(/(?<=\.)\s/)[0];
+    const option = new Option(flag, `${about} [dreamCoder.${key}, default ${JSON.stringify(d.default)}]`);
+    if (d.enum) return option.choices(d.enum);
+    return d.type === "integer" || d.type === "number" ? option.argParser(decimal) : option;
+}
+
+function withSettingOptions(cmd: Command, ...groups: (keyof typeof SETTING_FLAGS)[]): Command {
+    for (const g of groups) for (const [flag, key] of flagList(SETTING_FLAGS[g])) cmd.addOption(settingOption(flag, key));
+    return cmd;
+}
+
+const MODEL_OPTION = ["-m, --model <path|id>", `GGUF file or catalog id (default: $DREAM_CODER_MODEL, else the bundled ${BUNDLED_MODEL_ID})`] as const;
+
 /** Options every job command takes; they map onto the dreamCoder.* settings. */
 function withModelOptions(cmd: Command): Command {
-    return cmd
-        .option("-m, --model <path|id>", "GGUF file or catalog id (default: $DREAM_CODER_MODEL)")
-        .option("--models-dir <dir>", "where catalog models are downloaded")
-        .option("-t, --threads <n>", "CPU threads (0: chosen from the machine)", integer(0))
-        .option("--gpu-layers <n>", "layers to offload in a GPU build (-1: all)", integer(-1))
-        .option("--steps <n>", "denoising steps at most (0: one per token)", integer(0))
-        .addOption(new Option("--algorithm <name>", "which masked token to reveal first").choices(["origin", "maskgit_plus", "topk_margin", "entropy"]))
-        .option("--temperature <x>", "0: greedy", decimal)
-        .option("--top-p <x>", "nucleus sampling", decimal)
-        .addOption(new Option("--cache <mode>", "none: exact; prefix / dual: KV cache, block by block (default dual)").choices(["none", "prefix", "dual"]))
-        .option("--block-length <n>", "tokens per block in the cached modes", integer(1))
-        .option("--threshold <x>", "reveal every token of the block above this confidence per step (0: off)", decimal)
-        .option("--context-tokens <n>", "document text shown around the cursor", integer(64))
-        .option("--order", "print the generation order: tokens coloured by the step that revealed them");
+    return withSettingOptions(cmd.option(...MODEL_OPTION), "model", "machine", "decoding").option(
+        "--order",
+        "print the generation order: tokens coloured by the step that revealed them"
+    );
 }
 
 interface ModelFlags {
     model?: string;
-    modelsDir?: string;
-    threads?: number;
-    gpuLayers?: number;
-    steps?: number;
-    algorithm?: string;
-    temperature?: number;
-    topP?: number;
-    cache?: string;
-    blockLength?: number;
-    threshold?: number;
-    contextTokens?: number;
     order?: boolean;
 }
 
 function settingsFrom(flags: ModelFlags, extra: Record<string, unknown> = {}): Settings {
-    const model = flags.model ?? process.env.DREAM_CODER_MODEL ?? "";
-    if (!model)
-        throw new InvalidArgumentError(`no model: pass --model with a GGUF file or one of ${CATALOG.map((m) => m.id).join(", ")}, or set DREAM_CODER_MODEL`);
-    const { settings, problems } = readSettings({
-        model,
-        modelsDirectory: flags.modelsDir,
-        threads: flags.threads,
-        gpuLayers: flags.gpuLayers,
-        steps: flags.steps,
-        algorithm: flags.algorithm,
-        temperature: flags.temperature,
-        topP: flags.topP,
-        cache: flags.cache,
-        blockLength: flags.blockLength,
-        confidenceThreshold: flags.threshold,
-        contextTokens: flags.contextTokens,
-        ...extra
-    });
+    // With no model named, the small bundled one: every command works out of the box, and writes code.
+    const raw: Record<string, unknown> = { model: flags.model || process.env.DREAM_CODER_MODEL || BUNDLED_MODEL_ID, ...extra };
+    for (const [flag, key] of Object.values(SETTING_FLAGS).flatMap(flagList)) {
+        const value = (flags as Record<string, unknown>)[new Option(flag).attributeName()];
+        if (value === undefined) continue;
+        const path = key.split(".");
+        let at = raw;
+        for (const part of path.slice(0, -1)) {
+            at[part] ??= {};
+            at = at[part] as Record<string, unknown>;
+        }
+        at[path[path.length - 1]] = value;
+    }
+    const { settings, problems } = readSettings(raw);
     // The server keeps the default for a wrong setting; a command line stops, before anything is loaded.
     if (problems.length) throw new InvalidArgumentError(problems.map((p) => p.message).join("\n"));
     return settings;
@@ -179,13 +200,14 @@ const program = new Command("dream-coder")
     .version(manifest.version)
     .showHelpAfterError();
 
-withModelOptions(program.command("fill <file>").description("fill every hole marker (??? or ???:N tokens) jointly, in one denoising run"))
-    .option("--marker <text>", "the hole marker", "???")
-    .option("--hole-tokens <n>", "tokens for a marker without a size", integer(1))
+withSettingOptions(
+    withModelOptions(program.command("fill <file>").description("fill every hole marker (??? or ???:N tokens) jointly, in one denoising run")),
+    "fill"
+)
     .option("-i, --in-place", "change the file instead of printing a diff")
-    .action(async (file: string, flags: ModelFlags & { marker: string; holeTokens?: number; inPlace?: boolean }) => {
+    .action(async (file: string, flags: ModelFlags & { inPlace?: boolean }) => {
         const text = readSource(file);
-        const settings = settingsFrom(flags, { holes: { marker: flags.marker, defaultTokens: flags.holeTokens } });
+        const settings = settingsFrom(flags);
         const holes = new HoleParser(settings.holes.marker).parse(text);
         if (holes.length === 0) throw new InvalidArgumentError(`${file} has no hole marker (${settings.holes.marker})`);
         const r = await runJob(flags, settings, (host, options) => host.run((m) => fillHoles(m, text, holes, options)));
@@ -231,49 +253,47 @@ withModelOptions(program.command("rewrite <file>").description("rewrite lines un
         }
     );
 
-withModelOptions(program.command("sketch <file>").description("draw a function body at a place after its signature and docstring"))
+withSettingOptions(
+    withModelOptions(program.command("sketch <file>").description("draw a function body at a place after its signature and docstring")),
+    "sketch"
+)
     .requiredOption("--at <line:col>", "where the body goes (1-based)")
-    .option("--tokens <n>", "the body's budget", integer(1))
     .option("-i, --in-place", "change the file instead of printing a diff")
-    .action(async (file: string, flags: ModelFlags & { at: string; tokens?: number; inPlace?: boolean }) => {
+    .action(async (file: string, flags: ModelFlags & { at: string; inPlace?: boolean }) => {
         const text = readSource(file);
         const offset = offsetOf(text, flags.at);
-        const settings = settingsFrom(flags, { sketch: { tokens: flags.tokens } });
+        const settings = settingsFrom(flags);
         const r = await runJob(flags, settings, (host, options) => host.run((m) => sketchBody(m, text, offset, options)));
         deliver(file, text, [r.edit], flags.inPlace);
     });
 
 const models = program.command("models").description("the model catalog");
-models
-    .command("list")
-    .option("--models-dir <dir>", "where catalog models are downloaded")
-    .action((flags: { modelsDir?: string }) => {
-        const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
-        for (const m of listCatalog(settings)) {
-            process.stdout.write(
-                `${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? `downloaded ${m.path}` : "not downloaded"}${m.recommended ? "  (recommended)" : ""}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`
-            );
-        }
-        process.stdout.write(`\nModels directory: ${modelsDirectory(settings)}\n`);
+withSettingOptions(models.command("list"), "model").action((flags: { modelsDir?: string }) => {
+    const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
+    for (const m of listCatalog(settings)) {
+        process.stdout.write(
+            `${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? `downloaded ${m.path}` : "not downloaded"}${m.recommended ? "  (recommended)" : ""}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`
+        );
+    }
+    process.stdout.write(`\nModels directory: ${modelsDirectory(settings)}\n`);
+});
+withSettingOptions(
+    models.command("pull <id>").description(`download a catalog model (${CATALOG.map((m) => m.id).join(", ")}); an interrupted download resumes`),
+    "model"
+).action(async (id: string, flags: { modelsDir?: string }) => {
+    const entry = catalogEntry(id);
+    if (!entry) throw new InvalidArgumentError(`"${id}" is not in the catalog: ${CATALOG.map((m) => m.id).join(", ")}`);
+    const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
+    const bar = new DownloadProgress();
+    const interrupt = new AbortController();
+    process.once("SIGINT", () => interrupt.abort());
+    const path = await pullModel(entry, settings, {
+        signal: interrupt.signal,
+        onProgress: (p) => bar.update(p.downloadedBytes, p.totalBytes)
     });
-models
-    .command("pull <id>")
-    .description(`download a catalog model (${CATALOG.map((m) => m.id).join(", ")}); an interrupted download resumes`)
-    .option("--models-dir <dir>", "where catalog models are downloaded")
-    .action(async (id: string, flags: { modelsDir?: string }) => {
-        const entry = catalogEntry(id);
-        if (!entry) throw new InvalidArgumentError(`"${id}" is not in the catalog: ${CATALOG.map((m) => m.id).join(", ")}`);
-        const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
-        const bar = new DownloadProgress();
-        const interrupt = new AbortController();
-        process.once("SIGINT", () => interrupt.abort());
-        const path = await downloadModel(entry.uri, modelsDirectory(settings), basename(catalogPath(entry, settings)), {
-            signal: interrupt.signal,
-            onProgress: (p) => bar.update(p.downloadedBytes, p.totalBytes)
-        });
-        bar.stop();
-        process.stdout.write(`${path}\n`);
-    });
+    bar.stop();
+    process.stdout.write(`${path}\n`);
+});
 
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))
     .option("--file <path>", "the source file to type (default: this package's server/src/holes.ts)")
@@ -295,13 +315,16 @@ withModelOptions(program.command("bench").description("inline-completion latency
         await runLatencyBench(settingsFrom(flags), { ...flags, modes });
     });
 
-program
-    .command("eval")
-    .description("HumanEval infilling: pass@1, exact match, forward passes and latency per decoding configuration, tests run sandboxed")
-    .option("-m, --model <path|id>", "GGUF file or catalog id (default: $DREAM_CODER_MODEL)")
-    .option("--models-dir <dir>", "where catalog models are downloaded")
-    .option("-t, --threads <n>", "CPU threads (0: chosen from the machine)", integer(0))
-    .option("--gpu-layers <n>", "layers to offload in a GPU build (-1: all)", integer(-1))
+withSettingOptions(
+    program
+        .command("eval")
+        .description(
+            "HumanEval infilling and held-out Python spans: pass@1, exact match, forward passes and latency per decoding configuration, tests run sandboxed"
+        )
+        .option(...MODEL_OPTION),
+    "model",
+    "machine"
+)
     .option("--sets <list>", `${Object.keys(PROBLEM_SETS).join(", ")}`, "single-line")
     .option("--configs <list>", "decoding configurations, e.g. exact,dual,dual+threshold=0.9,dual+entropy=1,block=16", "exact,dual")
     .option("--hole <policy>", "truth: the ground truth's token count; fixed:N: N tokens, early stop", "truth")
