@@ -85,7 +85,7 @@
         if (event.data && event.data.type === "trace") {
             trace = event.data.trace;
             vscode.setState({ trace });
-            const last = Math.max(0, scheduleSteps() - 1);
+            const last = Math.max(0, trace.scheduleSteps - 1);
             slider.max = String(last);
             slider.value = String(last);
             render();
