@@ -131,6 +131,6 @@ export async function pullModel(
     settings: Pick<Settings, "modelsDirectory">,
     options: { onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal } = {}
 ): Promise<string> {
-    if (entry.bundled) return packagedFile(entry.bundled);
-    return downloadModel(entry.uri, modelsDirectory(settings), basename(catalogPath(entry, settings)), options);
+    const path = catalogPath(entry, settings);
+    return entry.bundled ? path : downloadModel(entry.uri, modelsDirectory(settings), basename(path), options);
 }

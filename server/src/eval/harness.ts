@@ -4,6 +4,7 @@
 // the records alone.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { cutWindow } from "../contextWindow";
+import { trainedRoom } from "../jobs/denoise";
 import type { DiffusionModel, Segment } from "../runtime/runtime";
 import { configParams, type DecodeConfig } from "./configs";
 import { programFor, type Problem, type ProblemSet } from "./problems";
@@ -51,8 +52,7 @@ export function modelCompleter(model: DiffusionModel, policy: HolePolicy): Compl
         const budget = policy.kind === "fixed" ? policy.tokens : Math.max(1, model.tokenize(problem.truth).length);
         const text = problem.prefix + problem.suffix;
         const at = problem.prefix.length;
-        const room = Math.max(0, model.info.nCtxTrain - budget - 2); // two places for a BOS / shifted-logits token
-        const win = cutWindow(text, at, at, room, (piece) => model.tokenize(piece).length);
+        const win = cutWindow(text, at, at, trainedRoom(model, budget), (piece) => model.tokenize(piece).length);
         const segments: Segment[] = [text.slice(win.start, at), { hole: budget }];
         if (win.end > at) segments.push(text.slice(at, win.end));
         const started = performance.now();

@@ -40,8 +40,13 @@ export function decodeParams(settings: Settings, generated: number): DecodeParam
 
 /** Tokens of document text a request may show around `generated` masked ones: the setting, within the model's trained context. */
 export function contextBudget(model: DiffusionModel, settings: Settings, generated: number): number {
-    // Two places for the BOS / shifted-logits token the layout may put in front.
-    return Math.max(0, Math.min(settings.contextTokens, model.info.nCtxTrain - generated - 2));
+    return Math.min(settings.contextTokens, trainedRoom(model, generated));
+}
+
+/** Tokens of text the model's trained context holds besides `generated` ones: two places go to the BOS /
+ * shifted-logits token the layout may put in front. */
+export function trainedRoom(model: DiffusionModel, generated: number): number {
+    return Math.max(0, model.info.nCtxTrain - generated - 2);
 }
 
 export async function denoise(model: DiffusionModel, layout: SequenceLayout, options: JobOptions): Promise<Denoised> {
