@@ -29,14 +29,18 @@ fi
 
 node scripts/build-native.mjs
 
-# The training pipeline (train/) runs in its own Python environment, rebuilt when its pinned requirements change.
-venv=train/.venv
-if [ ! -f "$venv/requirements.txt" ] || ! cmp -s train/requirements.txt "$venv/requirements.txt"; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r train/requirements.txt
-    cp train/requirements.txt "$venv/requirements.txt"
-fi
+# A Python environment at $1 with the pinned requirements $2, rebuilt when they change.
+python_env() {
+    if [ ! -f "$1/requirements.txt" ] || ! cmp -s "$2" "$1/requirements.txt"; then
+        rm -rf "$1"
+        python3 -m venv "$1"
+        "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2"
+        cp "$2" "$1/requirements.txt"
+    fi
+}
+# The training pipeline (train/) runs in its own environment; clang-format (npm run lint) in a small one.
+python_env train/.venv train/requirements.txt
+python_env node_modules/.lint-venv scripts/lint-requirements.txt
 rm -rf out
 npx tsc -p .
 node scripts/bundle.mjs

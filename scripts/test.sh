@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# Lint and format (biome.json): a finding fails the run; `npm run format` fixes what it can.
-npx biome ci
+# Lint and format (biome.json for TypeScript, native/.clang-format for C++): a finding fails the run;
+# `npm run format` fixes what it can.
+npm run --silent lint
 # The real-editor tests need Node 24, code-server and Chromium: installed once, cached outside the clone.
 bash scripts/e2e-tools.sh
 mapfile -t files < <(find out/test -name '*.test.js' | sort)

@@ -1,6 +1,5 @@
 // Node-API binding: model loading and decoding run on worker threads, steps stream back to JS.
 #include "decoder.h"
-
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "llama.h"
@@ -39,7 +38,7 @@ void on_llama_log(ggml_log_level level, const char * text, void *) {
 
 std::string take_llama_log() {
     std::lock_guard<std::mutex> lock(g_log_mutex);
-    std::string out;
+    std::string                 out;
     for (const auto & l : g_log_lines) {
         out += l;
     }
@@ -83,7 +82,9 @@ std::string opt(const Napi::Object & o, const char * key, const char * fallback)
 
 // A string field that names one of `choices`; anything else is refused with the names it may take.
 template <typename T>
-T opt_choice(const Napi::Object & o, const char * key, const char * what,
+T opt_choice(const Napi::Object &                              o,
+             const char *                                      key,
+             const char *                                      what,
              std::initializer_list<std::pair<const char *, T>> choices) {
     const std::string name = opt(o, key, choices.begin()->first);
     std::string       names;
@@ -102,15 +103,29 @@ dc_params to_params(const Napi::Object & o) {
     dc_params p;
     // The first choice of each is the default when the field is absent.
     p.algorithm = opt_choice<dc_algorithm>(o, "algorithm", "algorithm",
-                                           { { "maskgit_plus", dc_algorithm::maskgit_plus },
-                                             { "origin", dc_algorithm::origin },
-                                             { "topk_margin", dc_algorithm::topk_margin },
-                                             { "entropy", dc_algorithm::entropy } });
+                                           {
+                                               { "maskgit_plus", dc_algorithm::maskgit_plus },
+                                               { "origin",       dc_algorithm::origin       },
+                                               { "topk_margin",  dc_algorithm::topk_margin  },
+                                               { "entropy",      dc_algorithm::entropy      }
+    });
     p.schedule  = opt_choice<dc_schedule>(o, "schedule", "schedule",
-                                          { { "timestep", dc_schedule::timestep }, { "block", dc_schedule::block } });
-    p.cache     = opt_choice<dc_cache>(o, "cache", "cache mode",
-                                       { { "none", dc_cache::none }, { "prefix", dc_cache::prefix }, { "dual", dc_cache::dual } });
-    p.cache_f16 = opt_choice<bool>(o, "cacheType", "cache type", { { "f32", false }, { "f16", true } });
+                                          {
+                                             { "timestep", dc_schedule::timestep },
+                                             { "block",    dc_schedule::block    }
+    });
+    p.cache     = opt_choice<dc_cache>(
+        o, "cache", "cache mode",
+        {
+            { "none",   dc_cache::none   },
+            { "prefix", dc_cache::prefix },
+            { "dual",   dc_cache::dual   }
+    });
+    p.cache_f16            = opt_choice<bool>(o, "cacheType", "cache type",
+                                              {
+                                       { "f32", false },
+                                       { "f16", true  }
+    });
     p.steps                = (int32_t) opt(o, "steps", (double) p.steps);
     p.eps                  = opt(o, "eps", p.eps);
     p.block_length         = (int32_t) opt(o, "blockLength", (double) p.block_length);
@@ -151,11 +166,51 @@ struct ModelState {
     }
 };
 
-class LoadWorker : public Napi::AsyncProgressQueueWorker<float> {
+// A worker whose JS side is a promise: settled from OnOK (with result()) or OnError, after finish().
+// `Worker` is Napi::AsyncWorker or Napi::AsyncProgressQueueWorker<T>.
+template <typename Worker> class PromiseWorker : public Worker {
+  public:
+    explicit PromiseWorker(Napi::Env env) : Worker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+  protected:
+    virtual Napi::Value result() = 0;
+
+    virtual void finish() {}
+
+    void OnOK() override {
+        finish();
+        deferred_.Resolve(result());
+    }
+
+    void OnError(const Napi::Error & e) override {
+        finish();
+        deferred_.Reject(e.Value());
+    }
+
+  private:
+    Napi::Promise::Deferred deferred_;
+};
+
+// A job on a loaded model (decode, forward): holds the model's state so that a garbage-collected wrapper never
+// frees it under the worker, and frees the model for the next job when it ends, whichever way.
+template <typename Worker> class JobWorker : public PromiseWorker<Worker> {
+  public:
+    JobWorker(Napi::Env env, std::shared_ptr<ModelState> state) :
+        PromiseWorker<Worker>(env),
+        state_(std::move(state)) {}
+
+  protected:
+    void finish() override { state_->busy = false; }
+
+    std::shared_ptr<ModelState> state_;
+};
+
+class LoadWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<float>> {
   public:
     LoadWorker(Napi::Env env, std::string path, int32_t threads, int32_t gpu_layers, Napi::Function on_progress) :
-        Napi::AsyncProgressQueueWorker<float>(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
+        PromiseWorker(env),
         path_(std::move(path)),
         threads_(threads),
         gpu_layers_(gpu_layers) {
@@ -164,12 +219,10 @@ class LoadWorker : public Napi::AsyncProgressQueueWorker<float> {
         }
     }
 
-    Napi::Promise promise() { return deferred_.Promise(); }
-
     void Execute(const ExecutionProgress & progress) override {
-        llama_model_params mp   = llama_model_default_params();
-        mp.n_gpu_layers         = gpu_layers_;
-        mp.progress_callback    = [](float p, void * data) {
+        llama_model_params mp = llama_model_default_params();
+        mp.n_gpu_layers       = gpu_layers_;
+        mp.progress_callback  = [](float p, void * data) {
             static_cast<const ExecutionProgress *>(data)->Send(&p, 1);
             return true;
         };
@@ -205,12 +258,9 @@ class LoadWorker : public Napi::AsyncProgressQueueWorker<float> {
         }
     }
 
-    void OnOK() override;
-
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    Napi::Value result() override;
 
   private:
-    Napi::Promise::Deferred     deferred_;
     Napi::FunctionReference     progress_;
     std::string                 path_;
     int32_t                     threads_;
@@ -231,7 +281,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                                               InstanceMethod("cancel", &NativeModel::Cancel),
                                               InstanceMethod("dispose", &NativeModel::Dispose),
                                           });
-        g_model_ctor = Napi::Persistent(ctor);
+        g_model_ctor        = Napi::Persistent(ctor);
         exports.Set("NativeModel", ctor);
     }
 
@@ -270,14 +320,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         o.Set("description", buf);
         o.Set("nVocab", llama_vocab_n_tokens(vocab));
         o.Set("nCtxTrain", llama_model_n_ctx_train(model));
-        o.Set("nLayer", llama_model_n_layer(model));
-        o.Set("nEmbd", llama_model_n_embd(model));
         o.Set("shiftLogits", dc_model_shift_logits(model));
         o.Set("mask", llama_vocab_mask(vocab));
         o.Set("bos", llama_vocab_bos(vocab));
         o.Set("eos", llama_vocab_eos(vocab));
-        o.Set("eot", llama_vocab_eot(vocab));
-        o.Set("pad", llama_vocab_pad(vocab));
         o.Set("addBos", llama_vocab_get_add_bos(vocab));
         o.Set("endTokens", to_js(env, state_->decoder->end_tokens()));
         const char * tmpl = llama_model_chat_template(model, nullptr);
@@ -292,25 +338,25 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         if (!info[0].IsString()) {
             throw Napi::TypeError::New(env, "tokenize(text, addSpecial, parseSpecial): text must be a string");
         }
-        const std::string text          = info[0].As<Napi::String>().Utf8Value();
-        const bool        add_special   = info[1].ToBoolean();
-        const bool        parse_special = info[2].ToBoolean();
+        const std::string        text          = info[0].As<Napi::String>().Utf8Value();
+        const bool               add_special   = info[1].ToBoolean();
+        const bool               parse_special = info[2].ToBoolean();
         std::vector<llama_token> out(text.size() + 4);
         int32_t n = llama_tokenize(vocab, text.data(), (int32_t) text.size(), out.data(), (int32_t) out.size(),
                                    add_special, parse_special);
         if (n < 0) {
             out.resize(-n);
-            n = llama_tokenize(vocab, text.data(), (int32_t) text.size(), out.data(), (int32_t) out.size(),
-                               add_special, parse_special);
+            n = llama_tokenize(vocab, text.data(), (int32_t) text.size(), out.data(), (int32_t) out.size(), add_special,
+                               parse_special);
         }
         out.resize(std::max(n, 0));
         return to_js(env, out);
     }
 
     Napi::Value Detokenize(const Napi::CallbackInfo & info) {
-        Napi::Env                      env    = info.Env();
-        const llama_vocab *            vocab  = llama_model_get_vocab(state(env).model);
-        const std::vector<llama_token> tokens = to_tokens(info[0]);
+        Napi::Env                      env            = info.Env();
+        const llama_vocab *            vocab          = llama_model_get_vocab(state(env).model);
+        const std::vector<llama_token> tokens         = to_tokens(info[0]);
         const bool                     render_special = info[1].ToBoolean();
         for (llama_token t : tokens) {
             if (t < 0 || t >= llama_vocab_n_tokens(vocab)) {
@@ -318,8 +364,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             }
         }
         std::string out(tokens.size() * 8 + 16, '\0');
-        int32_t     n = llama_detokenize(vocab, tokens.data(), (int32_t) tokens.size(), out.data(), (int32_t) out.size(),
-                                         false, render_special);
+        int32_t n = llama_detokenize(vocab, tokens.data(), (int32_t) tokens.size(), out.data(), (int32_t) out.size(),
+                                     false, render_special);
         if (n < 0) {
             out.resize(-n);
             n = llama_detokenize(vocab, tokens.data(), (int32_t) tokens.size(), out.data(), (int32_t) out.size(), false,
@@ -351,18 +397,19 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     std::shared_ptr<ModelState> state_;
 };
 
-void LoadWorker::OnOK() {
-    Napi::Env env = Env();
-    deferred_.Resolve(g_model_ctor.New({ Napi::External<ModelState>::New(env, state_.release()) }));
+Napi::Value LoadWorker::result() {
+    return g_model_ctor.New({ Napi::External<ModelState>::New(Env(), state_.release()) });
 }
 
-class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
+class DecodeWorker : public JobWorker<Napi::AsyncProgressQueueWorker<dc_step>> {
   public:
-    DecodeWorker(Napi::Env env, std::shared_ptr<ModelState> state, std::vector<llama_token> tokens,
-                 std::vector<dc_hole> holes, dc_params params, Napi::Function on_step) :
-        Napi::AsyncProgressQueueWorker<dc_step>(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        state_(std::move(state)),
+    DecodeWorker(Napi::Env                   env,
+                 std::shared_ptr<ModelState> state,
+                 std::vector<llama_token>    tokens,
+                 std::vector<dc_hole>        holes,
+                 dc_params                   params,
+                 Napi::Function              on_step) :
+        JobWorker(env, std::move(state)),
         tokens_(std::move(tokens)),
         holes_(std::move(holes)),
         params_(params) {
@@ -370,8 +417,6 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
             on_step_ = Napi::Persistent(on_step);
         }
     }
-
-    Napi::Promise promise() { return deferred_.Promise(); }
 
     void Execute(const ExecutionProgress & progress) override {
         try {
@@ -411,7 +456,7 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
         }
     }
 
-    void OnOK() override {
+    Napi::Value result() override {
         Napi::Env    env = Env();
         Napi::Object o   = Napi::Object::New(env);
         o.Set("tokens", to_js(env, result_.tokens));
@@ -424,23 +469,15 @@ class DecodeWorker : public Napi::AsyncProgressQueueWorker<dc_step> {
         o.Set("sampleMs", result_.sample_ms);
         o.Set("copiedBytes", (double) result_.copied_bytes);
         o.Set("cancelled", result_.cancelled);
-        state_->busy = false;
-        deferred_.Resolve(o);
-    }
-
-    void OnError(const Napi::Error & e) override {
-        state_->busy = false;
-        deferred_.Reject(e.Value());
+        return o;
     }
 
   private:
-    Napi::Promise::Deferred     deferred_;
-    Napi::FunctionReference     on_step_;
-    std::shared_ptr<ModelState> state_;
-    std::vector<llama_token>    tokens_;
-    std::vector<dc_hole>        holes_;
-    dc_params                   params_;
-    dc_result                   result_;
+    Napi::FunctionReference  on_step_;
+    std::vector<llama_token> tokens_;
+    std::vector<dc_hole>     holes_;
+    dc_params                params_;
+    dc_result                result_;
 };
 
 // decode(tokens: Int32Array, holes: Int32Array [start, length]*, params, onStep?) -> Promise<result>
@@ -458,28 +495,24 @@ Napi::Value NativeModel::Decode(const Napi::CallbackInfo & info) {
     if (!info[2].IsObject()) {
         throw Napi::TypeError::New(env, "decode params must be an object");
     }
-    dc_params      params  = to_params(info[2].As<Napi::Object>());
+    dc_params         params     = to_params(info[2].As<Napi::Object>());
     // deviceReductions: true, false, or "auto" (absent): on where the logits are on a GPU, where they save the
     // device-to-host copy of the rows; on the CPU backend the reductions' ggml ops (a single-threaded argmax
     // among them) cost more than the host scan of the rows they replace (docs/speed.md).
     const Napi::Value reductions = info[2].As<Napi::Object>().Get("deviceReductions");
-    params.device_reductions     = reductions.IsBoolean() ? reductions.As<Napi::Boolean>().Value() : state_->logits_on_gpu;
-    Napi::Function on_step = info[3].IsFunction() ? info[3].As<Napi::Function>() : Napi::Function();
+    params.device_reductions = reductions.IsBoolean() ? reductions.As<Napi::Boolean>().Value() : state_->logits_on_gpu;
+    Napi::Function on_step   = info[3].IsFunction() ? info[3].As<Napi::Function>() : Napi::Function();
     acquire(env);
     auto * worker = new DecodeWorker(env, state_, std::move(tokens), std::move(holes), params, on_step);
     worker->Queue();
     return worker->promise();
 }
 
-class ForwardWorker : public Napi::AsyncWorker {
+class ForwardWorker : public JobWorker<Napi::AsyncWorker> {
   public:
     ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> state, std::vector<llama_token> tokens) :
-        Napi::AsyncWorker(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        state_(std::move(state)),
+        JobWorker(env, std::move(state)),
         tokens_(std::move(tokens)) {}
-
-    Napi::Promise promise() { return deferred_.Promise(); }
 
     void Execute() override {
         try {
@@ -489,21 +522,11 @@ class ForwardWorker : public Napi::AsyncWorker {
         }
     }
 
-    void OnOK() override {
-        state_->busy = false;
-        deferred_.Resolve(to_js(Env(), logits_));
-    }
-
-    void OnError(const Napi::Error & e) override {
-        state_->busy = false;
-        deferred_.Reject(e.Value());
-    }
+    Napi::Value result() override { return to_js(Env(), logits_); }
 
   private:
-    Napi::Promise::Deferred     deferred_;
-    std::shared_ptr<ModelState> state_;
-    std::vector<llama_token>    tokens_;
-    std::vector<float>          logits_;
+    std::vector<llama_token> tokens_;
+    std::vector<float>       logits_;
 };
 
 Napi::Value NativeModel::ForwardLogits(const Napi::CallbackInfo & info) {
@@ -525,7 +548,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     const int32_t  threads    = (int32_t) opt(o, "threads", 2.0);
     const int32_t  gpu_layers = (int32_t) opt(o, "gpuLayers", 0.0);
     Napi::Function progress   = info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
-    auto * worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), std::max(1, threads), gpu_layers, progress);
+    auto *         worker =
+        new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), std::max(1, threads), gpu_layers, progress);
     worker->Queue();
     return worker->promise();
 }
@@ -553,7 +577,9 @@ Napi::Value Devices(const Napi::CallbackInfo & info) {
         o.Set("name", ggml_backend_dev_name(dev));
         o.Set("description", ggml_backend_dev_description(dev));
         const auto type = ggml_backend_dev_type(dev);
-        o.Set("type", type == GGML_BACKEND_DEVICE_TYPE_CPU ? "cpu" : type == GGML_BACKEND_DEVICE_TYPE_GPU ? "gpu" : "other");
+        o.Set("type", type == GGML_BACKEND_DEVICE_TYPE_CPU ? "cpu" :
+                      type == GGML_BACKEND_DEVICE_TYPE_GPU ? "gpu" :
+                                                             "other");
         out.Set((uint32_t) i, o);
     }
     return out;
@@ -566,6 +592,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("loadModel", Napi::Function::New(env, LoadModel));
     exports.Set("tensorBytes", Napi::Function::New(env, TensorBytes));
     exports.Set("devices", Napi::Function::New(env, Devices));
+    // llama.cpp's CPU features line; test/native/build-config.test.ts checks the build's flags with it.
     exports.Set("systemInfo", Napi::Function::New(env, [](const Napi::CallbackInfo & info) {
                     return Napi::String::New(info.Env(), llama_print_system_info());
                 }));

@@ -59,15 +59,15 @@ inline v8f v8_exp(v8f x) {
 // out) of a row, eight lanes at a time: a scalar top-two scan is bound by its compare chain (~4x slower).
 void top_two(const float * row, int32_t n, int32_t & top1, float & second) {
     const float ninf = -std::numeric_limits<float>::infinity();
-    v8f         m1   = v8_splat(ninf), m2 = v8_splat(ninf);
-    v8i         idx  = v8i{ 0, 0, 0, 0, 0, 0, 0, 0 };
-    v8i         cur  = v8i{ 0, 1, 2, 3, 4, 5, 6, 7 };
-    int32_t     i    = 0;
+    v8f         m1 = v8_splat(ninf), m2 = v8_splat(ninf);
+    v8i         idx = v8i{ 0, 0, 0, 0, 0, 0, 0, 0 };
+    v8i         cur = v8i{ 0, 1, 2, 3, 4, 5, 6, 7 };
+    int32_t     i   = 0;
     for (; i + 8 <= n; i += 8) {
         v8f x;
         std::memcpy(&x, row + i, sizeof(x));
         const v8i gt = x > m1;
-        const v8f lo = x < m1 ? x : m1;   // min(x, m1): what drops to second place
+        const v8f lo = x < m1 ? x : m1;  // min(x, m1): what drops to second place
         m2           = lo > m2 ? lo : m2;
         m1           = gt ? x : m1;
         idx          = gt ? cur : idx;
@@ -105,7 +105,7 @@ void exp_sums(const float * row, int32_t n, float mx, bool with_s, double & z_ou
     const v8f m = v8_splat(mx);
     int32_t   i = 0;
     while (i + 8 <= n) {
-        v8f           vz  = v8_splat(0.0f), vs = v8_splat(0.0f);
+        v8f           vz = v8_splat(0.0f), vs = v8_splat(0.0f);
         const int32_t end = std::min(n - n % 8, i + 256);
         for (; i < end; i += 8) {
             v8f x;
@@ -182,14 +182,14 @@ static int32_t capacity_for(int32_t n_tokens) {
 // micro-batch, so n_ubatch must cover it; flash attention off for exact logits.
 static llama_context_params sequence_context_params(int32_t cap, int32_t n_threads) {
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx           = cap;
-    cp.n_batch         = cap;
-    cp.n_ubatch        = cap;
-    cp.n_seq_max       = 1;
-    cp.n_threads       = n_threads;
-    cp.n_threads_batch = n_threads;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    cp.no_perf         = true;
+    cp.n_ctx                = cap;
+    cp.n_batch              = cap;
+    cp.n_ubatch             = cap;
+    cp.n_seq_max            = 1;
+    cp.n_threads            = n_threads;
+    cp.n_threads_batch      = n_threads;
+    cp.flash_attn_type      = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.no_perf              = true;
     return cp;
 }
 
@@ -205,9 +205,14 @@ void DiffusionDecoder::open(sequence_context & sc, const llama_context_params & 
     llama_set_abort_callback(sc.ctx, abort_requested, &cancel_);
 }
 
-bool DiffusionDecoder::decode(sequence_context & sc, const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                              const std::vector<int32_t> * rows, bool reduce, const std::atomic<bool> & cancel,
-                              llama_seq_id seq) {
+bool DiffusionDecoder::decode(sequence_context &               sc,
+                              const std::vector<llama_token> & tokens,
+                              int32_t                          r0,
+                              int32_t                          r1,
+                              const std::vector<int32_t> *     rows,
+                              bool                             reduce,
+                              const std::atomic<bool> &        cancel,
+                              llama_seq_id                     seq) {
     const int32_t m = r1 - r0;
     if (reduce != sc.reduce) {
         llama_set_diffusion_reductions(sc.ctx, reduce);  // another graph: llama.cpp reserves anew
@@ -228,12 +233,12 @@ bool DiffusionDecoder::decode(sequence_context & sc, const std::vector<llama_tok
             sc.batch.logits[m - 1] = 1;
         }
     }
-    sc.batch.n_tokens = m;
+    sc.batch.n_tokens   = m;
     const int64_t n_out = rows ? std::max<int64_t>(1, (int64_t) rows->size()) : m;
     copied_ += n_out * (reduce ? (int64_t) sizeof(llama_diffusion_row) : (int64_t) sizeof(float) * n_vocab_);
-    cancel_           = &cancel;
-    const int ret     = llama_decode(sc.ctx, sc.batch);
-    cancel_           = nullptr;
+    cancel_       = &cancel;
+    const int ret = llama_decode(sc.ctx, sc.batch);
+    cancel_       = nullptr;
     if (ret != 0) {
         if (cancel.load()) {
             return false;
@@ -255,12 +260,12 @@ void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_s
     // Reuse slots are sequences with a K/V stream each (not unified): a batch attends to its own document only.
     const int32_t        cap = capacity_for(n_tokens);
     llama_context_params cp  = sequence_context_params(cap, n_threads_);
-    cp.n_ctx              = cap * n_seq;
-    cp.n_seq_max          = n_seq;
-    cp.type_k             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
-    cp.type_v             = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
-    cp.kv_unified         = n_seq == 1;
-    cp.diffusion_kv_cache = true;  // native/patches/0001
+    cp.n_ctx                 = cap * n_seq;
+    cp.n_seq_max             = n_seq;
+    cp.type_k                = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    cp.type_v                = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    cp.kv_unified            = n_seq == 1;
+    cp.diffusion_kv_cache    = true;  // native/patches/0001
     open(cached_, cp);
     cached_.reduce = false;
     if (!llama_get_memory(cached_.ctx)) {
@@ -292,9 +297,13 @@ int32_t DiffusionDecoder::take_slot(const std::string & key) {
     return pick;
 }
 
-bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                                  const std::vector<int32_t> & rows, bool clear, bool reduce,
-                                  const std::atomic<bool> & cancel) {
+bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens,
+                                  int32_t                          r0,
+                                  int32_t                          r1,
+                                  const std::vector<int32_t> &     rows,
+                                  bool                             clear,
+                                  bool                             reduce,
+                                  const std::atomic<bool> &        cancel) {
     llama_memory_t mem  = llama_get_memory(cached_.ctx);
     reuse_slot &   slot = slots_[seq_];
     // Until the decode below has filled them, the cells of [r0, r1) hold nothing a later request may keep.
@@ -304,7 +313,8 @@ bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32
     slot.cells.resize(std::max<size_t>(slot.cells.size(), r1), LLAMA_TOKEN_NULL);
     std::fill(slot.cells.begin() + r0, slot.cells.begin() + r1, LLAMA_TOKEN_NULL);
     if (!llama_memory_seq_rm(mem, seq_, clear ? -1 : r0, clear ? -1 : r1)) {
-        throw dc_error("could not remove positions " + std::to_string(r0) + ".." + std::to_string(r1) + " from the cache");
+        throw dc_error("could not remove positions " + std::to_string(r0) + ".." + std::to_string(r1) +
+                       " from the cache");
     }
     if (!decode(cached_, tokens, r0, r1, &rows, reduce, cancel, seq_)) {
         slot.cells.clear();
@@ -314,8 +324,11 @@ bool DiffusionDecoder::forward_kv(const std::vector<llama_token> & tokens, int32
     return true;
 }
 
-bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens, int32_t lo, int32_t hi, const dc_params & p,
-                                  std::vector<span> & spans) {
+bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
+                                  int32_t                          lo,
+                                  int32_t                          hi,
+                                  const dc_params &                p,
+                                  std::vector<span> &              spans) {
     reuse_slot &  s     = slots_[seq_];
     const int32_t n     = (int32_t) tokens.size();
     const int32_t n_old = (int32_t) s.cells.size();
@@ -329,7 +342,7 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens, int32
     // window may have moved, lines may have been typed or deleted, so a run may sit at another position now.
     constexpr int32_t kGram = 8;   // runs are found by their first kGram tokens ...
     constexpr int32_t kKeep = 32;  // ... and kept when at least this long (a shorter one would cost a decode call)
-    auto gram = [](const llama_token * t) {
+    auto              gram  = [](const llama_token * t) {
         uint64_t h = 1469598103934665603ull;  // FNV-1a
         for (int32_t i = 0; i < kGram; i++) {
             h = (h ^ (uint32_t) t[i]) * 1099511628211ull;
@@ -340,9 +353,11 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens, int32
     for (int32_t c = 0; c + kGram <= n_old; c++) {
         starts[gram(&s.cells[c])].push_back(c);
     }
+
     struct run {
         int32_t p, c, len;  // tokens[p, p + len) == old cells[c, c + len)
     };
+
     std::vector<run> runs;
     int32_t          c_min = 0;
     auto             scan  = [&](int32_t q, int32_t end) {
@@ -350,7 +365,8 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens, int32
             int32_t c  = -1;
             auto    it = starts.find(gram(&tokens[q]));
             if (it != starts.end()) {
-                for (auto at = std::lower_bound(it->second.begin(), it->second.end(), c_min); at != it->second.end(); ++at) {
+                for (auto at = std::lower_bound(it->second.begin(), it->second.end(), c_min); at != it->second.end();
+                     ++at) {
                     if (can_shift || *at == q) {
                         c = *at;
                         break;
@@ -390,7 +406,9 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens, int32
         }
         return g;
     };
-    auto inner = [&](const run & r) { return r.p > 0 && r.p + r.len < n; };  // between two gaps
+    auto inner = [&](const run & r) {
+        return r.p > 0 && r.p + r.len < n;
+    };  // between two gaps
     for (spans = gaps(); spans.size() > 3; spans = gaps()) {
         auto shortest = runs.end();
         for (auto it = runs.begin(); it != runs.end(); ++it) {
@@ -461,8 +479,10 @@ void DiffusionDecoder::check_sequence(const std::vector<llama_token> & tokens) c
     }
 }
 
-bool DiffusionDecoder::forward(const std::vector<llama_token> & tokens, const std::vector<int32_t> * rows, bool reduce,
-                               const std::atomic<bool> & cancel) {
+bool DiffusionDecoder::forward(const std::vector<llama_token> & tokens,
+                               const std::vector<int32_t> *     rows,
+                               bool                             reduce,
+                               const std::atomic<bool> &        cancel) {
     const int32_t n = (int32_t) tokens.size();
     ensure_context(n);
     return decode(exact_, tokens, 0, n, rows, reduce, cancel);
@@ -478,8 +498,13 @@ std::vector<float> DiffusionDecoder::forward_all(const std::vector<llama_token> 
     return std::vector<float>(logits, logits + tokens.size() * (size_t) n_vocab_);
 }
 
-DiffusionDecoder::pick DiffusionDecoder::greedy_pick(dc_algorithm algorithm, llama_token top1, float mx, float second,
-                                                     double z, double s, bool need_entropy) {
+DiffusionDecoder::pick DiffusionDecoder::greedy_pick(dc_algorithm algorithm,
+                                                     llama_token  top1,
+                                                     float        mx,
+                                                     float        second,
+                                                     double       z,
+                                                     double       s,
+                                                     bool         need_entropy) {
     const double entropy = need_entropy ? std::log(z) - s / z : 0.0;
     double       conf    = 0;
     switch (algorithm) {
@@ -498,7 +523,10 @@ DiffusionDecoder::pick DiffusionDecoder::greedy_pick(dc_algorithm algorithm, lla
     return { top1, conf, entropy };
 }
 
-DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng) {
+DiffusionDecoder::pick DiffusionDecoder::sample(float *           row,
+                                                const dc_params & p,
+                                                bool              need_entropy,
+                                                std::mt19937 &    rng) {
     const int32_t n      = n_vocab_;
     const bool    greedy = p.temperature <= 0.0f;
     need_entropy         = need_entropy || p.algorithm == dc_algorithm::entropy;
@@ -527,7 +555,9 @@ DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p
     if (filtered) {
         order_.resize(n);
         std::iota(order_.begin(), order_.end(), 0);
-        auto by_logit = [row](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+        auto by_logit = [row](int32_t a, int32_t b) {
+            return row[a] > row[b] || (row[a] == row[b] && a < b);
+        };
         if (p.top_p < 1.0f) {
             std::sort(order_.begin(), order_.end(), by_logit);
             const double mx = row[order_[0]];
@@ -551,7 +581,9 @@ DiffusionDecoder::pick DiffusionDecoder::sample(float * row, const dc_params & p
             m = top_k;
         }
     }
-    auto id = [&](int32_t i) { return filtered ? order_[i] : i; };
+    auto id = [&](int32_t i) {
+        return filtered ? order_[i] : i;
+    };
 
     llama_token top1 = id(0);
     llama_token top2 = m > 1 ? id(1) : -1;
@@ -633,7 +665,8 @@ void DiffusionDecoder::check_params(const dc_params & p) const {
     }
     const bool cached = p.cache != dc_cache::none;
     if (cached && !kv_supported_) {
-        throw dc_error("the KV cache modes (prefix, dual) support dream and llada models, not '" + model_arch(model_) + "'");
+        throw dc_error("the KV cache modes (prefix, dual) support dream and llada models, not '" + model_arch(model_) +
+                       "'");
     }
     if (cached && p.schedule != dc_schedule::block) {
         throw dc_error("the KV cache modes (prefix, dual) decode block by block: use the block schedule");
@@ -643,7 +676,8 @@ void DiffusionDecoder::check_params(const dc_params & p) const {
     }
 }
 
-std::vector<int32_t> DiffusionDecoder::place_holes(std::vector<llama_token> & tokens, const std::vector<dc_hole> & holes) const {
+std::vector<int32_t> DiffusionDecoder::place_holes(std::vector<llama_token> &   tokens,
+                                                   const std::vector<dc_hole> & holes) const {
     const int32_t        n = (int32_t) tokens.size();
     std::vector<int32_t> hole_of(n, -1);
     for (size_t h = 0; h < holes.size(); h++) {
@@ -674,7 +708,11 @@ std::vector<int32_t> DiffusionDecoder::place_holes(std::vector<llama_token> & to
     return gen;
 }
 
-DiffusionDecoder::schedule::schedule(const dc_params & p, int32_t n_gen) : p(p), n_gen(n_gen), steps_per_block(p.steps), total_steps(p.steps) {
+DiffusionDecoder::schedule::schedule(const dc_params & p, int32_t n_gen) :
+    p(p),
+    n_gen(n_gen),
+    steps_per_block(p.steps),
+    total_steps(p.steps) {
     if (p.schedule == dc_schedule::block) {
         const int32_t n_blocks = (n_gen + p.block_length - 1) / p.block_length;
         steps_per_block        = std::max(1, p.steps / n_blocks);
@@ -697,7 +735,10 @@ void DiffusionDecoder::schedule::active_masks(int32_t step, request & rq) const 
     }
 }
 
-int32_t DiffusionDecoder::schedule::reveal_count(int32_t step, int32_t n_active, int32_t block_masks, double & p_origin) const {
+int32_t DiffusionDecoder::schedule::reveal_count(int32_t  step,
+                                                 int32_t  n_active,
+                                                 int32_t  block_masks,
+                                                 double & p_origin) const {
     if (p.schedule == dc_schedule::timestep) {
         // Dream's time grid: from t to s reveals the share 1 - s/t of the masks left.
         const double t = 1.0 - (double) step / p.steps * (1.0 - p.eps);
@@ -714,8 +755,13 @@ int32_t DiffusionDecoder::schedule::reveal_count(int32_t step, int32_t n_active,
     return k;
 }
 
-bool DiffusionDecoder::forward_step(request & rq, const schedule & sched, int32_t step, const dc_params & p, dc_step & ev,
-                                    int32_t & r0, const std::atomic<bool> & cancel) {
+bool DiffusionDecoder::forward_step(request &                 rq,
+                                    const schedule &          sched,
+                                    int32_t                   step,
+                                    const dc_params &         p,
+                                    dc_step &                 ev,
+                                    int32_t &                 r0,
+                                    const std::atomic<bool> & cancel) {
     const int32_t n = (int32_t) rq.tokens.size();
     // The rows the step reads: row p - 1 for Dream's shifted logits, else row p. Only those are output.
     rq.rows.clear();
@@ -727,14 +773,14 @@ bool DiffusionDecoder::forward_step(request & rq, const schedule & sched, int32_
         ev.n_rows = n;
         return forward(rq.tokens, &rq.rows, rq.reduce, cancel);
     }
-    const std::vector<int32_t> & gen = rq.gen;
-    const int32_t b       = sched.block(step);
-    const int32_t g1      = std::min(sched.n_gen, (b + 1) * p.block_length);
-    const int32_t lo      = gen[b * p.block_length];
-    const int32_t hi      = gen[g1 - 1];
-    const bool    refresh = b != rq.cached_block || p.refresh_every_step;
-    const bool    first   = rq.cached_block < 0;  // the request's first pass
-    rq.cached_block       = b;
+    const std::vector<int32_t> & gen     = rq.gen;
+    const int32_t                b       = sched.block(step);
+    const int32_t                g1      = std::min(sched.n_gen, (b + 1) * p.block_length);
+    const int32_t                lo      = gen[b * p.block_length];
+    const int32_t                hi      = gen[g1 - 1];
+    const bool                   refresh = b != rq.cached_block || p.refresh_every_step;
+    const bool                   first   = rq.cached_block < 0;  // the request's first pass
+    rq.cached_block                      = b;
     if (refresh && first && !p.refresh_every_step &&
         keep_cells(rq.tokens, shift_ ? gen.front() - 1 : gen.front(), gen.back(), p, rq.spans)) {
         // The request's first block, with the cells of its document's last request: re-decode what changed,
@@ -742,7 +788,8 @@ bool DiffusionDecoder::forward_step(request & rq, const schedule & sched, int32_
         bool ok = true;
         for (size_t i = 0; ok && i < rq.spans.size(); i++) {
             const bool holes = i + 1 == rq.spans.size();
-            ok = forward_kv(rq.tokens, rq.spans[i].r0, rq.spans[i].r1, holes ? rq.rows : std::vector<int32_t>{}, false, rq.reduce, cancel);
+            ok = forward_kv(rq.tokens, rq.spans[i].r0, rq.spans[i].r1, holes ? rq.rows : std::vector<int32_t>{}, false,
+                            rq.reduce, cancel);
             ev.n_rows += rq.spans[i].r1 - rq.spans[i].r0;
         }
         r0                   = rq.spans.back().r0;
@@ -783,16 +830,22 @@ bool DiffusionDecoder::forward_step(request & rq, const schedule & sched, int32_
     return ok && forward_kv(rq.tokens, r0, r1, rq.rows, false, rq.reduce, cancel);
 }
 
-void DiffusionDecoder::read_picks(request & rq, const dc_params & p, int32_t r0, int32_t step, int32_t total_steps, double p_origin,
-                                  dc_step & ev) {
-    const bool   need_entropy = p.entropy_bound > 0;
-    const double steps_frac   = (double) step / total_steps;
-    const float  penalty      = p.eot_penalty * (float) std::pow(std::max(0.0, 1.0 - steps_frac), p.eot_penalty_decay);
-    llama_context * ctx       = p.cache != dc_cache::none ? cached_.ctx : exact_.ctx;
+void DiffusionDecoder::read_picks(request &         rq,
+                                  const dc_params & p,
+                                  int32_t           r0,
+                                  int32_t           step,
+                                  int32_t           total_steps,
+                                  double            p_origin,
+                                  dc_step &         ev) {
+    const bool      need_entropy = p.entropy_bound > 0;
+    const double    steps_frac   = (double) step / total_steps;
+    const float     penalty = p.eot_penalty * (float) std::pow(std::max(0.0, 1.0 - steps_frac), p.eot_penalty_decay);
+    llama_context * ctx     = p.cache != dc_cache::none ? cached_.ctx : exact_.ctx;
     rq.picks.clear();
     rq.chosen.clear();
     for (int32_t pos : rq.active) {
-        if (p.algorithm == dc_algorithm::origin && std::uniform_real_distribution<double>(0.0, 1.0)(rq.rng) >= p_origin) {
+        if (p.algorithm == dc_algorithm::origin &&
+            std::uniform_real_distribution<double>(0.0, 1.0)(rq.rng) >= p_origin) {
             rq.picks.push_back({ mask_, 0 });
             continue;
         }
@@ -802,7 +855,8 @@ void DiffusionDecoder::read_picks(request & rq, const dc_params & p, int32_t r0,
             if (!llama_get_diffusion_row_ith(ctx, r - r0, &d)) {
                 throw dc_error("llama.cpp returned no reductions for row " + std::to_string(r));
             }
-            rq.picks.push_back(greedy_pick(p.algorithm, d.id, d.max, d.second, d.z, d.s, need_entropy || p.algorithm == dc_algorithm::entropy));
+            rq.picks.push_back(greedy_pick(p.algorithm, d.id, d.max, d.second, d.z, d.s,
+                                           need_entropy || p.algorithm == dc_algorithm::entropy));
         } else {
             const float * src = llama_get_logits_ith(ctx, r - r0);
             if (!src) {
@@ -843,7 +897,8 @@ void DiffusionDecoder::choose(request & rq, const dc_params & p, int32_t k) {
         std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return key[a] > key[b]; });
     } else {
         // Most confident first; ties go to the earlier position.
-        std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return rq.picks[a].confidence > rq.picks[b].confidence; });
+        std::stable_sort(idx.begin(), idx.end(),
+                         [&](int32_t a, int32_t b) { return rq.picks[a].confidence > rq.picks[b].confidence; });
     }
     if (p.confidence_threshold > 0) {
         int32_t above = 0;
@@ -868,7 +923,12 @@ void DiffusionDecoder::choose(request & rq, const dc_params & p, int32_t k) {
     rq.chosen.assign(idx.begin(), idx.begin() + std::min(k, n_active));
 }
 
-void DiffusionDecoder::reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev) {
+void DiffusionDecoder::reveal(request &   rq,
+                              int32_t     pos,
+                              llama_token token,
+                              float       confidence,
+                              int32_t     step,
+                              dc_step &   ev) {
     rq.tokens[pos]          = token;
     rq.masked[pos]          = 0;
     rq.res.reveal_step[pos] = step;
@@ -883,7 +943,8 @@ void DiffusionDecoder::stop_at_end(request & rq, const std::vector<dc_hole> & ho
         llama_token fill = LLAMA_TOKEN_NULL;
         for (int32_t i = hole.start; i < hole.start + hole.length; i++) {
             if (fill == LLAMA_TOKEN_NULL) {
-                if (!rq.masked[i] && std::find(end_tokens_.begin(), end_tokens_.end(), rq.tokens[i]) != end_tokens_.end()) {
+                if (!rq.masked[i] &&
+                    std::find(end_tokens_.begin(), end_tokens_.end(), rq.tokens[i]) != end_tokens_.end()) {
                     fill = rq.tokens[i];
                 }
             } else if (rq.masked[i]) {
@@ -903,8 +964,8 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     check_sequence(tokens);
 
     request rq;
-    rq.gen    = place_holes(tokens, holes);
-    rq.tokens = std::move(tokens);
+    rq.gen          = place_holes(tokens, holes);
+    rq.tokens       = std::move(tokens);
     const int32_t n = (int32_t) rq.tokens.size();
     rq.masked.assign(n, 0);
     for (int32_t i : rq.gen) {
@@ -915,8 +976,8 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     rq.rng.seed(p.seed);
     // Greedy over the whole vocabulary needs of a row only its argmax, top two, z and s: llama.cpp computes them
     // where it computed the logits and copies those out instead of n_vocab floats a row (native/patches/0002).
-    rq.reduce = p.device_reductions && p.temperature <= 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab_) && p.top_p >= 1.0f &&
-                p.eot_penalty == 0.0f && !p.trace_logits;
+    rq.reduce = p.device_reductions && p.temperature <= 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab_) &&
+                p.top_p >= 1.0f && p.eot_penalty == 0.0f && !p.trace_logits;
     const schedule sched(p, (int32_t) rq.gen.size());
 
     if (p.cache != dc_cache::none) {
@@ -938,7 +999,8 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
         }
         double        p_origin;
         const int32_t k = sched.reveal_count(step, n_active, rq.block_masks, p_origin);
-        if (p.algorithm == dc_algorithm::origin ? p_origin <= 0.0 : (k == 0 && !(p.confidence_threshold > 0) && !(p.entropy_bound > 0))) {
+        if (p.algorithm == dc_algorithm::origin ? p_origin <= 0.0 :
+                                                  (k == 0 && !(p.confidence_threshold > 0) && !(p.entropy_bound > 0))) {
             continue;  // nothing would change: skip the forward pass
         }
 

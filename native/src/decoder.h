@@ -30,31 +30,31 @@ struct dc_params {
     float        top_p                = 1.0f;
     int32_t      top_k                = 0;
     uint32_t     seed                 = 0;
-    float        alg_temp             = 0.0f;  // > 0: draw positions from softmax(confidence / alg_temp)
-    float        confidence_threshold = 0.0f;  // > 0: also reveal every position above it, at least one a step
-    float        entropy_bound        = 0.0f;  // > 0: also reveal, most confident first, the largest set whose
-                                               // summed entropy stays <= it (EB-sampler), at least one a step
+    float        alg_temp             = 0.0f;   // > 0: draw positions from softmax(confidence / alg_temp)
+    float        confidence_threshold = 0.0f;   // > 0: also reveal every position above it, at least one a step
+    float        entropy_bound        = 0.0f;   // > 0: also reveal, most confident first, the largest set whose
+                                                // summed entropy stays <= it (EB-sampler), at least one a step
     dc_cache     cache                = dc_cache::none;
-    bool         refresh_every_step   = false; // cached modes: full pass into the cache before every step (tests)
-    bool         cache_f16            = false; // cached modes: F16 K/V (faster attention; logits no longer
-                                               // equal a full pass's to ~1e-6 but to ~1e-3)
-    float        eot_penalty          = 0.0f;  // subtracted from end-of-text / pad logits ...
-    float        eot_penalty_decay    = 1.0f;  // ... times (1 - step / steps) ^ decay
-    bool         early_stop           = false; // a revealed end-of-text ends its hole
+    bool         refresh_every_step   = false;  // cached modes: full pass into the cache before every step (tests)
+    bool         cache_f16            = false;  // cached modes: F16 K/V (faster attention; logits no longer
+                                                // equal a full pass's to ~1e-6 but to ~1e-3)
+    float        eot_penalty          = 0.0f;   // subtracted from end-of-text / pad logits ...
+    float        eot_penalty_decay    = 1.0f;   // ... times (1 - step / steps) ^ decay
+    bool         early_stop           = false;  // a revealed end-of-text ends its hole
     // Cached modes, across requests: a non-empty key (the editor's document) keeps that sequence's cache after
     // the request. The next request with the same key keeps the cells of text it still has (runs of 32 tokens or
     // more, moved to their new positions when the window moved or lines came and went) and re-decodes the rest
     // and the holes, instead of the first block's full pass. Approximate, like the dual cache: kept cells saw
     // the old text.
     std::string  reuse_key;
-    int32_t      reuse_max_requests   = 16;    // a full pass after this many requests reused a key's cache, or once
-    int32_t      reuse_max_changed    = 256;   // they re-decoded more than this many tokens outside the holes
-    bool         trace_logits         = false; // copy each step's candidate logits out (tests)
-    bool         device_reductions    = true;  // greedy (temperature 0, no top-k/top-p, no eot_penalty, no
-                                               // trace): llama.cpp reduces each logits row where it computed
-                                               // it and copies out 20 bytes a row (native/patches/0002); false:
-                                               // the rows themselves, scanned here. The addon turns it on
-                                               // only where the logits are on a GPU unless told otherwise
+    int32_t      reuse_max_requests = 16;     // a full pass after this many requests reused a key's cache, or once
+    int32_t      reuse_max_changed  = 256;    // they re-decoded more than this many tokens outside the holes
+    bool         trace_logits       = false;  // copy each step's candidate logits out (tests)
+    bool         device_reductions  = true;   // greedy (temperature 0, no top-k/top-p, no eot_penalty, no
+                                              // trace): llama.cpp reduces each logits row where it computed
+                                              // it and copies out 20 bytes a row (native/patches/0002); false:
+                                              // the rows themselves, scanned here. The addon turns it on
+                                              // only where the logits are on a GPU unless told otherwise
 };
 
 // A hole: `length` mask tokens at `start` in the sequence.
@@ -70,25 +70,25 @@ struct dc_step {
     std::vector<float>       confidences;  // of each revealed position (NaN: filled by early_stop)
     std::vector<int32_t>     candidates;   // trace: positions whose logits rows follow
     std::vector<float>       logits;       // trace: candidates.size() * n_vocab raw logits
-    double                   forward_ms = 0;
-    double                   sample_ms  = 0;
-    int32_t                  n_rows     = 0;     // positions the forward pass computed
-    bool                     full       = true;  // a pass over the whole sequence (exact mode, cache refresh)
-    bool                     reused     = false; // a block start that re-decoded only what changed (reuse_key)
-    int64_t                  copied_bytes = 0;   // read out of llama.cpp's output buffer: logits rows or reductions
+    double                   forward_ms   = 0;
+    double                   sample_ms    = 0;
+    int32_t                  n_rows       = 0;      // positions the forward pass computed
+    bool                     full         = true;   // a pass over the whole sequence (exact mode, cache refresh)
+    bool                     reused       = false;  // a block start that re-decoded only what changed (reuse_key)
+    int64_t                  copied_bytes = 0;      // read out of llama.cpp's output buffer: logits rows or reductions
 };
 
 struct dc_result {
     std::vector<llama_token> tokens;
-    std::vector<int32_t>     reveal_step;  // per position; -1 for fixed text
+    std::vector<int32_t>     reveal_step;         // per position; -1 for fixed text
     int32_t                  forward_passes = 0;
     int32_t                  full_passes    = 0;  // of which over the whole sequence (all, in exact mode)
     int32_t                  reused_tokens  = 0;  // positions whose cached cells a reuse_key request kept
-    double                   total_ms   = 0;
-    double                   forward_ms = 0;
-    double                   sample_ms  = 0;
-    int64_t                  copied_bytes = 0;  // all steps' copied_bytes
-    bool                     cancelled  = false;
+    double                   total_ms       = 0;
+    double                   forward_ms     = 0;
+    double                   sample_ms      = 0;
+    int64_t                  copied_bytes   = 0;  // all steps' copied_bytes
+    bool                     cancelled      = false;
 };
 
 struct dc_error : std::runtime_error {
@@ -103,17 +103,19 @@ class DiffusionDecoder {
     DiffusionDecoder & operator=(const DiffusionDecoder &) = delete;
 
     // Fills the holes of `tokens` (their places must hold the mask token). Throws dc_error on bad input.
-    dc_result run(std::vector<llama_token>                     tokens,
-                  const std::vector<dc_hole> &                 holes,
-                  const dc_params &                            params,
-                  const std::function<void(dc_step &&)> &      on_step,
-                  const std::atomic<bool> &                    cancel);
+    dc_result run(std::vector<llama_token>                tokens,
+                  const std::vector<dc_hole> &            holes,
+                  const dc_params &                       params,
+                  const std::function<void(dc_step &&)> & on_step,
+                  const std::atomic<bool> &               cancel);
 
     // One bidirectional forward pass; all rows of logits, row-major (tests check the shift with it).
     std::vector<float> forward_all(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
 
-    bool    shift_logits() const { return shift_; }
+    bool shift_logits() const { return shift_; }
+
     int32_t n_vocab() const { return n_vocab_; }
+
     const std::vector<llama_token> & end_tokens() const { return end_tokens_; }
 
   private:
@@ -124,12 +126,13 @@ class DiffusionDecoder {
     };
 
     // Refuses, before llama.cpp would abort on it, a sequence that is empty, too long or outside the vocabulary.
-    void          check_sequence(const std::vector<llama_token> & tokens) const;
+    void check_sequence(const std::vector<llama_token> & tokens) const;
+
     // A llama.cpp context sized for one sequence and the batch that feeds it: exact mode and the cached
     // modes keep one each, reused while a request fits its capacity.
     struct sequence_context {
         const char *    name;  // for error messages
-        llama_context * ctx      = nullptr;
+        llama_context * ctx = nullptr;
         llama_batch     batch{};
         int32_t         capacity = 0;      // tokens per sequence
         int32_t         n_seq    = 1;      // sequences (the cached context: one per reuse slot)
@@ -137,6 +140,7 @@ class DiffusionDecoder {
         bool            reduce   = false;  // llama_set_diffusion_reductions (native/patches/0002) is on
         void            close();
     };
+
     // A sequence of the cached context and what its cells hold: `cells[i]` is the token position i was last
     // decoded from (empty: nothing usable). Keyed by reuse_key; the least recently used one is taken over.
     struct reuse_slot {
@@ -146,41 +150,59 @@ class DiffusionDecoder {
         int32_t                  changed = 0;  // tokens outside holes re-decoded by those requests
         uint64_t                 used    = 0;
     };
+
     static constexpr int32_t kReuseSlots = 4;  // documents whose caches are kept (each a sequence's K/V)
     // (Re)creates `sc` with `cp`, its batch and the abort callback that reads `cancel_`.
-    void          open(sequence_context & sc, const llama_context_params & cp);
+    void                     open(sequence_context & sc, const llama_context_params & cp);
     // Decodes tokens[r0, r1) at their positions, with output rows: all when `rows` is null, else those listed
     // (the last one when the list is empty); the rows' reductions instead of their logits when `reduce`.
     // Adds the bytes llama.cpp copies out to copied_. False when cancelled.
-    bool          decode(sequence_context & sc, const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                         const std::vector<int32_t> * rows, bool reduce, const std::atomic<bool> & cancel,
-                         llama_seq_id seq = 0);
-    void          ensure_context(int32_t n_tokens);
-    void          ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_seq);
+    bool                     decode(sequence_context &               sc,
+                                    const std::vector<llama_token> & tokens,
+                                    int32_t                          r0,
+                                    int32_t                          r1,
+                                    const std::vector<int32_t> *     rows,
+                                    bool                             reduce,
+                                    const std::atomic<bool> &        cancel,
+                                    llama_seq_id                     seq = 0);
+    void                     ensure_context(int32_t n_tokens);
+    void                     ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_seq);
     // The cached context's sequence for this request: the slot keyed `key` (empty: one nobody asks for again).
-    int32_t       take_slot(const std::string & key);
+    int32_t                  take_slot(const std::string & key);
+
     // Reuse: keeps the runs of the request's slot's cells whose tokens the request still has (moved to their new
     // positions) and gives the spans of `tokens` to re-decode, the one holding rows [lo, hi] last. False, with
     // nothing changed, when a full pass is due (no slot, nothing kept, or the refresh rule).
     struct span {
         int32_t r0, r1;
     };
-    bool          keep_cells(const std::vector<llama_token> & tokens, int32_t lo, int32_t hi, const dc_params & p,
-                             std::vector<span> & spans);
+
+    bool keep_cells(const std::vector<llama_token> & tokens,
+                    int32_t                          lo,
+                    int32_t                          hi,
+                    const dc_params &                p,
+                    std::vector<span> &              spans);
     // Exact mode: the whole sequence, output rows as in decode(); false when cancelled.
-    bool          forward(const std::vector<llama_token> & tokens, const std::vector<int32_t> * rows, bool reduce,
-                          const std::atomic<bool> & cancel);
+    bool forward(const std::vector<llama_token> & tokens,
+                 const std::vector<int32_t> *     rows,
+                 bool                             reduce,
+                 const std::atomic<bool> &        cancel);
     // Cached modes: decodes tokens[r0, r1) of the request's sequence against the cache (after removing those
     // cells; all of them when `clear`) with output rows `rows` only; false when cancelled.
-    bool          forward_kv(const std::vector<llama_token> & tokens, int32_t r0, int32_t r1,
-                             const std::vector<int32_t> & rows, bool clear, bool reduce, const std::atomic<bool> & cancel);
-    pick          sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
+    bool forward_kv(const std::vector<llama_token> & tokens,
+                    int32_t                          r0,
+                    int32_t                          r1,
+                    const std::vector<int32_t> &     rows,
+                    bool                             clear,
+                    bool                             reduce,
+                    const std::atomic<bool> &        cancel);
+    pick sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
 
     // One request's state through its steps: run() makes it, the steps below read and update it.
     struct request {
-        std::vector<llama_token> tokens;        // the sequence: holes masked, revealed tokens written in
-        std::vector<int32_t>     gen;           // generated positions in sequence order
-        std::vector<char>        masked;        // per position: still masked
+        std::vector<llama_token> tokens;  // the sequence: holes masked, revealed tokens written in
+        std::vector<int32_t>     gen;     // generated positions in sequence order
+        std::vector<char>        masked;  // per position: still masked
         int32_t                  n_masked = 0;
         dc_result                res;
         std::mt19937             rng;
@@ -194,6 +216,7 @@ class DiffusionDecoder {
         std::vector<float>       row;                   // a logits row copied to apply the end-of-text penalty
         std::vector<span>        spans;                 // reuse: the spans to re-decode
     };
+
     // The schedule: which masks a step may reveal (all, or its block's) and how many it reveals.
     struct schedule {
         schedule(const dc_params & p, int32_t n_gen);
@@ -201,51 +224,70 @@ class DiffusionDecoder {
         int32_t           n_gen;
         int32_t           steps_per_block;
         int32_t           total_steps;
-        int32_t           block(int32_t step) const { return step / steps_per_block; }
-        int32_t           local(int32_t step) const { return p.schedule == dc_schedule::block ? step % steps_per_block : step; }
-        void              active_masks(int32_t step, request & rq) const;
+
+        int32_t block(int32_t step) const { return step / steps_per_block; }
+
+        int32_t local(int32_t step) const { return p.schedule == dc_schedule::block ? step % steps_per_block : step; }
+
+        void    active_masks(int32_t step, request & rq) const;
         // The count the schedule reveals of `n_active` masks; p_origin: the per-place chance for origin.
-        int32_t           reveal_count(int32_t step, int32_t n_active, int32_t block_masks, double & p_origin) const;
+        int32_t reveal_count(int32_t step, int32_t n_active, int32_t block_masks, double & p_origin) const;
     };
+
     // The named steps of run().
     void                 check_params(const dc_params & p) const;
     // Masks the holes' places of `tokens` and returns them in sequence order; refuses bad or overlapping holes.
     std::vector<int32_t> place_holes(std::vector<llama_token> & tokens, const std::vector<dc_hole> & holes) const;
     // The step's forward pass: exact, or the cached modes' refresh, reuse or block pass. `r0`: the first position
     // of the rows it output. False when cancelled.
-    bool                 forward_step(request & rq, const schedule & sched, int32_t step, const dc_params & p, dc_step & ev,
-                                      int32_t & r0, const std::atomic<bool> & cancel);
+    bool                 forward_step(request &                 rq,
+                                      const schedule &          sched,
+                                      int32_t                   step,
+                                      const dc_params &         p,
+                                      dc_step &                 ev,
+                                      int32_t &                 r0,
+                                      const std::atomic<bool> & cancel);
     // A candidate token with its confidence for every active position (origin: those its draw lets through, chosen).
-    void                 read_picks(request & rq, const dc_params & p, int32_t r0, int32_t step, int32_t total_steps,
-                                    double p_origin, dc_step & ev);
+    void                 read_picks(request &         rq,
+                                    const dc_params & p,
+                                    int32_t           r0,
+                                    int32_t           step,
+                                    int32_t           total_steps,
+                                    double            p_origin,
+                                    dc_step &         ev);
     // The confidence-ordered algorithms: the `k` most confident, or more under the threshold or entropy bound.
     static void          choose(request & rq, const dc_params & p, int32_t k);
-    void                 reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
+    void        reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
     // Early stop: after a hole's first revealed end-of-text, the rest of the hole is end-of-text.
-    void                 stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
+    void        stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
     // A greedy pick from its row's argmax, top logit mx, second largest, z = sum exp(x - mx) and
     // s = sum exp(x - mx) * (x - mx): the one definition of the confidences for the host scan (sample()) and
     // llama.cpp's device reductions.
-    static pick   greedy_pick(dc_algorithm algorithm, llama_token top1, float mx, float second, double z, double s,
-                              bool need_entropy);
+    static pick greedy_pick(dc_algorithm algorithm,
+                            llama_token  top1,
+                            float        mx,
+                            float        second,
+                            double       z,
+                            double       s,
+                            bool         need_entropy);
 
-    llama_model *            model_;
-    const llama_vocab *      vocab_;
-    sequence_context         exact_{ "llama.cpp context" };
-    sequence_context         cached_{ "cached llama.cpp context" };  // KV cache, flash attention off
-    bool                     kv_supported_;           // dream and llada (our llama.cpp patch)
-    int32_t                  n_threads_;
-    int32_t                  n_vocab_;
-    bool                     shift_;
-    llama_token              mask_;
-    std::vector<llama_token> end_tokens_;  // end-of-generation and pad: "shorter" inside a hole
+    llama_model *             model_;
+    const llama_vocab *       vocab_;
+    sequence_context          exact_{ "llama.cpp context" };
+    sequence_context          cached_{ "cached llama.cpp context" };  // KV cache, flash attention off
+    bool                      kv_supported_;                          // dream and llada (our llama.cpp patch)
+    int32_t                   n_threads_;
+    int32_t                   n_vocab_;
+    bool                      shift_;
+    llama_token               mask_;
+    std::vector<llama_token>  end_tokens_;        // end-of-generation and pad: "shorter" inside a hole
     const std::atomic<bool> * cancel_ = nullptr;  // read by llama.cpp's abort callback mid-pass
-    std::vector<reuse_slot>  slots_;       // one per sequence of the cached context
-    int32_t                  seq_   = 0;   // the slot (sequence) of the request being decoded
-    uint64_t                 clock_ = 0;   // for least-recently-used slots
-    std::vector<int32_t>     order_;       // scratch for top-k / top-p
-    std::vector<double>      probs_;
-    int64_t                  copied_ = 0;  // bytes llama.cpp copied out, summed by decode()
+    std::vector<reuse_slot>   slots_;             // one per sequence of the cached context
+    int32_t                   seq_   = 0;         // the slot (sequence) of the request being decoded
+    uint64_t                  clock_ = 0;         // for least-recently-used slots
+    std::vector<int32_t>      order_;             // scratch for top-k / top-p
+    std::vector<double>       probs_;
+    int64_t                   copied_ = 0;        // bytes llama.cpp copied out, summed by decode()
 };
 
 // Whether the model reads position p's logits from row p - 1 (Dream) or row p (LLaDA).

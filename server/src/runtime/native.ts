@@ -50,14 +50,10 @@ export interface NativeModelInfo {
     description: string;
     nVocab: number;
     nCtxTrain: number;
-    nLayer: number;
-    nEmbd: number;
     shiftLogits: boolean;
     mask: number;
     bos: number;
     eos: number;
-    eot: number;
-    pad: number;
     addBos: boolean;
     endTokens: Int32Array;
     chatTemplate: string | null;
