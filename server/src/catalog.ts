@@ -2,9 +2,9 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
-import manifest from "../../package.json";
+import { basename, join, resolve } from "node:path";
 import data from "./catalog.json";
+import { packagedFile } from "./packageFiles";
 import type { CatalogModel } from "./protocol";
 import type { Settings } from "./settings";
 
@@ -18,7 +18,7 @@ export const DEFAULT_MODEL_ID: string = (CATALOG.find((m) => m.recommended) ?? C
 export class ModelSetupError extends Error {
     constructor(
         message: string,
-        readonly problem: "no-model" | "not-downloaded"
+        readonly problem: "no-model" | "not-downloaded" | "model-file"
     ) {
         super(message);
         this.name = "ModelSetupError";
@@ -37,27 +37,26 @@ export function catalogEntry(id: string): CatalogEntry | undefined {
 export const BUNDLED_MODEL_ID: string = CATALOG.find((m) => m.bundled)!.id;
 
 /**
- * A file shipped in the package, by its path from the package root: looked for in each folder up from this
- * module (out/server/src in a checkout, dist/ in the .vsix).
+ * Where a catalog model's file is, or will be once downloaded. A bundled model's is inside the package; should
+ * the package have lost it, the user is told so, not asked to download a model that has no download.
  */
-export function packagedFile(relative: string): string {
-    for (let dir = __dirname; ; dir = dirname(dir)) {
-        if (existsSync(join(dir, relative))) return join(dir, relative);
-        if (dirname(dir) === dir)
-            throw new ModelSetupError(`${relative} is missing from the ${manifest.name} package (looked in every folder above ${__dirname})`, "not-downloaded");
-    }
-}
-
-/** Where a catalog model's file is (or will be once downloaded); a bundled one's is inside the package. */
 export function catalogPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string {
-    return entry.bundled ? packagedFile(entry.bundled) : join(modelsDirectory(settings), `${entry.id}.gguf`);
+    if (!entry.bundled) return join(modelsDirectory(settings), `${entry.id}.gguf`);
+    const path = packagedFile(entry.bundled);
+    if (!path) {
+        throw new ModelSetupError(
+            `${entry.name} comes with the extension, but its file ${entry.bundled} is missing from this installation: reinstall Dream-Coder, or choose another model.`,
+            "model-file"
+        );
+    }
+    return path;
 }
 
 /** The catalog with each model's downloaded file, if any. */
 export function listCatalog(settings: Pick<Settings, "modelsDirectory">): CatalogModel[] {
     return CATALOG.map((m) => {
-        const path = catalogPath(m, settings);
-        return { ...m, path: existsSync(path) ? path : null };
+        const path = m.bundled ? packagedFile(m.bundled) : catalogPath(m, settings);
+        return { ...m, path: path && existsSync(path) ? path : null };
     });
 }
 

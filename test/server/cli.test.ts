@@ -1,7 +1,7 @@
 // The dream-coder command as a user runs it: a child process on a real file with the generated model.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
@@ -16,7 +16,11 @@ const EXAMPLE = join(repoRoot, "examples", "stats.py");
 // Colour comes and goes with the environment (ansis turns it on when CI is set, even into a pipe), so the
 // checks read the text without escape sequences.
 function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, DREAM_CODER_MODEL: "" } });
+    return runCli(CLI, ...args);
+}
+
+function runCli(cli: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, DREAM_CODER_MODEL: "" } });
     return { status: r.status, stdout: stripVTControlCharacters(r.stdout), stderr: stripVTControlCharacters(r.stderr) };
 }
 
@@ -198,4 +202,28 @@ test("models list shows the catalog", () => {
         assert.match(r.stdout, new RegExp(`^${id} .*not downloaded`, "m"));
     assert.match(r.stdout, /^dream-coder-7b-instruct .*not downloaded {2}\(recommended\)$/m, "the catalog's recommended model is marked");
     assert.equal(r.stdout.match(/\(recommended\)/g)?.length, 1);
+    assert.match(r.stdout, /^dream-mini-py .*bundled \S+models\/dream-mini-py-q8_0\.gguf$/m, "the bundled model is there without a download");
+});
+
+test("a package that lost its bundled model says so, and still lists the catalog and runs other models", () => {
+    // The built package without models/: out/ copied, its dependencies and the addon linked.
+    const root = mkdtempSync(join(tmpdir(), "dream-coder-no-bundled-"));
+    cpSync(join(repoRoot, "out", "server"), join(root, "out", "server"), { recursive: true });
+    copyFileSync(join(repoRoot, "out", "package.json"), join(root, "out", "package.json"));
+    for (const dir of ["node_modules", "native"]) symlinkSync(join(repoRoot, dir), join(root, dir));
+    const cli = join(root, "out", "server", "src", "cli", "main.js");
+    const list = runCli(cli, "models", "list", "--models-dir", mkdtempSync(join(tmpdir(), "dream-coder-models-")));
+    assert.equal(list.status, 0, list.stderr);
+    assert.match(list.stdout, /^dream-mini-py .*missing from this installation$/m);
+    const file = scratchCopy();
+    const before = readFileSync(file, "utf8");
+    const fill = runCli(cli, "fill", file, "--in-place", "-t", "1");
+    assert.equal(fill.status, 1, fill.stdout);
+    assert.match(
+        fill.stderr,
+        /Dream Mini.* comes with the extension, but its file models\/dream-mini-py-q8_0\.gguf is missing from this installation: reinstall Dream-Coder, or choose another model\./
+    );
+    assert.equal(readFileSync(file, "utf8"), before, "the file is unchanged");
+    const other = runCli(cli, "fill", file, "-m", testModel({ arch: "dream" }), "-t", "1");
+    assert.equal(other.status, 0, other.stderr);
 });

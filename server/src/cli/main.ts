@@ -272,7 +272,7 @@ withSettingOptions(models.command("list"), "model").action((flags: { modelsDir?:
     const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
     for (const m of listCatalog(settings)) {
         process.stdout.write(
-            `${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? `downloaded ${m.path}` : "not downloaded"}${m.recommended ? "  (recommended)" : ""}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`
+            `${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? `${m.bundled ? "bundled" : "downloaded"} ${m.path}` : m.bundled ? "missing from this installation" : "not downloaded"}${m.recommended ? "  (recommended)" : ""}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`
         );
     }
     process.stdout.write(`\nModels directory: ${modelsDirectory(settings)}\n`);

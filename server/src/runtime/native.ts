@@ -1,6 +1,6 @@
 // The Node-API addon's surface (native/src/addon.cpp), typed, and where to find the built file.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { packagedFile } from "../packageFiles";
 
 export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
 export type Schedule = "timestep" | "block";
@@ -111,18 +111,16 @@ export interface NativeAddon {
     systemInfo(): string;
 }
 
+const ADDON_FILE = "native/build/cmake/Release/dream_native.node";
 let addon: NativeAddon | undefined;
 
-/** The built addon: $DREAM_CODER_ADDON, else native/build/cmake/Release/dream_native.node above this file. */
+/** The built addon: $DREAM_CODER_ADDON, else native/build/cmake/Release/dream_native.node in the package. */
 export function loadAddon(): NativeAddon {
     if (addon) return addon;
-    const candidates = process.env.DREAM_CODER_ADDON ? [process.env.DREAM_CODER_ADDON] : [];
-    for (let dir = __dirname, i = 0; i < 6; dir = join(dir, ".."), i++) {
-        candidates.push(join(dir, "native", "build", "cmake", "Release", "dream_native.node"));
-    }
-    const found = candidates.find((p) => existsSync(p));
-    if (!found) {
-        throw new Error(`the native runtime is not built (looked for ${candidates[0]}): run "npm run build:native"`);
+    const found = process.env.DREAM_CODER_ADDON ?? packagedFile(ADDON_FILE);
+    if (!found || !existsSync(found)) {
+        const where = found ? `$DREAM_CODER_ADDON names ${found}, which does not exist` : `no ${ADDON_FILE} in any folder above ${__dirname}`;
+        throw new Error(`the native runtime is not built (${where}): run "npm run build:native"`);
     }
     addon = require(found) as NativeAddon;
     return addon;
