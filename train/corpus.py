@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--limit", type=int, help="read only the first N files (for tests)")
     args = ap.parse_args()
+    if not args.root.is_dir():
+        raise SystemExit(f"--root {args.root} is not a folder")
     print(json.dumps(build(args.root, args.out, args.limit), indent=2))
 
 

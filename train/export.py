@@ -23,9 +23,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from inputs import require_file
+
 REPO = Path(__file__).resolve().parent.parent
 LLAMA_CPP = REPO / "native" / "build" / "llama.cpp"
 QUANTIZE = REPO / "native" / "build" / "cmake" / "bin" / "llama-quantize"
+# The GGUF types users run (F16: unquantized); llama-quantize knows more, which this export does not offer.
+QUANT_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0")
 
 
 def write_hf(checkpoint: Path, tokenizer: Path, out: Path) -> None:
@@ -69,14 +73,17 @@ def main() -> None:
     ap.add_argument("--tokenizer", type=Path, required=True)
     ap.add_argument("--hf", type=Path, required=True, help="folder for the Hugging Face checkpoint")
     ap.add_argument("--gguf", type=Path, required=True, help="the GGUF to write")
-    ap.add_argument("--type", default="Q8_0", help="llama-quantize type (F16: the converter's output as is)")
+    ap.add_argument("--type", default="Q8_0", type=str.upper, choices=QUANT_TYPES,
+                    help="llama-quantize type (F16: the converter's output as is)")
     ap.add_argument("--name", default="Dream Mini Python", help="general.name in the GGUF")
     args = ap.parse_args()
+    require_file(args.checkpoint, "train.py")
+    require_file(args.tokenizer / "tokenizer.json", "tokenizer.py")
     if not (LLAMA_CPP / "convert_hf_to_gguf.py").exists():
         raise SystemExit(f"{LLAMA_CPP} is missing: build the native addon first (node scripts/build-native.mjs)")
     write_hf(args.checkpoint, args.tokenizer, args.hf)
     args.gguf.parent.mkdir(parents=True, exist_ok=True)
-    if args.type.upper() == "F16":
+    if args.type == "F16":
         convert(args.hf, args.gguf, "f16", args.name)
     else:
         with tempfile.TemporaryDirectory() as tmp:

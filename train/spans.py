@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from inputs import require_file
 from tokenizer import SPECIAL
 
 # The model's context is 512 tokens: prompt, span and suffix together stay within this (a little room for a
@@ -105,6 +106,9 @@ def main() -> None:
     ap.add_argument("--per-set", type=int, default=200)
     ap.add_argument("--seed", type=int, default=14)
     args = ap.parse_args()
+    require_file(args.tokenizer / "tokenizer.json", "tokenizer.py")
+    for split in ("train", "test"):
+        require_file(args.corpus / f"{split}.jsonl", "corpus.py")
     tok = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
 
     train = read_split(args.corpus, "train")

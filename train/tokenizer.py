@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from inputs import require_file
+
 # Qwen2's pre-tokenizer regex, as in its tokenizer.json; llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN2 implements it.
 QWEN2_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
@@ -68,6 +70,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--vocab", type=int, default=4096)
     args = ap.parse_args()
+    require_file(args.corpus / "train.jsonl", "corpus.py")
+    if not 256 + len(SPECIAL) <= args.vocab:
+        raise SystemExit(f"--vocab must be at least {256 + len(SPECIAL)}: the 256 bytes and the special tokens")
     tok = train(args.corpus, args.out, args.vocab)
     print(f"vocabulary {tok.get_vocab_size()} tokens -> {args.out}")
 

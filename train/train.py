@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
+from inputs import require_file
 from model import DreamConfig, DreamModel
 from tokenizer import END, MASK
 
@@ -119,6 +120,27 @@ def diffusion_loss(model: DreamModel, noisy, clean, weight):
     return (ce * weight[b, j]).sum() / noisy.shape[0], ce.mean()
 
 
+def check_args(args: argparse.Namespace) -> dict:
+    """Refuses what would fail later with a traceback, in a sentence; returns the --config overrides."""
+    for name in ("batch", "seq", "lr", "threads", "checkpoint_minutes", "log_every"):
+        if not getattr(args, name) > 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be more than 0 (it is {getattr(args, name)})")
+    for name in ("minutes", "max_steps"):
+        if not getattr(args, name) >= 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be 0 or more (it is {getattr(args, name)})")
+    require_file(args.tokenizer / "tokenizer.json", "tokenizer.py")
+    for split in ("train", "val"):
+        require_file(args.corpus / f"{split}.jsonl", "corpus.py")
+    try:
+        overrides = json.loads(args.config)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--config is not JSON: {e}") from None
+    fields = set(DreamConfig.__dataclass_fields__)
+    if not isinstance(overrides, dict) or set(overrides) - fields:
+        raise SystemExit(f"--config takes an object with some of: {', '.join(sorted(fields))}")
+    return overrides
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, required=True)
@@ -135,12 +157,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=50)
     args = ap.parse_args()
+    overrides = check_args(args)
     torch.set_num_threads(args.threads)
 
     tok = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
     end, mask = tok.token_to_id(END), tok.token_to_id(MASK)
     cfg = DreamConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=args.seq, mask_token_id=mask,
-                      pad_token_id=end, eos_token_id=end, **json.loads(args.config))
+                      pad_token_id=end, eos_token_id=end, **overrides)
     train_data, val_data = Corpus(args.corpus, "train", tok), Corpus(args.corpus, "val", tok)
     model = DreamModel(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
@@ -149,6 +172,8 @@ def main() -> None:
     state = {"step": 0, "seconds": 0.0, "tokens": 0, "log": []}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
+        if ckpt["config"] != asdict(cfg):
+            raise SystemExit(f"{ckpt_path} is a run with another model configuration: give a new --out to start one")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]

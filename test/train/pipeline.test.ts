@@ -22,6 +22,14 @@ function python(args: string[]): string {
     return r.stdout;
 }
 
+/** Runs a script that must refuse its input: a non-zero exit and a message, not a Python traceback. */
+function refused(args: string[]): string {
+    const r = spawnSync(PYTHON, args, { cwd: repoRoot, encoding: "utf8" });
+    assert.notEqual(r.status, 0, `python ${args.join(" ")} accepted its input`);
+    assert.doesNotMatch(r.stderr, /Traceback/, r.stderr);
+    return r.stderr.trim();
+}
+
 describe("training pipeline (toy size)", () => {
     const dir = mkdtempSync(join(tmpdir(), "dream-train-"));
     const p = (name: string) => join(dir, name);
@@ -122,6 +130,31 @@ describe("training pipeline (toy size)", () => {
             for (const [i, row] of ref.entries()) for (const [v, x] of row.entries()) worst = Math.max(worst, Math.abs(got[i * info.nVocab + v] - x));
             assert.ok(worst <= tol * Math.max(1, scale), `max |llama.cpp − PyTorch| ${worst} (largest logit ${scale})`);
         }
+    });
+
+    it("each script refuses bad input with a sentence that names what to do", () => {
+        const none = p("no-such-folder");
+        const run = ["--corpus", p("corpus"), "--tokenizer", p("tok"), "--out", p("run"), "--max-steps", "1", "--seq", String(SEQ)];
+        assert.match(refused(["train/corpus.py", "--root", none, "--out", p("c2")]), /--root .*no-such-folder is not a folder/);
+        assert.match(refused(["train/tokenizer.py", "--corpus", none, "--out", p("t2")]), /train\.jsonl is missing: make it with train\/corpus\.py/);
+        assert.match(refused(["train/tokenizer.py", "--corpus", p("corpus"), "--out", p("t2"), "--vocab", "100"]), /--vocab must be at least 260/);
+        assert.match(refused(["train/train.py", ...run, "--tokenizer", none]), /tokenizer\.json is missing: make it with train\/tokenizer\.py/);
+        assert.match(refused(["train/train.py", ...run, "--batch", "0"]), /--batch must be more than 0 \(it is 0\)/);
+        assert.match(refused(["train/train.py", ...run, "--config", "{hidden: 8}"]), /--config is not JSON/);
+        assert.match(refused(["train/train.py", ...run, "--config", '{"hidden": 8}']), /--config takes an object with some of: .*hidden_size/);
+        // The toy run's checkpoint is there: resuming it with another shape would fail deep in PyTorch.
+        assert.match(
+            refused(["train/train.py", ...run, "--config", JSON.stringify({ ...TINY, hidden_size: 32 })]),
+            /is a run with another model configuration: give a new --out/
+        );
+        const common = ["--tokenizer", p("tok"), "--hf", p("hf2"), "--gguf", p("x.gguf")];
+        assert.match(
+            refused(["train/export.py", "--checkpoint", join(none, "checkpoint.pt"), ...common]),
+            /checkpoint\.pt is missing: make it with train\/train\.py/
+        );
+        assert.match(refused(["train/export.py", "--checkpoint", p("run/checkpoint.pt"), ...common, "--type", "Q3_X"]), /invalid choice: 'Q3_X'/);
+        assert.match(refused(["train/spans.py", "--corpus", none, "--tokenizer", p("tok"), "--out", p("s.gz")]), /train\.jsonl is missing/);
+        assert.ok(!existsSync(p("x.gguf")) && !existsSync(p("hf2")), "a refused export writes nothing");
     });
 
     it("the quantized model infills through the runtime", async () => {
