@@ -73,7 +73,7 @@ interface Cell {
 }
 
 interface CellResult extends Cell {
-    steps: number;
+    forwardPasses: number; // the decoder's steps; with a threshold or entropy bound, fewer than the hole's tokens
     fullPasses: number;
     forwardMsPerStep: number;
     sampleMsPerStep: number;
@@ -224,16 +224,16 @@ async function runCell(cell: Cell): Promise<CellResult> {
     const sample = events.reduce((a, e) => a + e.sampleMs, 0) / n;
     const copied = events[0]?.copiedBytes === undefined ? undefined : events.reduce((a, e) => a + e.copiedBytes, 0) / n;
     const estimated = tokens.length === 0;
-    const steps = estimated ? cell.hole : n;
-    const total = estimated ? (totalMs / n) * steps : totalMs;
+    const passes = estimated ? cell.hole : n;
+    const total = estimated ? (totalMs / n) * passes : totalMs;
     return {
         ...cell,
-        steps,
-        fullPasses: estimated ? steps : full,
+        forwardPasses: passes,
+        fullPasses: estimated ? passes : full,
         forwardMsPerStep: forward,
         sampleMsPerStep: sample,
         copiedBytesPerStep: copied,
-        msPerStep: total / steps,
+        msPerStep: total / passes,
         totalMs: total,
         estimated,
         tokensPerSecond: cell.hole / (total / 1000),
@@ -369,13 +369,13 @@ function main(): void {
     );
     console.log("");
     console.log(
-        "| model | threads | context | hole | mode | reductions | steps | full passes | copied KB/step | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |"
+        "| model | threads | context | hole | mode | reductions | forward passes | full passes | copied KB/step | forward ms/step | sampling ms/step | ms/step | total ms | CPU ms | tokens/s | peak RSS MB | = exact | busy before |"
     );
     console.log("|---|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const r of rows) {
         const copied = r.copiedBytesPerStep === undefined ? "–" : fmt(r.copiedBytesPerStep / 1024, r.copiedBytesPerStep < 10240 ? 2 : 0);
         console.log(
-            `| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions} | ${r.steps} | ${r.fullPasses} | ${copied} | ` +
+            `| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions} | ${r.forwardPasses} | ${r.fullPasses} | ${copied} | ` +
                 `${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
                 `${fmt(r.msPerStep)} | ${r.estimated ? "~" : ""}${fmt(r.totalMs, 0)} | ${r.estimated ? "–" : fmt(r.cpuMs, 0)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakRssMb, 0)} | ` +
                 `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} | ${r.busyBefore === undefined ? "–" : `${(r.busyBefore * 100).toFixed(0)}%`} |`
@@ -417,7 +417,7 @@ function main(): void {
     for (const r of rows.filter((x) => x.model === "mini" && (x.mode === "dual+threshold" || x.mode === "dual+entropy"))) {
         const plain = find("mini", r.threads, r.context, r.hole, "dual");
         console.log(
-            `mini, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}: ${fmt(r.hole / r.steps)} tokens per step` +
+            `mini, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}: ${fmt(r.hole / r.forwardPasses)} tokens per step` +
                 (plain ? `, ${fmt(plain.totalMs / r.totalMs, 1)}× faster than dual one token a step` : "") +
                 (r.equalToExact === undefined ? "" : `, ${fmt(100 * r.equalToExact, 0)}% of tokens equal to exact`)
         );
