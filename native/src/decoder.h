@@ -4,96 +4,15 @@
 #pragma once
 
 #include "llama.h"
+#include "params.h"
+#include "sampling.h"
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
-
-enum class dc_algorithm { origin, maskgit_plus, topk_margin, entropy };
-enum class dc_schedule { timestep, block };
-// none: every step recomputes the whole sequence (exact). prefix: a KV cache of everything before the active
-// block, the block and all after it recomputed each step. dual: the sequence after the block is cached too;
-// only the block is recomputed. Both caches are refreshed (one full pass) when a block starts (Fast-dLLM).
-enum class dc_cache { none, prefix, dual };
-
-struct dc_params {
-    int32_t      steps                = 32;
-    dc_algorithm algorithm            = dc_algorithm::maskgit_plus;
-    dc_schedule  schedule             = dc_schedule::timestep;
-    double       eps                  = 1e-3;  // Dream's time grid: t = linspace(1, eps, steps + 1)
-    int32_t      block_length         = 32;    // LLaDA's block schedule
-    float        temperature          = 0.0f;  // 0: exact argmax
-    float        top_p                = 1.0f;
-    int32_t      top_k                = 0;
-    uint32_t     seed                 = 0;
-    float        alg_temp             = 0.0f;   // > 0: draw positions from softmax(confidence / alg_temp)
-    float        confidence_threshold = 0.0f;   // > 0: also reveal every position above it, at least one a step
-    float        entropy_bound        = 0.0f;   // > 0: also reveal, most confident first, the largest set whose
-                                                // summed entropy stays <= it (EB-sampler), at least one a step
-    dc_cache     cache                = dc_cache::none;
-    bool         refresh_every_step   = false;  // cached modes: full pass into the cache before every step (tests)
-    bool         cache_f16            = false;  // cached modes: F16 K/V (faster attention; logits no longer
-                                                // equal a full pass's to ~1e-6 but to ~1e-3)
-    float        eot_penalty          = 0.0f;   // subtracted from end-of-text / pad logits ...
-    float        eot_penalty_decay    = 1.0f;   // ... times (1 - step / steps) ^ decay
-    bool         early_stop           = false;  // a revealed end-of-text ends its hole
-    // Cached modes, across requests: a non-empty key (the editor's document) keeps that sequence's cache after
-    // the request. The next request with the same key keeps the cells of text it still has (runs of 32 tokens or
-    // more, moved to their new positions when the window moved or lines came and went) and re-decodes the rest
-    // and the holes, instead of the first block's full pass. Approximate, like the dual cache: kept cells saw
-    // the old text.
-    std::string  reuse_key;
-    int32_t      reuse_max_requests = 16;     // a full pass after this many requests reused a key's cache, or once
-    int32_t      reuse_max_changed  = 256;    // they re-decoded more than this many tokens outside the holes
-    bool         trace_logits       = false;  // copy each step's candidate logits out (tests)
-    bool         device_reductions  = true;   // greedy (temperature 0, no top-k/top-p, no eot_penalty, no
-                                              // trace): llama.cpp reduces each logits row where it computed
-                                              // it and copies out 20 bytes a row (native/patches/0002); false:
-                                              // the rows themselves, scanned here. The addon turns it on
-                                              // only where the logits are on a GPU unless told otherwise
-};
-
-// A hole: `length` mask tokens at `start` in the sequence.
-struct dc_hole {
-    int32_t start;
-    int32_t length;
-};
-
-struct dc_step {
-    int32_t                  step = 0;     // index in the schedule (steps that reveal nothing are skipped)
-    std::vector<int32_t>     positions;    // revealed this step, in reveal order
-    std::vector<llama_token> tokens;
-    std::vector<float>       confidences;  // of each revealed position (NaN: filled by early_stop)
-    std::vector<int32_t>     candidates;   // trace: positions whose logits rows follow
-    std::vector<float>       logits;       // trace: candidates.size() * n_vocab raw logits
-    double                   forward_ms   = 0;
-    double                   sample_ms    = 0;
-    int32_t                  n_rows       = 0;      // positions the forward pass computed
-    bool                     full         = true;   // a pass over the whole sequence (exact mode, cache refresh)
-    bool                     reused       = false;  // a block start that re-decoded only what changed (reuse_key)
-    int64_t                  copied_bytes = 0;      // read out of llama.cpp's output buffer: logits rows or reductions
-};
-
-struct dc_result {
-    std::vector<llama_token> tokens;
-    std::vector<int32_t>     reveal_step;         // per position; -1 for fixed text
-    int32_t                  forward_passes = 0;
-    int32_t                  full_passes    = 0;  // of which over the whole sequence (all, in exact mode)
-    int32_t                  reused_tokens  = 0;  // positions whose cached cells a reuse_key request kept
-    double                   total_ms       = 0;
-    double                   forward_ms     = 0;
-    double                   sample_ms      = 0;
-    int64_t                  copied_bytes   = 0;  // all steps' copied_bytes
-    bool                     cancelled      = false;
-};
-
-struct dc_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
 
 class DiffusionDecoder {
   public:
@@ -119,12 +38,6 @@ class DiffusionDecoder {
     const std::vector<llama_token> & end_tokens() const { return end_tokens_; }
 
   private:
-    struct pick {
-        llama_token token;
-        double      confidence;
-        double      entropy;
-    };
-
     // Refuses, before llama.cpp would abort on it, a sequence that is empty, too long or outside the vocabulary.
     void check_sequence(const std::vector<llama_token> & tokens) const;
 
@@ -196,7 +109,6 @@ class DiffusionDecoder {
                     bool                             clear,
                     bool                             reduce,
                     const std::atomic<bool> &        cancel);
-    pick sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
 
     // One request's state through its steps: run() makes it, the steps below read and update it.
     struct request {
@@ -211,7 +123,7 @@ class DiffusionDecoder {
         int32_t                  cached_block = -1;     // the block whose refresh the cache holds
         std::vector<int32_t>     active;                // this step's masked candidates
         std::vector<int32_t>     rows;                  // the output rows this step reads
-        std::vector<pick>        picks;                 // per active position: token, confidence, entropy
+        std::vector<dc_pick>     picks;                 // per active position: token, confidence, entropy
         std::vector<int32_t>     chosen;                // indices into picks that this step reveals
         std::vector<float>       row;                   // a logits row copied to apply the end-of-text penalty
         std::vector<span>        spans;                 // reuse: the spans to re-decode
@@ -257,19 +169,9 @@ class DiffusionDecoder {
                                     dc_step &         ev);
     // The confidence-ordered algorithms: the `k` most confident, or more under the threshold or entropy bound.
     static void          choose(request & rq, const dc_params & p, int32_t k);
-    void        reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
+    void reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
     // Early stop: after a hole's first revealed end-of-text, the rest of the hole is end-of-text.
-    void        stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
-    // A greedy pick from its row's argmax, top logit mx, second largest, z = sum exp(x - mx) and
-    // s = sum exp(x - mx) * (x - mx): the one definition of the confidences for the host scan (sample()) and
-    // llama.cpp's device reductions.
-    static pick greedy_pick(dc_algorithm algorithm,
-                            llama_token  top1,
-                            float        mx,
-                            float        second,
-                            double       z,
-                            double       s,
-                            bool         need_entropy);
+    void stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
 
     llama_model *             model_;
     const llama_vocab *       vocab_;
@@ -285,8 +187,7 @@ class DiffusionDecoder {
     std::vector<reuse_slot>   slots_;             // one per sequence of the cached context
     int32_t                   seq_   = 0;         // the slot (sequence) of the request being decoded
     uint64_t                  clock_ = 0;         // for least-recently-used slots
-    std::vector<int32_t>      order_;             // scratch for top-k / top-p
-    std::vector<double>       probs_;
+    RowSampler                sampler_;
     int64_t                   copied_ = 0;        // bytes llama.cpp copied out, summed by decode()
 };
 
