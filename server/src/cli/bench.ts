@@ -4,8 +4,9 @@
 // request to its answer; earlier requests of a burst are cancelled by the server, as in the editor. Each
 // cache mode asked for gets its own server and the same session, one after the other in the same run.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { DidChangeTextDocumentNotification, InlineCompletionRequest } from "vscode-languageserver-protocol/node";
+import { packagedFile } from "../packageFiles";
 import type { CacheMode } from "../runtime/native";
 import type { Settings } from "../settings";
 import { startLanguageServer } from "./lspClient";
@@ -31,8 +32,12 @@ interface SessionResult {
     meanMs: number;
 }
 
+/** The file the typing session types when none is named: one of this package's sources. */
+const BENCH_FILE = "server/src/holes.ts";
+
 export async function runLatencyBench(settings: Settings, flags: { file?: string; bursts: number; json: string; modes: BenchMode[] }): Promise<void> {
-    const file = flags.file ?? join(__dirname, "..", "..", "..", "..", "server", "src", "holes.ts");
+    const file = flags.file ?? packagedFile(BENCH_FILE);
+    if (!file) throw new Error(`this installation has no ${BENCH_FILE} to type: name a source file with --file`);
     const source = readFileSync(file, "utf8");
     const sessions: SessionResult[] = [];
     for (const m of flags.modes)

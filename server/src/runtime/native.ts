@@ -105,7 +105,7 @@ export interface NativeDevice {
 }
 
 export interface NativeAddon {
-    loadModel(path: string, options: { threads: number; gpuLayers: number }, onProgress?: (p: number) => void): Promise<NativeModel>;
+    loadModel(path: string, options: { threads?: number; gpuLayers?: number }, onProgress?: (p: number) => void): Promise<NativeModel>;
     tensorBytes(ggmlType: number, ne0: number, rows: number): number | null;
     devices(): NativeDevice[];
     systemInfo(): string;

@@ -11,9 +11,10 @@ export interface ChatMessage {
     content: string;
 }
 
+/** Absent fields take the addon's defaults (native/src/addon.cpp, LoadModel): 2 threads, no GPU layers. */
 export interface LoadOptions {
     threads?: number;
-    /** Layers to offload to the GPU in CUDA/Metal/Vulkan builds (0 = CPU only). */
+    /** Layers to offload to the GPU in CUDA/Metal/Vulkan builds (0 = CPU only, negative = all). */
     gpuLayers?: number;
     onProgress?: (fraction: number) => void;
 }
@@ -109,18 +110,16 @@ export class DiffusionModel {
     static async load(path: string, options: LoadOptions = {}): Promise<DiffusionModel> {
         const addon = loadAddon();
         const file = await inspectModelFile(path, addon);
-        const native = await addon
-            .loadModel(path, { threads: options.threads ?? 2, gpuLayers: options.gpuLayers ?? 0 }, options.onProgress)
-            .catch((e: Error) => {
-                // llama.cpp's log comes back line by line: one line, so that the message is one sentence everywhere.
-                throw new Error(
-                    `${path}: ${e.message
-                        .split("\n")
-                        .map((l) => l.trim())
-                        .filter(Boolean)
-                        .join("; ")}`
-                );
-            });
+        const native = await addon.loadModel(path, { threads: options.threads, gpuLayers: options.gpuLayers }, options.onProgress).catch((e: Error) => {
+            // llama.cpp's log comes back line by line: one line, so that the message is one sentence everywhere.
+            throw new Error(
+                `${path}: ${e.message
+                    .split("\n")
+                    .map((l) => l.trim())
+                    .filter(Boolean)
+                    .join("; ")}`
+            );
+        });
         return new DiffusionModel(native, file);
     }
 
