@@ -80,12 +80,30 @@ test("each setting is declared once, in package.json: the reader reads every dec
     const readme = readFileSync(`${repoRoot}/README.md`, "utf8");
     const table = readme.slice(readme.indexOf("| setting | default | meaning |"));
     const rows = table.slice(0, table.indexOf("\n\n")).split("\n");
-    for (const key of Object.keys(DECLARED)) {
-        const last = key.split(".").pop()!;
-        assert.ok(
-            rows.some((r) => r.includes(`\`${key}\``) || (key.includes(".") && r.includes(`\`.${last}\``))),
-            `README's settings table lists dreamCoder.${key}`
-        );
+    // Each row: its keys (`a`, `b` or `group.a`, `.b`) and its defaults in the same order, each perhaps followed by
+    // a note in parentheses ("at most N" must be the declared maximum).
+    const listed = new Map<string, string>();
+    for (const row of rows.slice(2)) {
+        const [keyCell, defaultCell] = row.split(" | ").map((c) => c.replace(/^\| /, ""));
+        let group = "";
+        const keys = [...keyCell.matchAll(/`([\w.]+)`/g)].map((m) => {
+            if (m[1].startsWith(".")) return group + m[1];
+            group = m[1].includes(".") ? m[1].slice(0, m[1].lastIndexOf(".")) : "";
+            return m[1];
+        });
+        const values = defaultCell.split(/, (?![^({]*[)}])/);
+        assert.equal(values.length, keys.length, `README's settings row ${keyCell}: one default per setting`);
+        for (const [i, k] of keys.entries()) listed.set(k, values[i]);
+    }
+    for (const [key, d] of Object.entries(DECLARED)) {
+        const cell = listed.get(key);
+        assert.ok(cell !== undefined, `README's settings table lists dreamCoder.${key}`);
+        const [, value, note] = /^(.*?)(?: \((.*)\))?$/.exec(cell)!;
+        const shown = value.replace(/^`(.*)`$/, "$1");
+        const parsed = d.type === "string" ? (shown === '""' ? "" : shown) : JSON.parse(shown);
+        assert.deepEqual(parsed, d.default, `README's default of dreamCoder.${key} is the declared one`);
+        const most = note && /at most (\d+)/.exec(note);
+        if (most) assert.equal(Number(most[1]), d.maximum, `README's maximum of dreamCoder.${key} is the declared one`);
     }
 });
 
