@@ -147,6 +147,42 @@ dc_params to_params(const Napi::Object & o) {
     return p;
 }
 
+// A step as onStep receives it (native.ts NativeStep); the logits trace only when asked for.
+Napi::Object to_js(Napi::Env env, const dc_step & s, bool trace) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("step", s.step);
+    o.Set("positions", to_js(env, s.positions));
+    o.Set("tokens", to_js(env, s.tokens));
+    o.Set("forwardMs", s.forward_ms);
+    o.Set("sampleMs", s.sample_ms);
+    o.Set("rows", s.n_rows);
+    o.Set("full", s.full);
+    o.Set("reused", s.reused);
+    o.Set("copiedBytes", (double) s.copied_bytes);
+    o.Set("confidences", to_js(env, s.confidences));
+    if (trace) {
+        o.Set("candidates", to_js(env, s.candidates));
+        o.Set("logits", to_js(env, s.logits));
+    }
+    return o;
+}
+
+// A request's result as decode() resolves it (native.ts NativeDecodeResult).
+Napi::Object to_js(Napi::Env env, const dc_result & r) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tokens", to_js(env, r.tokens));
+    o.Set("revealStep", to_js(env, r.reveal_step));
+    o.Set("forwardPasses", r.forward_passes);
+    o.Set("fullPasses", r.full_passes);
+    o.Set("reusedTokens", r.reused_tokens);
+    o.Set("totalMs", r.total_ms);
+    o.Set("forwardMs", r.forward_ms);
+    o.Set("sampleMs", r.sample_ms);
+    o.Set("copiedBytes", (double) r.copied_bytes);
+    o.Set("cancelled", r.cancelled);
+    return o;
+}
+
 class NativeModel;
 Napi::FunctionReference g_model_ctor;
 
@@ -436,41 +472,11 @@ class DecodeWorker : public JobWorker<Napi::AsyncProgressQueueWorker<dc_step>> {
     void OnProgress(const dc_step * steps, size_t count) override {
         Napi::Env env = Env();
         for (size_t i = 0; i < count; i++) {
-            const dc_step & s = steps[i];
-            Napi::Object    o = Napi::Object::New(env);
-            o.Set("step", s.step);
-            o.Set("positions", to_js(env, s.positions));
-            o.Set("tokens", to_js(env, s.tokens));
-            o.Set("forwardMs", s.forward_ms);
-            o.Set("sampleMs", s.sample_ms);
-            o.Set("rows", s.n_rows);
-            o.Set("full", s.full);
-            o.Set("reused", s.reused);
-            o.Set("copiedBytes", (double) s.copied_bytes);
-            o.Set("confidences", to_js(env, s.confidences));
-            if (params_.trace_logits) {
-                o.Set("candidates", to_js(env, s.candidates));
-                o.Set("logits", to_js(env, s.logits));
-            }
-            on_step_.Call({ o });
+            on_step_.Call({ to_js(env, steps[i], params_.trace_logits) });
         }
     }
 
-    Napi::Value result() override {
-        Napi::Env    env = Env();
-        Napi::Object o   = Napi::Object::New(env);
-        o.Set("tokens", to_js(env, result_.tokens));
-        o.Set("revealStep", to_js(env, result_.reveal_step));
-        o.Set("forwardPasses", result_.forward_passes);
-        o.Set("fullPasses", result_.full_passes);
-        o.Set("reusedTokens", result_.reused_tokens);
-        o.Set("totalMs", result_.total_ms);
-        o.Set("forwardMs", result_.forward_ms);
-        o.Set("sampleMs", result_.sample_ms);
-        o.Set("copiedBytes", (double) result_.copied_bytes);
-        o.Set("cancelled", result_.cancelled);
-        return o;
-    }
+    Napi::Value result() override { return to_js(Env(), result_); }
 
   private:
     Napi::FunctionReference  on_step_;
