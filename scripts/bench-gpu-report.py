@@ -14,15 +14,16 @@ res, out, size = sys.argv[1], sys.argv[2], sys.argv[3]
 
 def load(path):
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
 
 
 def read(path):
+    # llama-diffusion-cli's log ends with the text it decoded: random weights write bytes that are not UTF-8.
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
     except OSError:
         return ""
@@ -84,7 +85,7 @@ f = lambda v, d=1: "–" if v is None else f"{v:,.{d}f}"
 rows = []
 for mode, cells in runtime.items():
     for c in cells:
-        rows.append(f"| ours {mode} | {c['context']} | {c['steps']} | {'~' if c.get('estimated') else ''}{f(c['totalMs'], 0)} | {f(c['msPerStep'], 2)} | {f(c['forwardMsPerStep'], 2)} | {f(c['sampleMsPerStep'], 2)} |")
+        rows.append(f"| ours {mode} | {c['context']} | {c['forwardPasses']} | {'~' if c.get('estimated') else ''}{f(c['totalMs'], 0)} | {f(c['msPerStep'], 2)} | {f(c['forwardMsPerStep'], 2)} | {f(c['sampleMsPerStep'], 2)} |")
 if diffusion:
     rows.append(f"| llama-diffusion-cli (exact, length {diffusion['maxLength']}) | {diffusion['maxLength']} | {round(diffusion['totalMs'] / diffusion['msPerStep'])} | "
                 f"{'~' if diffusion.get('fromTimestamps') else ''}{f(diffusion['totalMs'], 0)} | {f(diffusion['msPerStep'], 2)} | – | {f(diffusion['samplingMsPerStep'], 2)} |")
@@ -125,8 +126,8 @@ if lsp_rows:
            "| cache | bursts | p50 ms | p95 ms | mean ms | first (model load) ms |", "|---|--:|--:|--:|--:|--:|", *lsp_rows, ""]
 md += [*(f"- {r}" for r in ratios), "", "Sections: " + ", ".join(f"{s['name']} {s['status']} ({s['ms'] / 1000:.0f} s)" for s in sections), ""]
 os.makedirs(out, exist_ok=True)
-with open(os.path.join(out, "bench-gpu.md"), "w") as fh:
+with open(os.path.join(out, "bench-gpu.md"), "w", encoding="utf-8") as fh:
     fh.write("\n".join(md))
-with open(os.path.join(out, "bench-gpu.json"), "w") as fh:
+with open(os.path.join(out, "bench-gpu.json"), "w", encoding="utf-8") as fh:
     json.dump({"machine": machine, "modelSize": size, "sections": sections, "runtime": runtime, "llamaDiffusionCli": diffusion,
                "llamaBench": bench, "autoregressive": autoregressive, "lsp": lsp, "ratios": ratios}, fh, indent=1)
