@@ -3,8 +3,13 @@
 // Offline: the source comes from node_modules/node-llama-cpp/llama/gitRelease.bundle.
 // Skips all work when the addon sources, patches and build switches are unchanged since the last build.
 //
-//   node scripts/build-native.mjs [--gpu cuda|metal|vulkan] [--force]
-//   (or DREAM_CODER_GPU=cuda npm run build:native)
+//   node scripts/build-native.mjs [--gpu cuda|metal|vulkan] [--cpu native|portable] [--force]
+//   (or DREAM_CODER_GPU=cuda DREAM_CODER_CPU=portable npm run build:native)
+//
+// --cpu native (the default): ggml's CPU code for this machine's CPU (-march=native), in native/build/cmake/.
+// --cpu portable: for any x86-64 CPU with AVX2, FMA and F16C (Intel Haswell and AMD Excavator or later; on ARM,
+// ggml's generic build), in native/build/cmake-portable/: what the .vsix carries, since it runs on other CPUs
+// than the one that built it (a -march=native build from an AVX-512 machine dies with SIGILL elsewhere).
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -16,7 +21,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const nativeDir = join(root, "native");
 const buildDir = join(nativeDir, "build");
 const srcDir = join(buildDir, "llama.cpp");
-const cmakeOut = join(buildDir, "cmake");
 const stampFile = join(buildDir, "stamp.json");
 const llamaPkg = join(root, "node_modules", "node-llama-cpp", "llama");
 const bundle = join(llamaPkg, "gitRelease.bundle");
@@ -34,6 +38,20 @@ if (!(gpu in gpuFlags)) {
     console.error(`unknown GPU backend '${gpu}': use cpu, cuda, metal or vulkan`);
     process.exit(2);
 }
+const cpuArg = args.includes("--cpu") ? args[args.indexOf("--cpu") + 1] : process.env.DREAM_CODER_CPU;
+const cpu = (cpuArg || "native").toLowerCase();
+const cpuFlags = {
+    native: [],
+    // GGML_NATIVE off turns ggml's x86 instruction options on up to AVX2 (x86-64-v3); named here for the reader.
+    // The package needs only the addon: no llama.cpp tools (the tests use the native build's).
+    portable: ["GGML_NATIVE=OFF", "GGML_AVX=ON", "GGML_AVX2=ON", "GGML_FMA=ON", "GGML_F16C=ON", "GGML_BMI2=ON", "GGML_AVX512=OFF", "DC_LLAMA_TOOLS=OFF"]
+};
+if (!(cpu in cpuFlags)) {
+    console.error(`unknown CPU target '${cpu}': use native or portable`);
+    process.exit(2);
+}
+const buildFolder = (target) => join(buildDir, target === "native" ? "cmake" : `cmake-${target}`);
+const cmakeOut = buildFolder(cpu);
 const jobs = Number(process.env.DREAM_CODER_JOBS) || availableParallelism();
 
 function sh(cmd, argv, opts = {}) {
@@ -58,12 +76,15 @@ const hash = (files, extra) => {
 };
 const llamaInfo = readFileSync(join(llamaPkg, "llama.cpp.info.json"), "utf8");
 const sourceHash = hash(patches, llamaInfo + statSync(bundle).size);
-const addonHash = hash([join(nativeDir, "CMakeLists.txt"), ...filesUnder(join(nativeDir, "src")), join(nativeDir, "package.json")], sourceHash + gpu);
+const addonHash = hash([join(nativeDir, "CMakeLists.txt"), ...filesUnder(join(nativeDir, "src")), join(nativeDir, "package.json")], sourceHash + gpu + cpu);
 const addonPath = join(cmakeOut, "Release", "dream_native.node");
 
+// { sourceHash, addons: { [build folder]: addonHash } }: the llama.cpp tree is shared by the builds.
 const stamp = existsSync(stampFile) ? JSON.parse(readFileSync(stampFile, "utf8")) : {};
-if (!args.includes("--force") && stamp.addonHash === addonHash && existsSync(addonPath)) {
-    console.log(`native addon up to date (${gpu}): ${addonPath}`);
+stamp.addons ??= {};
+const buildName = cmakeOut.slice(buildDir.length + 1);
+if (!args.includes("--force") && stamp.addons[buildName] === addonHash && existsSync(addonPath)) {
+    console.log(`native addon up to date (${gpu}, ${cpu} CPU): ${addonPath}`);
     process.exit(0);
 }
 
@@ -72,16 +93,18 @@ mkdirSync(buildDir, { recursive: true });
 if (stamp.sourceHash !== sourceHash || !existsSync(join(srcDir, "CMakeLists.txt"))) {
     console.log(`preparing llama.cpp from ${bundle} with ${patches.length} patch(es)`);
     rmSync(srcDir, { recursive: true, force: true });
-    rmSync(cmakeOut, { recursive: true, force: true });
+    for (const target of Object.keys(cpuFlags)) rmSync(buildFolder(target), { recursive: true, force: true });
     sh("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundle, srcDir]);
     for (const patch of patches) {
         console.log(`applying ${patch.slice(root.length + 1)}`);
         sh("git", ["apply", "--whitespace=nowarn", patch], { cwd: srcDir });
     }
-    writeFileSync(stampFile, JSON.stringify({ sourceHash }));
+    stamp.sourceHash = sourceHash;
+    stamp.addons = {};
+    writeFileSync(stampFile, JSON.stringify(stamp));
 }
 
-const cmakeDefs = [`LLAMA_CPP_DIR=${srcDir}`, "CMAKE_BUILD_TYPE=Release", ...gpuFlags[gpu]];
+const cmakeDefs = [`LLAMA_CPP_DIR=${srcDir}`, "CMAKE_BUILD_TYPE=Release", ...gpuFlags[gpu], ...cpuFlags[cpu]];
 sh(
     process.execPath,
     [
@@ -102,5 +125,6 @@ sh(
     { cwd: root }
 );
 
-writeFileSync(stampFile, JSON.stringify({ sourceHash, addonHash, gpu }));
-console.log(`native addon built (${gpu}) in ${((Date.now() - started) / 1000).toFixed(0)} s: ${addonPath}`);
+stamp.addons[buildName] = addonHash;
+writeFileSync(stampFile, JSON.stringify(stamp));
+console.log(`native addon built (${gpu}, ${cpu} CPU) in ${((Date.now() - started) / 1000).toFixed(0)} s: ${addonPath}`);

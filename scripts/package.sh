@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# npm run package: builds everything (native addon for this machine's CPU, or DREAM_CODER_GPU), bundles the
-# client and server minified, and packs dream-coder-VERSION.vsix with only what .vscodeignore lets through.
+# npm run package: builds everything, then the portable native addon (for any x86-64 CPU with AVX2, not only this
+# one; with DREAM_CODER_GPU's backend), bundles the client and server minified, and packs dream-coder-VERSION.vsix
+# with only what .vscodeignore lets through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+node scripts/build-native.mjs --cpu portable
 node scripts/bundle.mjs --production
 version=$(node -p 'require("./package.json").version')
 out="dream-coder-$version.vsix"

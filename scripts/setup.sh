@@ -10,6 +10,10 @@ for pair in cmake:cmake ninja:ninja-build g++:g++ git:git; do
 done
 # dream-coder eval runs the HumanEval tests with Debian's python3 (a pyenv or conda python on PATH is not it).
 [ -x /usr/bin/python3 ] || missing+=(python3)
+# test/native/portable.test.ts runs the .vsix's portable runtime on an emulated CPU without AVX-512.
+if [ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null; then
+    missing+=(qemu-user)
+fi
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -1,5 +1,5 @@
 // The Node-API addon's surface (native/src/addon.cpp), typed, and where to find the built file.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { packagedFile } from "../packageFiles";
 
 export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
@@ -111,16 +111,33 @@ export interface NativeAddon {
     systemInfo(): string;
 }
 
+/** The builds of scripts/build-native.mjs: this machine's CPU (a build from source), then the portable one (the .vsix's). */
 const ADDON_FILE = "native/build/cmake/Release/dream_native.node";
+const PORTABLE_ADDON_FILE = "native/build/cmake-portable/Release/dream_native.node";
+/** What the portable build's code assumes of an x86-64 CPU; without one of them it would die with SIGILL, not say why. */
+const PORTABLE_CPU_FLAGS = ["avx2", "fma", "f16c"];
 let addon: NativeAddon | undefined;
 
-/** The built addon: $DREAM_CODER_ADDON, else native/build/cmake/Release/dream_native.node in the package. */
+/** The CPU flags of `cpuinfo` (Linux's /proc/cpuinfo) that the portable build needs and the CPU lacks. */
+export function missingPortableCpuFlags(cpuinfo: string): string[] {
+    const flags = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? "").trim().split(/\s+/));
+    return PORTABLE_CPU_FLAGS.filter((f) => !flags.has(f));
+}
+
+/** The built addon: $DREAM_CODER_ADDON, else this machine's build in the package, else the portable build. */
 export function loadAddon(): NativeAddon {
     if (addon) return addon;
-    const found = process.env.DREAM_CODER_ADDON ?? packagedFile(ADDON_FILE);
+    const found = process.env.DREAM_CODER_ADDON ?? packagedFile(ADDON_FILE) ?? packagedFile(PORTABLE_ADDON_FILE);
     if (!found || !existsSync(found)) {
         const where = found ? `$DREAM_CODER_ADDON names ${found}, which does not exist` : `no ${ADDON_FILE} in any folder above ${__dirname}`;
         throw new Error(`the native runtime is not built (${where}): run "npm run build:native"`);
+    }
+    if (found.endsWith(PORTABLE_ADDON_FILE) && process.platform === "linux" && process.arch === "x64") {
+        const missing = missingPortableCpuFlags(readFileSync("/proc/cpuinfo", "utf8"));
+        if (missing.length > 0)
+            throw new Error(
+                `this CPU lacks ${missing.join(", ").toUpperCase()}, which the packaged runtime needs: build Dream-Coder from source on this machine (docs/building.md), which compiles for its CPU`
+            );
     }
     addon = require(found) as NativeAddon;
     return addon;
