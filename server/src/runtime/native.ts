@@ -124,10 +124,10 @@ export function missingPortableCpuFlags(cpuinfo: string): string[] {
     return PORTABLE_CPU_FLAGS.filter((f) => !flags.has(f));
 }
 
-/** The built addon: $DREAM_CODER_ADDON, else this machine's build in the package, else the portable build. */
+/** The built addon: $DREAM_CODER_ADDON, else the nearest package folder's build, this machine's before the portable one. */
 export function loadAddon(): NativeAddon {
     if (addon) return addon;
-    const found = process.env.DREAM_CODER_ADDON ?? packagedFile(ADDON_FILE) ?? packagedFile(PORTABLE_ADDON_FILE);
+    const found = process.env.DREAM_CODER_ADDON ?? packagedFile(ADDON_FILE, PORTABLE_ADDON_FILE);
     if (!found || !existsSync(found)) {
         const where = found ? `$DREAM_CODER_ADDON names ${found}, which does not exist` : `no ${ADDON_FILE} in any folder above ${__dirname}`;
         throw new Error(`the native runtime is not built (${where}): run "npm run build:native"`);
