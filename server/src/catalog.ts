@@ -36,13 +36,17 @@ export function catalogEntry(id: string): CatalogEntry | undefined {
 /** The bundled model (its entry has `"bundled"`): the small one this project trains (train/), the CLI's default. */
 export const BUNDLED_MODEL_ID: string = CATALOG.find((m) => m.bundled)!.id;
 
+/** Where a catalog model's file is, or will be once downloaded; null for a bundled one the package has lost. */
+function expectedPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string | null {
+    return entry.bundled ? packagedFile(entry.bundled) : join(modelsDirectory(settings), `${entry.id}.gguf`);
+}
+
 /**
  * Where a catalog model's file is, or will be once downloaded. A bundled model's is inside the package; should
  * the package have lost it, the user is told so, not asked to download a model that has no download.
  */
-export function catalogPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string {
-    if (!entry.bundled) return join(modelsDirectory(settings), `${entry.id}.gguf`);
-    const path = packagedFile(entry.bundled);
+function catalogPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string {
+    const path = expectedPath(entry, settings);
     if (!path) {
         throw new ModelSetupError(
             `${entry.name} comes with the extension, but its file ${entry.bundled} is missing from this installation: reinstall Dream-Coder, or choose another model.`,
@@ -52,10 +56,10 @@ export function catalogPath(entry: CatalogEntry, settings: Pick<Settings, "model
     return path;
 }
 
-/** The catalog with each model's downloaded file, if any. */
+/** The catalog with each model's file where it is present (downloaded, or bundled), else null. */
 export function listCatalog(settings: Pick<Settings, "modelsDirectory">): CatalogModel[] {
     return CATALOG.map((m) => {
-        const path = m.bundled ? packagedFile(m.bundled) : catalogPath(m, settings);
+        const path = expectedPath(m, settings);
         return { ...m, path: path && existsSync(path) ? path : null };
     });
 }
