@@ -16,14 +16,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundle, clonePatchedLlama, llamaPkg, patches, requireBundle } from "./llama-source.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const nativeDir = join(root, "native");
 const buildDir = join(nativeDir, "build");
 const srcDir = join(buildDir, "llama.cpp");
 const stampFile = join(buildDir, "stamp.json");
-const llamaPkg = join(root, "node_modules", "node-llama-cpp", "llama");
-const bundle = join(llamaPkg, "gitRelease.bundle");
 
 const args = process.argv.slice(2);
 const gpuArg = args.includes("--gpu") ? args[args.indexOf("--gpu") + 1] : process.env.DREAM_CODER_GPU;
@@ -64,11 +63,7 @@ function filesUnder(dir) {
         .sort();
 }
 
-if (!existsSync(bundle)) {
-    console.error(`llama.cpp source bundle not found at ${bundle}: run npm ci first`);
-    process.exit(1);
-}
-const patches = filesUnder(join(nativeDir, "patches")).filter((f) => f.endsWith(".patch"));
+requireBundle();
 const hash = (files, extra) => {
     const h = createHash("sha256").update(extra);
     for (const f of files) h.update(f.slice(root.length)).update(readFileSync(f));
@@ -94,11 +89,7 @@ if (stamp.sourceHash !== sourceHash || !existsSync(join(srcDir, "CMakeLists.txt"
     console.log(`preparing llama.cpp from ${bundle} with ${patches.length} patch(es)`);
     rmSync(srcDir, { recursive: true, force: true });
     for (const target of Object.keys(cpuFlags)) rmSync(buildFolder(target), { recursive: true, force: true });
-    sh("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundle, srcDir]);
-    for (const patch of patches) {
-        console.log(`applying ${patch.slice(root.length + 1)}`);
-        sh("git", ["apply", "--whitespace=nowarn", patch], { cwd: srcDir });
-    }
+    clonePatchedLlama(srcDir);
     stamp.sourceHash = sourceHash;
     stamp.addons = {};
     writeFileSync(stampFile, JSON.stringify(stamp));

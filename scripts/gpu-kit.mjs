@@ -3,7 +3,7 @@
 // CMake, nvcc and Python but no Node, no node_modules and no network. One ignored folder, so it travels as one
 // `carry` path of the device tool (64 MiB for the tree and everything carried):
 //   node.tar.xz   this machine's Node binary (the addon is a Node-API module; the benchmarks are JS)
-//   src.tar.xz    llama.cpp cloned from node-llama-cpp's bundle with native/patches applied (as build-native.mjs
+//   src.tar.xz    llama.cpp cloned from node-llama-cpp's bundle with native/patches applied (llama-source.mjs, as build-native.mjs
 //                 does, so the kit always matches the patches of this checkout), trimmed to what native/CMakeLists.txt builds (smaller than the
 //                 35 MB git bundle + patches, and nothing to clone or apply there), the Node-API headers and
 //                 node-addon-api, and the Qwen2.5 chat template the generated dream model carries
@@ -17,16 +17,13 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, statS
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nodeLlamaCppDownloaderOnly } from "./esbuild-node-llama-cpp.mjs";
+import { clonePatchedLlama, requireBundle } from "./llama-source.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const kit = join(root, "native", "build", "gpu-kit");
-const bundle = join(root, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
 const LIMIT_MIB = 56; // the device tool carries 64 MiB with the working tree; leave the tree room
 
-if (!existsSync(bundle)) {
-    console.error(`llama.cpp source bundle not found at ${bundle}: run npm ci first`);
-    process.exit(1);
-}
+requireBundle();
 const jsOnly = process.argv.includes("--js") && existsSync(join(kit, "src.tar.xz"));
 if (!jsOnly) rmSync(kit, { recursive: true, force: true });
 rmSync(join(kit, "js"), { recursive: true, force: true });
@@ -49,14 +46,7 @@ if (!jsOnly) {
     xz(join(kit, "node.tar.xz"), stage, ["node"]);
 
     const llama = join(stage, "llama-full");
-    execFileSync("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundle, llama], { stdio: "inherit" });
-    const patchesDir = join(root, "native", "patches");
-    for (const patch of readdirSync(patchesDir)
-        .filter((f) => f.endsWith(".patch"))
-        .sort()) {
-        console.log(`applying native/patches/${patch}`);
-        execFileSync("git", ["apply", "--whitespace=nowarn", join(patchesDir, patch)], { cwd: llama, stdio: "inherit" });
-    }
+    clonePatchedLlama(llama);
     // llama.cpp: what the top-level CMakeLists, ggml (CPU and CUDA backends), src, common, vendor and the three
     // tools native/CMakeLists.txt adds read. The other GPU backends are only entered when switched on.
     const skipBackends = new Set([
