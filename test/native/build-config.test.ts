@@ -3,10 +3,11 @@
 // decode of any quantized model. This machine may lack AMX, so the test reads the build's compile commands
 // as well as what the built runtime reports.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { arch } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import { loadAddon } from "../../server/src/runtime/native";
 import { repoRoot } from "../tools/test-models";
 
@@ -32,4 +33,14 @@ describe("native build", { skip: arch() !== "x64" && "AMX exists only on x86-64"
         assert.match(info, /CPU : /, info);
         assert.doesNotMatch(info, /AMX/, info);
     });
+});
+
+test("the build script refuses a CPU or GPU target it does not know, naming the ones it does", () => {
+    const script = join(repoRoot, "scripts", "build-native.mjs");
+    const cpu = spawnSync(process.execPath, [script, "--cpu", "avx9"], { encoding: "utf8" });
+    assert.equal(cpu.status, 2);
+    assert.match(cpu.stderr, /unknown CPU target 'avx9': use native or portable/);
+    const gpu = spawnSync(process.execPath, [script, "--gpu", "rocm"], { encoding: "utf8" });
+    assert.equal(gpu.status, 2);
+    assert.match(gpu.stderr, /unknown GPU backend 'rocm': use cpu, cuda, metal or vulkan/);
 });

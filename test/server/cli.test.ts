@@ -205,7 +205,7 @@ test("models list shows the catalog", () => {
     assert.match(r.stdout, /^dream-mini-py .*bundled \S+models\/dream-mini-py-q8_0\.gguf$/m, "the bundled model is there without a download");
 });
 
-test("a package that lost its bundled model says so, and still lists the catalog and runs other models", () => {
+test("a package that lost its bundled model says so, and still lists the catalog and runs other models; bench asks for --file there", () => {
     // The built package without models/: out/ copied, its dependencies and the addon linked.
     const root = mkdtempSync(join(tmpdir(), "dream-coder-no-bundled-"));
     cpSync(join(repoRoot, "out", "server"), join(root, "out", "server"), { recursive: true });
@@ -226,4 +226,8 @@ test("a package that lost its bundled model says so, and still lists the catalog
     assert.equal(readFileSync(file, "utf8"), before, "the file is unchanged");
     const other = runCli(cli, "fill", file, "-m", testModel({ arch: "dream" }), "-t", "1");
     assert.equal(other.status, 0, other.stderr);
+    // Outside a checkout there is no server/src/holes.ts for the typing session to default to.
+    const bench = runCli(cli, "bench", "-m", testModel({ arch: "dream" }), "--bursts", "1", "--json", join(root, "bench.json"));
+    assert.equal(bench.status, 1, bench.stdout);
+    assert.match(bench.stderr, /this installation has no server\/src\/holes\.ts to type: name a source file with --file/);
 });
