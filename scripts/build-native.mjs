@@ -3,13 +3,15 @@
 // Offline: the source comes from node_modules/node-llama-cpp/llama/gitRelease.bundle.
 // Skips all work when the addon sources, patches and build switches are unchanged since the last build.
 //
-//   node scripts/build-native.mjs [--gpu cuda|metal|vulkan] [--cpu native|portable] [--force]
+//   node scripts/build-native.mjs [--gpu cuda|metal|vulkan] [--cpu native|portable|avx512] [--force]
 //   (or DREAM_CODER_GPU=cuda DREAM_CODER_CPU=portable npm run build:native)
 //
 // --cpu native (the default): ggml's CPU code for this machine's CPU (-march=native), in native/build/cmake/.
 // --cpu portable: for any x86-64 CPU with AVX2, FMA and F16C (Intel Haswell and AMD Excavator or later; on ARM,
-// ggml's generic build), in native/build/cmake-portable/: what the .vsix carries, since it runs on other CPUs
-// than the one that built it (a -march=native build from an AVX-512 machine dies with SIGILL elsewhere).
+// ggml's generic build), in native/build/cmake-portable/; --cpu avx512: for x86-64 CPUs with AVX-512, VBMI and
+// VNNI (Intel Ice Lake, AMD Zen 4 and later), in native/build/cmake-avx512/. The .vsix carries both (native/
+// cpu-builds.json), since it runs on other CPUs than the one that built it (a -march=native build from an
+// AVX-512 machine dies with SIGILL elsewhere), and the runtime loads the best one the CPU runs.
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -39,14 +41,15 @@ if (!(gpu in gpuFlags)) {
 }
 const cpuArg = args.includes("--cpu") ? args[args.indexOf("--cpu") + 1] : process.env.DREAM_CODER_CPU;
 const cpu = (cpuArg || "native").toLowerCase();
-const cpuFlags = {
-    native: [],
-    // GGML_NATIVE off turns ggml's x86 instruction options on up to AVX2 (x86-64-v3); named here for the reader.
-    // The package needs only the addon: no llama.cpp tools (the tests use the native build's).
-    portable: ["GGML_NATIVE=OFF", "GGML_AVX=ON", "GGML_AVX2=ON", "GGML_FMA=ON", "GGML_F16C=ON", "GGML_BMI2=ON", "GGML_AVX512=OFF", "DC_LLAMA_TOOLS=OFF"]
-};
+// The packaged CPU builds (native/cpu-builds.json): GGML_NATIVE off and ggml's x86 instruction options named, on
+// when listed; the package needs only the addon, so no llama.cpp tools (the tests use the native build's).
+const { builds, cpuFlags: flagsOf } = JSON.parse(readFileSync(join(root, "native", "cpu-builds.json"), "utf8"));
+const cpuFlags = { native: [] };
+for (const [name, on] of Object.entries(builds)) {
+    cpuFlags[name] = ["GGML_NATIVE=OFF", ...Object.keys(flagsOf).map((o) => `${o}=${on.includes(o) ? "ON" : "OFF"}`), "DC_LLAMA_TOOLS=OFF"];
+}
 if (!(cpu in cpuFlags)) {
-    console.error(`unknown CPU target '${cpu}': use native or portable`);
+    console.error(`unknown CPU target '${cpu}': use ${Object.keys(cpuFlags).join(", ")}`);
     process.exit(2);
 }
 const buildFolder = (target) => join(buildDir, target === "native" ? "cmake" : `cmake-${target}`);
@@ -71,7 +74,10 @@ const hash = (files, extra) => {
 };
 const llamaInfo = readFileSync(join(llamaPkg, "llama.cpp.info.json"), "utf8");
 const sourceHash = hash(patches, llamaInfo + statSync(bundle).size);
-const addonHash = hash([join(nativeDir, "CMakeLists.txt"), ...filesUnder(join(nativeDir, "src")), join(nativeDir, "package.json")], sourceHash + gpu + cpu);
+const addonHash = hash(
+    [join(nativeDir, "CMakeLists.txt"), ...filesUnder(join(nativeDir, "src")), join(nativeDir, "package.json")],
+    sourceHash + gpu + cpu + cpuFlags[cpu].join(" ")
+);
 const addonPath = join(cmakeOut, "Release", "dream_native.node");
 
 // { sourceHash, addons: { [build folder]: addonHash } }: the llama.cpp tree is shared by the builds.

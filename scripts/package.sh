@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# npm run package: builds everything, then the portable native addon (for any x86-64 CPU with AVX2, not only this
-# one; with DREAM_CODER_GPU's backend), bundles the client and server minified, and packs dream-coder-VERSION.vsix
-# with only what .vscodeignore lets through.
+# npm run package: builds everything, then the packaged CPU builds of the native addon (native/cpu-builds.json: for
+# any x86-64 CPU with AVX2, and for those with AVX-512, not only this one; with DREAM_CODER_GPU's backend), bundles
+# the client and server minified, and packs dream-coder-VERSION.vsix with only what .vscodeignore lets through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-node scripts/build-native.mjs --cpu portable
+for build in $(node -p 'Object.keys(require("./native/cpu-builds.json").builds).join(" ")'); do
+    node scripts/build-native.mjs --cpu "$build"
+done
 node scripts/bundle.mjs --production
 version=$(node -p 'require("./package.json").version')
 out="dream-coder-$version.vsix"

@@ -10,7 +10,7 @@ for pair in cmake:cmake ninja:ninja-build g++:g++ git:git; do
 done
 # dream-coder eval runs the HumanEval tests with Debian's python3 (a pyenv or conda python on PATH is not it).
 [ -x /usr/bin/python3 ] || missing+=(python3)
-# test/native/portable.test.ts runs the .vsix's portable runtime on an emulated CPU without AVX-512.
+# test/native/portable.test.ts runs the .vsix's packaged CPU builds on emulated CPUs without AVX-512 or AVX.
 if [ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null; then
     missing+=(qemu-user)
 fi

@@ -116,7 +116,7 @@ export interface ServerStatus {
     state: ServerState;
     /** The model's file name or catalog id. */
     model: string;
-    /** "CPU", or the GPU backend the build runs on. */
+    /** "CPU", or the GPU backend the build runs on; an installed .vsix adds its CPU build: "CPU (avx512 build)". */
     backend: string;
     /** Loading: 0..1. */
     progress?: number;

@@ -22,9 +22,11 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     // ... and the bundled model, which the in-host suite then picks by its catalog id.
     const bundled = (require(join(repoRoot, "server", "src", "catalog.json")) as { models: { bundled?: string }[] }).models.find((m) => m.bundled)?.bundled;
     assert.ok(bundled, "the catalog names a bundled model");
-    // The runtime built for any x86-64 CPU with AVX2 (test/native/portable.test.ts), not for this machine's CPU.
-    const portable = "native/build/cmake-portable/Release/dream_native.node";
-    for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, portable, ...pictures])
+    // The runtime's packaged CPU builds and the probe that picks one (test/native/portable.test.ts), not the build
+    // for this machine's CPU.
+    const builds = Object.keys((require(join(repoRoot, "native", "cpu-builds.json")) as { builds: object }).builds);
+    const runtime = [...builds.map((b) => `native/build/cmake-${b}/Release/dream_native.node`), "native/build/cmake-portable/Release/dream_cpu.node"];
+    for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...runtime, ...pictures])
         assert.ok(listed.has(file), `the .vsix carries ${file}`);
     assert.ok(!listed.has("native/build/cmake/Release/dream_native.node"), "the .vsix does not carry the build for this CPU");
     assert.equal((require(join(repoRoot, "package.json")) as { icon?: string }).icon, "media/icon.png");

@@ -1,69 +1,130 @@
-// The .vsix carries the portable build of the runtime (scripts/build-native.mjs --cpu portable: x86-64 with AVX2,
-// FMA and F16C), because it runs on CPUs other than the one that packed it. A -march=native build made on this
-// AVX-512 machine dies with SIGILL on an AVX2-only CPU (most laptops). qemu-user emulates such a CPU (Haswell) for
-// Node and the addon, so both claims are checked here rather than on a user's machine.
+// The .vsix carries packaged CPU builds of the runtime (native/cpu-builds.json, scripts/build-native.mjs --cpu NAME):
+// portable (x86-64 with AVX2, FMA and F16C) and avx512 (AVX-512 with VBMI and VNNI, whose quantized kernels are
+// faster), because it runs on CPUs other than the one that packed it, and the runtime loads the best one the CPU
+// runs. A -march=native build made on this AVX-512 machine, or the avx512 build, dies with SIGILL on an AVX2-only
+// CPU (most laptops). qemu-user emulates such a CPU (Haswell) for Node and the addon, so these claims are checked
+// here rather than on a user's machine.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { arch } from "node:os";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import { arch, tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
-import { missingPortableCpuFlags } from "../../server/src/runtime/native";
+import cpuBuilds from "../../native/cpu-builds.json";
+import { missingCpuFlags, packagedBuildsFor } from "../../server/src/runtime/native";
 import { repoRoot } from "../tools/test-models";
 
-const PORTABLE = join(repoRoot, "native", "build", "cmake-portable", "Release", "dream_native.node");
-const NATIVE = join(repoRoot, "native", "build", "cmake", "Release", "dream_native.node");
-const hostHasAvx512 = /^flags\s*:.*\bavx512f\b/m.test(readFileSync("/proc/cpuinfo", "utf8"));
+const addonOf = (folder: string) => join("native", "build", folder, "Release", "dream_native.node");
+const PORTABLE = join(repoRoot, addonOf("cmake-portable"));
+const AVX512 = join(repoRoot, addonOf("cmake-avx512"));
+const NATIVE = join(repoRoot, addonOf("cmake"));
+const CPU_PROBE = join(repoRoot, "native", "build", "cmake-portable", "Release", "dream_cpu.node");
+// This CPU's instruction sets that the builds use, as Linux reports them.
+const cpuinfoFlags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "").trim().split(/\s+/));
+const hostFeatures = Object.values(cpuBuilds.cpuFlags)
+    .flat()
+    .filter((f) => cpuinfoFlags.has(f));
 
-// Fills one hole with the bundled model through the runtime, greedy, one thread; prints the hole's tokens.
-const FILL = `
-const { DiffusionModel } = require(${JSON.stringify(join(repoRoot, "out", "server", "src", "runtime", "runtime.js"))});
+// Fills one hole with the bundled model through the runtime of the package at `root`, greedy, one thread; prints
+// the hole's tokens, the addon file it loaded and the backend the editor's status shows.
+const fillScript = (root: string) => `
+const { DiffusionModel } = require(${JSON.stringify(join(root, "out", "server", "src", "runtime", "runtime.js"))});
 (async () => {
     const model = await DiffusionModel.load(${JSON.stringify(join(repoRoot, "models", "dream-mini-py-q8_0.gguf"))}, { threads: 1 });
     const r = await model.decode(["def mean(xs):\\n    return ", { hole: 8 }, "\\n"], { cache: "dual", schedule: "block", algorithm: "maskgit_plus" });
     console.log(JSON.stringify(r.holes[0].tokens));
+    console.log(Object.keys(require.cache).find((f) => f.endsWith("dream_native.node")));
+    console.log(DiffusionModel.backend());
     model.dispose();
 })();`;
 
-/** Runs FILL with `addon`, natively or on an emulated Haswell (AVX2, FMA, F16C; no AVX-512). */
-function fill(addon: string, haswell: boolean) {
-    const node = [process.execPath, "-e", FILL];
-    const [cmd, ...args] = haswell ? ["qemu-x86_64", "-cpu", "Haswell", ...node] : node;
-    return spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, DREAM_CODER_ADDON: addon }, timeout: 300_000 });
+/** Runs the fill with `addon` ($DREAM_CODER_ADDON; undefined: the one the runtime picks), natively or on an emulated
+ *  CPU: Haswell (AVX2, FMA, F16C; no AVX-512) or Nehalem (SSE4.2; no AVX). */
+function fill(addon: string | undefined, cpu?: "Haswell" | "Nehalem", root = repoRoot) {
+    const node = [process.execPath, "-e", fillScript(root)];
+    const [cmd, ...args] = cpu ? ["qemu-x86_64", "-cpu", cpu, ...node] : node;
+    const env = { ...process.env };
+    if (addon) env.DREAM_CODER_ADDON = addon;
+    else delete env.DREAM_CODER_ADDON;
+    const r = spawnSync(cmd, args, { encoding: "utf8", env, timeout: 300_000 });
+    const [tokens, loaded, backend] = r.stdout.split("\n");
+    const stderr = r.stderr
+        .split("\n")
+        .filter((l) => !l.includes("TCG doesn't support"))
+        .join("\n");
+    return { ...r, stderr, tokens, loaded, backend };
 }
 
-describe("the portable runtime the .vsix carries", { skip: arch() !== "x64" && "its CPU baseline (AVX2) is x86-64's" }, () => {
+describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" && "its CPU builds are x86-64's" }, () => {
     before(() => {
         assert.equal(spawnSync("qemu-x86_64", ["--version"]).status, 0, "qemu-x86_64 is missing: install qemu-user (scripts/setup.sh does as root)");
-        execFileSync(process.execPath, [join(repoRoot, "scripts", "build-native.mjs"), "--cpu", "portable"], { stdio: "ignore", timeout: 1_200_000 });
+        for (const build of ["portable", "avx512"])
+            execFileSync(process.execPath, [join(repoRoot, "scripts", "build-native.mjs"), "--cpu", build], { stdio: "ignore", timeout: 1_200_000 });
     });
 
-    it("fills a hole on an emulated AVX2-only CPU, with the tokens it gives on this one", () => {
-        const here = fill(PORTABLE, false);
+    it("the portable build fills a hole on an emulated AVX2-only CPU, with the tokens it gives on this one", () => {
+        const here = fill(PORTABLE);
         assert.equal(here.status, 0, here.stderr);
-        const haswell = fill(PORTABLE, true);
-        assert.equal(
-            haswell.status,
-            0,
-            haswell.stderr
-                .split("\n")
-                .filter((l) => !l.includes("TCG doesn't support"))
-                .join("\n")
-        );
-        assert.equal(haswell.stdout, here.stdout);
-        assert.equal((JSON.parse(here.stdout) as number[]).length, 8);
+        const haswell = fill(PORTABLE, "Haswell");
+        assert.equal(haswell.status, 0, haswell.stderr);
+        assert.equal(haswell.tokens, here.tokens);
+        assert.equal((JSON.parse(here.tokens) as number[]).length, 8);
     });
 
-    it("where the build for this CPU would stop with SIGILL", { skip: !hostHasAvx512 && "this CPU has no AVX-512: its own build may run there too" }, () => {
-        const r = fill(NATIVE, true);
-        assert.equal(r.signal, "SIGILL", `status ${r.status}, signal ${r.signal}`);
+    it("an installed package loads the best build the CPU runs: avx512 here, portable on an AVX2-only CPU, none on an older one", () => {
+        // The package's layout (out/ and the two builds, not this checkout's build from source).
+        const root = mkdtempSync(join(tmpdir(), "dream-coder-cpu-builds-"));
+        cpSync(join(repoRoot, "out", "server"), join(root, "out", "server"), { recursive: true });
+        mkdirSync(join(root, "out", "native"));
+        copyFileSync(join(repoRoot, "out", "native", "cpu-builds.json"), join(root, "out", "native", "cpu-builds.json"));
+        symlinkSync(join(repoRoot, "node_modules"), join(root, "node_modules"));
+        for (const folder of ["cmake-portable", "cmake-avx512"]) {
+            mkdirSync(join(root, "native", "build", folder, "Release"), { recursive: true });
+            symlinkSync(join(repoRoot, addonOf(folder)), join(root, addonOf(folder)));
+        }
+        symlinkSync(CPU_PROBE, join(root, "native", "build", "cmake-portable", "Release", "dream_cpu.node"));
+        const haswell = fill(undefined, "Haswell", root);
+        assert.equal(haswell.status, 0, haswell.stderr);
+        assert.equal(haswell.loaded, join(repoRoot, addonOf("cmake-portable")));
+        assert.equal(haswell.backend, "CPU (portable build)");
+        const here = fill(undefined, undefined, root);
+        assert.equal(here.status, 0, here.stderr);
+        const best = packagedBuildsFor(hostFeatures)[0];
+        assert.equal(here.loaded, join(repoRoot, addonOf(`cmake-${best}`)));
+        assert.equal(here.backend, `CPU (${best} build)`);
+        assert.equal((JSON.parse(here.tokens) as number[]).length, 8);
+        // A CPU that runs neither gets a sentence, not SIGILL.
+        const nehalem = fill(undefined, "Nehalem", root);
+        assert.equal(nehalem.status, 1, nehalem.stdout);
+        assert.match(nehalem.stderr, /this CPU lacks AVX, AVX2, FMA, F16C, BMI2, which the packaged runtime needs: build Dream-Coder from source/);
     });
 
-    it("a CPU without what the portable build needs gets a sentence, not SIGILL", () => {
-        assert.deepEqual(missingPortableCpuFlags(readFileSync("/proc/cpuinfo", "utf8")), [], "this CPU runs the portable build");
+    it("where the avx512 build and the build for this CPU would stop with SIGILL", {
+        skip: packagedBuildsFor(hostFeatures)[0] !== "avx512" && "this CPU does not run the avx512 build"
+    }, () => {
+        for (const addon of [AVX512, NATIVE]) {
+            const r = fill(addon, "Haswell");
+            assert.equal(r.signal, "SIGILL", `${addon}: status ${r.status}, signal ${r.signal}`);
+        }
+    });
+
+    it("the CPU probe reads what /proc/cpuinfo says of the instruction sets the builds use", () => {
+        const probe = require(CPU_PROBE) as { features(): string[] };
+        assert.deepEqual(probe.features().sort(), [...hostFeatures].sort());
+    });
+
+    it("the CPU's instruction sets choose the build", () => {
         // A Nehalem (2008): SSE4.2, no AVX.
-        const nehalem =
-            "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ss syscall nx lm constant_tsc pni ssse3 cx16 sse4_1 sse4_2 popcnt lahf_lm\n";
-        assert.deepEqual(missingPortableCpuFlags(nehalem), ["avx2", "fma", "f16c"]);
+        assert.deepEqual(missingCpuFlags("portable", []), ["avx", "avx2", "fma", "f16c", "bmi2"]);
+        assert.deepEqual(packagedBuildsFor([]), []);
+        const haswell = ["avx", "avx2", "fma", "f16c", "bmi2"];
+        assert.deepEqual(packagedBuildsFor(haswell), ["portable"]);
+        // Skylake-X has AVX-512 but not VBMI or VNNI: the avx512 build would stop there.
+        const skylakeX = [...haswell, "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl"];
+        assert.deepEqual(missingCpuFlags("avx512", skylakeX), ["avx512vbmi", "avx512_vnni"]);
+        assert.deepEqual(packagedBuildsFor(skylakeX), ["portable"]);
+        assert.deepEqual(packagedBuildsFor([...skylakeX, "avx512vbmi", "avx512_vnni"]), ["avx512", "portable"]);
+        // Not x86-64: none of these sets, and the most portable build is ggml's generic one there.
+        assert.deepEqual(packagedBuildsFor(null), ["portable"]);
     });
 });

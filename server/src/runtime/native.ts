@@ -1,5 +1,7 @@
 // The Node-API addon's surface (native/src/addon.cpp), typed, and where to find the built file.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import cpuBuilds from "../../../native/cpu-builds.json";
 import { packagedFile } from "../packageFiles";
 
 export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
@@ -111,34 +113,62 @@ export interface NativeAddon {
     systemInfo(): string;
 }
 
-/** The builds of scripts/build-native.mjs: this machine's CPU (a build from source), then the portable one (the .vsix's). */
+/** The build from source (scripts/build-native.mjs): for this machine's CPU. */
 const ADDON_FILE = "native/build/cmake/Release/dream_native.node";
-const PORTABLE_ADDON_FILE = "native/build/cmake-portable/Release/dream_native.node";
-/** What the portable build's code assumes of an x86-64 CPU; without one of them it would die with SIGILL, not say why. */
-const PORTABLE_CPU_FLAGS = ["avx2", "fma", "f16c"];
+/** The packaged CPU builds (native/cpu-builds.json), best first, and the file of each. */
+type PackagedBuild = keyof typeof cpuBuilds.builds;
+const PACKAGED_BUILDS = Object.keys(cpuBuilds.builds) as PackagedBuild[];
+const packagedAddonFile = (build: PackagedBuild) => `native/build/cmake-${build}/Release/dream_native.node`;
+/** The CPU probe (native/src/cpu_features.cpp), built for any x86-64 CPU beside the portable build: in a package,
+ *  it says which packaged build this CPU runs. */
+const CPU_PROBE_FILE = "native/build/cmake-portable/Release/dream_cpu.node";
 let addon: NativeAddon | undefined;
+let addonBuild: PackagedBuild | undefined;
 
-/** The CPU flags of `cpuinfo` (Linux's /proc/cpuinfo) that the portable build needs and the CPU lacks. */
-export function missingPortableCpuFlags(cpuinfo: string): string[] {
-    const flags = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? "").trim().split(/\s+/));
-    return PORTABLE_CPU_FLAGS.filter((f) => !flags.has(f));
+/** The instruction sets `build`'s code assumes (named as in /proc/cpuinfo) that `features` lacks: without one of them
+ *  that build would die with SIGILL, not say why. */
+export function missingCpuFlags(build: PackagedBuild, features: readonly string[]): string[] {
+    const needs = cpuBuilds.builds[build].flatMap((option) => cpuBuilds.cpuFlags[option as keyof typeof cpuBuilds.cpuFlags]);
+    return needs.filter((f) => !features.includes(f));
 }
 
-/** The built addon: $DREAM_CODER_ADDON, else the nearest package folder's build, this machine's before the portable one. */
+/** The packaged builds a CPU with `features` runs, best first; null (not x86-64, none of these sets) gives the most
+ *  portable one, which is ggml's generic build there. */
+export function packagedBuildsFor(features: readonly string[] | null): PackagedBuild[] {
+    if (features === null) return PACKAGED_BUILDS.slice(-1);
+    return PACKAGED_BUILDS.filter((b) => missingCpuFlags(b, features).length === 0);
+}
+
+/** The best packaged build that this CPU runs in the package at `root`, or a sentence for a CPU that runs none. */
+function packagedAddon(root: string): string {
+    const features = process.arch === "x64" ? (require(join(root, CPU_PROBE_FILE)) as { features(): string[] }).features() : null;
+    const builds = packagedBuildsFor(features);
+    if (builds.length === 0 && features) {
+        const portable = PACKAGED_BUILDS[PACKAGED_BUILDS.length - 1];
+        throw new Error(
+            `this CPU lacks ${missingCpuFlags(portable, features).join(", ").toUpperCase()}, which the packaged runtime needs: build Dream-Coder from source on this machine (docs/building.md), which compiles for its CPU`
+        );
+    }
+    addonBuild = builds.find((b) => existsSync(join(root, packagedAddonFile(b))));
+    if (!addonBuild) throw new Error(`the native runtime is not built (no ${packagedAddonFile(builds[0])} in ${root}): run "npm run build:native"`);
+    return join(root, packagedAddonFile(addonBuild));
+}
+
+/** Which packaged CPU build loadAddon() loaded; undefined for a build from source or $DREAM_CODER_ADDON. */
+export function loadedPackagedBuild(): PackagedBuild | undefined {
+    return addonBuild;
+}
+
+/** The built addon: $DREAM_CODER_ADDON, else the nearest package folder's: its build from source (for this machine's
+ *  CPU), else the best of its packaged builds that the CPU runs. */
 export function loadAddon(): NativeAddon {
     if (addon) return addon;
-    const found = process.env.DREAM_CODER_ADDON ?? packagedFile(ADDON_FILE, PORTABLE_ADDON_FILE);
+    const found = process.env.DREAM_CODER_ADDON ?? packagedFile(ADDON_FILE, CPU_PROBE_FILE);
     if (!found || !existsSync(found)) {
         const where = found ? `$DREAM_CODER_ADDON names ${found}, which does not exist` : `no ${ADDON_FILE} in any folder above ${__dirname}`;
         throw new Error(`the native runtime is not built (${where}): run "npm run build:native"`);
     }
-    if (found.endsWith(PORTABLE_ADDON_FILE) && process.platform === "linux" && process.arch === "x64") {
-        const missing = missingPortableCpuFlags(readFileSync("/proc/cpuinfo", "utf8"));
-        if (missing.length > 0)
-            throw new Error(
-                `this CPU lacks ${missing.join(", ").toUpperCase()}, which the packaged runtime needs: build Dream-Coder from source on this machine (docs/building.md), which compiles for its CPU`
-            );
-    }
-    addon = require(found) as NativeAddon;
+    const probe = join(CPU_PROBE_FILE); // with this platform's separators, as packagedFile gives it
+    addon = require(found.endsWith(probe) ? packagedAddon(found.slice(0, -probe.length)) : found) as NativeAddon;
     return addon;
 }

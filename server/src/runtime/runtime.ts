@@ -1,7 +1,7 @@
 // The runtime the language server imports: a loaded diffusion model, requests laid out as fixed text and
 // holes, one decode at a time, steps streamed, cancellation through an AbortSignal.
 import { inspectModelFile, type ModelFileInfo } from "./modelFile";
-import { loadAddon, type DecodeParams, type NativeModel, type NativeModelInfo } from "./native";
+import { loadAddon, loadedPackagedBuild, type DecodeParams, type NativeModel, type NativeModelInfo } from "./native";
 
 /** A piece of the sequence: fixed text, fixed text with special tokens parsed (chat markup), or a hole of `hole` tokens. */
 export type Segment = string | { special: string } | { hole: number };
@@ -123,12 +123,14 @@ export class DiffusionModel {
         return new DiffusionModel(native, file);
     }
 
-    /** The compute backend this build runs on: "CPU", or the GPU backend's name (e.g. "CUDA0"). */
+    /** The compute backend this build runs on: "CPU", or the GPU backend's name (e.g. "CUDA0"); with the packaged
+     *  CPU build that an installed .vsix picked for this CPU, e.g. "CPU (avx512 build)". */
     static backend(): string {
         const gpu = loadAddon()
             .devices()
             .find((d) => d.type === "gpu");
-        return gpu ? gpu.name : "CPU";
+        const build = loadedPackagedBuild();
+        return `${gpu ? gpu.name : "CPU"}${build ? ` (${build} build)` : ""}`;
     }
 
     tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Int32Array {
