@@ -297,7 +297,9 @@ function main(): void {
     for (const m of models) modelPath(m); // generate before timing anything
 
     const compete = Number(arg("compete", "0"));
+    // Unreferenced, so that they do not keep the benchmark alive when it is done; killed as it exits.
     const hogs = Array.from({ length: compete }, () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
+    for (const h of hogs) h.unref();
     process.on("exit", () => {
         for (const h of hogs) h.kill();
     });
