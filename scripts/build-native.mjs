@@ -29,12 +29,11 @@ const stampFile = join(buildDir, "stamp.json");
 const args = process.argv.slice(2);
 const gpuArg = args.includes("--gpu") ? args[args.indexOf("--gpu") + 1] : process.env.DREAM_CODER_GPU;
 const gpu = (gpuArg || "cpu").toLowerCase();
-const gpuFlags = {
-    cpu: ["GGML_METAL=OFF"],
-    cuda: ["GGML_CUDA=ON", "GGML_METAL=OFF"],
-    metal: ["GGML_METAL=ON"],
-    vulkan: ["GGML_VULKAN=ON", "GGML_METAL=OFF"]
-};
+// Each backend's option on, the others off (all named: a build folder's CMake cache keeps what it was last given).
+const gpuOptions = { cuda: "GGML_CUDA", metal: "GGML_METAL", vulkan: "GGML_VULKAN" };
+const gpuFlags = Object.fromEntries(
+    ["cpu", ...Object.keys(gpuOptions)].map((g) => [g, Object.entries(gpuOptions).map(([name, option]) => `${option}=${name === g ? "ON" : "OFF"}`)])
+);
 if (!(gpu in gpuFlags)) {
     console.error(`unknown GPU backend '${gpu}': use cpu, cuda, metal or vulkan`);
     process.exit(2);
@@ -42,11 +41,20 @@ if (!(gpu in gpuFlags)) {
 const cpuArg = args.includes("--cpu") ? args[args.indexOf("--cpu") + 1] : process.env.DREAM_CODER_CPU;
 const cpu = (cpuArg || "native").toLowerCase();
 // The packaged CPU builds (native/cpu-builds.json): GGML_NATIVE off and ggml's x86 instruction options named, on
-// when listed; the package needs only the addon, so no llama.cpp tools (the tests use the native build's).
+// when listed; the package needs only the addon, so no llama.cpp tools (the tests use the native build's). They run
+// on other systems than this one, where GCC's OpenMP runtime (libgomp), which ggml's threads use, may be missing:
+// it is copied beside the addon, which looks there first (DC_BUNDLE_OPENMP). ggml's own thread pool instead
+// (GGML_OPENMP off) was measured 1.2x slower on idle cores and 1.8x under a competing load (docs/building.md).
 const { builds, cpuFlags: flagsOf } = JSON.parse(readFileSync(join(root, "native", "cpu-builds.json"), "utf8"));
 const cpuFlags = { native: [] };
 for (const [name, on] of Object.entries(builds)) {
-    cpuFlags[name] = ["GGML_NATIVE=OFF", ...Object.keys(flagsOf).map((o) => `${o}=${on.includes(o) ? "ON" : "OFF"}`), "DC_LLAMA_TOOLS=OFF"];
+    cpuFlags[name] = [
+        "GGML_NATIVE=OFF",
+        ...Object.keys(flagsOf).map((o) => `${o}=${on.includes(o) ? "ON" : "OFF"}`),
+        "DC_LLAMA_TOOLS=OFF",
+        "GGML_OPENMP=ON",
+        "DC_BUNDLE_OPENMP=ON"
+    ];
 }
 if (!(cpu in cpuFlags)) {
     console.error(`unknown CPU target '${cpu}': use ${Object.keys(cpuFlags).join(", ")}`);
@@ -102,25 +110,29 @@ if (stamp.sourceHash !== sourceHash || !existsSync(join(srcDir, "CMakeLists.txt"
 }
 
 const cmakeDefs = [`LLAMA_CPP_DIR=${srcDir}`, "CMAKE_BUILD_TYPE=Release", ...gpuFlags[gpu], ...cpuFlags[cpu]];
-sh(
-    process.execPath,
-    [
-        join(root, "node_modules", "cmake-js", "bin", "cmake-js"),
-        "build",
-        "--directory",
-        nativeDir,
-        "--out",
-        cmakeOut,
-        "--generator",
-        "Ninja",
-        "--parallel",
-        String(jobs),
-        "--log-level",
-        "warn",
-        ...cmakeDefs.map((d) => `--CD${d}`)
-    ],
-    { cwd: root }
-);
+// configure, then build: `cmake-js build` alone configures only a new folder, so in an existing one changed
+// switches (another GPU backend, a build's new options) would not reach CMake's cache.
+for (const command of ["configure", "build"]) {
+    sh(
+        process.execPath,
+        [
+            join(root, "node_modules", "cmake-js", "bin", "cmake-js"),
+            command,
+            "--directory",
+            nativeDir,
+            "--out",
+            cmakeOut,
+            "--generator",
+            "Ninja",
+            "--parallel",
+            String(jobs),
+            "--log-level",
+            "warn",
+            ...cmakeDefs.map((d) => `--CD${d}`)
+        ],
+        { cwd: root }
+    );
+}
 
 stamp.addons[buildName] = addonHash;
 writeFileSync(stampFile, JSON.stringify(stamp));

@@ -25,7 +25,10 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     // The runtime's packaged CPU builds and the probe that picks one (test/native/portable.test.ts), not the build
     // for this machine's CPU.
     const builds = Object.keys((require(join(repoRoot, "native", "cpu-builds.json")) as { builds: object }).builds);
-    const runtime = [...builds.map((b) => `native/build/cmake-${b}/Release/dream_native.node`), "native/build/cmake-portable/Release/dream_cpu.node"];
+    const runtime = [
+        ...builds.flatMap((b) => [`native/build/cmake-${b}/Release/dream_native.node`, `native/build/cmake-${b}/Release/libgomp.so.1`]),
+        "native/build/cmake-portable/Release/dream_cpu.node"
+    ];
     for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...runtime, ...pictures])
         assert.ok(listed.has(file), `the .vsix carries ${file}`);
     assert.ok(!listed.has("native/build/cmake/Release/dream_native.node"), "the .vsix does not carry the build for this CPU");

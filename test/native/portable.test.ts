@@ -6,12 +6,12 @@
 // here rather than on a user's machine.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { arch, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { before, describe, it } from "node:test";
 import cpuBuilds from "../../native/cpu-builds.json";
-import { missingCpuFlags, packagedBuildsFor } from "../../server/src/runtime/native";
+import { glibcProblem, missingCpuFlags, packagedBuildsFor } from "../../server/src/runtime/native";
 import { repoRoot } from "../tools/test-models";
 
 const addonOf = (folder: string) => join("native", "build", folder, "Release", "dream_native.node");
@@ -26,7 +26,7 @@ const hostFeatures = Object.values(cpuBuilds.cpuFlags)
     .filter((f) => cpuinfoFlags.has(f));
 
 // Fills one hole with the bundled model through the runtime of the package at `root`, greedy, one thread; prints
-// the hole's tokens, the addon file it loaded and the backend the editor's status shows.
+// the hole's tokens, the addon file it loaded, the backend the editor's status shows and the OpenMP runtime it uses.
 const fillScript = (root: string) => `
 const { DiffusionModel } = require(${JSON.stringify(join(root, "out", "server", "src", "runtime", "runtime.js"))});
 (async () => {
@@ -35,6 +35,7 @@ const { DiffusionModel } = require(${JSON.stringify(join(root, "out", "server", 
     console.log(JSON.stringify(r.holes[0].tokens));
     console.log(Object.keys(require.cache).find((f) => f.endsWith("dream_native.node")));
     console.log(DiffusionModel.backend());
+    console.log(require("fs").readFileSync("/proc/self/maps", "utf8").match(/\\S*libgomp\\S*/)?.[0]);
     model.dispose();
 })();`;
 
@@ -47,12 +48,12 @@ function fill(addon: string | undefined, cpu?: "Haswell" | "Nehalem", root = rep
     if (addon) env.DREAM_CODER_ADDON = addon;
     else delete env.DREAM_CODER_ADDON;
     const r = spawnSync(cmd, args, { encoding: "utf8", env, timeout: 300_000 });
-    const [tokens, loaded, backend] = r.stdout.split("\n");
+    const [tokens, loaded, backend, libgomp] = r.stdout.split("\n");
     const stderr = r.stderr
         .split("\n")
         .filter((l) => !l.includes("TCG doesn't support"))
         .join("\n");
-    return { ...r, stderr, tokens, loaded, backend };
+    return { ...r, stderr, tokens, loaded, backend, libgomp };
 }
 
 describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" && "its CPU builds are x86-64's" }, () => {
@@ -92,7 +93,18 @@ describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" &
         const best = packagedBuildsFor(hostFeatures)[0];
         assert.equal(here.loaded, join(repoRoot, addonOf(`cmake-${best}`)));
         assert.equal(here.backend, `CPU (${best} build)`);
+        assert.equal(here.libgomp, join(dirname(here.loaded), "libgomp.so.1"), "the OpenMP runtime the package carries");
         assert.equal((JSON.parse(here.tokens) as number[]).length, 8);
+        // An addon the system's loader refuses (here: not ELF at all; on a user's machine, say, too old a
+        // libstdc++) gets a sentence that names why. The link is replaced, not written through.
+        unlinkSync(join(root, addonOf(`cmake-${best}`)));
+        writeFileSync(join(root, addonOf(`cmake-${best}`)), "not a shared library");
+        const broken = fill(undefined, undefined, root);
+        assert.equal(broken.status, 1, broken.stdout);
+        assert.match(
+            broken.stderr,
+            /the packaged runtime does not load on this system \(.*dream_native\.node: (invalid ELF header|file too short)\): build Dream-Coder from source on this machine/
+        );
         // A CPU that runs neither gets a sentence, not SIGILL.
         const nehalem = fill(undefined, "Nehalem", root);
         assert.equal(nehalem.status, 1, nehalem.stdout);
@@ -111,6 +123,46 @@ describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" &
     it("the CPU probe reads what /proc/cpuinfo says of the instruction sets the builds use", () => {
         const probe = require(CPU_PROBE) as { features(): string[] };
         assert.deepEqual(probe.features().sort(), [...hostFeatures].sort());
+    });
+
+    it("the packaged builds need of Linux only glibc and libstdc++ of the versions the runtime states, and carry libgomp", () => {
+        // a.b.c <= x.y.z, numerically.
+        const atMost = (a: string, b: string) => {
+            const [x, y] = [a, b].map((v) => v.split(".").map(Number));
+            for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) < (y[i] ?? 0);
+            return true;
+        };
+        const system = ["libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2", "libstdc++.so.6", "libgcc_s.so.1"];
+        for (const build of Object.keys(cpuBuilds.builds)) {
+            const dir = join(repoRoot, "native", "build", `cmake-${build}`, "Release");
+            const addon = join(dir, "dream_native.node");
+            const dynamic = execFileSync("readelf", ["-d", addon], { encoding: "utf8" });
+            const needed = [...dynamic.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]);
+            assert.deepEqual(
+                needed.filter((n) => !system.includes(n)),
+                ["libgomp.so.1"],
+                `${build}: needs ${needed.join(", ")}`
+            );
+            assert.match(dynamic, /\(RUNPATH\).*\[\$ORIGIN\]/, `${build} looks for libgomp beside itself first`);
+            for (const file of [addon, join(dir, "libgomp.so.1"), ...(build === "portable" ? [CPU_PROBE] : [])]) {
+                const symbols = execFileSync("objdump", ["-T", file], { encoding: "utf8", maxBuffer: 1 << 26 });
+                for (const [lib, limit] of [
+                    ["GLIBC", cpuBuilds.glibc],
+                    ["GLIBCXX", cpuBuilds.glibcxx]
+                ]) {
+                    const versions = [...symbols.matchAll(new RegExp(`\\(${lib}_([\\d.]+)\\)`, "g"))].map((m) => m[1]);
+                    const newest = versions.reduce((a, b) => (atMost(a, b) ? b : a), "0");
+                    assert.ok(atMost(newest, limit), `${file} needs ${lib}_${newest}, newer than the ${limit} native/cpu-builds.json states`);
+                }
+            }
+        }
+        // ... which the runtime checks before it loads one.
+        for (const ok of ["2.34", "2.36", "2.40", "3.0"]) assert.equal(glibcProblem(ok), null, ok);
+        assert.match(
+            glibcProblem("2.31") ?? "",
+            /^this Linux has glibc 2\.31, and the packaged runtime needs glibc 2\.34 or newer: build Dream-Coder from source/
+        );
+        assert.match(glibcProblem(undefined) ?? "", /^this Linux has no glibc \(musl, as on Alpine\?\)/);
     });
 
     it("the CPU's instruction sets choose the build", () => {

@@ -139,8 +139,25 @@ export function packagedBuildsFor(features: readonly string[] | null): PackagedB
     return PACKAGED_BUILDS.filter((b) => missingCpuFlags(b, features).length === 0);
 }
 
-/** The best packaged build that this CPU runs in the package at `root`, or a sentence for a CPU that runs none. */
+/** Why this Linux cannot load the packaged builds, or null: they need glibc (`glibc`: the version it runs, undefined
+ *  without one, as on Alpine's musl) of at least the version they were linked against. */
+export function glibcProblem(glibc: string | undefined): string | null {
+    const needed = cpuBuilds.glibc;
+    const [major, minor] = (glibc ?? "").split(".").map(Number);
+    const [needMajor, needMinor] = needed.split(".").map(Number);
+    if (glibc && (major > needMajor || (major === needMajor && minor >= needMinor))) return null;
+    const has = glibc ? `glibc ${glibc}` : "no glibc (musl, as on Alpine?)";
+    return `this Linux has ${has}, and the packaged runtime needs glibc ${needed} or newer: build Dream-Coder from source on this machine (docs/building.md)`;
+}
+
+/** The best packaged build that this CPU runs in the package at `root`, or a sentence for a system or CPU that runs none. */
 function packagedAddon(root: string): string {
+    if (process.platform === "linux") {
+        // Node's diagnostic report names the glibc it runs on (none: musl); a host without reports is not checked.
+        const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+        const problem = header ? glibcProblem(header.glibcVersionRuntime) : null;
+        if (problem) throw new Error(problem);
+    }
     const features = process.arch === "x64" ? (require(join(root, CPU_PROBE_FILE)) as { features(): string[] }).features() : null;
     const builds = packagedBuildsFor(features);
     if (builds.length === 0 && features) {
@@ -169,6 +186,17 @@ export function loadAddon(): NativeAddon {
         throw new Error(`the native runtime is not built (${where}): run "npm run build:native"`);
     }
     const probe = join(CPU_PROBE_FILE); // with this platform's separators, as packagedFile gives it
-    addon = require(found.endsWith(probe) ? packagedAddon(found.slice(0, -probe.length)) : found) as NativeAddon;
+    if (!found.endsWith(probe)) {
+        addon = require(found) as NativeAddon;
+        return addon;
+    }
+    const file = packagedAddon(found.slice(0, -probe.length));
+    try {
+        addon = require(file) as NativeAddon;
+    } catch (e) {
+        // E.g. an older libstdc++ than the build machine's: the loader's first line names what is missing.
+        const why = (e as Error).message.split("\n")[0];
+        throw new Error(`the packaged runtime does not load on this system (${why}): build Dream-Coder from source on this machine (docs/building.md)`);
+    }
     return addon;
 }
