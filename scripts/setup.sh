@@ -14,6 +14,8 @@ done
 if [ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null; then
     missing+=(qemu-user)
 fi
+# test/e2e/vsix.test.ts runs the packaged runtime in minimal Debian 11 and 12 systems that debootstrap makes.
+[ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

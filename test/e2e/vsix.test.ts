@@ -1,12 +1,13 @@
 // The packaged extension: npm run package builds the .vsix (minified bundles, the addon, media), and the same
 // in-host suite runs against it installed into a fresh code-server with --install-extension.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { buildSync } from "esbuild";
 import { runExtensionSuite } from "./extension-suite";
-import { repoRoot } from "./harness/tools";
+import { e2eCacheDir, repoRoot } from "./harness/tools";
 
 test("the .vsix installs into code-server and passes the in-host suite", { timeout: 1_200_000 }, async () => {
     const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
@@ -42,4 +43,57 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     const specs = readFileSync(join(repoRoot, "test", "e2e", "suite", "extension.spec.ts"), "utf8").match(/^\s+it\(/gm)?.length ?? 0;
     assert.ok(specs > 0);
     assert.match(log, new RegExp(`in-host mocha: ${specs} passing, 0 failing`));
+});
+
+/** A minimal Debian `suite` (debootstrap's minbase: no compiler, so no libgomp), made once into the E2E cache. */
+function debianRoot(suite: string): string {
+    const root = join(e2eCacheDir(), `debian-${suite}`);
+    if (!existsSync(join(root, "usr", "bin", "apt-get"))) {
+        rmSync(root, { recursive: true, force: true });
+        execFileSync("debootstrap", ["--variant=minbase", suite, root, "http://deb.debian.org/debian"], { stdio: "ignore", timeout: 900_000 });
+    }
+    return root;
+}
+
+/** Extracts `vsix` into `root`, with test/tools/packaged-fill.ts bundled into its dist/ and this Node, and runs the
+ *  fill there (chroot, /proc mounted for the run). */
+function fillIn(root: string, vsix: string) {
+    const ext = join(root, "ext");
+    rmSync(ext, { recursive: true, force: true });
+    execFileSync("python3", ["-m", "zipfile", "-e", vsix, ext]);
+    const entry = join(repoRoot, "test", "tools", "packaged-fill.ts");
+    buildSync({ entryPoints: [entry], bundle: true, platform: "node", outfile: join(ext, "extension", "dist", "packaged-fill.js"), logLevel: "warning" });
+    const node = join(root, "usr", "local", "bin", "node");
+    copyFileSync(realpathSync(process.execPath), node);
+    chmodSync(node, 0o755);
+    execFileSync("mount", ["-t", "proc", "proc", join(root, "proc")]);
+    try {
+        const bundled = "/ext/extension/models/dream-mini-py-q8_0.gguf";
+        return spawnSync("chroot", [root, "/usr/local/bin/node", "/ext/extension/dist/packaged-fill.js", bundled], { encoding: "utf8", timeout: 300_000 });
+    } finally {
+        execFileSync("umount", [join(root, "proc")]);
+    }
+}
+
+test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp, and says why not on Debian 11's older glibc", { timeout: 1_800_000 }, () => {
+    assert.equal(process.getuid?.(), 0, "debootstrap and chroot need root");
+    const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
+    const vsix = join(repoRoot, `dream-coder-${version}.vsix`);
+    const bookworm = debianRoot("bookworm");
+    assert.ok(!existsSync(join(bookworm, "usr", "lib", "x86_64-linux-gnu", "libgomp.so.1")), "the system has no OpenMP runtime of its own");
+    const ok = fillIn(bookworm, vsix);
+    assert.equal(ok.status, 0, ok.stderr);
+    const [result, mapped] = ok.stdout.split("\n");
+    const build = /^".*" CPU \((\w+) build\)$/.exec(result)?.[1];
+    assert.ok(build, result);
+    assert.deepEqual(
+        mapped.split(" ").sort(),
+        [`/ext/extension/native/build/cmake-${build}/Release/dream_native.node`, `/ext/extension/native/build/cmake-${build}/Release/libgomp.so.1`].sort()
+    );
+    const old = fillIn(debianRoot("bullseye"), vsix);
+    assert.equal(old.status, 1, old.stdout);
+    assert.match(
+        old.stderr,
+        /error: this Linux has glibc 2\.31, and the packaged runtime needs glibc 2\.34 or newer: build Dream-Coder from source on this machine/
+    );
 });
