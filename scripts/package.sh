@@ -14,7 +14,9 @@ out="dream-coder-$version.vsix"
 # --no-dependencies: the bundles carry every JavaScript dependency; the addon is a single file.
 # --no-rewrite-relative-links: package.json names no repository to point them at; the README's pictures
 # (media/readme/) and the docs/ it links to are in the package, so its relative links work where VS Code shows it.
-npx vsce package --no-dependencies --no-rewrite-relative-links --out "$out"
+# --target: the addons are this platform's (linux-x64 here), so VS Code refuses the .vsix elsewhere, saying why.
+target=$(node -p 'process.platform + "-" + process.arch')
+npx vsce package --no-dependencies --no-rewrite-relative-links --target "$target" --out "$out"
 npx vsce ls --no-dependencies | sed 's/^/  /'
 node scripts/bundle.mjs   # back to the development bundles (source maps) for the tests
 echo "$out: $(du -h "$out" | cut -f1) ($(stat -c %s "$out") bytes)"

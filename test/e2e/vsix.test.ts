@@ -33,6 +33,11 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...runtime, ...pictures])
         assert.ok(listed.has(file), `the .vsix carries ${file}`);
     assert.ok(!listed.has("native/build/cmake/Release/dream_native.node"), "the .vsix does not carry the build for this CPU");
+    // Its addons are Linux x86-64's: VS Code refuses it on another platform instead of failing to load them.
+    const manifest = execFileSync("python3", ["-c", "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).read('extension.vsixmanifest').decode())", vsix], {
+        encoding: "utf8"
+    });
+    assert.match(manifest, /TargetPlatform="linux-x64"/);
     assert.equal((require(join(repoRoot, "package.json")) as { icon?: string }).icon, "media/icon.png");
     assert.ok(statSync(join(repoRoot, "README.md")).size < 10_000, "the README is the short user page");
     const result = await runExtensionSuite({ name: "vsix", vsix });

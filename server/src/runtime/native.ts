@@ -158,7 +158,7 @@ function packagedAddon(root: string): string {
         const problem = header ? glibcProblem(header.glibcVersionRuntime) : null;
         if (problem) throw new Error(problem);
     }
-    const features = process.arch === "x64" ? (require(join(root, CPU_PROBE_FILE)) as { features(): string[] }).features() : null;
+    const features = process.arch === "x64" ? requirePackaged<{ features(): string[] }>(join(root, CPU_PROBE_FILE)).features() : null;
     const builds = packagedBuildsFor(features);
     if (builds.length === 0 && features) {
         const portable = PACKAGED_BUILDS[PACKAGED_BUILDS.length - 1];
@@ -190,13 +190,17 @@ export function loadAddon(): NativeAddon {
         addon = require(found) as NativeAddon;
         return addon;
     }
-    const file = packagedAddon(found.slice(0, -probe.length));
+    addon = requirePackaged<NativeAddon>(packagedAddon(found.slice(0, -probe.length)));
+    return addon;
+}
+
+/** Loads a file of the packaged runtime, or says why this system cannot. */
+function requirePackaged<T>(file: string): T {
     try {
-        addon = require(file) as NativeAddon;
+        return require(file) as T;
     } catch (e) {
-        // E.g. an older libstdc++ than the build machine's: the loader's first line names what is missing.
+        // E.g. an older libstdc++ than the build machine's, or another OS: the loader's first line names the problem.
         const why = (e as Error).message.split("\n")[0];
         throw new Error(`the packaged runtime does not load on this system (${why}): build Dream-Coder from source on this machine (docs/building.md)`);
     }
-    return addon;
 }
