@@ -156,7 +156,8 @@ describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" &
                 }
             }
         }
-        // ... which the runtime checks before it loads one.
+        // ... which the README tells users, and the runtime checks before it loads one.
+        assert.ok(readFileSync(join(repoRoot, "README.md"), "utf8").includes(`glibc ${cpuBuilds.glibc}+`), "the README states the glibc the .vsix needs");
         for (const ok of ["2.34", "2.36", "2.40", "3.0"]) assert.equal(glibcProblem(ok), null, ok);
         assert.match(
             glibcProblem("2.31") ?? "",
