@@ -208,7 +208,7 @@ test("models list shows the catalog", () => {
 test("a package that lost its bundled model says so, and still lists the catalog and runs other models; bench asks for --file there", () => {
     // The built package without models/: out/ copied, its dependencies and the addon linked.
     const root = mkdtempSync(join(tmpdir(), "dream-coder-no-bundled-"));
-    cpSync(join(repoRoot, "out", "server"), join(root, "out", "server"), { recursive: true });
+    for (const dir of ["server", "native"]) cpSync(join(repoRoot, "out", dir), join(root, "out", dir), { recursive: true });
     copyFileSync(join(repoRoot, "out", "package.json"), join(root, "out", "package.json"));
     for (const dir of ["node_modules", "native"]) symlinkSync(join(repoRoot, dir), join(root, dir));
     const cli = join(root, "out", "server", "src", "cli", "main.js");
