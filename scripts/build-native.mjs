@@ -44,7 +44,7 @@ const cpu = (cpuArg || "native").toLowerCase();
 // when listed; the package needs only the addon, so no llama.cpp tools (the tests use the native build's). They run
 // on other systems than this one, where GCC's OpenMP runtime (libgomp), which ggml's threads use, may be missing:
 // it is copied beside the addon, which looks there first (DC_BUNDLE_OPENMP). ggml's own thread pool instead
-// (GGML_OPENMP off) was measured 1.2x slower on idle cores and 1.8x under a competing load (docs/building.md).
+// (GGML_OPENMP off) was measured 1.2x slower on idle cores and 1.8x with both cores busy (docs/building.md).
 const { builds, cpuFlags: flagsOf } = JSON.parse(readFileSync(join(root, "native", "cpu-builds.json"), "utf8"));
 const cpuFlags = { native: [] };
 for (const [name, on] of Object.entries(builds)) {

@@ -5,8 +5,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { buildSync } from "esbuild";
 import { runExtensionSuite } from "./extension-suite";
+import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { e2eCacheDir, repoRoot } from "./harness/tools";
 
 test("the .vsix installs into code-server and passes the in-host suite", { timeout: 1_800_000 }, async () => {
@@ -67,8 +67,7 @@ function fillIn(root: string, vsix: string) {
     const ext = join(root, "ext");
     rmSync(ext, { recursive: true, force: true });
     execFileSync("python3", ["-m", "zipfile", "-e", vsix, ext]);
-    const entry = join(repoRoot, "test", "tools", "packaged-fill.ts");
-    buildSync({ entryPoints: [entry], bundle: true, platform: "node", outfile: join(ext, "extension", "dist", "packaged-fill.js"), logLevel: "warning" });
+    bundlePackagedFill(join(ext, "extension"));
     const node = join(root, "usr", "local", "bin", "node");
     copyFileSync(realpathSync(process.execPath), node);
     chmodSync(node, 0o755);
@@ -89,13 +88,12 @@ test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp, 
     assert.ok(!existsSync(join(bookworm, "usr", "lib", "x86_64-linux-gnu", "libgomp.so.1")), "the system has no OpenMP runtime of its own");
     const ok = fillIn(bookworm, vsix);
     assert.equal(ok.status, 0, ok.stderr);
-    const [result, mapped] = ok.stdout.split("\n");
-    const build = /^".*" CPU \((\w+) build\)$/.exec(result)?.[1];
-    assert.ok(build, result);
-    assert.deepEqual(
-        mapped.split(" ").sort(),
-        [`/ext/extension/native/build/cmake-${build}/Release/dream_native.node`, `/ext/extension/native/build/cmake-${build}/Release/libgomp.so.1`].sort()
-    );
+    const result = JSON.parse(ok.stdout) as PackagedFill;
+    const build = /^CPU \((\w+) build\)$/.exec(result.backend)?.[1];
+    assert.ok(build, result.backend);
+    const dir = `/ext/extension/native/build/cmake-${build}/Release`;
+    assert.deepEqual(result.mapped, [`${dir}/dream_native.node`, `${dir}/libgomp.so.1`]);
+    assert.equal(result.tokens.length, 8);
     const old = fillIn(debianRoot("bullseye"), vsix);
     assert.equal(old.status, 1, old.stdout);
     assert.match(

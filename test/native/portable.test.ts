@@ -6,12 +6,13 @@
 // here rather than on a user's machine.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { arch, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import cpuBuilds from "../../native/cpu-builds.json";
 import { glibcProblem, missingCpuFlags, packagedBuildsFor } from "../../server/src/runtime/native";
+import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { repoRoot } from "../tools/test-models";
 
 const addonOf = (folder: string) => join("native", "build", folder, "Release", "dream_native.node");
@@ -25,35 +26,26 @@ const hostFeatures = Object.values(cpuBuilds.cpuFlags)
     .flat()
     .filter((f) => cpuinfoFlags.has(f));
 
-// Fills one hole with the bundled model through the runtime of the package at `root`, greedy, one thread; prints
-// the hole's tokens, the addon file it loaded, the backend the editor's status shows and the OpenMP runtime it uses.
-const fillScript = (root: string) => `
-const { DiffusionModel } = require(${JSON.stringify(join(root, "out", "server", "src", "runtime", "runtime.js"))});
-(async () => {
-    const model = await DiffusionModel.load(${JSON.stringify(join(repoRoot, "models", "dream-mini-py-q8_0.gguf"))}, { threads: 1 });
-    const r = await model.decode(["def mean(xs):\\n    return ", { hole: 8 }, "\\n"], { cache: "dual", schedule: "block", algorithm: "maskgit_plus" });
-    console.log(JSON.stringify(r.holes[0].tokens));
-    console.log(Object.keys(require.cache).find((f) => f.endsWith("dream_native.node")));
-    console.log(DiffusionModel.backend());
-    console.log(require("fs").readFileSync("/proc/self/maps", "utf8").match(/\\S*libgomp\\S*/)?.[0]);
-    model.dispose();
-})();`;
+const MODEL = join(repoRoot, "models", "dream-mini-py-q8_0.gguf");
+let repoFill = ""; // packaged-fill bundled outside any package: for runs that name their addon
 
-/** Runs the fill with `addon` ($DREAM_CODER_ADDON; undefined: the one the runtime picks), natively or on an emulated
- *  CPU: Haswell (AVX2, FMA, F16C; no AVX-512) or Nehalem (SSE4.2; no AVX). */
-function fill(addon: string | undefined, cpu?: "Haswell" | "Nehalem", root = repoRoot) {
-    const node = [process.execPath, "-e", fillScript(root)];
+/** Runs packaged-fill (`script`; by default one that finds no package, for a named addon) with `addon`
+ *  ($DREAM_CODER_ADDON; undefined: the one the runtime picks), natively or on an emulated CPU: Haswell (AVX2, FMA,
+ *  F16C; no AVX-512) or Nehalem (SSE4.2; no AVX). */
+function fill(addon: string | undefined, cpu?: "Haswell" | "Nehalem", script = repoFill) {
+    const node = [process.execPath, script, MODEL];
     const [cmd, ...args] = cpu ? ["qemu-x86_64", "-cpu", cpu, ...node] : node;
     const env = { ...process.env };
     if (addon) env.DREAM_CODER_ADDON = addon;
     else delete env.DREAM_CODER_ADDON;
     const r = spawnSync(cmd, args, { encoding: "utf8", env, timeout: 300_000 });
-    const [tokens, loaded, backend, libgomp] = r.stdout.split("\n");
     const stderr = r.stderr
         .split("\n")
         .filter((l) => !l.includes("TCG doesn't support"))
         .join("\n");
-    return { ...r, stderr, tokens, loaded, backend, libgomp };
+    const result = r.status === 0 ? (JSON.parse(r.stdout) as PackagedFill) : undefined;
+    const loaded = result?.mapped.find((f) => f.endsWith("dream_native.node"));
+    return { ...r, stderr, result, loaded };
 }
 
 describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" && "its CPU builds are x86-64's" }, () => {
@@ -61,6 +53,7 @@ describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" &
         assert.equal(spawnSync("qemu-x86_64", ["--version"]).status, 0, "qemu-x86_64 is missing: install qemu-user (scripts/setup.sh does as root)");
         for (const build of ["portable", "avx512"])
             execFileSync(process.execPath, [join(repoRoot, "scripts", "build-native.mjs"), "--cpu", build], { stdio: "ignore", timeout: 1_200_000 });
+        repoFill = bundlePackagedFill(mkdtempSync(join(tmpdir(), "dream-coder-fill-")));
     });
 
     it("the portable build fills a hole on an emulated AVX2-only CPU, with the tokens it gives on this one", () => {
@@ -68,45 +61,45 @@ describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" &
         assert.equal(here.status, 0, here.stderr);
         const haswell = fill(PORTABLE, "Haswell");
         assert.equal(haswell.status, 0, haswell.stderr);
-        assert.equal(haswell.tokens, here.tokens);
-        assert.equal((JSON.parse(here.tokens) as number[]).length, 8);
+        assert.deepEqual(haswell.result?.tokens, here.result?.tokens);
+        assert.equal(here.result?.tokens.length, 8);
     });
 
     it("an installed package loads the best build the CPU runs: avx512 here, portable on an AVX2-only CPU, none on an older one", () => {
-        // The package's layout (out/ and the two builds, not this checkout's build from source).
+        // The package's layout: the bundled script in dist/ and the packaged builds, not this checkout's from source.
         const root = mkdtempSync(join(tmpdir(), "dream-coder-cpu-builds-"));
-        cpSync(join(repoRoot, "out", "server"), join(root, "out", "server"), { recursive: true });
-        mkdirSync(join(root, "out", "native"));
-        copyFileSync(join(repoRoot, "out", "native", "cpu-builds.json"), join(root, "out", "native", "cpu-builds.json"));
-        symlinkSync(join(repoRoot, "node_modules"), join(root, "node_modules"));
+        const script = bundlePackagedFill(root);
         for (const folder of ["cmake-portable", "cmake-avx512"]) {
             mkdirSync(join(root, "native", "build", folder, "Release"), { recursive: true });
             symlinkSync(join(repoRoot, addonOf(folder)), join(root, addonOf(folder)));
         }
         symlinkSync(CPU_PROBE, join(root, "native", "build", "cmake-portable", "Release", "dream_cpu.node"));
-        const haswell = fill(undefined, "Haswell", root);
+        const haswell = fill(undefined, "Haswell", script);
         assert.equal(haswell.status, 0, haswell.stderr);
         assert.equal(haswell.loaded, join(repoRoot, addonOf("cmake-portable")));
-        assert.equal(haswell.backend, "CPU (portable build)");
-        const here = fill(undefined, undefined, root);
+        assert.equal(haswell.result?.backend, "CPU (portable build)");
+        const here = fill(undefined, undefined, script);
         assert.equal(here.status, 0, here.stderr);
         const best = packagedBuildsFor(hostFeatures)[0];
         assert.equal(here.loaded, join(repoRoot, addonOf(`cmake-${best}`)));
-        assert.equal(here.backend, `CPU (${best} build)`);
-        assert.equal(here.libgomp, join(dirname(here.loaded), "libgomp.so.1"), "the OpenMP runtime the package carries");
-        assert.equal((JSON.parse(here.tokens) as number[]).length, 8);
+        assert.equal(here.result?.backend, `CPU (${best} build)`);
+        assert.ok(
+            here.result?.mapped.includes(join(repoRoot, "native", "build", `cmake-${best}`, "Release", "libgomp.so.1")),
+            "the OpenMP runtime the package carries"
+        );
+        assert.equal(here.result?.tokens.length, 8);
         // An addon the system's loader refuses (here: not ELF at all; on a user's machine, say, too old a
         // libstdc++) gets a sentence that names why. The link is replaced, not written through.
         unlinkSync(join(root, addonOf(`cmake-${best}`)));
         writeFileSync(join(root, addonOf(`cmake-${best}`)), "not a shared library");
-        const broken = fill(undefined, undefined, root);
+        const broken = fill(undefined, undefined, script);
         assert.equal(broken.status, 1, broken.stdout);
         assert.match(
             broken.stderr,
             /the packaged runtime does not load on this system \(.*dream_native\.node: (invalid ELF header|file too short)\): build Dream-Coder from source on this machine/
         );
         // A CPU that runs neither gets a sentence, not SIGILL.
-        const nehalem = fill(undefined, "Nehalem", root);
+        const nehalem = fill(undefined, "Nehalem", script);
         assert.equal(nehalem.status, 1, nehalem.stdout);
         assert.match(nehalem.stderr, /this CPU lacks AVX, AVX2, FMA, F16C, BMI2, which the packaged runtime needs: build Dream-Coder from source/);
     });

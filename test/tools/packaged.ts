@@ -1,0 +1,22 @@
+// The packaged-runtime fill (test/tools/packaged-fill.ts) as the tests use it: bundled into a package's dist/, where it
+// finds the addon as the installed extension's dist/server.js does.
+import { join } from "node:path";
+import { buildSync } from "esbuild";
+import { repoRoot } from "./test-models";
+
+/** What packaged-fill prints, as one JSON line. */
+export interface PackagedFill {
+    tokens: number[];
+    text: string;
+    /** The backend the editor's status shows, e.g. "CPU (avx512 build)". */
+    backend: string;
+    /** The addon and OpenMP runtime files the process mapped. */
+    mapped: string[];
+}
+
+/** Bundles packaged-fill.ts (with the runtime and its dependencies) to `packageRoot`/dist/packaged-fill.js; returns that path. */
+export function bundlePackagedFill(packageRoot: string): string {
+    const outfile = join(packageRoot, "dist", "packaged-fill.js");
+    buildSync({ entryPoints: [join(repoRoot, "test", "tools", "packaged-fill.ts")], bundle: true, platform: "node", outfile, logLevel: "warning" });
+    return outfile;
+}
