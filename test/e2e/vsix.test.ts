@@ -3,15 +3,17 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { test } from "node:test";
+import { ADDON_FILE, CPU_PROBE_FILE, PACKAGED_BUILDS, type PackagedBuild, packagedAddonFile } from "../../server/src/runtime/native";
 import { runExtensionSuite } from "./extension-suite";
 import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { e2eCacheDir, repoRoot } from "./harness/tools";
 
+/** What scripts/package.sh writes. */
+const vsix = join(repoRoot, `dream-coder-${(require(join(repoRoot, "package.json")) as { version: string }).version}.vsix`);
+
 test("the .vsix installs into code-server and passes the in-host suite", { timeout: 1_800_000 }, async () => {
-    const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
-    const vsix = join(repoRoot, `dream-coder-${version}.vsix`);
     // From a fresh clone it builds llama.cpp twice (the packaged CPU builds), with over a megabyte of compiler output.
     const out = execFileSync("bash", [join(repoRoot, "scripts", "package.sh")], { cwd: repoRoot, encoding: "utf8", timeout: 1_500_000, maxBuffer: 1 << 28 });
     assert.match(out, /dream-coder-[\d.]+\.vsix: .* \(\d+ bytes\)/, "the package script prints the size");
@@ -26,14 +28,10 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     assert.ok(bundled, "the catalog names a bundled model");
     // The runtime's packaged CPU builds and the probe that picks one (test/native/portable.test.ts), not the build
     // for this machine's CPU.
-    const builds = Object.keys((require(join(repoRoot, "native", "cpu-builds.json")) as { builds: object }).builds);
-    const runtime = [
-        ...builds.flatMap((b) => [`native/build/cmake-${b}/Release/dream_native.node`, `native/build/cmake-${b}/Release/libgomp.so.1`]),
-        "native/build/cmake-portable/Release/dream_cpu.node"
-    ];
+    const runtime = [...PACKAGED_BUILDS.flatMap((b) => [packagedAddonFile(b), `${posix.dirname(packagedAddonFile(b))}/libgomp.so.1`]), CPU_PROBE_FILE];
     for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...runtime, ...pictures])
         assert.ok(listed.has(file), `the .vsix carries ${file}`);
-    assert.ok(!listed.has("native/build/cmake/Release/dream_native.node"), "the .vsix does not carry the build for this CPU");
+    assert.ok(!listed.has(ADDON_FILE), "the .vsix does not carry the build for this CPU");
     // Its addons are Linux x86-64's: VS Code refuses it on another platform instead of failing to load them.
     const manifest = execFileSync("python3", ["-c", "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).read('extension.vsixmanifest').decode())", vsix], {
         encoding: "utf8"
@@ -82,8 +80,6 @@ function fillIn(root: string, vsix: string) {
 
 test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp, and says why not on Debian 11's older glibc", { timeout: 1_800_000 }, () => {
     assert.equal(process.getuid?.(), 0, "debootstrap and chroot need root");
-    const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
-    const vsix = join(repoRoot, `dream-coder-${version}.vsix`);
     const bookworm = debianRoot("bookworm");
     assert.ok(!existsSync(join(bookworm, "usr", "lib", "x86_64-linux-gnu", "libgomp.so.1")), "the system has no OpenMP runtime of its own");
     const ok = fillIn(bookworm, vsix);
@@ -91,8 +87,8 @@ test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp, 
     const result = JSON.parse(ok.stdout) as PackagedFill;
     const build = /^CPU \((\w+) build\)$/.exec(result.backend)?.[1];
     assert.ok(build, result.backend);
-    const dir = `/ext/extension/native/build/cmake-${build}/Release`;
-    assert.deepEqual(result.mapped, [`${dir}/dream_native.node`, `${dir}/libgomp.so.1`]);
+    const addon = `/ext/extension/${packagedAddonFile(build as PackagedBuild)}`;
+    assert.deepEqual(result.mapped, [addon, `${posix.dirname(addon)}/libgomp.so.1`]);
     assert.equal(result.tokens.length, 8);
     const old = fillIn(debianRoot("bullseye"), vsix);
     assert.equal(old.status, 1, old.stdout);

@@ -8,18 +8,26 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { arch, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { before, describe, it } from "node:test";
 import cpuBuilds from "../../native/cpu-builds.json";
-import { glibcProblem, missingCpuFlags, packagedBuildsFor } from "../../server/src/runtime/native";
+import {
+    ADDON_FILE,
+    CPU_PROBE_FILE,
+    glibcProblem,
+    missingCpuFlags,
+    PACKAGED_BUILDS,
+    packagedAddonFile,
+    packagedBuildsFor
+} from "../../server/src/runtime/native";
 import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { repoRoot } from "../tools/test-models";
 
-const addonOf = (folder: string) => join("native", "build", folder, "Release", "dream_native.node");
-const PORTABLE = join(repoRoot, addonOf("cmake-portable"));
-const AVX512 = join(repoRoot, addonOf("cmake-avx512"));
-const NATIVE = join(repoRoot, addonOf("cmake"));
-const CPU_PROBE = join(repoRoot, "native", "build", "cmake-portable", "Release", "dream_cpu.node");
+const inRepo = (file: string) => join(repoRoot, file);
+const PORTABLE = inRepo(packagedAddonFile("portable"));
+const AVX512 = inRepo(packagedAddonFile("avx512"));
+const NATIVE = inRepo(ADDON_FILE);
+const CPU_PROBE = inRepo(CPU_PROBE_FILE);
 // This CPU's instruction sets that the builds use, as Linux reports them.
 const cpuinfoFlags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "").trim().split(/\s+/));
 const hostFeatures = Object.values(cpuBuilds.cpuFlags)
@@ -69,29 +77,26 @@ describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" &
         // The package's layout: the bundled script in dist/ and the packaged builds, not this checkout's from source.
         const root = mkdtempSync(join(tmpdir(), "dream-coder-cpu-builds-"));
         const script = bundlePackagedFill(root);
-        for (const folder of ["cmake-portable", "cmake-avx512"]) {
-            mkdirSync(join(root, "native", "build", folder, "Release"), { recursive: true });
-            symlinkSync(join(repoRoot, addonOf(folder)), join(root, addonOf(folder)));
+        for (const build of PACKAGED_BUILDS) {
+            mkdirSync(dirname(join(root, packagedAddonFile(build))), { recursive: true });
+            symlinkSync(inRepo(packagedAddonFile(build)), join(root, packagedAddonFile(build)));
         }
-        symlinkSync(CPU_PROBE, join(root, "native", "build", "cmake-portable", "Release", "dream_cpu.node"));
+        symlinkSync(CPU_PROBE, join(root, CPU_PROBE_FILE));
         const haswell = fill(undefined, "Haswell", script);
         assert.equal(haswell.status, 0, haswell.stderr);
-        assert.equal(haswell.loaded, join(repoRoot, addonOf("cmake-portable")));
+        assert.equal(haswell.loaded, PORTABLE);
         assert.equal(haswell.result?.backend, "CPU (portable build)");
         const here = fill(undefined, undefined, script);
         assert.equal(here.status, 0, here.stderr);
         const best = packagedBuildsFor(hostFeatures)[0];
-        assert.equal(here.loaded, join(repoRoot, addonOf(`cmake-${best}`)));
+        assert.equal(here.loaded, inRepo(packagedAddonFile(best)));
         assert.equal(here.result?.backend, `CPU (${best} build)`);
-        assert.ok(
-            here.result?.mapped.includes(join(repoRoot, "native", "build", `cmake-${best}`, "Release", "libgomp.so.1")),
-            "the OpenMP runtime the package carries"
-        );
+        assert.ok(here.result?.mapped.includes(join(dirname(inRepo(packagedAddonFile(best))), "libgomp.so.1")), "the OpenMP runtime the package carries");
         assert.equal(here.result?.tokens.length, 8);
         // An addon the system's loader refuses (here: not ELF at all; on a user's machine, say, too old a
         // libstdc++) gets a sentence that names why. The link is replaced, not written through.
-        unlinkSync(join(root, addonOf(`cmake-${best}`)));
-        writeFileSync(join(root, addonOf(`cmake-${best}`)), "not a shared library");
+        unlinkSync(join(root, packagedAddonFile(best)));
+        writeFileSync(join(root, packagedAddonFile(best)), "not a shared library");
         const broken = fill(undefined, undefined, script);
         assert.equal(broken.status, 1, broken.stdout);
         assert.match(
@@ -126,9 +131,9 @@ describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" &
             return true;
         };
         const system = ["libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2", "libstdc++.so.6", "libgcc_s.so.1"];
-        for (const build of Object.keys(cpuBuilds.builds)) {
-            const dir = join(repoRoot, "native", "build", `cmake-${build}`, "Release");
-            const addon = join(dir, "dream_native.node");
+        for (const build of PACKAGED_BUILDS) {
+            const addon = inRepo(packagedAddonFile(build));
+            const dir = dirname(addon);
             const dynamic = execFileSync("readelf", ["-d", addon], { encoding: "utf8" });
             const needed = [...dynamic.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]);
             assert.deepEqual(

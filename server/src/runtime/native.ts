@@ -113,15 +113,16 @@ export interface NativeAddon {
     systemInfo(): string;
 }
 
+// Where the runtime's files are, from the package (or checkout) root; the tests check the package against these.
 /** The build from source (scripts/build-native.mjs): for this machine's CPU. */
-const ADDON_FILE = "native/build/cmake/Release/dream_native.node";
+export const ADDON_FILE = "native/build/cmake/Release/dream_native.node";
 /** The packaged CPU builds (native/cpu-builds.json), best first, and the file of each. */
-type PackagedBuild = keyof typeof cpuBuilds.builds;
-const PACKAGED_BUILDS = Object.keys(cpuBuilds.builds) as PackagedBuild[];
-const packagedAddonFile = (build: PackagedBuild) => `native/build/cmake-${build}/Release/dream_native.node`;
+export type PackagedBuild = keyof typeof cpuBuilds.builds;
+export const PACKAGED_BUILDS = Object.keys(cpuBuilds.builds) as PackagedBuild[];
+export const packagedAddonFile = (build: PackagedBuild) => `native/build/cmake-${build}/Release/dream_native.node`;
 /** The CPU probe (native/src/cpu_features.cpp), built for any x86-64 CPU beside the portable build: in a package,
  *  it says which packaged build this CPU runs. */
-const CPU_PROBE_FILE = "native/build/cmake-portable/Release/dream_cpu.node";
+export const CPU_PROBE_FILE = "native/build/cmake-portable/Release/dream_cpu.node";
 let addon: NativeAddon | undefined;
 let addonBuild: PackagedBuild | undefined;
 
