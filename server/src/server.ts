@@ -384,7 +384,10 @@ connection.onShutdown(() => {
 });
 
 documents.onDidChangeContent((e) => stopStaleJobs(e.document.uri));
-documents.onDidClose((e) => stopStaleJobs(e.document.uri));
+documents.onDidClose((e) => {
+    stopStaleJobs(e.document.uri);
+    completer.forget(e.document.uri);
+});
 
 let lastLogged = "";
 /** Logs an error unless it repeats the previous one: a broken model setting fails every keystroke alike. */

@@ -76,6 +76,42 @@ describe("language server over IPC", () => {
         assert.equal(againItems[0]?.insertText, text);
     });
 
+    test("typing out a suggestion gets its rest without a new decode; any other edit decodes again", async () => {
+        const uri = "file:///work/typed.py";
+        await server.open(uri, SOURCE);
+        const line = 6;
+        const start = "        result.append(".length;
+        const ask = async (character: number) => {
+            const r = await server.connection.sendRequest(InlineCompletionRequest.type, {
+                textDocument: { uri },
+                position: { line, character },
+                context: { triggerKind: 2 }
+            });
+            const item = (Array.isArray(r) ? r : (r?.items ?? []))[0];
+            return typeof item?.insertText === "object" ? item.insertText.value : item?.insertText;
+        };
+        let version = 1;
+        const type = (character: number, text: string) =>
+            server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+                textDocument: { uri, version: ++version },
+                contentChanges: [{ range: { start: { line, character }, end: { line, character } }, text }]
+            });
+        const decodes = () => server.statuses.filter((s) => s.state === "busy" && s.step === 0).length;
+        const suggestion = await ask(start);
+        assert.ok(suggestion && suggestion.length >= 3, `a suggestion of 3 characters or more to type out: ${JSON.stringify(suggestion)}`);
+        const before = decodes();
+        await type(start, suggestion.slice(0, 1));
+        assert.equal(await ask(start + 1), suggestion.slice(1));
+        await type(start + 1, suggestion.slice(1, 2));
+        assert.equal(await ask(start + 2), suggestion.slice(2));
+        assert.equal(decodes(), before, "no decode while the suggestion is typed out");
+        // A character the suggestion does not have next: a new decode.
+        const other = suggestion[2] === "#" ? "@" : "#";
+        await type(start + 2, other);
+        await ask(start + 3);
+        assert.equal(decodes(), before + 1, "a new decode after a character off the suggestion");
+    });
+
     test("the model loads on first use, reporting progress, then ready on the CPU backend", () => {
         const states = server.statuses.map((s) => s.state);
         assert.equal(states[0], "idle", "nothing is loaded before the first request");

@@ -1,6 +1,7 @@
 // Inline completion: infill between the text before and after the cursor. The hole is one line's worth in the
 // middle of a line and a block at an empty line; end-of-text inside it shortens it. A newer request for the
-// same document cancels the older one, and a small cache answers a repeated request at once.
+// same document cancels the older one, and a small cache answers a repeated request at once. While the user
+// types out a suggestion, its rest is the answer: no new decode, and the ghost text does not change under them.
 import { cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
@@ -19,9 +20,24 @@ export function completionBudget(text: string, offset: number, settings: Setting
     return { tokens: midLine ? settings.inlineCompletion.lineTokens : settings.inlineCompletion.blockTokens, midLine };
 }
 
+/** A document's last decoded suggestion and what it was decoded from. */
+interface Suggestion {
+    /** The document's text and the cursor when it was asked for. */
+    text: string;
+    offset: number;
+    completion: string;
+    /** The model and decoding settings it was made with (`suggestionIdentity`). */
+    identity: string;
+    tokens: number;
+}
+
+const suggestionIdentity = (settings: Settings, tokens: number) =>
+    JSON.stringify([settings.model, settings.modelsDirectory, settings.contextTokens, tokens, decodeParams(settings, tokens)]);
+
 export class InlineCompleter {
     private readonly cache = new Map<string, string>();
     private readonly running = new Map<string, AbortController>();
+    private readonly shown = new Map<string, Suggestion>();
 
     constructor(private readonly cacheSize = 64) {}
 
@@ -36,6 +52,8 @@ export class InlineCompleter {
         const signal = options.signal ? AbortSignal.any([options.signal, own.signal]) : own.signal;
         try {
             const { settings } = options;
+            const rest = this.typedThrough(uri, text, offset, settings);
+            if (rest !== undefined) return { text: rest, denoised: null };
             await delay(settings.inlineCompletion.debounceMs, signal);
             const m = await host.model();
             if (signal.aborted) throw new DecodeCancelledError();
@@ -48,6 +66,7 @@ export class InlineCompleter {
             if (hit !== undefined) {
                 this.cache.delete(key);
                 this.cache.set(key, hit);
+                this.remember(uri, { text, offset, completion: hit, identity: suggestionIdentity(settings, tokens), tokens });
                 return { text: hit, denoised: null };
             }
             const denoised = await host.run((model) => denoise(model, model.layout([prefix, { hole: tokens }, suffix]), { ...options, signal, document: uri }));
@@ -56,10 +75,36 @@ export class InlineCompleter {
             if (midLine) completion = completion.split(/\r\n|\r|\n/)[0];
             this.cache.set(key, completion);
             if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+            this.remember(uri, { text, offset, completion, identity: suggestionIdentity(settings, tokens), tokens });
             return { text: completion, denoised };
         } finally {
             if (this.running.get(uri) === own) this.running.delete(uri);
         }
+    }
+
+    /**
+     * The rest of the document's last suggestion when the user has typed its start at its place and changed
+     * nothing else (as VS Code keeps showing ghost text while it is typed out, and Copilot answers then).
+     */
+    private typedThrough(uri: string, text: string, offset: number, settings: Settings): string | undefined {
+        const s = this.shown.get(uri);
+        if (!s || offset <= s.offset || text.length - s.text.length !== offset - s.offset) return undefined;
+        const typed = text.slice(s.offset, offset);
+        if (typed.length >= s.completion.length || !s.completion.startsWith(typed)) return undefined;
+        if (s.identity !== suggestionIdentity(settings, s.tokens)) return undefined;
+        if (!text.startsWith(s.text.slice(0, s.offset)) || !text.endsWith(s.text.slice(s.offset))) return undefined;
+        return s.completion.slice(typed.length);
+    }
+
+    private remember(uri: string, suggestion: Suggestion): void {
+        this.shown.delete(uri);
+        this.shown.set(uri, suggestion);
+        if (this.shown.size > this.cacheSize) this.shown.delete(this.shown.keys().next().value!);
+    }
+
+    /** Forgets a closed document's suggestion. */
+    forget(uri: string): void {
+        this.shown.delete(uri);
     }
 
     /** Stops a document's running request (it changed or closed). */
