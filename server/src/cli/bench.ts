@@ -1,11 +1,18 @@
 // dream-coder bench: inline-completion latency as a user feels it. A real server process gets a scripted
 // typing session on a real source file: bursts of keystrokes at typing speed, each keystroke a didChange and
 // an inline-completion request (as VS Code sends them), then a pause. The latency is from the burst's last
-// request to its answer; earlier requests of a burst are cancelled by the server, as in the editor. Each
-// cache mode asked for gets its own server and the same session, one after the other in the same run.
+// request to its answer; earlier requests of a burst are cancelled by the server, as in the editor. Then the
+// user types the answer's first character, as when accepting ghost text by typing it out, and that request is
+// timed too. Each cache mode asked for gets its own server and the same session, one after the other in the same run.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { DidChangeTextDocumentNotification, InlineCompletionRequest } from "vscode-languageserver-protocol/node";
+import {
+    DidChangeTextDocumentNotification,
+    type InlineCompletionItem,
+    type InlineCompletionList,
+    InlineCompletionRequest
+} from "vscode-languageserver-protocol/node";
+import { percentile } from "../eval/harness";
 import { packagedFile } from "../packageFiles";
 import type { CacheMode } from "../runtime/native";
 import type { Settings } from "../settings";
@@ -30,6 +37,9 @@ interface SessionResult {
     p50Ms: number;
     p95Ms: number;
     meanMs: number;
+    /** Requests after typing a suggestion's first character: how many, and their median latency. */
+    typedOut: number;
+    typedOutP50Ms: number;
 }
 
 /** The file the typing session types when none is named: one of this package's sources. */
@@ -45,13 +55,13 @@ export async function runLatencyBench(settings: Settings, flags: { file?: string
     const base = sessions[0];
     const rows = sessions.map(
         (s) =>
-            `| ${s.mode} | ${s.bursts} | ${s.p50Ms.toFixed(0)} | ${s.p95Ms.toFixed(0)} | ${s.meanMs.toFixed(0)} | ${s.firstRequestMs.toFixed(0)} | ${(base.p50Ms / s.p50Ms).toFixed(1)}× |`
+            `| ${s.mode} | ${s.bursts} | ${s.p50Ms.toFixed(0)} | ${s.p95Ms.toFixed(0)} | ${s.meanMs.toFixed(0)} | ${s.firstRequestMs.toFixed(0)} | ${(base.p50Ms / s.p50Ms).toFixed(1)}× | ${s.typedOut} | ${s.typedOutP50Ms.toFixed(1)} |`
     );
     process.stdout.write(
         `typing session on ${file}: ${BURST_KEYS} keys per burst, ${TYPING_INTERVAL_MS} ms apart; line hole ${settings.inlineCompletion.lineTokens} tokens, ` +
             `context ${settings.contextTokens} tokens, debounce ${settings.inlineCompletion.debounceMs} ms, threads ${settings.threads || "auto"}\n\n` +
-            `| cache | bursts | p50 ms | p95 ms | mean ms | first (model load) ms | p50 speed-up vs ${base.mode} |` +
-            "\n|---|--:|--:|--:|--:|--:|--:|\n" +
+            `| cache | bursts | p50 ms | p95 ms | mean ms | first (model load) ms | p50 speed-up vs ${base.mode} | typed out | typed-out p50 ms |` +
+            "\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n" +
             rows.join("\n") +
             "\n"
     );
@@ -87,6 +97,7 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
         const picks = Array.from({ length: bursts }, (_, k) => candidates[Math.floor((k * candidates.length) / bursts)]);
         const uri = `file:///bench/${file.split("/").pop()}`;
         const latencies: number[] = [];
+        const typedOut: number[] = [];
         let firstRequestMs = 0;
         let version = 1;
         await server.open(uri, source, "typescript");
@@ -100,7 +111,7 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
                 textDocument: { uri, version: ++version },
                 contentChanges: [{ text }]
             });
-            let last: Promise<unknown> = Promise.resolve();
+            let last: Promise<string | undefined> = Promise.resolve(undefined);
             let sentAt = 0;
             for (let c = 0; c < typed.length; c++) {
                 const character = indent + c;
@@ -116,29 +127,49 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
                         position: { line: pick.i, character: character + 1 },
                         context: { triggerKind: 2 }
                     })
-                    .catch(() => null);
+                    .then(insertText, () => undefined);
                 if (c < typed.length - 1) await sleep(TYPING_INTERVAL_MS);
             }
-            await last;
+            const answer = await last;
             const ms = performance.now() - sentAt;
             if (k === 0) firstRequestMs = ms;
             else latencies.push(ms);
+            if (answer && answer.length > 1) {
+                const character = indent + typed.length;
+                await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+                    textDocument: { uri, version: ++version },
+                    contentChanges: [{ range: { start: { line: pick.i, character }, end: { line: pick.i, character } }, text: answer[0] }]
+                });
+                const t0 = performance.now();
+                await server.connection.sendRequest(InlineCompletionRequest.type, {
+                    textDocument: { uri },
+                    position: { line: pick.i, character: character + 1 },
+                    context: { triggerKind: 2 }
+                });
+                typedOut.push(performance.now() - t0);
+            }
             process.stderr.write(`\r${mode}: burst ${k + 1}/${picks.length}: ${ms.toFixed(0)} ms   `);
         }
         process.stderr.write("\n");
-        const sorted = [...latencies].sort((a, b) => a - b);
-        const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
         return {
             mode,
             bursts: latencies.length,
             firstRequestMs,
-            p50Ms: pct(0.5),
-            p95Ms: pct(0.95),
-            meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length)
+            p50Ms: percentile(latencies, 50),
+            p95Ms: percentile(latencies, 95),
+            meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
+            typedOut: typedOut.length,
+            typedOutP50Ms: percentile(typedOut, 50)
         };
     } finally {
         await server.stop();
     }
+}
+
+/** The text of an inline-completion answer's first item. */
+function insertText(r: InlineCompletionList | InlineCompletionItem[] | null): string | undefined {
+    const item = (Array.isArray(r) ? r : (r?.items ?? []))[0];
+    return typeof item?.insertText === "object" ? item.insertText.value : item?.insertText;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -184,8 +184,8 @@ export interface ConfigSummary {
     agreesWithExact: number | null;
 }
 
-/** Nearest-rank percentile. */
-function percentile(values: number[], p: number): number {
+/** Nearest-rank percentile (`p` in percent); 0 for no values. */
+export function percentile(values: number[], p: number): number {
     if (values.length === 0) return 0;
     const sorted = [...values].sort((a, b) => a - b);
     return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
