@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as vscode from "vscode";
+import { type InlineCompletionItem, type InlineCompletionList, InlineCompletionRequest, InlineCompletionTriggerKind } from "vscode-languageserver-protocol";
 import type { Ctx } from "../../../client/src/ctx";
 import { DEFAULT_SETTINGS } from "../../../server/src/settings";
 
@@ -132,6 +133,46 @@ describe("Dream-Coder in VS Code", () => {
         assert.equal(after.slice(0, offset), before.slice(0, offset));
         assert.equal(after.slice(offset + inserted), before.slice(offset));
         assert.ok(!after.slice(offset, offset + inserted).includes("\n"), `a mid-line suggestion stays on its line: ${JSON.stringify(after)}`);
+    });
+
+    it("typing out a suggestion in the editor gets its rest from the server, so the ghost text stays", async () => {
+        // VS Code sends the typed character as an incremental change and asks again; the server has to see that
+        // the change is the suggestion's start. Asked through the extension's own client, as its provider asks.
+        const places = ["    return a + ", "    total = add(", "    name = ", "    values = [", "    return "];
+        let typedOut: { suggestion: string; rest: string | undefined } | undefined;
+        const seen: string[] = [];
+        for (const line of places) {
+            const editor = await openDoc(`def add(a, b):\n${line}\n\nprint(add(1, 2))\n`);
+            const cursor = new vscode.Position(1, line.length);
+            editor.selection = new vscode.Selection(cursor, cursor);
+            const ask = async (at: vscode.Position) => {
+                const c2p = ctx.client.code2ProtocolConverter;
+                // By method name: the request type's object from this file's copy of the protocol module is not the
+                // one the extension's bundled client knows.
+                const r = await ctx.client
+                    .sendRequest<InlineCompletionList | InlineCompletionItem[] | null>(InlineCompletionRequest.method, {
+                        textDocument: c2p.asTextDocumentIdentifier(editor.document),
+                        position: c2p.asPosition(at),
+                        context: { triggerKind: InlineCompletionTriggerKind.Invoked }
+                    })
+                    .catch((e: Error) => {
+                        seen.push(`error: ${e.message}`);
+                        return null; // cancelled by the editor's own request for the same document: ask again
+                    });
+                const item = (Array.isArray(r) ? r : (r?.items ?? []))[0];
+                return typeof item?.insertText === "object" ? item.insertText.value : item?.insertText;
+            };
+            const suggestion = await until("a suggestion", () => ask(cursor), 5_000).catch(() => undefined);
+            seen.push(JSON.stringify(suggestion));
+            // The editor closes an opening bracket or quote as it is typed: then it is not the suggestion's start.
+            if (!suggestion || suggestion.length < 2 || /^[([{'"`]/.test(suggestion)) continue;
+            await vscode.commands.executeCommand("type", { text: suggestion[0] });
+            assert.equal(editor.document.lineAt(1).text, line + suggestion[0]);
+            typedOut = { suggestion, rest: await ask(cursor.translate(0, 1)) };
+            break;
+        }
+        assert.ok(typedOut, `a suggestion to type out at one of ${places.length} places: ${seen.join(", ")}`);
+        assert.equal(typedOut.rest, typedOut.suggestion.slice(1));
     });
 
     it("rewrite proposes several span edits in a preview; accepting applies them as one undo step", async () => {
