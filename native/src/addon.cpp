@@ -141,6 +141,7 @@ dc_params to_params(const Napi::Object & o) {
     p.eot_penalty_decay    = (float) opt(o, "eotPenaltyDecay", (double) p.eot_penalty_decay);
     p.early_stop           = opt(o, "earlyStop", p.early_stop);
     p.trace_logits         = opt(o, "traceLogits", p.trace_logits);
+    p.threads              = (int32_t) opt(o, "threads", (double) p.threads);
     p.reuse_key            = opt(o, "reuseKey", "");
     p.reuse_max_requests   = (int32_t) opt(o, "reuseMaxRequests", (double) p.reuse_max_requests);
     p.reuse_max_changed    = (int32_t) opt(o, "reuseMaxChanged", (double) p.reuse_max_changed);
@@ -550,12 +551,14 @@ Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     if (!info[0].IsString()) {
         throw Napi::TypeError::New(env, "loadModel(path, options): path must be a string");
     }
-    Napi::Object   o          = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-    const int32_t  threads    = (int32_t) opt(o, "threads", 2.0);
-    const int32_t  gpu_layers = (int32_t) opt(o, "gpuLayers", 0.0);
-    Napi::Function progress   = info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
-    auto *         worker =
-        new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), std::max(1, threads), gpu_layers, progress);
+    Napi::Object  o          = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    const int32_t threads    = (int32_t) opt(o, "threads", 0.0);
+    const int32_t gpu_layers = (int32_t) opt(o, "gpuLayers", 0.0);
+    if (threads < 1 || threads > 512) {
+        throw Napi::RangeError::New(env, "loadModel: threads must be from 1 to 512");
+    }
+    Napi::Function progress = info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
+    auto *         worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), threads, gpu_layers, progress);
     worker->Queue();
     return worker->promise();
 }

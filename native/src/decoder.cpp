@@ -44,6 +44,7 @@ DiffusionDecoder::DiffusionDecoder(llama_model * model, int32_t n_threads) :
     model_(model),
     vocab_(llama_model_get_vocab(model)),
     n_threads_(n_threads),
+    threads_now_(n_threads),
     n_vocab_(llama_vocab_n_tokens(vocab_)),
     shift_(dc_model_shift_logits(model)),
     mask_(llama_vocab_mask(vocab_)),
@@ -111,6 +112,9 @@ bool DiffusionDecoder::decode(sequence_context &               sc,
                               const std::atomic<bool> &        cancel,
                               llama_seq_id                     seq) {
     const int32_t m = r1 - r0;
+    if (llama_n_threads(sc.ctx) != threads_now_) {
+        llama_set_n_threads(sc.ctx, threads_now_, threads_now_);
+    }
     if (reduce != sc.reduce) {
         llama_set_diffusion_reductions(sc.ctx, reduce);  // another graph: llama.cpp reserves anew
         sc.reduce = reduce;
@@ -388,6 +392,7 @@ bool DiffusionDecoder::forward(const std::vector<llama_token> & tokens,
 std::vector<float> DiffusionDecoder::forward_all(const std::vector<llama_token> & tokens,
                                                  const std::atomic<bool> &        cancel) {
     check_sequence(tokens);
+    threads_now_ = n_threads_;
     if (!forward(tokens, nullptr, false, cancel)) {
         return {};
     }
@@ -401,6 +406,9 @@ void DiffusionDecoder::check_params(const dc_params & p) const {
     }
     if (p.steps < 1) {
         throw dc_error("steps must be at least 1");
+    }
+    if (p.threads < 0 || p.threads > 512) {
+        throw dc_error("threads must be 0 (the model's) or from 1 to 512");
     }
     if (p.schedule == dc_schedule::block && p.block_length < 1) {
         throw dc_error("block_length must be at least 1");
@@ -713,6 +721,7 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     const auto t_start = clock_type::now();
     check_params(p);
     check_sequence(tokens);
+    threads_now_ = p.threads > 0 ? p.threads : n_threads_;
 
     request rq;
     rq.gen          = place_holes(tokens, holes);

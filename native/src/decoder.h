@@ -179,6 +179,7 @@ class DiffusionDecoder {
     sequence_context          cached_{ "cached llama.cpp context" };  // KV cache, flash attention off
     bool                      kv_supported_;                          // dream and llada (our llama.cpp patch)
     int32_t                   n_threads_;
+    int32_t                   threads_now_;  // the running request's threads (dc_params::threads)
     int32_t                   n_vocab_;
     bool                      shift_;
     llama_token               mask_;

@@ -45,6 +45,8 @@ struct dc_params {
     int32_t      reuse_max_requests = 16;     // a full pass after this many requests reused a key's cache, or once
     int32_t      reuse_max_changed  = 256;    // they re-decoded more than this many tokens outside the holes
     bool         trace_logits       = false;  // copy each step's candidate logits out (tests)
+    int32_t      threads            = 0;      // CPU threads for this request; 0: the model's (the server
+                                              // lowers it while other programs keep the cores busy)
     bool         device_reductions  = true;   // greedy (temperature 0, no top-k/top-p, no eot_penalty, no
                                               // trace): llama.cpp reduces each logits row where it computed
                                               // it and copies out 20 bytes a row (native/patches/0002); false:

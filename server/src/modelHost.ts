@@ -76,7 +76,10 @@ export class ModelHost {
         const cores = availableParallelism();
         if (settings.threads > cores) this.onNotice(`dreamCoder.threads: ${settings.threads} is more than this machine's ${cores} cores; using ${cores}`);
         const model = DiffusionModel.load(path, {
-            threads: settings.threads ? Math.min(settings.threads, cores) : Math.max(1, Math.min(8, cores - 1)),
+            // The default: every core (at most 8) while the machine is idle, fewer while other programs keep cores
+            // busy (cpuLoad.ts); a count the user chose is kept.
+            threads: settings.threads ? Math.min(settings.threads, cores) : Math.min(8, cores),
+            adaptiveThreads: !settings.threads,
             gpuLayers: settings.gpuLayers,
             onProgress: (p) => this.report({ state: "loading", progress: p })
         });

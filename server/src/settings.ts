@@ -10,7 +10,7 @@ export interface Settings {
     model: string;
     /** Where catalog models are downloaded; empty: ~/.cache/dream-coder/models. */
     modelsDirectory: string;
-    /** CPU threads for llama.cpp; 0: chosen from the machine (at most 8). */
+    /** CPU threads for llama.cpp; 0: every core (at most 8), fewer while other programs keep cores busy. */
     threads: number;
     /** Layers offloaded to the GPU in CUDA/Metal/Vulkan builds; 0 keeps everything on the CPU. */
     gpuLayers: number;

@@ -1,7 +1,7 @@
 // The decoder through the real addon and real llama.cpp, on generated models.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DecodeCancelledError, type DiffusionModel, type DecodeOptions, type StepEvent } from "../../server/src/runtime/runtime";
+import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../../server/src/runtime/runtime";
 import { timestepCount } from "./reference-decoder";
 import { QUANT_TYPES } from "../tools/test-models";
 import { useQuantizedModels, useTestModels } from "./test-models-loaded";
@@ -209,6 +209,16 @@ describe("decoder", () => {
         }
     });
 
+    it("a request's thread count changes what runs it, not what it decodes", async () => {
+        const one = await m.dream.decode(SEGMENTS, { steps: 8, threads: 1 });
+        const two = await m.dream.decode(SEGMENTS, { steps: 8, threads: 2 });
+        const own = await m.dream.decode(SEGMENTS, { steps: 8 });
+        assert.deepEqual([one.threads, two.threads], [1, 2]);
+        assert.ok(own.threads >= 1, "without a count, the model's own");
+        assert.deepEqual([...two.tokens], [...one.tokens]);
+        assert.deepEqual([...own.tokens], [...one.tokens]);
+    });
+
     it("refuses bad requests with clear errors and keeps serving", async () => {
         assert.throws(() => m.dream.layout(["no hole here"]), /no hole/);
         assert.throws(() => m.dream.layout(["x", { hole: 0 }]), /positive whole number/);
@@ -219,6 +229,9 @@ describe("decoder", () => {
         await assert.rejects(m.dream.forwardLogits(new Int32Array(m.dream.info.nCtxTrain + 1)), /trained context/);
         await assert.rejects(m.dream.decode(SEGMENTS, { algorithm: "bogus" as never }), /unknown algorithm/);
         await assert.rejects(m.dream.decode(SEGMENTS, { algorithm: "origin", confidenceThreshold: 0.9 }), /confidence-ordered/);
+        await assert.rejects(m.dream.decode(SEGMENTS, { threads: -1 }), /threads must be 0 \(the model's\) or from 1 to 512/);
+        await assert.rejects(m.dream.decode(SEGMENTS, { threads: 513 }), /threads must be 0/);
+        await assert.rejects(DiffusionModel.load(m.dream.file.path, { threads: 0 }), /threads must be from 1 to 512/);
         // a shifted model gets a leading token so that a hole can open the sequence
         const lead = m.dream.layout([{ hole: 3 }, "tail"]);
         assert.equal(lead.holes[0].start, 1);

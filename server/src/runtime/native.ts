@@ -32,6 +32,8 @@ export interface DecodeParams {
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
     traceLogits?: boolean;
+    /** CPU threads for this request (1 to 512); absent: the model's, or fewer on a busy machine (LoadOptions.adaptiveThreads). */
+    threads?: number;
     /**
      * Cached modes: keep this key's cache (a document's) after the request; the next request with the key
      * re-decodes only the tokens that changed and the holes, not the whole window (docs/speed.md).
@@ -107,7 +109,7 @@ export interface NativeDevice {
 }
 
 export interface NativeAddon {
-    loadModel(path: string, options: { threads?: number; gpuLayers?: number }, onProgress?: (p: number) => void): Promise<NativeModel>;
+    loadModel(path: string, options: { threads: number; gpuLayers?: number }, onProgress?: (p: number) => void): Promise<NativeModel>;
     tensorBytes(ggmlType: number, ne0: number, rows: number): number | null;
     devices(): NativeDevice[];
     systemInfo(): string;

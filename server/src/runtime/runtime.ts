@@ -1,7 +1,11 @@
 // The runtime the language server imports: a loaded diffusion model, requests laid out as fixed text and
 // holes, one decode at a time, steps streamed, cancellation through an AbortSignal.
 import { inspectModelFile, type ModelFileInfo } from "./modelFile";
+import { CpuLoad } from "./cpuLoad";
 import { loadAddon, loadedPackagedBuild, type DecodeParams, type NativeModel, type NativeModelInfo } from "./native";
+
+/** One sampler of the machine's load for every model of the process. */
+const cpuLoad = new CpuLoad();
 
 /** A piece of the sequence: fixed text, fixed text with special tokens parsed (chat markup), or a hole of `hole` tokens. */
 export type Segment = string | { special: string } | { hole: number };
@@ -11,9 +15,15 @@ export interface ChatMessage {
     content: string;
 }
 
-/** Absent fields take the addon's defaults (native/src/addon.cpp, LoadModel): 2 threads, no GPU layers. */
+/** The CPU threads a model loads with when none are named. */
+export const DEFAULT_THREADS = 2;
+
+/** Absent fields: DEFAULT_THREADS, no GPU layers. */
 export interface LoadOptions {
     threads?: number;
+    /** Each request runs on `threads` or fewer: as many as the cores other programs leave free (cpuLoad.ts).
+     *  A request's own `threads` parameter overrides it. */
+    adaptiveThreads?: boolean;
     /** Layers to offload to the GPU in CUDA/Metal/Vulkan builds (0 = CPU only, negative = all). */
     gpuLayers?: number;
     onProgress?: (fraction: number) => void;
@@ -76,6 +86,8 @@ export interface DecodeResult {
     sampleMs: number;
     /** All steps' copiedBytes. */
     copiedBytes: number;
+    /** The CPU threads it ran on (the request's, the busy machine's share, or the model's). */
+    threads: number;
 }
 
 export interface SequenceLayout {
@@ -100,7 +112,10 @@ export class DiffusionModel {
 
     private constructor(
         private readonly native: NativeModel,
-        readonly file: ModelFileInfo
+        readonly file: ModelFileInfo,
+        /** The threads the model was loaded with, and whether requests adapt them to the machine's load. */
+        private readonly threads: number,
+        private readonly adaptiveThreads: boolean
     ) {
         this.info = native.info();
         this.endTokens = new Set(this.info.endTokens);
@@ -110,7 +125,10 @@ export class DiffusionModel {
     static async load(path: string, options: LoadOptions = {}): Promise<DiffusionModel> {
         const addon = loadAddon();
         const file = await inspectModelFile(path, addon);
-        const native = await addon.loadModel(path, { threads: options.threads, gpuLayers: options.gpuLayers }, options.onProgress).catch((e: Error) => {
+        const threads = options.threads ?? DEFAULT_THREADS;
+        // Sampling starts with the load, so that the first request already sees how busy the machine is.
+        if (options.adaptiveThreads) cpuLoad.start();
+        const native = await addon.loadModel(path, { threads, gpuLayers: options.gpuLayers }, options.onProgress).catch((e: Error) => {
             // llama.cpp's log comes back line by line: one line, so that the message is one sentence everywhere.
             throw new Error(
                 `${path}: ${e.message
@@ -120,7 +138,7 @@ export class DiffusionModel {
                     .join("; ")}`
             );
         });
-        return new DiffusionModel(native, file);
+        return new DiffusionModel(native, file, threads, options.adaptiveThreads ?? false);
     }
 
     /** The compute backend this build runs on: "CPU", or the GPU backend's name (e.g. "CUDA0"); with the packaged
@@ -200,6 +218,8 @@ export class DiffusionModel {
     decodeLayout(layout: SequenceLayout, options: DecodeOptions = {}): Promise<DecodeResult> {
         const { signal, onStep, ...params } = options;
         return this.exclusive(signal, async (native) => {
+            // Chosen when the request runs, not when it was queued: the load is the one it will meet.
+            params.threads ??= this.adaptiveThreads ? cpuLoad.threadsFor(this.threads) : this.threads;
             const holes = Int32Array.from(layout.holes.flatMap((h) => [h.start, h.length]));
             const abort = () => native.cancel();
             signal?.addEventListener("abort", abort);
@@ -239,7 +259,8 @@ export class DiffusionModel {
                     tokensPerSecond: r.totalMs > 0 ? generated / (r.totalMs / 1000) : 0,
                     forwardMs: r.forwardMs,
                     sampleMs: r.sampleMs,
-                    copiedBytes: r.copiedBytes
+                    copiedBytes: r.copiedBytes,
+                    threads: params.threads
                 };
             } finally {
                 signal?.removeEventListener("abort", abort);
