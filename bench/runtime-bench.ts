@@ -20,7 +20,9 @@
 // busy they were ("busy before"): on a shared machine other work inflates every figure. --repeat N runs each
 // cached-mode cell N times (--exact-repeat N for exact mode) and keeps the fastest run.
 // --compete N: N processes spin on the CPU while the cells run (a user's machine is rarely idle; ggml's threads
-// meet at a barrier after every op, so one of them descheduled stalls the others).
+// meet at a barrier after every op, so one of them descheduled stalls the others). A threads entry "aN" loads
+// the model as the server's default count does (adaptiveThreads): up to N, fewer while other processes keep
+// the cores busy; the threads column then shows "≤N: used".
 // --exact-max-steps N: exact-mode runs stop after N steps; ms/step is measured on those, the total is
 // extrapolated (marked ~) and no token share is computed. --exact-max-context N: cells above N tokens run
 // exact mode for at most 4 steps (the 151,936-token model's exact steps copy context × 151,936 logits).
@@ -60,6 +62,7 @@ type Mode = (typeof MODES)[number];
 interface Cell {
     model: string;
     threads: number;
+    adaptiveThreads: boolean;
     context: number;
     hole: number;
     mode: Mode;
@@ -78,6 +81,7 @@ interface CellResult extends Cell {
     forwardMsPerStep: number;
     sampleMsPerStep: number;
     copiedBytesPerStep?: number; // undefined: an addon that does not report it
+    threadsUsed?: number; // the timed decode's threads (adaptiveThreads: as the machine's load allowed); undefined when stopped early
     msPerStep: number;
     totalMs: number;
     estimated: boolean;
@@ -160,6 +164,7 @@ async function reuseAfterEdit(model: DiffusionModel, cell: Cell, options: Decode
         tokens: reused.holes[0].tokens,
         full: reused.fullPasses,
         totalMs: reused.totalMs,
+        threadsUsed: reused.threads,
         extra: {
             freshMs: fresh.totalMs,
             equalToFresh: equal / reused.holes[0].tokens.length,
@@ -203,19 +208,25 @@ async function decodeFiller(model: DiffusionModel, cell: Cell, onStep: (e: StepE
                 if (cell.maxSteps > 0 && events.length >= cell.maxSteps) controller.abort();
             }
         });
-        return { tokens: r.holes[0].tokens, full: r.fullPasses, totalMs: r.totalMs, extra: {} };
+        return { tokens: r.holes[0].tokens, full: r.fullPasses, totalMs: r.totalMs, threadsUsed: r.threads, extra: {} };
     } catch (e) {
         if (!(e instanceof DecodeCancelledError)) throw e;
-        return { tokens: [], full: events.filter((x) => x.full).length, totalMs: performance.now() - started, extra: {} };
+        return { tokens: [], full: events.filter((x) => x.full).length, totalMs: performance.now() - started, threadsUsed: undefined, extra: {} };
     }
 }
 
 async function runCell(cell: Cell): Promise<CellResult> {
-    const model = await DiffusionModel.load(cell.file ?? modelPath(cell.model), { threads: cell.threads, gpuLayers: cell.gpuLayers ?? 0 });
+    const model = await DiffusionModel.load(cell.file ?? modelPath(cell.model), {
+        threads: cell.threads,
+        adaptiveThreads: cell.adaptiveThreads,
+        gpuLayers: cell.gpuLayers ?? 0
+    });
+    // In the editor the load is sampled all along; here the process has just started: give it a second.
+    if (cell.adaptiveThreads) await new Promise((r) => setTimeout(r, 1000));
     const events: StepEvent[] = [];
     const onStep = (e: StepEvent) => events.push(e);
     const cpu0 = process.cpuUsage();
-    const { tokens, full, totalMs, extra } =
+    const { tokens, full, totalMs, threadsUsed, extra } =
         cell.mode === "dual+reuse" ? await reuseAfterEdit(model, cell, paramsFor(cell), onStep) : await decodeFiller(model, cell, onStep, events);
     const cpu = process.cpuUsage(cpu0);
     await model.dispose();
@@ -228,6 +239,7 @@ async function runCell(cell: Cell): Promise<CellResult> {
     const total = estimated ? (totalMs / n) * passes : totalMs;
     return {
         ...cell,
+        threadsUsed,
         forwardPasses: passes,
         fullPasses: estimated ? passes : full,
         forwardMsPerStep: forward,
@@ -271,7 +283,12 @@ function list(name: string, fallback: string): string[] {
 
 function main(): void {
     const quick = process.argv.includes("--quick");
-    const threads = list("threads", quick ? "2" : "1,2").map(Number);
+    const threads = list("threads", quick ? "2" : "1,2").map((v) => {
+        const m = /^(a?)([1-9]\d*)$/.exec(v);
+        if (!m) throw new Error(`--threads takes counts, "aN" for adaptive up to N, or a list, not ${v}`);
+        return { threads: Number(m[2]), adaptiveThreads: m[1] === "a" };
+    });
+    const fixedThreads = threads.filter((t) => !t.adaptiveThreads).map((t) => t.threads);
     const modelFile = arg("model-file", "");
     if (modelFile) MODELS.file = { arch: "dream" };
     const gpuLayers = Number(arg("gpu-layers", "0"));
@@ -318,7 +335,7 @@ function main(): void {
                             const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
                             const cell: Cell = {
                                 model,
-                                threads: t,
+                                ...t,
                                 context,
                                 hole,
                                 mode,
@@ -352,7 +369,7 @@ function main(): void {
                             }
                             rows.push(r);
                             console.error(
-                                `${model} t${t} ctx ${context} hole ${hole} ${mode} reductions ${red}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : `${(busyBefore * 100).toFixed(0)}%`}`
+                                `${model} t${t.adaptiveThreads ? "a" : ""}${t.threads} ctx ${context} hole ${hole} ${mode} reductions ${red}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : `${(busyBefore * 100).toFixed(0)}%`}`
                             );
                         }
                 }
@@ -377,7 +394,7 @@ function main(): void {
     for (const r of rows) {
         const copied = r.copiedBytesPerStep === undefined ? "–" : fmt(r.copiedBytesPerStep / 1024, r.copiedBytesPerStep < 10240 ? 2 : 0);
         console.log(
-            `| ${r.model} | ${r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions} | ${r.forwardPasses} | ${r.fullPasses} | ${copied} | ` +
+            `| ${r.model} | ${r.adaptiveThreads ? `≤${r.threads}: ${r.threadsUsed ?? "–"}` : r.threads} | ${r.context} | ${r.hole} | ${r.mode} | ${r.reductions} | ${r.forwardPasses} | ${r.fullPasses} | ${copied} | ` +
                 `${fmt(r.forwardMsPerStep)} | ${fmt(r.sampleMsPerStep)} | ` +
                 `${fmt(r.msPerStep)} | ${r.estimated ? "~" : ""}${fmt(r.totalMs, 0)} | ${r.estimated ? "–" : fmt(r.cpuMs, 0)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakRssMb, 0)} | ` +
                 `${r.equalToExact === undefined ? "–" : `${(r.equalToExact * 100).toFixed(0)}%`} | ${r.busyBefore === undefined ? "–" : `${(r.busyBefore * 100).toFixed(0)}%`} |`
@@ -385,10 +402,19 @@ function main(): void {
     }
     // The issue's targets, as ratios within this run.
     const find = (model: string, t: number, context: number, hole: number, mode: Mode) =>
-        rows.find((r) => r.model === model && r.threads === t && r.context === context && r.hole === hole && r.mode === mode && r.reductions === reductions[0]);
+        rows.find(
+            (r) =>
+                r.model === model &&
+                r.threads === t &&
+                !r.adaptiveThreads &&
+                r.context === context &&
+                r.hole === hole &&
+                r.mode === mode &&
+                r.reductions === reductions[0]
+        );
     console.log("");
     for (const model of models)
-        for (const t of threads)
+        for (const t of fixedThreads)
             for (const hole of holes)
                 for (const [context, target] of [
                     [2048, 15],
@@ -401,7 +427,7 @@ function main(): void {
                             `${model}, ${t} thread(s), hole ${hole}, context ${context}: dual-cache step = 1/${fmt(e.msPerStep / d.msPerStep, 1)} of an exact step (target ≤ 1/${target})`
                         );
                 }
-    for (const t of threads)
+    for (const t of fixedThreads)
         for (const model of models) {
             const e = find(model, t, 2048, 32, "exact"),
                 d = find(model, t, 2048, 32, "dual+threshold");
