@@ -91,24 +91,31 @@ describe("language server over IPC", () => {
             return typeof item?.insertText === "object" ? item.insertText.value : item?.insertText;
         };
         let version = 1;
-        const type = (character: number, text: string) =>
+        const type = (character: number, text: string, at = line) =>
             server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
                 textDocument: { uri, version: ++version },
-                contentChanges: [{ range: { start: { line, character }, end: { line, character } }, text }]
+                contentChanges: [{ range: { start: { line: at, character }, end: { line: at, character } }, text }]
             });
         const decodes = () => server.statuses.filter((s) => s.state === "busy" && s.step === 0).length;
-        const suggestion = await ask(start);
+        const first = await ask(start);
+        assert.ok(first && first.length >= 1, `a suggestion: ${JSON.stringify(first)}`);
+        // Its first character typed, but another place in the text the model saw changed too: a new decode.
+        let before = decodes();
+        await type(0, "#", 0);
+        await type(start, first[0]);
+        const suggestion = await ask(start + 1);
+        assert.equal(decodes(), before + 1, "a new decode after an edit elsewhere in the window");
         assert.ok(suggestion && suggestion.length >= 3, `a suggestion of 3 characters or more to type out: ${JSON.stringify(suggestion)}`);
-        const before = decodes();
-        await type(start, suggestion.slice(0, 1));
-        assert.equal(await ask(start + 1), suggestion.slice(1));
-        await type(start + 1, suggestion.slice(1, 2));
-        assert.equal(await ask(start + 2), suggestion.slice(2));
+        before = decodes();
+        await type(start + 1, suggestion.slice(0, 1));
+        assert.equal(await ask(start + 2), suggestion.slice(1));
+        await type(start + 2, suggestion.slice(1, 2));
+        assert.equal(await ask(start + 3), suggestion.slice(2));
         assert.equal(decodes(), before, "no decode while the suggestion is typed out");
         // A character the suggestion does not have next: a new decode.
         const other = suggestion[2] === "#" ? "@" : "#";
-        await type(start + 2, other);
-        await ask(start + 3);
+        await type(start + 3, other);
+        await ask(start + 4);
         assert.equal(decodes(), before + 1, "a new decode after a character off the suggestion");
     });
 

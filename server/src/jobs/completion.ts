@@ -22,9 +22,12 @@ export function completionBudget(text: string, offset: number, settings: Setting
 
 /** A document's last decoded suggestion and what it was decoded from. */
 interface Suggestion {
-    /** The document's text and the cursor when it was asked for. */
-    text: string;
+    /** The cursor and the document's length when it was asked for, and the text the model saw around the cursor
+     *  (not the whole document: the model saw no more, and a large document is not kept twice). */
     offset: number;
+    length: number;
+    prefix: string;
+    suffix: string;
     completion: string;
     /** The model and decoding settings it was made with (`suggestionIdentity`). */
     identity: string;
@@ -66,7 +69,7 @@ export class InlineCompleter {
             if (hit !== undefined) {
                 this.cache.delete(key);
                 this.cache.set(key, hit);
-                this.remember(uri, { text, offset, completion: hit, identity: suggestionIdentity(settings, tokens), tokens });
+                this.remember(uri, { offset, length: text.length, prefix, suffix, completion: hit, identity: suggestionIdentity(settings, tokens), tokens });
                 return { text: hit, denoised: null };
             }
             const denoised = await host.run((model) => denoise(model, model.layout([prefix, { hole: tokens }, suffix]), { ...options, signal, document: uri }));
@@ -75,7 +78,7 @@ export class InlineCompleter {
             if (midLine) completion = completion.split(/\r\n|\r|\n/)[0];
             this.cache.set(key, completion);
             if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
-            this.remember(uri, { text, offset, completion, identity: suggestionIdentity(settings, tokens), tokens });
+            this.remember(uri, { offset, length: text.length, prefix, suffix, completion, identity: suggestionIdentity(settings, tokens), tokens });
             return { text: completion, denoised };
         } finally {
             if (this.running.get(uri) === own) this.running.delete(uri);
@@ -84,15 +87,16 @@ export class InlineCompleter {
 
     /**
      * The rest of the document's last suggestion when the user has typed its start at its place and changed
-     * nothing else (as VS Code keeps showing ghost text while it is typed out, and Copilot answers then).
+     * nothing else in the text the model saw (as VS Code keeps showing ghost text while it is typed out, and
+     * Copilot answers then).
      */
     private typedThrough(uri: string, text: string, offset: number, settings: Settings): string | undefined {
         const s = this.shown.get(uri);
-        if (!s || offset <= s.offset || text.length - s.text.length !== offset - s.offset) return undefined;
+        if (!s || offset <= s.offset || text.length - s.length !== offset - s.offset) return undefined;
         const typed = text.slice(s.offset, offset);
         if (typed.length >= s.completion.length || !s.completion.startsWith(typed)) return undefined;
         if (s.identity !== suggestionIdentity(settings, s.tokens)) return undefined;
-        if (!text.startsWith(s.text.slice(0, s.offset)) || !text.endsWith(s.text.slice(s.offset))) return undefined;
+        if (!text.startsWith(s.prefix, s.offset - s.prefix.length) || !text.startsWith(s.suffix, offset)) return undefined;
         return s.completion.slice(typed.length);
     }
 
