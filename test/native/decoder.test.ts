@@ -213,8 +213,10 @@ describe("decoder", () => {
         const one = await m.dream.decode(SEGMENTS, { steps: 8, threads: 1 });
         const two = await m.dream.decode(SEGMENTS, { steps: 8, threads: 2 });
         const own = await m.dream.decode(SEGMENTS, { steps: 8 });
+        const zero = await m.dream.decode(SEGMENTS, { steps: 8, threads: 0 });
         assert.deepEqual([one.threads, two.threads], [1, 2]);
         assert.ok(own.threads >= 1, "without a count, the model's own");
+        assert.equal(zero.threads, own.threads, "0 is the model's own too");
         assert.deepEqual([...two.tokens], [...one.tokens]);
         assert.deepEqual([...own.tokens], [...one.tokens]);
     });

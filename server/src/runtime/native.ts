@@ -32,7 +32,7 @@ export interface DecodeParams {
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
     traceLogits?: boolean;
-    /** CPU threads for this request (1 to 512); absent: the model's, or fewer on a busy machine (LoadOptions.adaptiveThreads). */
+    /** CPU threads for this request (1 to 512); absent or 0: the model's, or fewer on a busy machine (LoadOptions.adaptiveThreads). */
     threads?: number;
     /**
      * Cached modes: keep this key's cache (a document's) after the request; the next request with the key

@@ -16,7 +16,7 @@ export interface ChatMessage {
 }
 
 /** The CPU threads a model loads with when none are named. */
-export const DEFAULT_THREADS = 2;
+const DEFAULT_THREADS = 2;
 
 /** Absent fields: DEFAULT_THREADS, no GPU layers. */
 export interface LoadOptions {
@@ -218,8 +218,9 @@ export class DiffusionModel {
     decodeLayout(layout: SequenceLayout, options: DecodeOptions = {}): Promise<DecodeResult> {
         const { signal, onStep, ...params } = options;
         return this.exclusive(signal, async (native) => {
-            // Chosen when the request runs, not when it was queued: the load is the one it will meet.
-            params.threads ??= this.adaptiveThreads ? cpuLoad.threadsFor(this.threads) : this.threads;
+            // Chosen when the request runs, not when it was queued: the load is the one it will meet. 0 is the
+            // native default (the model's count), named here so that the result can say it.
+            params.threads ||= this.adaptiveThreads ? cpuLoad.threadsFor(this.threads) : this.threads;
             const holes = Int32Array.from(layout.holes.flatMap((h) => [h.start, h.length]));
             const abort = () => native.cancel();
             signal?.addEventListener("abort", abort);
