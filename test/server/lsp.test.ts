@@ -11,7 +11,7 @@ import {
 } from "vscode-languageserver-protocol/node";
 import * as lsp from "../../server/src/protocol";
 import { QUANT_TYPES, quantizedTestModel, testModel } from "../tools/test-models";
-import { startLanguageServer as startServer, type LanguageServerProcess as ServerUnderTest } from "../../server/src/cli/lspClient";
+import { firstInsertText, startLanguageServer as startServer, type LanguageServerProcess as ServerUnderTest } from "../../server/src/cli/lspClient";
 import { applyTextEdits } from "./apply-edits";
 
 const settings = (over: Record<string, unknown> = {}) => ({
@@ -87,8 +87,7 @@ describe("language server over IPC", () => {
                 position: { line, character },
                 context: { triggerKind: 2 }
             });
-            const item = (Array.isArray(r) ? r : (r?.items ?? []))[0];
-            return typeof item?.insertText === "object" ? item.insertText.value : item?.insertText;
+            return firstInsertText(r);
         };
         let version = 1;
         const type = (character: number, text: string, at = line) =>

@@ -6,17 +6,12 @@
 // timed too. Each cache mode asked for gets its own server and the same session, one after the other in the same run.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import {
-    DidChangeTextDocumentNotification,
-    type InlineCompletionItem,
-    type InlineCompletionList,
-    InlineCompletionRequest
-} from "vscode-languageserver-protocol/node";
+import { DidChangeTextDocumentNotification, InlineCompletionRequest } from "vscode-languageserver-protocol/node";
 import { percentile } from "../eval/harness";
 import { packagedFile } from "../packageFiles";
 import type { CacheMode } from "../runtime/native";
 import type { Settings } from "../settings";
-import { startLanguageServer } from "./lspClient";
+import { firstInsertText, startLanguageServer } from "./lspClient";
 
 const TYPING_INTERVAL_MS = 60;
 const BURST_KEYS = 6;
@@ -127,7 +122,7 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
                         position: { line: pick.i, character: character + 1 },
                         context: { triggerKind: 2 }
                     })
-                    .then(insertText, () => undefined);
+                    .then(firstInsertText, () => undefined);
                 if (c < typed.length - 1) await sleep(TYPING_INTERVAL_MS);
             }
             const answer = await last;
@@ -164,12 +159,6 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
     } finally {
         await server.stop();
     }
-}
-
-/** The text of an inline-completion answer's first item. */
-function insertText(r: InlineCompletionList | InlineCompletionItem[] | null): string | undefined {
-    const item = (Array.isArray(r) ? r : (r?.items ?? []))[0];
-    return typeof item?.insertText === "object" ? item.insertText.value : item?.insertText;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -9,6 +9,8 @@ import {
     DidChangeConfigurationNotification,
     DidOpenTextDocumentNotification,
     InitializeRequest,
+    type InlineCompletionItem,
+    type InlineCompletionList,
     LogMessageNotification,
     IPCMessageReader,
     IPCMessageWriter,
@@ -17,6 +19,12 @@ import {
     type ProtocolConnection
 } from "vscode-languageserver-protocol/node";
 import * as lsp from "../protocol";
+
+/** The text of an inline-completion answer's first item (undefined: no item). */
+export function firstInsertText(answer: InlineCompletionList | InlineCompletionItem[] | null): string | undefined {
+    const item = (Array.isArray(answer) ? answer : (answer?.items ?? []))[0];
+    return typeof item?.insertText === "object" ? item.insertText.value : item?.insertText;
+}
 
 /** The server's entry point next to this file's folder. */
 export const SERVER_MAIN = join(__dirname, "..", "server.js");

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import * as vscode from "vscode";
 import { type InlineCompletionItem, type InlineCompletionList, InlineCompletionRequest, InlineCompletionTriggerKind } from "vscode-languageserver-protocol";
 import type { Ctx } from "../../../client/src/ctx";
+import { firstInsertText } from "../../../server/src/cli/lspClient";
 import { DEFAULT_SETTINGS } from "../../../server/src/settings";
 
 const EXTENSION_ID = "dream-coder.dream-coder-vscode";
@@ -159,8 +160,7 @@ describe("Dream-Coder in VS Code", () => {
                         seen.push(`error: ${e.message}`);
                         return null; // cancelled by the editor's own request for the same document: ask again
                     });
-                const item = (Array.isArray(r) ? r : (r?.items ?? []))[0];
-                return typeof item?.insertText === "object" ? item.insertText.value : item?.insertText;
+                return firstInsertText(r);
             };
             const suggestion = await until("a suggestion", () => ask(cursor), 5_000).catch(() => undefined);
             seen.push(JSON.stringify(suggestion));
