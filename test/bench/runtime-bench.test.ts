@@ -1,0 +1,31 @@
+// The runtime benchmark's threads flag: a fixed count and an adaptive one ("aN") side by side on the small model,
+// and a wrong entry refused with the forms it takes.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { repoRoot } from "../tools/test-models";
+
+const BENCH = join(repoRoot, "out", "bench", "runtime-bench.js");
+
+test("--threads 1,a1 runs a fixed and an adaptive cell, and shows the count the adaptive one took", { timeout: 300_000 }, () => {
+    const out = join(mkdtempSync(join(tmpdir(), "runtime-bench-")), "runtime.json");
+    const r = spawnSync(
+        process.execPath,
+        [BENCH, "--models", "small", "--threads", "1,a1", "--contexts", "256", "--holes", "8", "--modes", "dual", "--out", out],
+        { encoding: "utf8" }
+    );
+    assert.equal(r.status, 0, r.stderr.slice(-3000));
+    assert.match(r.stdout, /^\| small \| 1 \| 256 \| 8 \| dual \|/m);
+    assert.match(r.stdout, /^\| small \| ≤1: 1 \| 256 \| 8 \| dual \|/m);
+});
+
+test("a --threads entry that is neither a count nor aN is refused, naming the forms", () => {
+    for (const bad of ["a0", "x", "2.5", "-1"]) {
+        const r = spawnSync(process.execPath, [BENCH, "--models", "small", "--threads", bad], { encoding: "utf8" });
+        assert.equal(r.status, 1, bad);
+        assert.match(r.stderr, new RegExp(`--threads takes counts, "aN" for adaptive up to N, or a list, not ${bad.replace(".", "\\.")}`));
+    }
+});
