@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CheckpointError } from "../../server/src/convert/convert";
 import type { GgufKv, GgufScalarType } from "../../server/src/convert/gguf";
-import { PRE_TOKENIZERS, preTokenizerName, vocabMetadata } from "../../server/src/convert/vocab";
+import { PRE_TOKENIZERS, preTokenizerName, vocabJsonPreTokenizerName, vocabMetadata } from "../../server/src/convert/vocab";
 import { readGgufHeader } from "../../server/src/runtime/ggufHeader";
 import { repoRoot } from "../tools/test-models";
 
@@ -100,6 +100,7 @@ function entry(entries: GgufKv[], key: string): GgufKv["value"] {
 const LAYOUTS = [
     { layout: "dream-coder", arch: "dream", pre: "qwen2", flags: [] },
     { layout: "dream-coder", arch: "dream", pre: "qwen2", flags: ["--chat-template-file"] },
+    { layout: "dream-coder", arch: "dream", pre: "qwen2", flags: ["--vocab-json"] },
     { layout: "llada", arch: "llada", pre: "bailingmoe", flags: [] }
 ] as const;
 
@@ -124,8 +125,8 @@ describe("vocabMetadata against convert_hf_to_gguf.py", () => {
             });
 
             it("names the pre-tokenizer the converter is told to write", () => {
-                const tokenizer = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8"));
-                assert.equal(preTokenizerName(tokenizer), pre);
+                if (existsSync(join(dir, "tokenizer.json"))) assert.equal(preTokenizerName(JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8"))), pre);
+                else assert.equal(vocabJsonPreTokenizerName(JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8"))), pre);
             });
 
             it("writes every tokenizer entry the converter writes, in its order, with its types and values", () => {
@@ -198,10 +199,22 @@ describe("vocabMetadata refuses a tokenizer it cannot convert, with a sentence",
         const saved = readFileSync(join(dir, "tokenizer.json"));
         unlinkSync(join(dir, "tokenizer.json"));
         try {
-            await refused(/no tokenizer\.json/);
+            await refused(/neither a tokenizer\.json nor a vocab\.json with its merges\.txt/);
         } finally {
             writeFileSync(join(dir, "tokenizer.json"), saved);
         }
+    });
+
+    it("a vocab.json checkpoint whose tokenizer class is unknown", async () => {
+        const slow = join(root, "slow");
+        python(["test/tools/synthetic_tokenizer.py", "--layout", "dream-coder", "--out", slow, "--vocab-json"]);
+        const config = JSON.parse(readFileSync(join(slow, "tokenizer_config.json"), "utf8"));
+        writeFileSync(join(slow, "tokenizer_config.json"), JSON.stringify({ ...config, tokenizer_class: "GPT2Tokenizer" }));
+        await assert.rejects(vocabMetadata(slow, hparams, "dream"), (e: unknown) => {
+            assert.ok(e instanceof CheckpointError);
+            assert.match(e.message, /no tokenizer\.json and its tokenizer class \("GPT2Tokenizer" in tokenizer_config\.json\) is not one this converter knows/);
+            return true;
+        });
     });
 
     it("a tokenizer.json that is not JSON", async () => {

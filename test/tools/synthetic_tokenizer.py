@@ -4,7 +4,7 @@ decoder, its added tokens at their real ids, its tokenizer_config.json, and a co
 and special token ids. The real vocabularies are not needed, only the ids of the special tokens: the ids between the
 small vocabulary and them are gaps, which the converter fills with [PAD{i}] tokens.
 
-    train/.venv/bin/python test/tools/synthetic_tokenizer.py --layout dream-coder --out DIR [--chat-template-file]
+    train/.venv/bin/python test/tools/synthetic_tokenizer.py --layout dream-coder --out DIR [--chat-template-file] [--vocab-json]
 
 Layouts:
   dream-coder  Dream-org/Dream-Coder-v0-Instruct-7B: Qwen2.5's tokenizer (NFC, Qwen2's Split regex, ByteLevel), the
@@ -12,6 +12,11 @@ Layouts:
   llada        GSAI-ML/LLaDA-8B-Instruct: the Ling tokenizer's regex, <|startoftext|> 126080, <|endoftext|> 126081,
                <|mdm_mask|> 126336, <|start_header_id|> 126346, <|end_header_id|> 126347, <|eot_id|> 126348, 126464
                tokens in config.json.
+
+--vocab-json writes the files of a slow tokenizer instead of tokenizer.json: vocab.json, merges.txt, added_tokens.json
+and special_tokens_map.json, as Dream's checkpoints ship them for their DreamTokenizer (tokenization_dream.py, loaded
+as remote code). The remote code is not here, so tokenizer_config.json names transformers' Qwen2Tokenizer, of which
+DreamTokenizer is a copy.
 
 The `tokenizers` library gives an added token the id its model's vocabulary has for it, or else the next free one,
 whatever tokenizer.json says; so the special tokens are also in the BPE vocabulary at their ids, which keeps them
@@ -162,19 +167,34 @@ def llada() -> tuple[dict, dict, dict, str]:
     return tokenizer, config, hf, LLADA_CHAT
 
 
+def write_vocab_json(tokenizer: dict, config: dict, out: Path) -> None:
+    model = tokenizer["model"]
+    (out / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False) + "\n")
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (out / "added_tokens.json").write_text(json.dumps({t["content"]: t["id"] for t in tokenizer["added_tokens"]}, indent=2) + "\n")
+    named = {k: config[k] for k in ("bos_token", "eos_token", "pad_token", "mask_token", "additional_special_tokens") if k in config}
+    (out / "special_tokens_map.json").write_text(json.dumps(named, indent=2) + "\n")
+    config["tokenizer_class"] = "Qwen2Tokenizer"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layout", choices=("dream-coder", "llada"), required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--chat-template-file", action="store_true",
                     help="write the chat template to chat_template.jinja instead of tokenizer_config.json")
+    ap.add_argument("--vocab-json", action="store_true", help="write a slow tokenizer's vocab.json and merges.txt, not tokenizer.json")
     args = ap.parse_args()
     tokenizer, config, hf, template = dream_coder() if args.layout == "dream-coder" else llada()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.chat_template_file:
         del config["chat_template"]
         (args.out / "chat_template.jinja").write_text(template)
-    (args.out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False, indent=2) + "\n")
+    if args.vocab_json:
+        write_vocab_json(tokenizer, config, args.out)
+    else:
+        (args.out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False, indent=2) + "\n")
     (args.out / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n")
     (args.out / "config.json").write_text(json.dumps(hf, indent=2) + "\n")
 

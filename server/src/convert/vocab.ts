@@ -93,6 +93,23 @@ export function preTokenizerName(tokenizer: JsonObject): string {
     return rule.name;
 }
 
+/** Tokenizer classes of checkpoints that ship vocab.json and merges.txt without a tokenizer.json, and the
+ *  pre-tokenizer their code implements. Dream's checkpoints load DreamTokenizer (tokenization_dream.py, a copy of
+ *  transformers' Qwen2Tokenizer with Qwen2's pre-tokenizer regex). */
+export const VOCAB_JSON_TOKENIZERS: Readonly<Record<string, string>> = { DreamTokenizer: "qwen2", Qwen2Tokenizer: "qwen2", Qwen2TokenizerFast: "qwen2" };
+
+/** tokenizer.ggml.pre for a vocab.json checkpoint, from tokenizer_config.json's tokenizer_class. */
+export function vocabJsonPreTokenizerName(tokenizerConfig: JsonObject | undefined): string {
+    const name = tokenizerConfig?.tokenizer_class;
+    const pre = typeof name === "string" ? VOCAB_JSON_TOKENIZERS[name] : undefined;
+    if (pre === undefined) {
+        throw new CheckpointError(
+            `The checkpoint has no tokenizer.json and its tokenizer class (${JSON.stringify(name ?? null)} in tokenizer_config.json) is not one this converter knows (${Object.keys(VOCAB_JSON_TOKENIZERS).join(", ")}): convert it with llama.cpp's convert_hf_to_gguf.py instead.`
+        );
+    }
+    return pre;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The checkpoint's files.
 
@@ -142,13 +159,14 @@ interface AddedToken {
     normalized: boolean;
 }
 
-/** The added tokens as the loaded tokenizer has them (transformers 5): tokenizer.json's added_tokens, then
- *  tokenizer_config.json's added_tokens_decoder, whose special and normalized flags win for a token both list. */
-function addedTokens(tokenizer: JsonObject, tokenizerConfig: JsonObject | undefined): AddedToken[] {
+/** The added tokens as transformers 5 loads them: tokenizer.json's added_tokens (or, for a vocab.json checkpoint,
+ *  added_tokens.json's), then tokenizer_config.json's added_tokens_decoder, whose special and normalized flags win
+ *  for a token both list. */
+function addedTokens(listed: { id: Json | undefined; entry: Json }[], where: string, tokenizerConfig: JsonObject | undefined): AddedToken[] {
     const added = new Map<string, AddedToken>();
-    const add = (id: unknown, entry: Json | undefined, where: string) => {
+    const add = (id: Json | undefined, entry: Json | undefined, from: string) => {
         if (!isObject(entry) || typeof entry.content !== "string" || !isTokenId(id)) {
-            throw new CheckpointError(`An added token in ${where} has no text or no valid id (${JSON.stringify(entry)}): download the tokenizer files again.`);
+            throw new CheckpointError(`An added token in ${from} has no text or no valid id (${JSON.stringify(entry)}): download the tokenizer files again.`);
         }
         const known = added.get(entry.content);
         // AddedToken's defaults: special false, normalized true unless special.
@@ -156,9 +174,7 @@ function addedTokens(tokenizer: JsonObject, tokenizerConfig: JsonObject | undefi
         const normalized = typeof entry.normalized === "boolean" ? entry.normalized : (known?.normalized ?? !special);
         added.set(entry.content, { id: known?.id ?? id, content: entry.content, special, normalized });
     };
-    const fromTokenizer = tokenizer.added_tokens ?? [];
-    if (!Array.isArray(fromTokenizer)) throw new CheckpointError("The checkpoint's tokenizer.json has an added_tokens that is not a list: download it again.");
-    for (const entry of fromTokenizer) add(isObject(entry) ? entry.id : undefined, entry, "tokenizer.json");
+    for (const { id, entry } of listed) add(id, entry, where);
     const decoder = tokenizerConfig?.added_tokens_decoder;
     if (isObject(decoder)) {
         for (const [id, entry] of Object.entries(decoder)) add(/^\d+$/.test(id) ? Number(id) : undefined, entry, "tokenizer_config.json");
@@ -171,24 +187,30 @@ interface TokenList {
     types: number[];
 }
 
-/** Python's get_vocab_base for the architecture: every id below vocab_size, a gap as [PAD{i}] (UNUSED). */
-function tokenList(tokenizer: JsonObject, tokenizerConfig: JsonObject | undefined, hparams: Record<string, unknown>, arch: Architecture): TokenList {
+/** The BPE model's vocabulary in tokenizer.json, token -> id. */
+function modelVocab(tokenizer: JsonObject): JsonObject {
     const model = tokenizer.model;
     if (!isObject(model) || model.type !== "BPE" || !isObject(model.vocab)) {
         throw new CheckpointError(
             `The checkpoint's tokenizer.json holds a ${isObject(model) ? String(model.type) : "missing"} model, not the byte-level BPE that Dream and LLaDA use: check that the folder holds the checkpoint's own tokenizer.`
         );
     }
+    return model.vocab;
+}
+
+/** Python's get_vocab_base for the architecture: every id below vocab_size, a gap as [PAD{i}] (UNUSED). `base` is
+ *  the BPE vocabulary (token -> id) from `where`, `added` the added tokens. */
+function tokenList(base: JsonObject, where: string, added: AddedToken[], hparams: Record<string, unknown>, arch: Architecture): TokenList {
     // get_vocab(): the model's vocabulary with the added tokens over it.
     const vocab = new Map<string, number>();
-    for (const [token, id] of Object.entries(model.vocab)) {
-        if (!isTokenId(id))
+    for (const [token, id] of Object.entries(base)) {
+        if (!isTokenId(id)) {
             throw new CheckpointError(
-                `Token ${JSON.stringify(token)} in tokenizer.json has the id ${JSON.stringify(id)}, which is not a token id: download it again.`
+                `Token ${JSON.stringify(token)} in ${where} has the id ${JSON.stringify(id)}, which is not a token id: download it again.`
             );
+        }
         vocab.set(token, id);
     }
-    const added = addedTokens(tokenizer, tokenizerConfig);
     for (const token of added) vocab.set(token.content, token.id);
 
     let vocabSize = vocab.size;
@@ -589,13 +611,32 @@ export async function vocabMetadata(dir: string, hparams: Record<string, unknown
             "The checkpoint has a SentencePiece tokenizer.model, which this converter does not read: convert it with llama.cpp's convert_hf_to_gguf.py instead."
         );
     }
-    const tokenizer = await readJsonObject(dir, "tokenizer.json");
-    if (tokenizer === undefined) {
-        throw new CheckpointError(
-            "The checkpoint has no tokenizer.json, which the converter reads the vocabulary from: download the checkpoint's tokenizer files again."
-        );
-    }
     const tokenizerConfig = await readJsonObject(dir, "tokenizer_config.json");
+    const tokenizer = await readJsonObject(dir, "tokenizer.json");
+    let base: JsonObject;
+    let where: string;
+    let listed: { id: Json | undefined; entry: Json }[];
+    let pre: string;
+    if (tokenizer !== undefined) {
+        base = modelVocab(tokenizer);
+        where = "tokenizer.json";
+        const list = tokenizer.added_tokens ?? [];
+        if (!Array.isArray(list)) throw new CheckpointError("The checkpoint's tokenizer.json has an added_tokens that is not a list: download it again.");
+        listed = list.map((entry) => ({ id: isObject(entry) ? entry.id : undefined, entry }));
+        pre = preTokenizerName(tokenizer);
+    } else {
+        // A slow tokenizer's files (Dream's layout): vocab.json, merges.txt, added_tokens.json.
+        const vocabJson = await readJsonObject(dir, "vocab.json");
+        if (vocabJson === undefined || (await readText(dir, "merges.txt")) === undefined) {
+            throw new CheckpointError(
+                "The checkpoint has neither a tokenizer.json nor a vocab.json with its merges.txt, which the converter reads the vocabulary from: download the checkpoint's tokenizer files again."
+            );
+        }
+        base = vocabJson;
+        where = "vocab.json";
+        listed = Object.entries((await readJsonObject(dir, "added_tokens.json")) ?? {}).map(([content, id]) => ({ id, entry: { content } }));
+        pre = vocabJsonPreTokenizerName(tokenizerConfig);
+    }
     const entries: GgufKv[] = [];
     if (arch === "dream" && hparams.mask_token_id !== undefined && hparams.mask_token_id !== null) {
         if (!isTokenId(hparams.mask_token_id))
@@ -605,14 +646,14 @@ export async function vocabMetadata(dir: string, hparams: Record<string, unknown
     if (arch === "llada-moe") entries.push({ key: "tokenizer.ggml.mask_token_id", value: { type: "u32", value: LLADA_MOE_MASK_TOKEN_ID } });
 
     // _set_vocab_gpt2.
-    const { tokens, types } = tokenList(tokenizer, tokenizerConfig, hparams, arch);
-    const pre = preTokenizerName(tokenizer);
+    const { tokens, types } = tokenList(base, where, addedTokens(listed, where === "vocab.json" ? "added_tokens.json" : where, tokenizerConfig), hparams, arch);
     entries.push({ key: "tokenizer.ggml.model", value: { type: "string", value: "gpt2" } });
     entries.push({ key: "tokenizer.ggml.pre", value: { type: "string", value: pre } });
     entries.push({ key: "tokenizer.ggml.tokens", value: { type: "array", itemType: "string", value: tokens } });
     entries.push({ key: "tokenizer.ggml.token_type", value: { type: "array", itemType: "i32", value: types } });
     // SpecialVocab reads config.json itself; hparams is that file parsed.
-    const special = new SpecialVocab(dir, tokenizer, tokenizerConfig, hparams as JsonObject);
+    // Without a tokenizer.json it takes the merges from merges.txt and the special token ids from config.json only.
+    const special = new SpecialVocab(dir, tokenizer ?? {}, tokenizerConfig, hparams as JsonObject);
     await special.load();
     for (const entry of special.entries()) put(entries, entry.key, entry.value);
     // LLaDAModel.set_vocab.
