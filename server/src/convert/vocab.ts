@@ -615,11 +615,12 @@ export async function vocabMetadata(dir: string, hparams: Record<string, unknown
     const tokenizer = await readJsonObject(dir, "tokenizer.json");
     let base: JsonObject;
     let where: string;
+    let addedFrom: string;
     let listed: { id: Json | undefined; entry: Json }[];
     let pre: string;
     if (tokenizer !== undefined) {
         base = modelVocab(tokenizer);
-        where = "tokenizer.json";
+        where = addedFrom = "tokenizer.json";
         const list = tokenizer.added_tokens ?? [];
         if (!Array.isArray(list)) throw new CheckpointError("The checkpoint's tokenizer.json has an added_tokens that is not a list: download it again.");
         listed = list.map((entry) => ({ id: isObject(entry) ? entry.id : undefined, entry }));
@@ -634,6 +635,7 @@ export async function vocabMetadata(dir: string, hparams: Record<string, unknown
         }
         base = vocabJson;
         where = "vocab.json";
+        addedFrom = "added_tokens.json";
         listed = Object.entries((await readJsonObject(dir, "added_tokens.json")) ?? {}).map(([content, id]) => ({ id, entry: { content } }));
         pre = vocabJsonPreTokenizerName(tokenizerConfig);
     }
@@ -646,7 +648,7 @@ export async function vocabMetadata(dir: string, hparams: Record<string, unknown
     if (arch === "llada-moe") entries.push({ key: "tokenizer.ggml.mask_token_id", value: { type: "u32", value: LLADA_MOE_MASK_TOKEN_ID } });
 
     // _set_vocab_gpt2.
-    const { tokens, types } = tokenList(base, where, addedTokens(listed, where === "vocab.json" ? "added_tokens.json" : where, tokenizerConfig), hparams, arch);
+    const { tokens, types } = tokenList(base, where, addedTokens(listed, addedFrom, tokenizerConfig), hparams, arch);
     entries.push({ key: "tokenizer.ggml.model", value: { type: "string", value: "gpt2" } });
     entries.push({ key: "tokenizer.ggml.pre", value: { type: "string", value: pre } });
     entries.push({ key: "tokenizer.ggml.tokens", value: { type: "array", itemType: "string", value: tokens } });
