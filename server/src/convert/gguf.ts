@@ -171,11 +171,6 @@ export function encodeGgufHeader(kvs: readonly GgufKv[], tensors: readonly GgufT
     return out.buffer();
 }
 
-/** The size of a GGUF file: its header and each tensor's data padded to the alignment. */
-export function ggufFileBytes(header: Buffer, tensors: readonly GgufTensorEntry[], alignment: number): number {
-    return header.length + tensors.reduce((sum, t) => sum + alignUp(t.bytes, alignment), 0);
-}
-
 /**
  * Writes a GGUF file through an open handle: the header at once, then each tensor's data as the caller streams it
  * in chunks (in the table's order), checking that each tensor gets exactly its size.
