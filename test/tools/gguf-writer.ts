@@ -1,14 +1,9 @@
-// A minimal GGUF (v3) writer for the test tooling: metadata, F32/F16 tensors, 32-byte alignment.
+// The test tooling's GGUF files (v3): metadata, F32/F16 tensors, 32-byte alignment, encoded by the converter's
+// server/src/convert/gguf.ts.
 import { closeSync, openSync, writeSync } from "node:fs";
+import { alignUp, encodeGgufHeader, GGUF_DEFAULT_ALIGNMENT, type GgufKv, toHalf } from "../../server/src/convert/gguf";
 
-export enum GgufValueType {
-    UINT32 = 4,
-    INT32 = 5,
-    FLOAT32 = 6,
-    BOOL = 7,
-    STRING = 8,
-    ARRAY = 9
-}
+export { toHalf };
 
 export type GgufValue =
     | { type: "u32" | "i32" | "f32"; value: number }
@@ -29,117 +24,18 @@ export interface GgufTensor {
     data: Float32Array; // converted to `type` on write
 }
 
-const ALIGNMENT = 32;
-
-class ByteSink {
-    private chunks: Buffer[] = [];
-    length = 0;
-
-    push(b: Buffer): void {
-        this.chunks.push(b);
-        this.length += b.length;
-    }
-
-    u32(v: number): void {
-        const b = Buffer.alloc(4);
-        b.writeUInt32LE(v);
-        this.push(b);
-    }
-
-    u64(v: number | bigint): void {
-        const b = Buffer.alloc(8);
-        b.writeBigUInt64LE(BigInt(v));
-        this.push(b);
-    }
-
-    str(s: string): void {
-        const b = Buffer.from(s, "utf8");
-        this.u64(b.length);
-        this.push(b);
-    }
-
-    pad(): void {
-        const rem = this.length % ALIGNMENT;
-        if (rem) this.push(Buffer.alloc(ALIGNMENT - rem));
-    }
-
-    buffer(): Buffer {
-        return Buffer.concat(this.chunks);
-    }
-}
-
-function writeValue(out: ByteSink, v: GgufValue): void {
-    switch (v.type) {
-        case "u32":
-            out.u32(GgufValueType.UINT32);
-            out.u32(v.value);
-            break;
-        case "i32": {
-            out.u32(GgufValueType.INT32);
-            const b = Buffer.alloc(4);
-            b.writeInt32LE(v.value);
-            out.push(b);
-            break;
+/** The test tools' metadata in the converter's GGUF encoding (server/src/convert/gguf.ts), the one encoder. */
+function toKvs(metadata: Record<string, GgufValue>): GgufKv[] {
+    return Object.entries(metadata).map(([key, v]): GgufKv => {
+        switch (v.type) {
+            case "string[]":
+                return { key, value: { type: "array", itemType: "string", value: v.value } };
+            case "i32[]":
+                return { key, value: { type: "array", itemType: "i32", value: Array.from(v.value) } };
+            default:
+                return { key, value: v };
         }
-        case "f32": {
-            out.u32(GgufValueType.FLOAT32);
-            const b = Buffer.alloc(4);
-            b.writeFloatLE(v.value);
-            out.push(b);
-            break;
-        }
-        case "bool":
-            out.u32(GgufValueType.BOOL);
-            out.push(Buffer.from([v.value ? 1 : 0]));
-            break;
-        case "string":
-            out.u32(GgufValueType.STRING);
-            out.str(v.value);
-            break;
-        case "string[]":
-            out.u32(GgufValueType.ARRAY);
-            out.u32(GgufValueType.STRING);
-            out.u64(v.value.length);
-            for (const s of v.value) out.str(s);
-            break;
-        case "i32[]": {
-            out.u32(GgufValueType.ARRAY);
-            out.u32(GgufValueType.INT32);
-            out.u64(v.value.length);
-            const b = Buffer.alloc(4 * v.value.length);
-            for (let i = 0; i < v.value.length; i++) b.writeInt32LE(v.value[i], 4 * i);
-            out.push(b);
-            break;
-        }
-    }
-}
-
-// IEEE half from a float (round to nearest even); enough for random weights.
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-export function toHalf(x: number): number {
-    f32[0] = x;
-    const bits = u32[0];
-    const sign = (bits >>> 16) & 0x8000;
-    const exp = (bits >>> 23) & 0xff;
-    let mant = bits & 0x7fffff;
-    if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-    const e = exp - 127 + 15;
-    if (e >= 0x1f) return sign | 0x7c00;
-    if (e <= 0) {
-        if (e < -10) return sign;
-        mant |= 0x800000;
-        const shift = 14 - e;
-        let h = mant >>> shift;
-        const rem = mant & ((1 << shift) - 1);
-        const half = 1 << (shift - 1);
-        if (rem > half || (rem === half && h & 1)) h++;
-        return sign | h;
-    }
-    let h = (e << 10) | (mant >>> 13);
-    const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-    return sign | h;
+    });
 }
 
 function tensorBytes(t: GgufTensor): Buffer {
@@ -160,32 +56,13 @@ export interface GgufRawTensor {
 
 /** Writes a GGUF file whose tensor data the callers stream, one tensor at a time (nothing large in memory). */
 export function writeGgufRaw(path: string, metadata: Record<string, GgufValue>, tensors: GgufRawTensor[]): void {
-    const head = new ByteSink();
-    head.push(Buffer.from("GGUF", "ascii"));
-    head.u32(3);
-    head.u64(tensors.length);
-    head.u64(Object.keys(metadata).length);
-    for (const [key, value] of Object.entries(metadata)) {
-        head.str(key);
-        writeValue(head, value);
-    }
-    let offset = 0;
-    for (const t of tensors) {
-        head.str(t.name);
-        head.u32(t.dims.length);
-        for (const d of t.dims) head.u64(d);
-        head.u32(t.type);
-        head.u64(offset);
-        offset = Math.ceil((offset + t.bytes) / ALIGNMENT) * ALIGNMENT;
-    }
-    head.pad();
     const fd = openSync(path, "w");
     try {
-        writeSync(fd, head.buffer());
+        writeSync(fd, encodeGgufHeader(toKvs(metadata), tensors));
         for (const t of tensors) {
             t.write(fd);
-            const rem = t.bytes % ALIGNMENT;
-            if (rem) writeSync(fd, Buffer.alloc(ALIGNMENT - rem));
+            const pad = alignUp(t.bytes, GGUF_DEFAULT_ALIGNMENT) - t.bytes;
+            if (pad) writeSync(fd, Buffer.alloc(pad));
         }
     } finally {
         closeSync(fd);
@@ -199,42 +76,21 @@ export interface HeaderOnly {
 
 /** Writes a GGUF file; tensors are streamed one by one so large vocabularies stay cheap in memory. */
 export function writeGguf(path: string, metadata: Record<string, GgufValue>, tensors: GgufTensor[], headerOnly?: HeaderOnly): void {
-    const head = new ByteSink();
-    head.push(Buffer.from("GGUF", "ascii"));
-    head.u32(3);
-    head.u64(headerOnly?.tensorCount ?? tensors.length);
-    head.u64(Object.keys(metadata).length);
-    for (const [key, value] of Object.entries(metadata)) {
-        head.str(key);
-        writeValue(head, value);
-    }
-    let offset = 0;
-    const offsets: number[] = [];
-    for (const t of tensors) {
+    const entries = tensors.map((t) => {
         const n = t.dims.reduce((a, b) => a * b, 1);
         if (n !== t.data.length) throw new Error(`tensor ${t.name}: ${t.data.length} values for dims ${t.dims}`);
-        head.str(t.name);
-        head.u32(t.dims.length);
-        for (const d of t.dims) head.u64(d);
-        head.u32(t.type);
-        head.u64(offset);
-        offsets.push(offset);
-        offset += n * (t.type === GgmlType.F32 ? 4 : 2);
-        offset = Math.ceil(offset / ALIGNMENT) * ALIGNMENT;
-    }
-    head.pad();
+        return { name: t.name, dims: t.dims, type: t.type, bytes: n * (t.type === GgmlType.F32 ? 4 : 2) };
+    });
     const fd = openSync(path, "w");
     try {
-        writeSync(fd, head.buffer());
+        writeSync(fd, encodeGgufHeader(toKvs(metadata), entries, headerOnly?.tensorCount));
         if (headerOnly) return;
-        let written = 0;
-        tensors.forEach((t, i) => {
-            if (offsets[i] > written) writeSync(fd, Buffer.alloc(offsets[i] - written));
+        for (const t of tensors) {
             const bytes = tensorBytes(t);
             writeSync(fd, bytes);
-            written = offsets[i] + bytes.length;
-        });
-        if (offset > written) writeSync(fd, Buffer.alloc(offset - written));
+            const pad = alignUp(bytes.length, GGUF_DEFAULT_ALIGNMENT) - bytes.length;
+            if (pad) writeSync(fd, Buffer.alloc(pad));
+        }
     } finally {
         closeSync(fd);
     }

@@ -1,0 +1,261 @@
+// The checkpoint converter (server/src/convert/) against llama.cpp's own convert_hf_to_gguf.py from the bundled tree:
+// on a Dream-Coder-7B-shaped and a LLaDA-8B-shaped synthetic checkpoint (real config.json values, widths shrunk,
+// sharded bf16) and on the layout this project's training pipeline writes (float32, one file), both must write the same
+// GGUF: every key with its type, value and place, every array item, every tensor's name, shape, type and bytes.
+// Then llama.cpp must tokenize and compute identically with both; bad checkpoints are refused with a sentence;
+// cancelling leaves nothing; peak memory does not grow with the checkpoint.
+import assert from "node:assert/strict";
+import { execFile, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { type ConvertOutType, CheckpointError, checkpointArchitecture, convertCheckpoint, estimateGgufBytes } from "../../server/src/convert/convert";
+import { f32BitsToBf16, f32BitsToF16 } from "../../server/src/convert/gguf";
+import { loadAddon } from "../../server/src/runtime/native";
+import { firstGgufDifference, readTypedGguf } from "../tools/gguf-diff";
+import { PYTHON, pythonConvert } from "../tools/python-convert";
+import { repoRoot } from "../tools/test-models";
+
+const GENERATOR = join(repoRoot, "test", "tools", "synthetic_checkpoint.py");
+
+/** Each checkpoint layout, its folder name (the name heuristics read it) and the pre-tokenizer its tokenizer uses. */
+const SHAPES = [
+    { shape: "dream-coder-7b", folder: "Dream-Coder-v0-Instruct-7B", arch: "dream", preTokenizer: "qwen2" },
+    { shape: "llada-8b", folder: "LLaDA-8B-Instruct", arch: "llada", preTokenizer: "qwen2" },
+    { shape: "dream-mini", folder: "dream-mini", arch: "dream", preTokenizer: "qwen2" }
+] as const;
+const OUT_TYPES: ConvertOutType[] = ["auto", "f16"];
+
+function generate(args: string[]): void {
+    const r = spawnSync(PYTHON, [GENERATOR, ...args], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
+    assert.equal(r.status, 0, `synthetic_checkpoint.py ${args.join(" ")} failed:\n${r.stderr.slice(-3000)}`);
+}
+
+/** Expects `run` to reject with a CheckpointError whose message matches. */
+async function refuses(run: Promise<unknown>, message: RegExp): Promise<void> {
+    await assert.rejects(run, (e: Error) => {
+        assert.ok(e instanceof CheckpointError, `not a CheckpointError: ${e.stack}`);
+        assert.match(e.message, message);
+        return true;
+    });
+}
+
+describe("checkpoint to GGUF, against convert_hf_to_gguf.py", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dream-convert-"));
+    const p = (...names: string[]) => join(dir, ...names);
+    const outputs = new Map<string, { ours: string; theirs: string }>();
+
+    before(() => {
+        assert.ok(existsSync(PYTHON), `${PYTHON} is missing: run the install command (bash scripts/setup.sh)`);
+        for (const s of SHAPES) generate(["--shape", s.shape, "--out", p(s.folder)]);
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    for (const s of SHAPES) {
+        for (const outType of OUT_TYPES) {
+            it(`${s.shape}, --outtype ${outType}: the same GGUF, key by key and byte by byte`, async () => {
+                const ours = p(`${s.shape}-${outType}-ours.gguf`);
+                const theirs = p(`${s.shape}-${outType}-python.gguf`);
+                const progress: number[] = [];
+                const r = await convertCheckpoint(p(s.folder), ours, { outType, onProgress: (q) => progress.push(q.tensorsDone) });
+                await pythonConvert(p(s.folder), theirs, { arch: s.arch, outType, preTokenizer: s.preTokenizer });
+                assert.equal(await firstGgufDifference(ours, theirs), null);
+                assert.equal(r.architecture, s.arch);
+                assert.deepEqual(
+                    progress,
+                    Array.from({ length: r.tensors + 1 }, (_, i) => i),
+                    "progress after each tensor"
+                );
+                assert.ok(!existsSync(`${ours}.part`));
+                outputs.set(`${s.shape}-${outType}`, { ours, theirs });
+            });
+        }
+    }
+
+    it("the general.* keys carry what the folder, config and model card say", () => {
+        const { ours } = outputs.get("dream-coder-7b-auto")!;
+        const kv = new Map(readTypedGguf(ours).kvs.map((k) => [k.key, k.value]));
+        assert.equal(kv.get("general.name"), "Dream Coder v0 Instruct 7B");
+        assert.equal(kv.get("general.organization"), "Dream Org");
+        assert.equal(kv.get("general.basename"), "Dream-Coder-v0");
+        assert.equal(kv.get("general.license"), "apache-2.0");
+        assert.equal(kv.get("general.base_model.0.repo_url"), "https://huggingface.co/Dream-org/Dream-Coder-v0-Base-7B");
+        assert.deepEqual(kv.get("general.tags"), ["code", "diffusion", "text-generation"]);
+        assert.deepEqual(kv.get("general.languages"), ["en"]);
+        assert.equal(kv.get("general.file_type"), 32, "a bf16 checkpoint converts to BF16 by default");
+        assert.equal(kv.get("dream.context_length"), 131072);
+        assert.equal(kv.get("tokenizer.ggml.pre"), "qwen2");
+    });
+
+    it("the comparison notices a changed metadata value, tokenizer array item and tensor byte", async () => {
+        const { ours, theirs } = outputs.get("dream-coder-7b-auto")!;
+        const mutate = (name: string, change: (b: Buffer) => void) => {
+            const copy = p(name);
+            copyFileSync(ours, copy);
+            const b = readFileSync(copy);
+            change(b);
+            writeFileSync(copy, b);
+            return copy;
+        };
+        const replaceOnce = (b: Buffer, from: string, to: string) => {
+            assert.equal(from.length, to.length);
+            const at = b.indexOf(from);
+            assert.ok(at >= 0, `${from} is not in the file`);
+            b.write(to, at, "latin1");
+        };
+        const value = mutate("value.gguf", (b) => replaceOnce(b, "apache-2.0", "apache-3.0"));
+        assert.match((await firstGgufDifference(value, theirs)) ?? "", /general\.license is "apache-3\.0" in ours but "apache-2\.0"/);
+        const token = mutate("token.gguf", (b) => replaceOnce(b, "[PAD100000]", "[PAD100001]"));
+        assert.match((await firstGgufDifference(token, theirs)) ?? "", /tokenizer\.ggml\.tokens\[100000\] is "\[PAD100001\]" in ours/);
+        const g = readTypedGguf(ours);
+        const last = g.tensors[g.tensors.length - 1];
+        const byte = mutate("byte.gguf", (b) => {
+            b[last.offset + 5] ^= 1;
+        });
+        assert.match((await firstGgufDifference(byte, theirs)) ?? "", new RegExp(`in the data of tensor ${last.name.replace(/\./g, "\\.")} at its byte 5`));
+    });
+
+    it("llama.cpp tokenizes and computes the same with both files", async () => {
+        const addon = loadAddon();
+        const text = readFileSync(join(repoRoot, "train", "tokenizer.py"), "utf8").slice(0, 600);
+        for (const key of ["dream-coder-7b-auto", "llada-8b-auto", "dream-mini-f16"]) {
+            const { ours, theirs } = outputs.get(key)!;
+            const [a, b] = [await addon.loadModel(ours, { threads: 1, gpuLayers: 0 }), await addon.loadModel(theirs, { threads: 1, gpuLayers: 0 })];
+            try {
+                const tokens = a.tokenize(text, false, false);
+                assert.ok(tokens.length > 50, `${key}: ${tokens.length} tokens`);
+                assert.deepEqual(tokens, b.tokenize(text, false, false), `${key} tokenizes differently`);
+                const window = tokens.slice(0, 24);
+                window[10] = a.info().mask;
+                const [la, lb] = [await a.forwardLogits(window), await b.forwardLogits(window)];
+                assert.equal(la.length, window.length * a.info().nVocab);
+                assert.ok(
+                    la.every((x, i) => x === lb[i]),
+                    `${key}: logits differ`
+                );
+            } finally {
+                a.dispose();
+                b.dispose();
+            }
+        }
+    });
+
+    it("F16 and BF16 rounding equal numpy's and gguf-py's, bit for bit (ties, subnormals, overflow, NaN)", () => {
+        const code = [
+            "import json, sys, numpy as np",
+            `sys.path.insert(0, ${JSON.stringify(join(repoRoot, "native", "build", "llama.cpp", "gguf-py"))})`,
+            "from gguf.quants import BF16",
+            "rng = np.random.default_rng(1)",
+            "special = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffc00123, 0x477fe000, 0x477ff000, 0x477fefff,",
+            "           0x38800000, 0x387fffff, 0x33000000, 0x33000001, 0x32ffffff, 0x33800000, 0x3f801000, 0x3f803000, 0x3f800fff, 0x7f7fffff]",
+            "bits = np.array(special + list(rng.integers(0, 2**32, 20000, dtype=np.uint64)) + [int(b) for b in (rng.standard_normal(5000).astype(np.float32) * 1e-5).view(np.uint32)], dtype=np.uint32)",
+            "f = bits.view(np.float32)",
+            "print(json.dumps([bits.tolist(), f.astype(np.float16).view(np.uint16).tolist(), BF16.quantize_blocks(f.reshape(-1, 1)).view(np.uint16).ravel().tolist()]))"
+        ].join("\n");
+        const r = spawnSync(PYTHON, ["-c", code], { encoding: "utf8", maxBuffer: 1 << 26 });
+        assert.equal(r.status, 0, r.stderr);
+        const [bits, halves, bf16s]: number[][] = JSON.parse(r.stdout);
+        const hex = (n: number) => `0x${n.toString(16)}`;
+        for (const [i, b] of bits.entries()) {
+            const f32NaN = (b & 0x7fffffff) > 0x7f800000;
+            // numpy keeps a NaN's payload; both sides are NaN with the top payload bits, quiet in ours.
+            if (f32NaN) assert.equal(f32BitsToF16(b) & 0x7e00, 0x7e00, `NaN ${hex(b)}`);
+            else assert.equal(f32BitsToF16(b), halves[i], `f16 of ${hex(b)}`);
+            assert.equal(f32BitsToBf16(b), bf16s[i], `bf16 of ${hex(b)}`);
+        }
+    });
+
+    it("refuses what it cannot convert, with a sentence, and leaves no file", async () => {
+        const out = p("refused.gguf");
+        const check = async (folder: string, message: RegExp) => {
+            await refuses(convertCheckpoint(folder, out), message);
+            assert.ok(!existsSync(out) && !existsSync(`${out}.part`));
+        };
+        mkdirSync(p("empty"));
+        await check(p("empty"), /has no config\.json: give the folder of a Hugging Face checkpoint/);
+        assert.throws(
+            () => checkpointArchitecture({ architectures: ["Qwen2ForCausalLM"] }),
+            /architecture is Qwen2ForCausalLM, which this converter does not support: it supports DreamModel/
+        );
+        assert.throws(() => checkpointArchitecture({ architectures: ["LLaDAMoEModelLM"] }), /LLaDA-MoE.*does not support yet/);
+        assert.throws(() => checkpointArchitecture({}), /names no architecture/);
+
+        const copy = (name: string) => {
+            const to = p(name);
+            mkdirSync(to);
+            for (const f of readdirSync(p("LLaDA-8B-Instruct"))) copyFileSync(p("LLaDA-8B-Instruct", f), join(to, f));
+            return to;
+        };
+        const shard = "model-00002-of-00002.safetensors";
+        const missing = copy("missing-shard");
+        rmSync(join(missing, shard));
+        await check(missing, /model-00002-of-00002\.safetensors is missing \(the index names it\): download the checkpoint again/);
+        const truncated = copy("truncated");
+        const data = readFileSync(join(truncated, shard));
+        writeFileSync(join(truncated, shard), data.subarray(0, data.length - 10));
+        await check(truncated, /past the end of the file .*: it is truncated/);
+        const hostile = copy("hostile");
+        const header = Buffer.alloc(16);
+        header.writeBigUInt64LE(1n << 62n);
+        writeFileSync(join(hostile, shard), header);
+        await check(hostile, /its header claims \d+ bytes, and the file has 16/);
+        const int8 = copy("int8");
+        const json = '{"x.weight":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}}';
+        const length = Buffer.alloc(8);
+        length.writeBigUInt64LE(BigInt(json.length));
+        writeFileSync(join(int8, shard), Buffer.concat([length, Buffer.from(json), Buffer.alloc(2)]));
+        await check(int8, /is I8; this converter reads BF16, F16 and F32 checkpoints/);
+    });
+
+    it("cancelling stops between chunks and leaves no file", async () => {
+        const out = p("cancelled.gguf");
+        const controller = new AbortController();
+        await assert.rejects(
+            convertCheckpoint(p("Dream-Coder-v0-Instruct-7B"), out, {
+                signal: controller.signal,
+                onProgress: (q) => q.tensorsDone === 1 && controller.abort()
+            }),
+            /the conversion was cancelled/
+        );
+        assert.ok(!existsSync(out) && !existsSync(`${out}.part`));
+    });
+
+    it("estimates the GGUF's size from config.json", () => {
+        const config = JSON.parse(readFileSync(p("Dream-Coder-v0-Instruct-7B", "config.json"), "utf8"));
+        const { ours } = outputs.get("dream-coder-7b-auto")!;
+        const actual = readFileSync(ours).length;
+        const estimate = estimateGgufBytes(config, "auto");
+        // An upper bound for the free-disk check, close enough not to ask for much more than needed.
+        assert.ok(estimate >= actual && estimate < 1.2 * actual, `estimate ${estimate}, actual ${actual}`);
+    });
+
+    it("peak memory stays under a fixed bound however large the checkpoint", async () => {
+        // Two checkpoints about 4x apart, each converted in a fresh process that reports its peak resident memory.
+        const sizes = [
+            { name: "mem-small", config: { hidden_size: 64, intermediate_size: 160, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 } },
+            { name: "mem-large", config: { hidden_size: 256, intermediate_size: 704, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 2 } }
+        ];
+        const script = `const { convertCheckpoint } = require(${JSON.stringify(require.resolve("../../server/src/convert/convert"))});
+            const [dir, out] = process.argv.slice(1); const t = Date.now();
+            convertCheckpoint(dir, out).then((r) => console.log(JSON.stringify({ bytes: r.bytes, ms: Date.now() - t, maxRSS: process.resourceUsage().maxRSS * 1024 })));`;
+        const peaks: number[] = [];
+        for (const s of sizes) {
+            generate(["--shape", "dream-coder-7b", "--out", p(s.name), "--config", JSON.stringify(s.config)]);
+            const { stdout } = await promisify(execFile)(process.execPath, ["-e", script, p(s.name), p(`${s.name}.gguf`)]);
+            const r: { bytes: number; ms: number; maxRSS: number } = JSON.parse(stdout.trim().split("\n").pop()!);
+            const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+            console.log(`${s.name}: ${mb(r.bytes)} GGUF in ${r.ms} ms (${(r.bytes / 2 ** 20 / (r.ms / 1000)).toFixed(0)} MiB/s), peak RSS ${mb(r.maxRSS)}`);
+            peaks.push(r.maxRSS);
+            rmSync(p(s.name), { recursive: true });
+            rmSync(p(`${s.name}.gguf`));
+        }
+        const BOUND = 256 * 2 ** 20;
+        assert.ok(
+            peaks.every((m) => m < BOUND),
+            `peak RSS ${peaks} over ${BOUND}`
+        );
+        assert.ok(peaks[1] - peaks[0] < 32 * 2 ** 20, `peak RSS grew from ${peaks[0]} to ${peaks[1]} with the checkpoint`);
+    });
+});
