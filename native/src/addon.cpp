@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -36,15 +37,21 @@ void on_llama_log(ggml_log_level level, const char * text, void *) {
     }
 }
 
+// The kept lines as one line ("; " between them, so that an error built from them is one sentence), forgotten.
 std::string take_llama_log() {
     std::lock_guard<std::mutex> lock(g_log_mutex);
-    std::string                 out;
+    std::string                 all;
     for (const auto & l : g_log_lines) {
-        out += l;
+        all += l;
     }
     g_log_lines.clear();
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
-        out.pop_back();
+    std::string        out;
+    std::istringstream lines(all);
+    for (std::string line; std::getline(lines, line);) {
+        const size_t start = line.find_first_not_of(" \t\r");
+        if (start != std::string::npos) {
+            out += (out.empty() ? "" : "; ") + line.substr(start, line.find_last_not_of(" \t\r") + 1 - start);
+        }
     }
     return out;
 }
@@ -563,6 +570,93 @@ Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     return worker->promise();
 }
 
+// llama.cpp's quantizer (llama_model_quantize) on a worker thread. Progress: the fraction of tensors written, after
+// each tensor (native/patches/0003); cancel: the flag the returned handle's cancel() sets, read after each tensor.
+class QuantizeWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<float>> {
+  public:
+    QuantizeWorker(Napi::Env                          env,
+                   std::string                        input,
+                   std::string                        output,
+                   llama_model_quantize_params        params,
+                   std::shared_ptr<std::atomic<bool>> cancel,
+                   Napi::Function                     on_progress) :
+        PromiseWorker(env),
+        input_(std::move(input)),
+        output_(std::move(output)),
+        params_(params),
+        cancel_(std::move(cancel)) {
+        if (!on_progress.IsEmpty()) {
+            progress_ = Napi::Persistent(on_progress);
+        }
+    }
+
+    void Execute(const ExecutionProgress & progress) override {
+        sender_                   = &progress;
+        params_.progress_callback = [](float done, void * data) {
+            auto * self = static_cast<QuantizeWorker *>(data);
+            if (*self->cancel_) {
+                return false;
+            }
+            self->sender_->Send(&done, 1);
+            return true;
+        };
+        params_.progress_callback_user_data = this;
+        take_llama_log();
+        if (llama_model_quantize(input_.c_str(), output_.c_str(), &params_) != 0) {
+            const std::string log = take_llama_log();
+            SetError(*cancel_ ? std::string("the quantization was cancelled") :
+                                "llama.cpp could not quantize " + input_ + (log.empty() ? std::string() : ": " + log));
+        }
+    }
+
+    void OnProgress(const float * data, size_t count) override {
+        if (!progress_.IsEmpty()) {
+            for (size_t i = 0; i < count; i++) {
+                progress_.Call({ Napi::Number::New(Env(), data[i]) });
+            }
+        }
+    }
+
+    Napi::Value result() override { return Env().Undefined(); }
+
+  private:
+    Napi::FunctionReference            progress_;
+    std::string                        input_;
+    std::string                        output_;
+    llama_model_quantize_params        params_;
+    std::shared_ptr<std::atomic<bool>> cancel_;
+    const ExecutionProgress *          sender_ = nullptr;
+};
+
+// quantize(input, output, { ftype, threads }, onProgress?) -> { done: Promise<void>, cancel(): void }. `ftype` is a
+// llama_ftype (server/src/runtime/quantize.ts names them); llama.cpp's log says why a quantization failed.
+Napi::Value Quantize(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString() || !info[1].IsString() || !info[2].IsObject()) {
+        throw Napi::TypeError::New(
+            env, "quantize(input, output, { ftype, threads }, onProgress?): input and output are paths");
+    }
+    Napi::Object                o      = info[2].As<Napi::Object>();
+    llama_model_quantize_params params = llama_model_quantize_default_params();
+    params.ftype                       = (llama_ftype) opt(o, "ftype", -1.0);
+    params.nthread                     = (int32_t) opt(o, "threads", 0.0);
+    if (params.nthread < 1 || params.nthread > 512) {
+        throw Napi::RangeError::New(env, "quantize: threads must be from 1 to 512");
+    }
+    auto           cancel   = std::make_shared<std::atomic<bool>>(false);
+    Napi::Function progress = info[3].IsFunction() ? info[3].As<Napi::Function>() : Napi::Function();
+    auto *         worker   = new QuantizeWorker(env, info[0].As<Napi::String>().Utf8Value(),
+                                                 info[1].As<Napi::String>().Utf8Value(), params, cancel, progress);
+    worker->Queue();
+    Napi::Object handle = Napi::Object::New(env);
+    handle.Set("done", worker->promise());
+    handle.Set("cancel", Napi::Function::New(env, [cancel](const Napi::CallbackInfo & info) {
+                   *cancel = true;
+                   return info.Env().Undefined();
+               }));
+    return handle;
+}
+
 // Bytes a tensor of `type` with rows of `ne0` elements takes; null where ggml would reject the shape.
 Napi::Value TensorBytes(const Napi::CallbackInfo & info) {
     Napi::Env     env   = info.Env();
@@ -599,6 +693,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     llama_backend_init();
     NativeModel::Init(env, exports);
     exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+    exports.Set("quantize", Napi::Function::New(env, Quantize));
     exports.Set("tensorBytes", Napi::Function::New(env, TensorBytes));
     exports.Set("devices", Napi::Function::New(env, Devices));
     // llama.cpp's CPU features line; test/native/build-config.test.ts checks the build's flags with it.

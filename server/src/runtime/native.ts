@@ -108,8 +108,18 @@ export interface NativeDevice {
     type: "cpu" | "gpu" | "other";
 }
 
+/** A running quantization (addon quantize()): `done` settles when llama.cpp is finished; cancel() stops it after the
+ *  tensor being written, and `done` rejects ("the quantization was cancelled"). */
+export interface NativeQuantization {
+    done: Promise<void>;
+    cancel(): void;
+}
+
 export interface NativeAddon {
     loadModel(path: string, options: { threads: number; gpuLayers?: number }, onProgress?: (p: number) => void): Promise<NativeModel>;
+    /** llama.cpp's quantizer on a worker thread: `ftype` is a llama_ftype (quantize.ts), threads 1 to 512; onProgress
+     *  gets the fraction of tensors written after each one. llama.cpp writes `output` itself, an incomplete file on failure. */
+    quantize(input: string, output: string, options: { ftype: number; threads: number }, onProgress?: (fraction: number) => void): NativeQuantization;
     tensorBytes(ggmlType: number, ne0: number, rows: number): number | null;
     devices(): NativeDevice[];
     systemInfo(): string;
