@@ -1,8 +1,7 @@
-// The models a user can pick by name (catalog.json), where their files live, and their download.
+// The models a user can pick by name (catalog.json) and where their files live; pull.ts downloads and converts them.
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import data from "./catalog.json";
 import { packagedFile } from "./packageFiles";
 import type { CatalogModel } from "./protocol";
@@ -10,7 +9,7 @@ import type { Settings } from "./settings";
 
 export type CatalogEntry = Omit<CatalogModel, "path">;
 
-export const CATALOG: readonly CatalogEntry[] = data.models;
+export const CATALOG: readonly CatalogEntry[] = data.models as CatalogEntry[];
 /** The catalog's recommended model (its entry says `"recommended": true`): what a user without a setting gets offered. */
 export const DEFAULT_MODEL_ID: string = (CATALOG.find((m) => m.recommended) ?? CATALOG[0]).id;
 
@@ -45,7 +44,7 @@ function expectedPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirec
  * Where a catalog model's file is, or will be once downloaded. A bundled model's is inside the package; should
  * the package have lost it, the user is told so, not asked to download a model that has no download.
  */
-function catalogPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string {
+export function catalogPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string {
     const path = expectedPath(entry, settings);
     if (!path) {
         throw new ModelSetupError(
@@ -87,53 +86,14 @@ export function resolveModelPath(settings: Pick<Settings, "model" | "modelsDirec
     return resolve(expandHome(model));
 }
 
-export interface DownloadProgress {
-    downloadedBytes: number;
-    totalBytes: number;
-}
-
-/**
- * Downloads a catalog model (or any hf:/https: GGUF address) with node-llama-cpp's downloader into `dir` as
- * `fileName`. The file is written under a temporary name and renamed when complete, so a cut download is never
- * loaded; running it again resumes from what was written.
- */
-export async function downloadModel(
-    uri: string,
-    dir: string,
-    fileName: string,
-    options: { onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal } = {}
-): Promise<string> {
-    const { createModelDownloader } = await import("node-llama-cpp");
-    await mkdir(dir, { recursive: true });
-    const downloader = await createModelDownloader({
-        modelUri: uri,
-        dirPath: dir,
-        fileName,
-        skipExisting: true,
-        deleteTempFileOnCancel: false,
-        onProgress: (s) => options.onProgress?.({ downloadedBytes: s.downloadedSize, totalBytes: s.totalSize })
-    });
-    const abort = () => void downloader.cancel({ deleteTempFile: false });
-    options.signal?.addEventListener("abort", abort);
-    try {
-        const path = await downloader.download();
-        if (options.signal?.aborted) throw new Error("the download was cancelled; running it again resumes it");
-        return path;
-    } finally {
-        options.signal?.removeEventListener("abort", abort);
-    }
-}
-
 function expandHome(p: string): string {
     return p === "~" || p.startsWith("~/") ? join(homedir(), p.slice(1)) : p;
 }
 
-/** Makes a catalog model's file present: downloads it (resuming) into the models directory, or finds the bundled one. */
-export async function pullModel(
-    entry: CatalogEntry,
-    settings: Pick<Settings, "modelsDirectory">,
-    options: { onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal } = {}
-): Promise<string> {
-    const path = catalogPath(entry, settings);
-    return entry.bundled ? path : downloadModel(entry.uri, modelsDirectory(settings), basename(path), options);
+/** How a catalog model comes to this machine, in words: its GGUF, or its checkpoint converted here. */
+export function modelRoute(m: Pick<CatalogEntry, "bundled" | "gguf" | "checkpoint">): string {
+    if (m.bundled) return "comes with the extension";
+    const convert = m.checkpoint && `converted on this machine from ${m.checkpoint.repo} (a ${(m.checkpoint.sizeBytes / 1e9).toFixed(1)} GB download)`;
+    if (!m.gguf) return convert ?? "no download";
+    return `GGUF ${m.gguf.repo}/${m.gguf.file}${convert ? `; should it be gone, ${convert}` : ""}`;
 }

@@ -80,32 +80,78 @@ export interface SketchParams extends WorkDoneProgressParams, PartialResultParam
 }
 export const sketch = new RequestType<SketchParams, EditResult, void>("dreamCoder/sketch");
 
+/** A checkpoint on the Hugging Face Hub: downloaded, converted and quantized on the user's machine. */
+export interface CheckpointSource {
+    repo: string;
+    revision: string;
+    /** The checkpoint's download size, approximate (the Hub's listing gives the exact one). */
+    sizeBytes: number;
+}
+/** A ready-made GGUF on the Hugging Face Hub, known by its exact file name. */
+export interface GgufSource {
+    repo: string;
+    file: string;
+    sizeBytes: number;
+    sha256?: string;
+}
 export interface CatalogModel {
     id: string;
     name: string;
-    uri: string;
-    checkpoint: string;
     architecture: string;
+    /** The model file's size, once downloaded or converted. */
     sizeBytes: number;
     /** The one model the pickers mark as recommended (and the default of a user with no model set). */
     recommended?: boolean;
     /** A file that ships inside the package (relative to its root): nothing to download. */
     bundled?: string;
+    checkpoint?: CheckpointSource;
+    /** Tried before the checkpoint; a GGUF that is gone from the Hub falls back to converting the checkpoint. */
+    gguf?: GgufSource;
+    /** How each source is known to exist. */
+    known: string;
     /** The downloaded file, when it is there. */
     path: string | null;
 }
 export const listModels = new RequestType0<{ models: CatalogModel[]; selected: string }, void>("dreamCoder/listModels");
 
+/** The model file types a download or conversion can end with (libllama's quantizer; F16/BF16: unquantized). */
+export const QUANT_TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "F16", "BF16"] as const;
+export type QuantType = (typeof QUANT_TYPES)[number];
+
+/** A model pipeline's progress: stage `stage` of `stages` (download, convert, quantize), `fraction` of it done. */
+export interface PullProgress {
+    stage: number;
+    stages: number;
+    title: string;
+    fraction: number;
+    detail: string;
+}
+
 export interface DownloadModelParams extends WorkDoneProgressParams {
     id: string;
+    /** Q4_K_M when absent. */
+    quantization?: QuantType;
+    keepCheckpoint?: boolean;
+    /** A Hugging Face access token for a gated repository (the client keeps it in its secret storage). */
+    token?: string;
 }
-/** Downloads a catalog model (resuming a partial download) and reports bytes through work-done progress. */
+/** Makes a catalog model present: a GGUF download, or a checkpoint download, conversion and quantization (resuming
+ * what a previous run finished), reported through work-done progress. */
 export const downloadModel = new RequestType<DownloadModelParams, { path: string }, void>("dreamCoder/downloadModel");
+
+export interface ConvertCheckpointParams extends WorkDoneProgressParams {
+    /** A Hugging Face checkpoint folder on this machine (config.json, tokenizer files, .safetensors). */
+    folder: string;
+    quantization?: QuantType;
+}
+/** Converts a local checkpoint folder into a GGUF file in the models directory. */
+export const convertCheckpoint = new RequestType<ConvertCheckpointParams, { path: string }, void>("dreamCoder/convertCheckpoint");
 
 /** What caused a failed request, in its error's `data`, so that the client can offer the action that fixes it:
  * no model set, a catalog model not downloaded, a model file that cannot be used (missing, a folder, not GGUF,
- * damaged, not a diffusion model), no hole marker to fill, a download that failed. */
-export type Problem = "no-model" | "not-downloaded" | "model-file" | "no-hole" | "download";
+ * damaged, not a diffusion model), no hole marker to fill, a download or conversion that failed, a gated
+ * repository that needs a Hugging Face token. */
+export type Problem = "no-model" | "not-downloaded" | "model-file" | "no-hole" | "download" | "hub-login";
 export interface ProblemData {
     problem: Problem;
 }

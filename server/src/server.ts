@@ -1,5 +1,6 @@
 // The language server: one model host, the four jobs over LSP, settings pulled from the editor.
 // Run it with --node-ipc (VS Code), --stdio, or --socket=N (see vscode-languageserver's createConnection).
+import { basename, join } from "node:path";
 import { TextDocument } from "vscode-languageserver-textdocument";
 import {
     CodeActionKind,
@@ -19,9 +20,12 @@ import {
     type Position,
     type Range,
     type VersionedTextDocumentIdentifier,
-    type WorkDoneProgressParams
+    type WorkDoneProgressParams,
+    type WorkDoneProgressReporter
 } from "vscode-languageserver/node";
-import { catalogEntry, DEFAULT_MODEL_ID, listCatalog, ModelSetupError, pullModel } from "./catalog";
+import { catalogEntry, DEFAULT_MODEL_ID, listCatalog, ModelSetupError, modelsDirectory } from "./catalog";
+import { HubError } from "./hub/hub";
+import { convertedModelPath, convertFolder, DEFAULT_QUANTIZATION, type PullProgress, pullModel } from "./pull";
 import { HoleParser } from "./holes";
 import { InlineCompleter } from "./jobs/completion";
 import type { Denoised } from "./jobs/denoise";
@@ -343,6 +347,20 @@ connection.onRequest(
     live(() => ({ models: listCatalog(settings), selected: settings.model || DEFAULT_MODEL_ID }))
 );
 
+/** Work-done progress for a model pipeline: one bar over its stages, the stage and its detail as the message. */
+function reportPull(progress: WorkDoneProgressReporter): (p: PullProgress) => void {
+    return (p) => progress.report(Math.floor((100 * (Math.max(0, p.stage - 1) + p.fraction)) / p.stages), `${p.title} (${p.stage}/${p.stages}) · ${p.detail}`);
+}
+
+/** A failed download or conversion as the client shows it: gated repositories get the token action. */
+function pullFailed(what: string, e: unknown): ResponseError<lsp.ProblemData | undefined> {
+    const detail = (e as Error).message;
+    connection.console.error(`${what} failed: ${(e as Error).stack ?? detail}`);
+    if (e instanceof HubError && e.reason === "cancelled") return requestFailed(detail, undefined);
+    const problem = e instanceof HubError && e.reason === "unauthorized" ? "hub-login" : "download";
+    return requestFailed(`${what} failed: ${detail.replace(/\.?$/, ".")}`, problem);
+}
+
 connection.onRequest(
     lsp.downloadModel,
     live(async (params, token) => {
@@ -352,21 +370,44 @@ connection.onRequest(
         progress.begin(`Downloading ${entry.name}`, 0, undefined, true);
         try {
             const path = await pullModel(entry, settings, {
+                quantization: params.quantization,
+                keepCheckpoint: params.keepCheckpoint,
+                token: params.token,
+                threads: settings.threads || undefined,
                 signal: abortSignal(token),
-                onProgress: (p) =>
-                    progress.report(
-                        p.totalBytes ? Math.floor((100 * p.downloadedBytes) / p.totalBytes) : 0,
-                        `${mb(p.downloadedBytes)} / ${mb(p.totalBytes)} MB`
-                    )
+                onProgress: reportPull(progress)
             });
             return { path };
         } catch (e) {
-            const detail = (e as Error).message;
-            connection.console.error(`Downloading ${entry.name} from ${entry.uri} failed: ${detail}`);
-            // node-llama-cpp's own words for no network are a raw "TypeError: fetch failed" after the address.
-            const unreachable = /fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH/.test(detail);
-            const reason = unreachable ? "the download server could not be reached (no network, or a proxy in the way)" : detail;
-            throw requestFailed(`Downloading ${entry.name} failed: ${reason.replace(/\.?$/, ".")}`, "download");
+            throw pullFailed(`Downloading ${entry.name}`, e);
+        } finally {
+            progress.done();
+        }
+    })
+);
+
+connection.onRequest(
+    lsp.convertCheckpoint,
+    live(async (params, token) => {
+        if (typeof params?.folder !== "string" || !params.folder) {
+            throw new ResponseError(ErrorCodes.InvalidParams, "The request must name a checkpoint folder (folder).");
+        }
+        const quantization = params.quantization ?? DEFAULT_QUANTIZATION;
+        const name = basename(params.folder);
+        const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
+        progress.begin(`Converting ${name}`, 0, undefined, true);
+        try {
+            const target = convertedModelPath(params.folder, quantization, settings);
+            const staging = join(modelsDirectory(settings), ".partial", basename(target, ".gguf"));
+            const path = await convertFolder(params.folder, target, staging, {
+                quantization,
+                threads: settings.threads || undefined,
+                signal: abortSignal(token),
+                onProgress: reportPull(progress)
+            });
+            return { path };
+        } catch (e) {
+            throw pullFailed(`Converting ${name}`, e);
         } finally {
             progress.done();
         }
@@ -402,10 +443,6 @@ function abortSignal(token: CancellationToken): AbortSignal {
     if (token.isCancellationRequested) controller.abort();
     token.onCancellationRequested(() => controller.abort());
     return controller.signal;
-}
-
-function mb(bytes: number): string {
-    return (bytes / 1e6).toFixed(0);
 }
 
 documents.listen(connection);

@@ -158,7 +158,11 @@ test("a gated repository asks for its terms and a token, and the storage host ne
         const shard = await fileOf(hub, "org/gated", SHARD_2); // the listing is open, as on the Hub
         const out = outDir();
         const dest = join(out, SHARD_2);
-        const login = [/gated/, /accept the model's terms on its Hugging Face page/, /set dreamCoder\.huggingFaceToken \(or HF_TOKEN\) to an access token/];
+        const login = [
+            /gated/,
+            /accept the model's terms on its Hugging Face page/,
+            /give Dream-Coder an access token \("Dream-Coder: Set Hugging Face Token…" in the editor, HF_TOKEN/
+        ];
         await rejectsWith(downloadRepoFile("org/gated", "main", shard, dest, { endpoint: hub.endpoint }), "unauthorized", /HTTP 401/, ...login);
         await rejectsWith(
             downloadRepoFile("org/gated", "main", shard, dest, { endpoint: hub.endpoint, token: "hf_wrong" }),

@@ -123,15 +123,21 @@ test("a model setting names a path or a downloaded catalog model, or says what t
     assert.equal(resolveModelPath({ model: "rel/x.gguf", modelsDirectory: dir }), join(process.cwd(), "rel/x.gguf"));
 });
 
-test("the catalog lists the four model families, each with an address and a size, and the bundled model", () => {
+test("the catalog: every downloadable entry names the authors' checkpoint, says how it is known, and the recommended one converts", () => {
     assert.deepEqual(
         CATALOG.map((m) => m.id),
-        ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "llada-8b-instruct", "dream-mini-py"]
+        ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "diffucoder-7b-instruct", "llada-8b-instruct", "dream-mini-py"]
     );
     for (const m of CATALOG.filter((m) => !m.bundled)) {
-        assert.match(m.uri, /^hf:[\w.-]+\/[\w.-]+:Q4_K_M$/);
-        assert.ok(m.sizeBytes > 1e9);
+        assert.match(m.checkpoint?.repo ?? "", /^[\w.-]+\/[\w.-]+$/, m.id);
+        assert.ok(m.checkpoint!.sizeBytes > m.sizeBytes && m.sizeBytes > 1e9, m.id);
+        if (m.gguf) assert.match(m.gguf.file, /Q4_K_M\.gguf$/, m.id);
+        assert.ok(m.known.length > 40, `${m.id} says how its sources are known`);
     }
+    // The model the product is named for comes through the route that certainly exists: its authors' checkpoint.
+    const recommended = CATALOG.find((m) => m.recommended)!;
+    assert.equal(recommended.gguf, undefined);
+    assert.equal(recommended.checkpoint?.repo, "Dream-org/Dream-Coder-v0-Instruct-7B");
     // The bundled model is found in the package whatever the models directory, and its size is the file's.
     const path = resolveModelPath({ model: "dream-mini-py", modelsDirectory: mkdtempSync(join(tmpdir(), "models-")) });
     assert.equal(path, join(repoRoot, "models", "dream-mini-py-q8_0.gguf"));

@@ -3,12 +3,13 @@
 // print a diff (or the completion), or change the file with --in-place; models lists and downloads the
 // catalog; bench measures inline-completion latency through a real server process.
 import { readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import manifest from "../../../package.json";
 import { evalCommand, type EvalFlags } from "../eval/command";
 import { SUBSTITUTES } from "../eval/harness";
 import { PROBLEM_SETS } from "../eval/problems";
-import { BUNDLED_MODEL_ID, CATALOG, catalogEntry, listCatalog, modelsDirectory, pullModel } from "../catalog";
+import { BUNDLED_MODEL_ID, CATALOG, catalogEntry, listCatalog, modelsDirectory, modelRoute } from "../catalog";
 import { HoleParser } from "../holes";
 import { InlineCompleter } from "../jobs/completion";
 import type { Denoised, JobOptions } from "../jobs/denoise";
@@ -20,7 +21,9 @@ import type { CacheMode } from "../runtime/native";
 import { DECLARED, readSettings, type Settings } from "../settings";
 import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { runLatencyBench } from "./bench";
-import { DownloadProgress, generationOrder, JobProgress, unifiedDiff } from "./output";
+import { generationOrder, JobProgress, PullProgressBar, unifiedDiff } from "./output";
+import { convertedModelPath, convertFolder, DEFAULT_QUANTIZATION, parseQuantization, pullModel } from "../pull";
+import { QUANT_TYPES, type QuantType } from "../protocol";
 
 const integer = (min: number) => (v: string) => {
     const n = Number(v);
@@ -267,32 +270,82 @@ withSettingOptions(
         deliver(file, text, [r.edit], flags.inPlace);
     });
 
-const models = program.command("models").description("the model catalog");
+const models = program.command("models").description("the model catalog: list, download (a GGUF, or a checkpoint converted here), convert a folder");
 withSettingOptions(models.command("list"), "model").action((flags: { modelsDir?: string }) => {
     const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
     for (const m of listCatalog(settings)) {
-        process.stdout.write(
-            `${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${m.path ? `${m.bundled ? "bundled" : "downloaded"} ${m.path}` : m.bundled ? "missing from this installation" : "not downloaded"}${m.recommended ? "  (recommended)" : ""}\n    ${m.name} · ${m.uri} · from ${m.checkpoint}\n`
-        );
+        const state = m.path ? `${m.bundled ? "bundled" : "downloaded"} ${m.path}` : m.bundled ? "missing from this installation" : "not downloaded";
+        process.stdout.write(`${m.id.padEnd(26)} ${(m.sizeBytes / 1e9).toFixed(1).padStart(5)} GB  ${state}${m.recommended ? "  (recommended)" : ""}\n`);
+        process.stdout.write(`    ${m.name}: ${modelRoute(m)}\n    ${m.known}\n`);
     }
     process.stdout.write(`\nModels directory: ${modelsDirectory(settings)}\n`);
 });
-withSettingOptions(
-    models.command("pull <id>").description(`download a catalog model (${CATALOG.map((m) => m.id).join(", ")}); an interrupted download resumes`),
-    "model"
-).action(async (id: string, flags: { modelsDir?: string }) => {
-    const entry = catalogEntry(id);
-    if (!entry) throw new InvalidArgumentError(`"${id}" is not in the catalog: ${CATALOG.map((m) => m.id).join(", ")}`);
-    const settings = readSettings({ modelsDirectory: flags.modelsDir }).settings;
-    const bar = new DownloadProgress();
+
+const quantizationOption = () =>
+    new Option("--quantization <type>", `the model file's type (${QUANT_TYPES.join(", ")}; F16/BF16: not quantized)`)
+        .default(DEFAULT_QUANTIZATION)
+        .argParser(parseQuantization);
+
+/** Ctrl+C stops a pipeline between two reads or tensors: what it finished is kept for the next run. */
+function interruptSignal(): AbortSignal {
     const interrupt = new AbortController();
     process.once("SIGINT", () => interrupt.abort());
-    const path = await pullModel(entry, settings, {
-        signal: interrupt.signal,
-        onProgress: (p) => bar.update(p.downloadedBytes, p.totalBytes)
-    });
-    bar.stop();
-    process.stdout.write(`${path}\n`);
+    return interrupt.signal;
+}
+
+withSettingOptions(
+    models
+        .command("pull <id>")
+        .description(
+            `download a catalog model (${CATALOG.filter((m) => !m.bundled)
+                .map((m) => m.id)
+                .join(", ")}): its GGUF, or its checkpoint converted and quantized here; an interrupted run resumes. A gated repository needs HF_TOKEN.`
+        )
+        .addOption(quantizationOption())
+        .option("--keep-checkpoint", "keep the downloaded checkpoint (in the models directory as ID-checkpoint)"),
+    "model",
+    "machine"
+).action(async (id: string, flags: { modelsDir?: string; threads?: string; quantization: QuantType; keepCheckpoint?: boolean }) => {
+    const entry = catalogEntry(id);
+    if (!entry) throw new InvalidArgumentError(`"${id}" is not in the catalog: ${CATALOG.map((m) => m.id).join(", ")}`);
+    const settings = settingsFrom(flags as ModelFlags);
+    const bar = new PullProgressBar();
+    try {
+        const path = await pullModel(entry, settings, {
+            quantization: flags.quantization,
+            keepCheckpoint: flags.keepCheckpoint,
+            threads: settings.threads || undefined,
+            signal: interruptSignal(),
+            onProgress: (p) => bar.update(p)
+        });
+        process.stdout.write(`${path}\n`);
+    } finally {
+        bar.stop();
+    }
+});
+withSettingOptions(
+    models
+        .command("convert <folder>")
+        .description("convert a Hugging Face checkpoint folder (config.json, tokenizer, .safetensors) of a Dream or LLaDA model to a GGUF, without Python")
+        .addOption(quantizationOption())
+        .option("-o, --out <file>", "the GGUF to write (default: FOLDER-TYPE.gguf in the models directory)"),
+    "model",
+    "machine"
+).action(async (folder: string, flags: { modelsDir?: string; threads?: string; quantization: QuantType; out?: string }) => {
+    const settings = settingsFrom(flags as ModelFlags);
+    const target = flags.out ? resolve(flags.out) : convertedModelPath(folder, flags.quantization, settings);
+    const bar = new PullProgressBar();
+    try {
+        const path = await convertFolder(folder, target, join(dirname(target), ".partial", basename(target, ".gguf")), {
+            quantization: flags.quantization,
+            threads: settings.threads || undefined,
+            signal: interruptSignal(),
+            onProgress: (p) => bar.update(p)
+        });
+        process.stdout.write(`${path}\n`);
+    } finally {
+        bar.stop();
+    }
 });
 
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))

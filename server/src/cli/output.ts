@@ -2,7 +2,7 @@
 // view (each generated token coloured by the step that revealed it), and diffs.
 import { SingleBar } from "cli-progress";
 import { createTwoFilesPatch } from "diff";
-import type { DenoiseTrace, ServerStatus } from "../protocol";
+import type { DenoiseTrace, PullProgress, ServerStatus } from "../protocol";
 
 /** A bar on stderr that follows the model's loading and then the job's steps; silent when stderr is no terminal. */
 export class JobProgress {
@@ -42,25 +42,32 @@ export class JobProgress {
     }
 }
 
-/** Megabytes downloaded, on stderr when it is a terminal. */
-export class DownloadProgress {
+/** A model pipeline's stages (download, convert, quantize), one bar each, on stderr; one line a stage where
+ * stderr is no terminal, so that a log shows what ran. */
+export class PullProgressBar {
     private bar: SingleBar | undefined;
+    private stage = 0;
 
-    constructor(private readonly enabled = process.stderr.isTTY === true) {}
+    constructor(private readonly tty = process.stderr.isTTY === true) {}
 
-    update(doneBytes: number, totalBytes: number): void {
-        if (!this.enabled) return;
-        const total = Math.ceil(totalBytes / 1e6);
-        if (!this.bar) {
-            this.bar = new SingleBar({ format: "downloading [{bar}] {percentage}% {value}/{total} MB {eta_formatted}", stream: process.stderr });
-            this.bar.start(total, 0);
+    update(p: PullProgress): void {
+        if (p.stage !== this.stage) {
+            this.stop();
+            this.stage = p.stage;
+            const label = p.stage ? `${p.stage}/${p.stages} ${p.title}` : p.title;
+            if (!this.tty) {
+                process.stderr.write(`${label}${p.stage ? "" : `: ${p.detail}`}\n`);
+                return;
+            }
+            this.bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {detail} {eta_formatted}`, stream: process.stderr, hideCursor: true });
+            this.bar.start(1000, 0, { detail: "" });
         }
-        this.bar.setTotal(total);
-        this.bar.update(Math.floor(doneBytes / 1e6));
+        this.bar?.update(Math.round(1000 * p.fraction), { detail: p.detail });
     }
 
     stop(): void {
         this.bar?.stop();
+        this.bar = undefined;
     }
 }
 

@@ -4,9 +4,10 @@
 // space first, and say in one sentence what went wrong and how to fix it. The Hub's behaviour followed here is the
 // one huggingface_hub's own client expects (file_download.py, utils/_http.py, utils/_pagination.py).
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
 import { type FileHandle, mkdir, open, rename, rm, stat, statfs } from "node:fs/promises";
-import { dirname } from "node:path";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -14,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 export interface HubOptions {
     /** The Hub's address; default process.env.HF_ENDPOINT, else https://huggingface.co. */
     endpoint?: string;
-    /** An access token for gated and private repositories; default process.env.HF_TOKEN. */
+    /** An access token for gated and private repositories; default process.env.HF_TOKEN, else the Hugging Face CLI's saved token. */
     token?: string;
     signal?: AbortSignal;
     /** The waits before each retry of a server error or a dropped connection; default 1, 2, 4 and 8 s. */
@@ -46,7 +47,8 @@ const DEFAULT_ENDPOINT = "https://huggingface.co";
 /** huggingface_hub's http_backoff waits 1 s and doubles up to 8 s. */
 const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000];
 const MAX_REDIRECTS = 10;
-const TOKEN_SETTING = "set dreamCoder.huggingFaceToken (or HF_TOKEN) to an access token";
+const TOKEN_SETTING =
+    'give Dream-Coder an access token ("Dream-Coder: Set Hugging Face Token…" in the editor, HF_TOKEN or "hf auth login" for the command line)';
 
 interface Session {
     endpoint: string;
@@ -59,10 +61,20 @@ function session(options: HubOptions): Session {
     const endpoint = (options.endpoint || process.env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, "");
     return {
         endpoint,
-        token: options.token || process.env.HF_TOKEN || undefined,
+        token: options.token || process.env.HF_TOKEN || savedToken(),
         signal: options.signal,
         retryDelaysMs: options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS
     };
+}
+
+/** The token the Hugging Face CLI saved ("hf auth login"): $HF_TOKEN_PATH, else $HF_HOME/token, else ~/.cache/huggingface/token. */
+function savedToken(): string | undefined {
+    const path = process.env.HF_TOKEN_PATH || join(process.env.HF_HOME || join(homedir(), ".cache", "huggingface"), "token");
+    try {
+        return readFileSync(path, "utf8").trim() || undefined;
+    } catch {
+        return undefined;
+    }
 }
 
 /** What a request is about, for the sentences that report its failure. */

@@ -6,9 +6,7 @@ import { readGgufHeader } from "./ggufHeader";
 import { inspectModelFile } from "./modelFile";
 import { loadAddon, type NativeQuantization } from "./native";
 
-/** The types offered, the default (llama-quantize's usual choice, the catalog's files) first. */
-export const QUANT_TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "F16", "BF16"] as const;
-export type QuantType = (typeof QUANT_TYPES)[number];
+import { QUANT_TYPES, type QuantType } from "../protocol";
 
 /** Each type's llama_ftype (llama.cpp's include/llama.h), which the addon passes to llama_model_quantize. */
 const LLAMA_FTYPE: Record<QuantType, number> = { Q4_K_M: 15, Q5_K_M: 17, Q6_K: 18, Q8_0: 7, Q4_0: 2, F16: 1, BF16: 32 };
