@@ -3,7 +3,7 @@
 import * as vscode from "vscode";
 import { CLIENT_COMMANDS } from "../../server/src/protocol";
 import { fillHoles, rewriteSelection, sketchFunction } from "./commands/edits";
-import { downloadModel, modelActions, offerFirstModel, selectModel } from "./commands/models";
+import { convertCheckpoint, downloadModel, modelActions, offerFirstModel, selectModel, setHuggingFaceToken } from "./commands/models";
 import { Ctx } from "./ctx";
 import { DenoiseView } from "./denoiseView";
 import { RewritePreview } from "./rewritePreview";
@@ -31,6 +31,8 @@ export async function activate(extension: vscode.ExtensionContext): Promise<Ctx>
         vscode.commands.registerCommand("dreamCoder.showDenoising", () => view.show(c.lastTrace)),
         vscode.commands.registerCommand("dreamCoder.selectModel", () => selectModel(c)),
         vscode.commands.registerCommand("dreamCoder.downloadModel", (id?: string) => downloadModel(c, id)),
+        vscode.commands.registerCommand("dreamCoder.convertCheckpoint", (folder?: string) => convertCheckpoint(c, folder)),
+        vscode.commands.registerCommand("dreamCoder.setHuggingFaceToken", () => setHuggingFaceToken(c)),
         vscode.commands.registerCommand("dreamCoder.modelActions", () => modelActions(c)),
         vscode.commands.registerCommand("dreamCoder.restartServer", () => c.restart()),
         vscode.commands.registerCommand("dreamCoder.showLog", () => c.output.show())

@@ -4,10 +4,10 @@
 import * as vscode from "vscode";
 import { ResponseError } from "vscode-languageclient/node";
 import type { Problem, ProblemData } from "../../server/src/protocol";
-import { chooseModelFile } from "./commands/models";
+import { chooseModelFile, setHuggingFaceToken } from "./commands/models";
 import type { Ctx } from "./ctx";
 
-type Fix = "Select Model…" | "Download Model…" | "Choose GGUF File…" | "Open Setting" | "Retry";
+type Fix = "Select Model…" | "Download Model…" | "Choose GGUF File…" | "Open Setting" | "Set Hugging Face Token…" | "Retry";
 
 /** The actions that fix each cause, in the order offered. */
 const FIXES: Record<Problem, Fix[]> = {
@@ -15,6 +15,7 @@ const FIXES: Record<Problem, Fix[]> = {
     "not-downloaded": ["Download Model…", "Select Model…", "Choose GGUF File…"],
     "model-file": ["Choose GGUF File…", "Select Model…", "Open Setting"],
     download: ["Retry", "Choose GGUF File…"],
+    "hub-login": ["Set Hugging Face Token…", "Retry"],
     "no-hole": []
 };
 
@@ -43,6 +44,9 @@ export async function showProblem(ctx: Ctx, message: string, problem: Problem | 
             return void chooseModelFile(ctx);
         case "Open Setting":
             return void vscode.commands.executeCommand("workbench.action.openSettings", "dreamCoder.model");
+        case "Set Hugging Face Token…":
+            if (await setHuggingFaceToken(ctx)) void retry();
+            return;
         case "Retry":
             return void retry();
         case "Show Log":

@@ -1,6 +1,7 @@
 // What the model pickers say about each catalog model: the recommended one, the download size and the memory a
 // model needs. No vscode import, so that a unit test (test/server/model-items.test.ts) can check the words.
 import catalog from "../../server/src/catalog.json";
+import { modelRoute } from "../../server/src/catalog";
 import type { CatalogModel } from "../../server/src/protocol";
 
 /** Memory a run needs besides the model file (which is mapped whole): the KV cache and llama.cpp's compute buffer
@@ -22,6 +23,12 @@ export function memoryNote(m: Pick<CatalogModel, "sizeBytes">): string {
     return m.sizeBytes + RUN_OVERHEAD_BYTES >= WARN_MEMORY_BYTES ? `$(warning) ${note}` : note;
 }
 
+/** What getting a model takes: a GGUF download, or a checkpoint download converted into a smaller file here. */
+function downloadSize(m: Omit<CatalogModel, "path">): string {
+    if (m.gguf) return `${gb(m.gguf.sizeBytes)} GB download`;
+    return m.checkpoint ? `${gb(m.checkpoint.sizeBytes)} GB download, converted here to ${gb(m.sizeBytes)} GB` : "";
+}
+
 export interface ModelItem {
     label: string;
     description?: string;
@@ -36,8 +43,8 @@ export function downloadItems(models: readonly CatalogModel[]): ModelItem[] {
         .filter((m) => !m.bundled)
         .map((m) => ({
             label: m.recommended ? `$(star-full) ${m.name}` : m.name,
-            description: [m.recommended ? "recommended" : undefined, m.path ? "downloaded" : `${gb(m.sizeBytes)} GB download`].filter(Boolean).join(" · "),
-            detail: `${memoryNote(m)} · ${m.uri}`,
+            description: [m.recommended ? "recommended" : undefined, m.path ? "downloaded" : downloadSize(m)].filter(Boolean).join(" · "),
+            detail: `${memoryNote(m)} · ${modelRoute(m)}`,
             id: m.id
         }));
 }
@@ -54,22 +61,25 @@ export function selectItems(models: readonly CatalogModel[], current: string, se
             ? `Bundled with the extension: a small Python-only model to try the features on, not an assistant · ${memoryNote(m)}`
             : m.path
               ? `Downloaded: ${m.path} · ${memoryNote(m)}`
-              : `Not downloaded (${gb(m.sizeBytes)} GB from ${m.uri}) · ${memoryNote(m)}`,
+              : `Not downloaded (${downloadSize(m)}) · ${memoryNote(m)}`,
         id: m.id
     }));
 }
 
 /** The catalog's recommended model (the entry with `"recommended": true`). */
-export function recommendedModel(models: readonly Omit<CatalogModel, "path">[] = catalog.models): Omit<CatalogModel, "path"> {
+export function recommendedModel(models: readonly Omit<CatalogModel, "path">[] = catalog.models as Omit<CatalogModel, "path">[]): Omit<CatalogModel, "path"> {
     return models.find((m) => m.recommended) ?? models[0];
 }
 
 /** The model that ships inside the extension (the entry with `"bundled"`). */
-export function bundledModel(models: readonly Omit<CatalogModel, "path">[] = catalog.models): Omit<CatalogModel, "path"> {
+export function bundledModel(models: readonly Omit<CatalogModel, "path">[] = catalog.models as Omit<CatalogModel, "path">[]): Omit<CatalogModel, "path"> {
     return models.find((m) => m.bundled)!;
 }
 
 /** The first-run notification's text: the recommended model, its download size and the memory it needs. */
-export function firstModelOffer(m: Pick<CatalogModel, "name" | "sizeBytes"> = recommendedModel()): string {
-    return `Dream-Coder needs a diffusion model. Download the recommended ${m.name}: about ${gb(m.sizeBytes)} GB, and it needs about ${memoryNeededGB(m)} GB of free memory. Or use a GGUF file you have, or try the small Python model that comes with the extension.`;
+export function firstModelOffer(m: Omit<CatalogModel, "path"> = recommendedModel()): string {
+    const download = m.gguf
+        ? `about ${gb(m.sizeBytes)} GB`
+        : `a ${gb(m.checkpoint?.sizeBytes ?? 0)} GB checkpoint, converted on this machine to a ${gb(m.sizeBytes)} GB file`;
+    return `Dream-Coder needs a diffusion model. Download the recommended ${m.name}: ${download}, and it needs about ${memoryNeededGB(m)} GB of free memory. Or use a GGUF file you have, or try the small Python model that comes with the extension.`;
 }

@@ -32,11 +32,13 @@ test("Download Model…: the recommended model is marked and every 7B model warn
         ["dream-coder-7b-instruct"]
     );
     assert.match(recommended[0].label, /^\$\(star-full\) Dream-Coder v0 Instruct 7B/);
-    assert.equal(items[0].description, "recommended · 4.7 GB download");
+    assert.equal(items[0].description, "recommended · 15.2 GB download, converted here to 4.7 GB");
     assert.equal(items[1].description, "downloaded");
     for (const item of items) {
-        assert.match(item.detail, /^\$\(warning\) Needs about [67] GB of free memory · hf:/, item.detail);
+        assert.match(item.detail, /^\$\(warning\) Needs about [67] GB of free memory · (GGUF |converted on this machine from )[\w-]+\//, item.detail);
     }
+    assert.match(items[0].detail, /converted on this machine from Dream-org\/Dream-Coder-v0-Instruct-7B \(a 15\.2 GB download\)$/);
+    assert.match(items[1].detail, /GGUF bartowski\/.*; should it be gone, converted on this machine from Dream-org\/Dream-v0-Instruct-7B/);
     assert.equal(memoryNeededGB({ sizeBytes: 4.68e9 }), 6, "a 4.7 GB file plus the context's caches");
     assert.equal(memoryNeededGB({ sizeBytes: 0.5e9 }), 2);
     assert.doesNotMatch(downloadItems([{ ...models[0], sizeBytes: 1e9, recommended: false }])[0].detail, /warning/, "a small model gets no warning sign");
@@ -46,12 +48,12 @@ test("Select Model…: current, default and recommended; where the file is or wh
     const unset = selectItems(models, "", "dream-coder-7b-instruct");
     assert.equal(unset[0].description, "default · recommended");
     assert.equal(unset[2].description, undefined);
-    assert.match(unset[0].detail, /^Not downloaded \(4\.7 GB from hf:.*\) · \$\(warning\) Needs about 6 GB/);
+    assert.match(unset[0].detail, /^Not downloaded \(15\.2 GB download, converted here to 4\.7 GB\) · \$\(warning\) Needs about 6 GB/);
     assert.match(unset[1].detail, /^Downloaded: \/models\/dream-7b-instruct\.gguf · /);
     const chosen = selectItems(models, "diffucoder-7b", "diffucoder-7b");
     assert.deepEqual(
         chosen.map((i) => i.description),
-        ["recommended", undefined, "current", undefined, undefined]
+        ["recommended", undefined, "current", undefined, undefined, undefined]
     );
     const bundled = unset.find((i) => i.id === "dream-mini-py")!;
     assert.match(bundled.detail, /^Bundled with the extension: a small Python-only model .* · Needs about 2 GB of free memory$/);
@@ -61,6 +63,6 @@ test("the first-run offer names the recommended model, its size and the memory i
     assert.equal(recommendedModel().id, "dream-coder-7b-instruct");
     assert.equal(
         firstModelOffer(),
-        "Dream-Coder needs a diffusion model. Download the recommended Dream-Coder v0 Instruct 7B (Q4_K_M): about 4.7 GB, and it needs about 6 GB of free memory. Or use a GGUF file you have, or try the small Python model that comes with the extension."
+        "Dream-Coder needs a diffusion model. Download the recommended Dream-Coder v0 Instruct 7B (Q4_K_M): a 15.2 GB checkpoint, converted on this machine to a 4.7 GB file, and it needs about 6 GB of free memory. Or use a GGUF file you have, or try the small Python model that comes with the extension."
     );
 });

@@ -75,7 +75,41 @@ export async function selectModel(ctx: Ctx): Promise<void> {
     await useModel(ctx, entry.id);
 }
 
-/** Downloads a catalog model (asking which when not given) with VS Code progress; true when it is there. */
+/** Where the Hugging Face access token is kept: VS Code's secret storage, never a settings file. */
+const HF_TOKEN_SECRET = "dreamCoder.huggingFaceToken";
+
+/** Asks for a Hugging Face access token (for gated repositories) and keeps it in the secret storage; true when set. */
+export async function setHuggingFaceToken(ctx: Ctx): Promise<boolean> {
+    const token = await vscode.window.showInputBox({
+        title: "Dream-Coder: Hugging Face Token",
+        prompt: "An access token (huggingface.co/settings/tokens, read access) for gated models; accept the model's terms on its page first. Empty removes it.",
+        password: true,
+        ignoreFocusOut: true,
+        validateInput: (v) => (v === "" || /^hf_\w{20,}$/.test(v.trim()) ? undefined : "A Hugging Face token starts with hf_")
+    });
+    if (token === undefined) return false;
+    if (token.trim()) await ctx.extension.secrets.store(HF_TOKEN_SECRET, token.trim());
+    else await ctx.extension.secrets.delete(HF_TOKEN_SECRET);
+    return token.trim() !== "";
+}
+
+/** Runs a model pipeline request (download, conversion) in one cancellable notification over all its stages. */
+function withPipelineProgress<T>(ctx: Ctx, title: string, send: (workDoneToken: string, cancel: vscode.CancellationToken) => Promise<T>): Thenable<T> {
+    const workDoneToken = `dreamCoder-pipeline-${Date.now()}`;
+    return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, cancel) => {
+        let last = 0;
+        const sub = ctx.client.onProgress(WorkDoneProgress.type, workDoneToken, (p) => {
+            if (p.kind !== "report") return;
+            const r = p as WorkDoneProgressReport;
+            progress.report({ message: r.message, increment: r.percentage !== undefined ? r.percentage - last : undefined });
+            if (r.percentage !== undefined) last = r.percentage;
+        });
+        return send(workDoneToken, cancel).finally(() => sub.dispose());
+    });
+}
+
+/** Downloads a catalog model (asking which when not given) with VS Code progress; true when it is there. A model
+ * with no GGUF is downloaded as its checkpoint and converted on this machine, in the same notification. */
 export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
     const { models } = await ctx.client.sendRequest(lsp.listModels);
     let entry = models.find((m) => m.id === id);
@@ -85,22 +119,12 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
         if (!entry) return false;
     }
     const target = entry;
-    const token = `dreamCoder-download-${Date.now()}`;
     try {
-        const { path } = await vscode.window.withProgress(
-            { location: vscode.ProgressLocation.Notification, title: `Downloading ${target.name}`, cancellable: true },
-            (progress, cancel) => {
-                let last = 0;
-                const sub = ctx.client.onProgress(WorkDoneProgress.type, token, (p) => {
-                    if (p.kind !== "report") return;
-                    const r = p as WorkDoneProgressReport;
-                    progress.report({ message: r.message, increment: r.percentage !== undefined ? r.percentage - last : undefined });
-                    if (r.percentage !== undefined) last = r.percentage;
-                });
-                const source = new vscode.CancellationTokenSource();
-                cancel.onCancellationRequested(() => source.cancel());
-                return ctx.client.sendRequest(lsp.downloadModel, { id: target.id, workDoneToken: token }, source.token).finally(() => sub.dispose());
-            }
+        const token = await ctx.extension.secrets.get(HF_TOKEN_SECRET);
+        const { path } = await withPipelineProgress(
+            ctx,
+            `${target.gguf ? "Downloading" : "Downloading and converting"} ${target.name}`,
+            (workDoneToken, cancel) => ctx.client.sendRequest(lsp.downloadModel, { id: target.id, token, workDoneToken }, cancel)
         );
         void vscode.window.showInformationMessage(`${target.name} is ready: ${path}`);
         return true;
@@ -109,6 +133,46 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
         return false;
     }
 }
+
+/** Converts a Hugging Face checkpoint folder on this machine to a GGUF model and offers to use it. */
+export async function convertCheckpoint(ctx: Ctx, folder?: string): Promise<void> {
+    if (!folder) {
+        const picked = await vscode.window.showOpenDialog({
+            title: "Choose a checkpoint folder (config.json, tokenizer files, .safetensors)",
+            canSelectFiles: false,
+            canSelectFolders: true,
+            canSelectMany: false
+        });
+        folder = picked?.[0]?.fsPath;
+        if (!folder) return;
+    }
+    const quantization = await vscode.window.showQuickPick(
+        lsp.QUANT_TYPES.map((t) => ({ label: t, description: QUANT_NOTES[t] })),
+        { title: "Dream-Coder: Model File Type" }
+    );
+    if (!quantization) return;
+    const source = folder;
+    try {
+        const { path } = await withPipelineProgress(ctx, `Converting ${basename(source)}`, (workDoneToken, cancel) =>
+            ctx.client.sendRequest(lsp.convertCheckpoint, { folder: source, quantization: quantization.label as lsp.QuantType, workDoneToken }, cancel)
+        );
+        const use = await vscode.window.showInformationMessage(`Converted ${basename(source)}: ${path}`, "Use This Model");
+        if (use) await useModel(ctx, path);
+    } catch (e) {
+        void showFailure(ctx, `Converting ${basename(source)}`, e, () => convertCheckpoint(ctx, source));
+    }
+}
+
+/** What the model file types mean to a user choosing one. */
+const QUANT_NOTES: Record<lsp.QuantType, string> = {
+    Q4_K_M: "recommended: about 0.6 bytes a weight (a 7B model: 4.7 GB)",
+    Q5_K_M: "about 0.7 bytes a weight",
+    Q6_K: "about 0.8 bytes a weight",
+    Q8_0: "about 1.1 bytes a weight: closest to the original",
+    Q4_0: "about 0.6 bytes a weight, simpler and less exact than Q4_K_M",
+    F16: "not quantized: 2 bytes a weight",
+    BF16: "not quantized, the checkpoint's own numbers: 2 bytes a weight"
+};
 
 /** On start with no model set (until "Don't Ask Again"), offers the catalog download, a local file or the walkthrough. */
 export async function offerFirstModel(ctx: Ctx): Promise<void> {
