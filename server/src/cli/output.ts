@@ -46,7 +46,7 @@ export class JobProgress {
  * stderr is no terminal, so that a log shows what ran. */
 export class PullProgressBar {
     private bar: SingleBar | undefined;
-    private stage = 0;
+    private stage = -1;
 
     constructor(private readonly tty = process.stderr.isTTY === true) {}
 
