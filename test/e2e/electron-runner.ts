@@ -5,17 +5,20 @@ import { join } from "node:path";
 import { runTests } from "@vscode/test-electron";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { SUITE_INDEX, suiteSettings } from "./extension-suite";
+import { SUITE_INDEX, withSuiteHub } from "./extension-suite";
 import { writeUserSettings } from "./harness/code-server";
 import { repoRoot } from "./harness/tools";
 
 async function main(): Promise<void> {
     const userData = mkdtempSync(join(tmpdir(), "dream-coder-electron-"));
-    writeUserSettings(userData, suiteSettings());
-    await runTests({
-        extensionDevelopmentPath: repoRoot,
-        extensionTestsPath: SUITE_INDEX,
-        launchArgs: ["--user-data-dir", userData, "--disable-extensions", "--disable-workspace-trust"]
+    await withSuiteHub(async ({ env, settings }) => {
+        writeUserSettings(userData, settings);
+        await runTests({
+            extensionDevelopmentPath: repoRoot,
+            extensionTestsPath: SUITE_INDEX,
+            launchArgs: ["--user-data-dir", userData, "--disable-extensions", "--disable-workspace-trust"],
+            extensionTestsEnv: env
+        });
     });
 }
 

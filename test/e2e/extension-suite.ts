@@ -1,16 +1,23 @@
 // The extension's in-host suite (test/e2e/suite/) and the test profile it expects: the generated dream model,
-// one thread, no debounce, short holes. The code-server runners (checkout and .vsix) and the electron runner
-// all start it from here.
+// one thread, no debounce, short holes, and a local Hugging Face Hub (test/tools/hub-stand-in.ts) that serves a
+// Dream-Coder-shaped checkpoint as Dream-org/Dream-Coder-v0-Instruct-7B, with an empty models directory, for the
+// Download Model… test. The code-server runners (checkout and .vsix) and the electron runner all start it from here.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { catalogEntry } from "../../server/src/catalog";
+import { dreamCoderCheckpoint } from "../tools/checkpoints";
+import { startHubStandIn } from "../tools/hub-stand-in";
+import { testModel } from "../tools/test-models";
 import { runInHostSuite, type InHostSuiteResult } from "./harness/in-host";
 import { repoRoot } from "./harness/tools";
-import { testModel } from "../tools/test-models";
 
 export const SUITE_INDEX = join(repoRoot, "out", "test", "e2e", "suite", "index.js");
 
-export function suiteSettings(): Record<string, unknown> {
+export function suiteSettings(modelsDirectory: string): Record<string, unknown> {
     return {
         "dreamCoder.model": testModel({ arch: "dream" }),
+        "dreamCoder.modelsDirectory": modelsDirectory,
         "dreamCoder.threads": 1,
         "dreamCoder.inlineCompletion.debounceMs": 0,
         "dreamCoder.inlineCompletion.lineTokens": 8,
@@ -18,15 +25,32 @@ export function suiteSettings(): Record<string, unknown> {
     };
 }
 
+/** Runs `body` with the suite's local Hub serving the recommended model's checkpoint, and a fresh models directory. */
+export async function withSuiteHub<T>(body: (hub: { env: Record<string, string>; settings: Record<string, unknown> }) => Promise<T>): Promise<T> {
+    const scratch = mkdtempSync(join(tmpdir(), "dream-coder-suite-hub-"));
+    const repo = catalogEntry("dream-coder-7b-instruct")!.checkpoint!.repo;
+    const hub = await startHubStandIn({ repos: { [repo]: { dir: dreamCoderCheckpoint(scratch) } } });
+    try {
+        const models = mkdtempSync(join(scratch, "models-"));
+        return await body({ env: { HF_ENDPOINT: hub.endpoint, HF_TOKEN: "" }, settings: suiteSettings(models) });
+    } finally {
+        await hub.close();
+        rmSync(scratch, { recursive: true, force: true });
+    }
+}
+
 /** Runs the suite in code-server against this checkout, or against `vsix` installed into it. */
 export function runExtensionSuite(options: { name: string; vsix?: string }): Promise<InHostSuiteResult> {
-    return runInHostSuite({
-        extensionPath: repoRoot,
-        vsix: options.vsix,
-        testsPath: SUITE_INDEX,
-        name: options.name,
-        timeoutMs: 480_000,
-        echo: options.vsix === undefined,
-        settings: suiteSettings()
-    });
+    return withSuiteHub(({ env, settings }) =>
+        runInHostSuite({
+            extensionPath: repoRoot,
+            vsix: options.vsix,
+            testsPath: SUITE_INDEX,
+            name: options.name,
+            timeoutMs: 480_000,
+            echo: options.vsix === undefined,
+            settings,
+            env
+        })
+    );
 }

@@ -4,7 +4,7 @@
 // fix, with nothing left that looks like a model; an interrupted run resumes; a GGUF that is gone falls back to the
 // checkpoint; a local folder converts.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { stripVTControlCharacters } from "node:util";
 import { readGgufHeader } from "../../server/src/runtime/ggufHeader";
 import { type HubStandIn, type HubStandInRepo, startHubStandIn } from "../tools/hub-stand-in";
-import { PYTHON } from "../tools/python-convert";
+import { dreamCoderCheckpoint } from "../tools/checkpoints";
 import { repoRoot, testModel } from "../tools/test-models";
 
 const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
@@ -42,20 +42,6 @@ function cli(args: string[], env: Record<string, string> = {}, onStart?: (kill: 
 
 const scratch = mkdtempSync(join(tmpdir(), "dream-coder-pull-"));
 const tmp = (name: string) => mkdtempSync(join(scratch, `${name}-`));
-
-function python(script: string, args: string[]): void {
-    const r = spawnSync(PYTHON, [join(repoRoot, "test", "tools", script), ...args], { encoding: "utf8" });
-    assert.equal(r.status, 0, `${script} failed: ${r.stderr.slice(-2000)}`);
-}
-
-/** A Dream-Coder-7B-shaped checkpoint (widths shrunk, Dream-Coder's config values and tokenizer layout). */
-function dreamCoderCheckpoint(): string {
-    const tokenizer = tmp("tokenizer");
-    python("synthetic_tokenizer.py", ["--layout", "dream-coder", "--out", tokenizer]);
-    const dir = join(tmp("checkpoint"), "Dream-Coder-v0-Instruct-7B");
-    python("synthetic_checkpoint.py", ["--shape", "dream-coder-7b", "--tokenizer", tokenizer, "--out", dir]);
-    return dir;
-}
 
 /** The checkpoint with another config.json: what a repository of an architecture the runtime cannot run looks like. */
 function withConfig(dir: string, change: (config: Record<string, unknown>) => void): string {
@@ -99,7 +85,7 @@ async function fillsAHole(model: string): Promise<void> {
 describe("dream-coder models pull and convert, against a local Hub", { timeout: 600_000 }, () => {
     let checkpoint: string;
     before(() => {
-        checkpoint = dreamCoderCheckpoint();
+        checkpoint = dreamCoderCheckpoint(scratch);
     });
     after(() => {
         if (process.env.DREAM_CODER_KEEP_TEST_FILES !== "1") rmSync(scratch, { recursive: true, force: true });

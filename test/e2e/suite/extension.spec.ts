@@ -2,7 +2,7 @@
 // user does, through the commands and the editor, checked on the document.
 /// <reference types="mocha" />
 import * as assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as vscode from "vscode";
@@ -315,6 +315,43 @@ describe("Dream-Coder in VS Code", () => {
             assert.ok(after.length > before.length - 2 * "???:12".length, "the holes got text");
             // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
             assert.doesNotMatch(after, /[\u0000-\u0008\u000e-\u001f\ufffd]/, "no control characters or replacement glyphs");
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+        }
+        await until("the test model back", () => goodModel.endsWith(ctx.status.model));
+    });
+
+    it("Download Model… converts Dream-Coder's checkpoint from the Hub on this machine, and the model then fills holes", async () => {
+        // The runner (extension-suite.ts) serves a Dream-Coder-shaped checkpoint as Dream-org/Dream-Coder-v0-Instruct-7B
+        // from a local Hub (HF_ENDPOINT) and points dreamCoder.modelsDirectory at an empty folder.
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        const dir = config.get<string>("modelsDirectory", "");
+        assert.ok(dir && readdirSync(dir).length === 0, "an empty models directory");
+        // The extension host keeps answering while the server downloads, converts and quantizes: a timer's worst gap.
+        let last = Date.now();
+        let worstGapMs = 0;
+        const timer = setInterval(() => {
+            worstGapMs = Math.max(worstGapMs, Date.now() - last);
+            last = Date.now();
+        }, 20);
+        let downloaded: boolean | undefined;
+        try {
+            downloaded = await vscode.commands.executeCommand<boolean>("dreamCoder.downloadModel", "dream-coder-7b-instruct");
+        } finally {
+            clearInterval(timer);
+        }
+        assert.equal(downloaded, true, "the pipeline finished");
+        assert.deepEqual(readdirSync(dir), ["dream-coder-7b-instruct.gguf"], "the model file, and no checkpoint or staging left");
+        assert.ok(worstGapMs < 1000, `the extension host stayed responsive: worst timer gap ${worstGapMs} ms`);
+
+        await config.update("model", "dream-coder-7b-instruct", vscode.ConfigurationTarget.Global);
+        try {
+            await until("the converted model in the status", () => ctx.status.model.startsWith("dream-coder-7b-instruct"));
+            assert.notEqual(ctx.status.state, "error", ctx.status.message);
+            const before = "def mean(xs):\n    total = ???:4\n    return total / ???:4\n";
+            const editor = await openDoc(before);
+            assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 2);
+            assertOnlyHolesChanged(before, editor.document.getText());
         } finally {
             await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
         }

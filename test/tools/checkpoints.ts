@@ -1,0 +1,23 @@
+// Synthetic Hugging Face checkpoints laid out as the real ones (config.json values, tokenizer files and special-token
+// ids, sharded safetensors with their index, model card), with the widths shrunk and random weights: written by
+// synthetic_tokenizer.py and synthetic_checkpoint.py with train/.venv's Python.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import { PYTHON } from "./python-convert";
+import { repoRoot } from "./test-models";
+
+function python(script: string, args: string[]): void {
+    const r = spawnSync(PYTHON, [join(repoRoot, "test", "tools", script), ...args], { encoding: "utf8" });
+    assert.equal(r.status, 0, `${script} ${args.join(" ")} failed: ${r.stderr.slice(-2000)}`);
+}
+
+/** A Dream-Coder-v0-Instruct-7B-shaped checkpoint in a new folder named as the repository is, under `parent`. */
+export function dreamCoderCheckpoint(parent: string): string {
+    const tokenizer = mkdtempSync(join(parent, "tokenizer-"));
+    python("synthetic_tokenizer.py", ["--layout", "dream-coder", "--out", tokenizer]);
+    const dir = join(mkdtempSync(join(parent, "checkpoint-")), "Dream-Coder-v0-Instruct-7B");
+    python("synthetic_checkpoint.py", ["--shape", "dream-coder-7b", "--tokenizer", tokenizer, "--out", dir]);
+    return dir;
+}
