@@ -186,12 +186,15 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await wb.page.locator(".tab", { hasText: "demo.py" }).click();
             await wb.focusEditor();
 
-            // Download Model… marks the recommended model and says how much memory each 7B model needs (nothing is
-            // downloaded: Escape closes the picker).
+            // Download Model… marks the recommended model, says what getting each takes (a GGUF, or a checkpoint
+            // converted here) and how much memory each 7B model needs (nothing is downloaded: Escape closes the picker).
             await wb.runCommandAskingInput("Dream-Coder: Download Model", "Dream-Coder: Download Model");
             const offered = (await wb.quickInputRows()).rows;
             assert.equal(offered.filter((r) => r.includes("recommended")).length, 1, `one model is recommended: ${JSON.stringify(offered)}`);
-            assert.match(offered[0], /^\s*Dream-Coder v0 Instruct 7B \(Q4_K_M\)\s*recommended · 4\.7 GB download.*Needs about 6 GB of free memory/);
+            assert.match(
+                offered[0],
+                /^\s*Dream-Coder v0 Instruct 7B \(Q4_K_M\)\s*recommended · 15\.2 GB download, converted here to 4\.7 GB.*Needs about 6 GB of free memory/
+            );
             for (const row of offered) assert.match(row, /Needs about \d+ GB of free memory/, `each model warns about memory: ${row}`);
             await new Promise((r) => setTimeout(r, 500)); // the list's opening animation, for the picture
             const downloadShot = await wb.screenshot("dream-coder-ui-download-picker");
