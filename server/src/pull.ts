@@ -9,7 +9,7 @@ import { type CatalogEntry, catalogPath, modelsDirectory } from "./catalog";
 import { CheckpointError, checkpointArchitecture, convertCheckpoint } from "./convert/convert";
 import { checkpointFiles, downloadRepoFile, ensureFreeSpace, HubError, type HubFile, listRepoFiles } from "./hub/hub";
 import { type PullProgress, QUANT_TYPES, type QuantType } from "./protocol";
-import { quantizeModel } from "./runtime/quantize";
+import { quantizationOf, quantizeModel } from "./runtime/quantize";
 import type { Settings } from "./settings";
 
 export type { PullProgress };
@@ -57,11 +57,26 @@ class Stages {
 
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(bytes < 1e9 ? 2 : 1)} GB`;
 
+/** Model files a pipeline of this process is making: a second request for one would share its staging folder. */
+const inProgress = new Set<string>();
+
 /** Downloads (and if needed converts) a catalog model into the models directory; resolves to the model file. */
 export async function pullModel(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">, options: PullOptions = {}): Promise<string> {
     const target = catalogPath(entry, settings);
     if (entry.bundled) return target;
+    if (inProgress.has(target)) throw new Error(`${entry.name} is already being downloaded: wait for that download to finish, or cancel it first.`);
+    inProgress.add(target);
+    try {
+        return await pullInto(entry, target, settings, options);
+    } finally {
+        inProgress.delete(target);
+    }
+}
+
+async function pullInto(entry: CatalogEntry, target: string, settings: Pick<Settings, "modelsDirectory">, options: PullOptions): Promise<string> {
     const quantization = options.quantization ?? DEFAULT_QUANTIZATION;
+    // There already, of the type asked for (a file of another type is replaced once the new one is complete).
+    if ((await quantizationOf(target)) === quantization) return target;
     if (entry.gguf && quantization === DEFAULT_QUANTIZATION) {
         try {
             return await downloadGguf(entry, target, options);

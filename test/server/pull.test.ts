@@ -108,8 +108,11 @@ describe("dream-coder models pull and convert, against a local Hub", { timeout: 
             assert.equal(new Set(files).size, files.length, `each file downloaded once: ${files.join(", ")}`);
             assert.ok(files.includes(SHARD) && files.includes("config.json") && files.includes("tokenizer.json"));
 
+            const asked = hub.requests.length;
             const again = await cli(["models", "pull", "dream-coder-7b-instruct", "--models-dir", dir, "--threads", "1"], { HF_ENDPOINT: hub.endpoint });
             assert.equal(again.status, 0, again.stderr);
+            assert.equal(again.stdout.trim(), path);
+            assert.equal(hub.requests.length, asked, "a model that is there is not downloaded again");
             await fillsAHole(path);
         });
     });

@@ -1,7 +1,7 @@
 // Quantizes a converted GGUF with llama.cpp's own quantizer (the addon's quantize(), on a worker thread), so that
 // a checkpoint converted in the editor becomes the file users run without llama.cpp's command-line tools.
+import { rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { rename, rm, writeFile } from "node:fs/promises";
 import { readGgufHeader } from "./ggufHeader";
 import { inspectModelFile } from "./modelFile";
 import { loadAddon, type NativeQuantization } from "./native";
@@ -46,8 +46,7 @@ export async function quantizeModel(input: string, output: string, options: Quan
     const info = await inspectModelFile(input, addon);
     const { metadata, tensors } = await readGgufHeader(input, info.fileBytes);
     if (tensors.some((t) => !UNQUANTIZED_GGML_TYPES.includes(t.ggmlType))) {
-        const fileType = metadata.get("general.file_type");
-        const name = QUANT_TYPES.find((t) => LLAMA_FTYPE[t] === Number(fileType));
+        const name = typeNamed(metadata.get("general.file_type"));
         throw new Error(`${input} is already quantized${name ? ` (${name})` : ""}: quantize the F16, BF16 or F32 GGUF the conversion wrote instead`);
     }
 
@@ -79,4 +78,22 @@ export async function quantizeModel(input: string, output: string, options: Quan
     } finally {
         signal?.removeEventListener("abort", cancel);
     }
+}
+
+/** The type a GGUF's general.file_type names, when it is one of ours. */
+function typeNamed(fileType: unknown): QuantType | undefined {
+    return QUANT_TYPES.find((t) => LLAMA_FTYPE[t] === Number(fileType));
+}
+
+/** The type of the model file at `path` (its general.file_type), or undefined when it is missing, not GGUF or another type. */
+export async function quantizationOf(path: string): Promise<QuantType | undefined> {
+    const size = await stat(path).then(
+        (s) => s.size,
+        () => 0
+    );
+    if (!size) return undefined;
+    return readGgufHeader(path, size).then(
+        (h) => typeNamed(h.metadata.get("general.file_type")),
+        () => undefined
+    );
 }
