@@ -50,6 +50,12 @@ export const PRE_TOKENIZERS: readonly PreTokenizerRule[] = [
         source: "Qwen2/Qwen2.5's tokenizer (Dream, Dream-Coder, DiffuCoder, DreamOn); the converter's table maps Qwen1.5's hash to qwen2"
     },
     {
+        name: "qwen2",
+        normalizer: null,
+        regex: QWEN2_REGEX,
+        source: "this project's own tokenizer (train/tokenizer.py; train/export.py converts it as qwen2): llama.cpp's qwen2 splits by the regex and normalizes nothing"
+    },
+    {
         name: "bailingmoe",
         normalizer: null,
         regex: LING_REGEX,
