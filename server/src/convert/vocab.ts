@@ -93,7 +93,7 @@ export function preTokenizerName(tokenizer: JsonObject): string {
     const rule = matchingRule(tokenizer);
     if (rule === undefined) {
         throw new CheckpointError(
-            `The tokenizer's pre-tokenizer (${describePreTokenizer(tokenizer)}) is not one this converter knows (${PRE_TOKENIZERS.map((r) => r.name).join(", ")}), so it cannot name it for llama.cpp: convert this checkpoint with llama.cpp's convert_hf_to_gguf.py instead.`
+            `The tokenizer's pre-tokenizer (${describePreTokenizer(tokenizer)}) is not one this converter knows (${[...new Set(PRE_TOKENIZERS.map((r) => r.name))].join(", ")}), so it cannot name it for llama.cpp: convert this checkpoint with llama.cpp's convert_hf_to_gguf.py instead.`
         );
     }
     return rule.name;
