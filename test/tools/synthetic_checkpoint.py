@@ -1,24 +1,25 @@
 """Writes a Hugging Face checkpoint folder with random weights, laid out as a real one, for the converter's tests.
 
-    train/.venv/bin/python test/tools/synthetic_checkpoint.py --shape dream-coder-7b --tokenizer DIR --out DIR
-        [--size small|large] [--config JSON] [--shards N] [--seed N]
+    train/.venv/bin/python test/tools/synthetic_checkpoint.py --shape dream-coder-7b --out DIR
+        [--vocab-json] [--size small|large] [--config JSON] [--shards N] [--seed N]
 
 Shapes:
-  dream-coder-7b  Dream-Coder-v0-Instruct-7B's config.json values (DreamModel, bf16) with the widths shrunk
-  llada-8b        LLaDA-8B-Instruct's config.json layout (LLaDAModelLM, bf16) with the widths shrunk
+  dream-coder-7b  Dream-Coder-v0-Instruct-7B's config.json values (DreamModel, bf16) with the widths shrunk, and
+                  synthetic_tokenizer.py's dream-coder layout (tokenizer.json, or with --vocab-json the slow
+                  tokenizer's vocab.json, merges.txt and added_tokens.json that Dream's repositories ship)
+  llada-8b        LLaDA-8B-Instruct's config.json layout (LLaDAModelLM, bf16) with the widths shrunk, and
+                  synthetic_tokenizer.py's llada layout
   dream-mini      the tiny Dream checkpoint this project's training pipeline writes (train/export.py's write_hf:
-                  float32, one model.safetensors), from a randomly initialized train/model.py
+                  float32, one model.safetensors), from a randomly initialized train/model.py and a tokenizer trained
+                  by train/tokenizer.py on this repository's Python
 
 Every shape but dream-mini is sharded into --shards safetensors files with model.safetensors.index.json, and gets a
-README.md model card with YAML front matter and a generation_config.json like the real repository's. The tokenizer
-files (tokenizer.json, tokenizer_config.json, ...) are copied from --tokenizer; without it a small byte-level BPE
-tokenizer with Qwen2's pre-tokenizer is trained here (train/tokenizer.py). --size large widens the model to a few
-hundred MB for the memory and speed measurements; --config overrides any config.json value.
+README.md model card with YAML front matter and a generation_config.json like the real repository's. --size large
+widens the model to a few hundred MB for the memory and speed measurements; --config overrides any config.json value.
 """
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +29,9 @@ from safetensors.torch import save_file
 
 REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO / "train"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic_tokenizer import write_layout
 
 # Dream-Coder-v0-Instruct-7B's config.json (Dream-org/Dream-Coder-v0-Instruct-7B) with its widths (hidden 3584,
 # intermediate 18944, 28 layers, 28 heads, 4 KV heads) replaced by SHRUNK below.
@@ -206,8 +210,8 @@ def save_sharded(tensors: dict, out: Path, shards: int) -> None:
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
-def fallback_tokenizer(dest: Path) -> None:
-    """A small byte-level BPE with Qwen2's pre-tokenizer (train/tokenizer.py), trained on this repository's Python."""
+def trained_tokenizer(dest: Path) -> None:
+    """The pipeline's own tokenizer: train/tokenizer.py (Qwen2's regex, no normalizer), trained on this repository's Python."""
     import tokenizer as train_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,12 +220,6 @@ def fallback_tokenizer(dest: Path) -> None:
             for path in sorted((REPO / "train").glob("*.py")):
                 f.write(json.dumps({"text": path.read_text(encoding="utf-8")}) + "\n")
         train_tokenizer.train(corpus, dest, 400)
-
-
-def copy_tokenizer(source: Path, out: Path) -> None:
-    for f in source.iterdir():
-        if f.is_file() and (f.name.startswith(("tokenizer", "vocab", "merges", "special_tokens", "added_tokens")) or f.suffix == ".jinja"):
-            shutil.copy(f, out / f.name)
 
 
 def dream_mini(out: Path, tokenizer: Path, overrides: dict, seed: int) -> None:
@@ -249,11 +247,18 @@ def dream_mini(out: Path, tokenizer: Path, overrides: dict, seed: int) -> None:
         write_hf(ckpt, tokenizer, out)
 
 
+# Each sharded shape: its config.json, widths, tokenizer layout (synthetic_tokenizer.py), tensors, card, generation config.
+SHAPES = {
+    "dream-coder-7b": (DREAM_CODER_7B, DREAM_SHRUNK, "dream-coder", dream_tensors, DREAM_CARD, DREAM_GENERATION),
+    "llada-8b": (LLADA_8B, LLADA_SHRUNK, "llada", llada_tensors, LLADA_CARD, LLADA_GENERATION),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", required=True, choices=["dream-coder-7b", "llada-8b", "dream-mini"])
+    ap.add_argument("--shape", required=True, choices=[*SHAPES, "dream-mini"])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--tokenizer", type=Path, help="folder with tokenizer.json and tokenizer_config.json to copy")
+    ap.add_argument("--vocab-json", action="store_true", help="the slow tokenizer's files instead of tokenizer.json (dream-coder-7b)")
     ap.add_argument("--size", choices=["small", "large"], default="small")
     ap.add_argument("--config", default="{}", help="JSON object of config.json values to override")
     ap.add_argument("--shards", type=int, default=2)
@@ -263,30 +268,27 @@ def main() -> None:
         overrides = json.loads(args.config)
     except json.JSONDecodeError:
         raise SystemExit(f"--config is not JSON: {args.config}")
-    if args.tokenizer is not None and not (args.tokenizer / "tokenizer.json").is_file():
-        raise SystemExit(f"{args.tokenizer / 'tokenizer.json'} is missing: give --tokenizer a folder with the tokenizer files")
+    if args.vocab_json and args.shape != "dream-coder-7b":
+        raise SystemExit("--vocab-json is Dream's tokenizer layout: use it with --shape dream-coder-7b")
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = args.tokenizer
-        if tokenizer is None:
-            tokenizer = Path(tmp) / "tokenizer"
-            fallback_tokenizer(tokenizer)
-        if args.shape == "dream-mini":
-            dream_mini(args.out, tokenizer, overrides, args.seed)
-            print(args.out)
-            return
-        copy_tokenizer(tokenizer, args.out)
-    g = torch.Generator().manual_seed(args.seed)
-    if args.shape == "dream-coder-7b":
-        config = {**DREAM_CODER_7B, **DREAM_SHRUNK[args.size], **overrides}
-        tensors, card, generation = dream_tensors(config, g), DREAM_CARD, DREAM_GENERATION
-    else:
-        config = {**LLADA_8B, **LLADA_SHRUNK[args.size], **overrides}
-        tensors, card, generation = llada_tensors(config, g), LLADA_CARD, LLADA_GENERATION
+    if args.shape == "dream-mini":
+        with tempfile.TemporaryDirectory() as tmp:
+            trained_tokenizer(Path(tmp))
+            dream_mini(args.out, Path(tmp), overrides, args.seed)
+        print(args.out)
+        return
+    real, shrunk, layout, tensors_of, card, generation = SHAPES[args.shape]
+    write_layout(layout, args.out, vocab_json=args.vocab_json)
+    # The tokenizer layout writes the config.json values it depends on; they must be the real checkpoint's.
+    tokenizer_config = json.loads((args.out / "config.json").read_text())
+    differing = {k: (v, real.get(k)) for k, v in tokenizer_config.items() if real.get(k) != v}
+    if differing:
+        raise SystemExit(f"synthetic_tokenizer.py's {layout} layout disagrees with {args.shape}'s config.json (tokenizer, config): {differing}")
+    config = {**real, **shrunk[args.size], **overrides}
     (args.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (args.out / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
     (args.out / "README.md").write_text(card)
-    save_sharded(tensors, args.out, args.shards)
+    save_sharded(tensors_of(config, torch.Generator().manual_seed(args.seed)), args.out, args.shards)
     print(args.out)
 
 

@@ -178,25 +178,33 @@ def write_vocab_json(tokenizer: dict, config: dict, out: Path) -> None:
     config["tokenizer_class"] = "Qwen2Tokenizer"
 
 
+LAYOUTS = {"dream-coder": dream_coder, "llada": llada}
+
+
+def write_layout(layout: str, out: Path, chat_template_file: bool = False, vocab_json: bool = False) -> None:
+    """Writes the layout's tokenizer files and its config.json (the values the tokenizer needs) into `out`."""
+    tokenizer, config, hf, template = LAYOUTS[layout]()
+    out.mkdir(parents=True, exist_ok=True)
+    if chat_template_file:
+        del config["chat_template"]
+        (out / "chat_template.jinja").write_text(template)
+    if vocab_json:
+        write_vocab_json(tokenizer, config, out)
+    else:
+        (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False, indent=2) + "\n")
+    (out / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+    (out / "config.json").write_text(json.dumps(hf, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--layout", choices=("dream-coder", "llada"), required=True)
+    ap.add_argument("--layout", choices=tuple(LAYOUTS), required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--chat-template-file", action="store_true",
                     help="write the chat template to chat_template.jinja instead of tokenizer_config.json")
     ap.add_argument("--vocab-json", action="store_true", help="write a slow tokenizer's vocab.json and merges.txt, not tokenizer.json")
     args = ap.parse_args()
-    tokenizer, config, hf, template = dream_coder() if args.layout == "dream-coder" else llada()
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.chat_template_file:
-        del config["chat_template"]
-        (args.out / "chat_template.jinja").write_text(template)
-    if args.vocab_json:
-        write_vocab_json(tokenizer, config, args.out)
-    else:
-        (args.out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False, indent=2) + "\n")
-    (args.out / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n")
-    (args.out / "config.json").write_text(json.dumps(hf, indent=2) + "\n")
+    write_layout(args.layout, args.out, args.chat_template_file, args.vocab_json)
 
 
 if __name__ == "__main__":

@@ -56,47 +56,61 @@ export interface GgufTensorEntry {
 }
 
 type NumberType = Exclude<GgufScalarType, "bool" | "string">;
-const NUMBER_WRITERS: Record<NumberType, [number, (b: Buffer, v: number | bigint) => void]> = {
-    u8: [1, (b, v) => b.writeUInt8(Number(v))],
-    i8: [1, (b, v) => b.writeInt8(Number(v))],
-    u16: [2, (b, v) => b.writeUInt16LE(Number(v))],
-    i16: [2, (b, v) => b.writeInt16LE(Number(v))],
-    u32: [4, (b, v) => b.writeUInt32LE(Number(v))],
-    i32: [4, (b, v) => b.writeInt32LE(Number(v))],
-    f32: [4, (b, v) => b.writeFloatLE(Number(v))],
-    u64: [8, (b, v) => b.writeBigUInt64LE(BigInt(v))],
-    i64: [8, (b, v) => b.writeBigInt64LE(BigInt(v))],
-    f64: [8, (b, v) => b.writeDoubleLE(Number(v))]
+const NUMBER_WRITERS: Record<NumberType, [number, (b: Buffer, v: number | bigint, at: number) => void]> = {
+    u8: [1, (b, v, at) => b.writeUInt8(Number(v), at)],
+    i8: [1, (b, v, at) => b.writeInt8(Number(v), at)],
+    u16: [2, (b, v, at) => b.writeUInt16LE(Number(v), at)],
+    i16: [2, (b, v, at) => b.writeInt16LE(Number(v), at)],
+    u32: [4, (b, v, at) => b.writeUInt32LE(Number(v), at)],
+    i32: [4, (b, v, at) => b.writeInt32LE(Number(v), at)],
+    f32: [4, (b, v, at) => b.writeFloatLE(Number(v), at)],
+    u64: [8, (b, v, at) => b.writeBigUInt64LE(BigInt(v), at)],
+    i64: [8, (b, v, at) => b.writeBigInt64LE(BigInt(v), at)],
+    f64: [8, (b, v, at) => b.writeDoubleLE(Number(v), at)]
 };
 
-/** Collects little-endian bytes into one buffer. */
+/** Little-endian bytes written into one growing buffer. A header holds a vocabulary of some 150k tokens and as many
+ *  merges: a Buffer for each string and number would take hundreds of bytes apiece, over 100 MiB in all. */
 class ByteSink {
-    private chunks: Buffer[] = [];
+    private b = Buffer.alloc(1 << 16);
     length = 0;
 
-    push(b: Buffer): void {
-        this.chunks.push(b);
-        this.length += b.length;
+    /** Makes room for `n` more bytes and returns where they start. */
+    private reserve(n: number): number {
+        if (this.length + n > this.b.length) {
+            const grown = Buffer.alloc(Math.max(2 * this.b.length, this.length + n));
+            this.b.copy(grown, 0, 0, this.length);
+            this.b = grown;
+        }
+        this.length += n;
+        return this.length - n;
     }
 
-    private fixed(size: number, write: (b: Buffer) => void): void {
-        const b = Buffer.alloc(size);
-        write(b);
-        this.push(b);
+    bytes(src: Uint8Array): void {
+        const at = this.reserve(src.length);
+        this.b.set(src, at);
+    }
+
+    /** `n` zero bytes (the buffer is allocated zeroed and never written twice). */
+    zeros(n: number): void {
+        this.reserve(n);
     }
 
     u32(v: number): void {
-        this.fixed(4, (b) => b.writeUInt32LE(v));
+        const at = this.reserve(4);
+        this.b.writeUInt32LE(v, at);
     }
 
     u64(v: number | bigint): void {
-        this.fixed(8, (b) => b.writeBigUInt64LE(BigInt(v)));
+        const at = this.reserve(8);
+        this.b.writeBigUInt64LE(BigInt(v), at);
     }
 
     str(s: string): void {
-        const b = Buffer.from(s, "utf8");
-        this.u64(b.length);
-        this.push(b);
+        const n = Buffer.byteLength(s, "utf8");
+        this.u64(n);
+        const at = this.reserve(n);
+        this.b.write(s, at, n, "utf8");
     }
 
     scalar(type: GgufScalarType, v: number | bigint | boolean | string, key: string): void {
@@ -106,17 +120,19 @@ class ByteSink {
             this.str(v);
         } else if (type === "bool") {
             if (typeof v !== "boolean") throw wrong();
-            this.push(Buffer.from([v ? 1 : 0]));
+            const at = this.reserve(1);
+            this.b[at] = v ? 1 : 0;
         } else {
             if (typeof v !== "number" && typeof v !== "bigint") throw wrong();
             if (type !== "f32" && type !== "f64" && !Number.isInteger(Number(v))) throw wrong();
             const [size, write] = NUMBER_WRITERS[type];
-            this.fixed(size, (b) => write(b, v));
+            const at = this.reserve(size); // before reading this.b, which reserve may replace
+            write(this.b, v, at);
         }
     }
 
     buffer(): Buffer {
-        return Buffer.concat(this.chunks);
+        return this.b.subarray(0, this.length);
     }
 }
 
@@ -142,7 +158,7 @@ export function ggufAlignment(kvs: readonly GgufKv[]): number {
 export function encodeGgufHeader(kvs: readonly GgufKv[], tensors: readonly GgufTensorEntry[], tensorCount?: bigint): Buffer {
     const alignment = ggufAlignment(kvs);
     const out = new ByteSink();
-    out.push(Buffer.from("GGUF", "latin1"));
+    out.bytes(Buffer.from("GGUF", "latin1"));
     out.u32(GGUF_VERSION);
     out.u64(tensorCount ?? tensors.length);
     out.u64(kvs.length);
@@ -167,7 +183,7 @@ export function encodeGgufHeader(kvs: readonly GgufKv[], tensors: readonly GgufT
         offset = alignUp(offset + t.bytes, alignment);
     }
     const pad = alignUp(out.length, alignment) - out.length;
-    if (pad) out.push(Buffer.alloc(pad));
+    out.zeros(pad);
     return out.buffer();
 }
 

@@ -50,6 +50,12 @@ export const PRE_TOKENIZERS: readonly PreTokenizerRule[] = [
         source: "Qwen2/Qwen2.5's tokenizer (Dream, Dream-Coder, DiffuCoder, DreamOn); the converter's table maps Qwen1.5's hash to qwen2"
     },
     {
+        name: "qwen2",
+        normalizer: null,
+        regex: QWEN2_REGEX,
+        source: "this project's own tokenizer (train/tokenizer.py; train/export.py converts it as qwen2): llama.cpp's qwen2 splits by the regex and normalizes nothing"
+    },
+    {
         name: "bailingmoe",
         normalizer: null,
         regex: LING_REGEX,
@@ -87,7 +93,7 @@ export function preTokenizerName(tokenizer: JsonObject): string {
     const rule = matchingRule(tokenizer);
     if (rule === undefined) {
         throw new CheckpointError(
-            `The tokenizer's pre-tokenizer (${describePreTokenizer(tokenizer)}) is not one this converter knows (${PRE_TOKENIZERS.map((r) => r.name).join(", ")}), so it cannot name it for llama.cpp: convert this checkpoint with llama.cpp's convert_hf_to_gguf.py instead.`
+            `The tokenizer's pre-tokenizer (${describePreTokenizer(tokenizer)}) is not one this converter knows (${[...new Set(PRE_TOKENIZERS.map((r) => r.name))].join(", ")}), so it cannot name it for llama.cpp: convert this checkpoint with llama.cpp's convert_hf_to_gguf.py instead.`
         );
     }
     return rule.name;
