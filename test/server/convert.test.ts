@@ -17,6 +17,7 @@ import { type ConvertOutType, CheckpointError, checkpointArchitecture, convertCh
 import { f32BitsToBf16, f32BitsToF16 } from "../../server/src/convert/gguf";
 import { preTokenizerName, vocabJsonPreTokenizerName } from "../../server/src/convert/vocab";
 import { loadAddon } from "../../server/src/runtime/native";
+import { quantizeModel } from "../../server/src/runtime/quantize";
 import { firstGgufDifference, readTypedGguf } from "../tools/gguf-diff";
 import { PYTHON, pythonConvert } from "../tools/python-convert";
 import { repoRoot } from "../tools/test-models";
@@ -179,6 +180,31 @@ describe("checkpoint to GGUF, against convert_hf_to_gguf.py", () => {
                 assert.ok(
                     la.every((x, i) => x === lb[i]),
                     `${key}: logits differ`
+                );
+            } finally {
+                a.dispose();
+                b.dispose();
+            }
+        }
+    });
+
+    it("quantized to Q4_K_M by the addon, our file equals llama-quantize's of Python's file, and computes the same", async () => {
+        const addon = loadAddon();
+        for (const name of ["dream-coder-7b-auto", "llada-8b-auto"]) {
+            const { ours, theirs } = outputs.get(name)!;
+            const [oursQ, theirsQ] = [p(`${name}-ours-q4_k_m.gguf`), p(`${name}-python-q4_k_m.gguf`)];
+            await quantizeModel(ours, oursQ, { type: "Q4_K_M", threads: 1 });
+            const r = spawnSync(join(repoRoot, "native", "build", "cmake", "bin", "llama-quantize"), [theirs, theirsQ, "Q4_K_M", "1"], { encoding: "utf8" });
+            assert.equal(r.status, 0, r.stderr.slice(-2000));
+            assert.equal(await firstGgufDifference(oursQ, theirsQ), null, name);
+            const [a, b] = [await addon.loadModel(oursQ, { threads: 1, gpuLayers: 0 }), await addon.loadModel(theirsQ, { threads: 1, gpuLayers: 0 })];
+            try {
+                const window = a.tokenize("def mean(xs):\n    return sum(xs) / len(xs)\n", false, false).slice(0, 16);
+                window[5] = a.info().mask;
+                const [la, lb] = [await a.forwardLogits(window), await b.forwardLogits(window)];
+                assert.ok(
+                    la.every((x, i) => x === lb[i]),
+                    `${name}: quantized logits differ`
                 );
             } finally {
                 a.dispose();

@@ -15,9 +15,7 @@ function python(script: string, args: string[]): void {
 
 /** A Dream-Coder-v0-Instruct-7B-shaped checkpoint in a new folder named as the repository is, under `parent`. */
 export function dreamCoderCheckpoint(parent: string): string {
-    const tokenizer = mkdtempSync(join(parent, "tokenizer-"));
-    python("synthetic_tokenizer.py", ["--layout", "dream-coder", "--out", tokenizer]);
     const dir = join(mkdtempSync(join(parent, "checkpoint-")), "Dream-Coder-v0-Instruct-7B");
-    python("synthetic_checkpoint.py", ["--shape", "dream-coder-7b", "--tokenizer", tokenizer, "--out", dir]);
+    python("synthetic_checkpoint.py", ["--shape", "dream-coder-7b", "--out", dir]);
     return dir;
 }
