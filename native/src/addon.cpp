@@ -628,18 +628,21 @@ class QuantizeWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<float
     const ExecutionProgress *          sender_ = nullptr;
 };
 
-// quantize(input, output, { ftype, threads }, onProgress?) -> { done: Promise<void>, cancel(): void }. `ftype` is a
-// llama_ftype (server/src/runtime/quantize.ts names them); llama.cpp's log says why a quantization failed.
+// quantize(input, output, { ftype, threads, bufferBytes }, onProgress?) -> { done: Promise<void>, cancel(): void }.
+// `ftype` is a llama_ftype (server/src/runtime/quantize.ts names them); `bufferBytes` bounds the rows llama.cpp holds
+// at once (its default, 8 GiB, would hold a 7B model's whole embedding as floats); llama.cpp's log says why a
+// quantization failed.
 Napi::Value Quantize(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!info[0].IsString() || !info[1].IsString() || !info[2].IsObject()) {
         throw Napi::TypeError::New(
-            env, "quantize(input, output, { ftype, threads }, onProgress?): input and output are paths");
+            env, "quantize(input, output, { ftype, threads, bufferBytes }, onProgress?): input and output are paths");
     }
     Napi::Object                o      = info[2].As<Napi::Object>();
     llama_model_quantize_params params = llama_model_quantize_default_params();
     params.ftype                       = (llama_ftype) opt(o, "ftype", -1.0);
     params.nthread                     = (int32_t) opt(o, "threads", 0.0);
+    params.max_buf_size                = (size_t) opt(o, "bufferBytes", 0.0);
     if (params.nthread < 1 || params.nthread > 512) {
         throw Napi::RangeError::New(env, "quantize: threads must be from 1 to 512");
     }

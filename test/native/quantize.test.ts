@@ -47,6 +47,12 @@ describe("quantizeModel", () => {
         });
     }
 
+    it("a small row buffer (many slabs a tensor, as a 7B model's embedding gets) writes the same bytes", async () => {
+        const output = join(dir, "slabs-Q4_K_M.gguf");
+        await quantizeModel(source, output, { type: "Q4_K_M", threads: 1, bufferBytes: 64 << 10 });
+        assert.ok(readFileSync(output).equals(readFileSync(join(dir, "Q4_K_M-llama-quantize.gguf"))), "slabs change the file");
+    });
+
     it("the quantized file loads and decodes", async () => {
         const output = join(dir, "decode-Q4_K_M.gguf");
         await quantizeModel(source, output, { type: "Q4_K_M", threads: 1 });

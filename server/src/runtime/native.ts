@@ -117,9 +117,15 @@ export interface NativeQuantization {
 
 export interface NativeAddon {
     loadModel(path: string, options: { threads: number; gpuLayers?: number }, onProgress?: (p: number) => void): Promise<NativeModel>;
-    /** llama.cpp's quantizer on a worker thread: `ftype` is a llama_ftype (quantize.ts), threads 1 to 512; onProgress
-     *  gets the fraction of tensors written after each one. llama.cpp writes `output` itself, an incomplete file on failure. */
-    quantize(input: string, output: string, options: { ftype: number; threads: number }, onProgress?: (fraction: number) => void): NativeQuantization;
+    /** llama.cpp's quantizer on a worker thread: `ftype` is a llama_ftype (quantize.ts), threads 1 to 512, `bufferBytes`
+     *  the rows it holds at once (0: llama.cpp's 8 GiB); onProgress gets the fraction of tensors written after each one.
+     *  llama.cpp writes `output` itself, an incomplete file on failure. */
+    quantize(
+        input: string,
+        output: string,
+        options: { ftype: number; threads: number; bufferBytes?: number },
+        onProgress?: (fraction: number) => void
+    ): NativeQuantization;
     tensorBytes(ggmlType: number, ne0: number, rows: number): number | null;
     devices(): NativeDevice[];
     systemInfo(): string;

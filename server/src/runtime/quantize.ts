@@ -28,7 +28,13 @@ export interface QuantizeOptions {
     signal?: AbortSignal;
     /** After each tensor written. */
     onProgress?: (p: QuantizeProgress) => void;
+    /** The rows llama.cpp converts at once, in bytes (source, floats and result); default QUANTIZE_BUFFER_BYTES. */
+    bufferBytes?: number;
 }
+
+/** llama.cpp's own default (8 GiB) would hold a 7B model's 545M-weight embedding as floats, 2.2 GB, at once; rows are
+ *  quantized one by one, so a smaller buffer changes the memory a quantization needs, not the file it writes. */
+export const QUANTIZE_BUFFER_BYTES = 128 << 20;
 
 /**
  * Writes `input` (an F32, F16 or BF16 GGUF of a diffusion model) quantized to `options.type` at `output`: llama.cpp
@@ -36,7 +42,7 @@ export interface QuantizeOptions {
  * rejects with a sentence and leaves neither file.
  */
 export async function quantizeModel(input: string, output: string, options: QuantizeOptions = {}): Promise<void> {
-    const { type = QUANT_TYPES[0], threads = availableParallelism(), signal, onProgress } = options;
+    const { type = QUANT_TYPES[0], threads = availableParallelism(), signal, onProgress, bufferBytes = QUANTIZE_BUFFER_BYTES } = options;
     const ftype = LLAMA_FTYPE[type];
     if (ftype === undefined) throw new Error(`unknown quantization type '${type}': use one of ${QUANT_TYPES.join(", ")}`);
     const cancelled = () => new Error(`the quantization of ${input} to ${type} was cancelled`);
@@ -68,7 +74,12 @@ export async function quantizeModel(input: string, output: string, options: Quan
     signal?.addEventListener("abort", cancel, { once: true });
     try {
         // The fraction is (i + 1) / total in a float: rounding gives back the count exactly.
-        job = addon.quantize(input, part, { ftype, threads }, onProgress && ((f) => onProgress({ tensorsDone: Math.round(f * total), tensorsTotal: total })));
+        job = addon.quantize(
+            input,
+            part,
+            { ftype, threads, bufferBytes },
+            onProgress && ((f) => onProgress({ tensorsDone: Math.round(f * total), tensorsTotal: total }))
+        );
         await job.done;
         if (signal?.aborted) throw cancelled();
         await rename(part, output);
