@@ -23,7 +23,7 @@ import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { runLatencyBench } from "./bench";
 import { generationOrder, JobProgress, PullProgressBar, unifiedDiff } from "./output";
 import { convertedModelPath, convertFolder, DEFAULT_QUANTIZATION, parseQuantization, pullModel } from "../pull";
-import { QUANT_TYPES, type QuantType } from "../protocol";
+import { type PullProgress, QUANT_TYPES, type QuantType } from "../protocol";
 
 const integer = (min: number) => (v: string) => {
     const n = Number(v);
@@ -286,11 +286,17 @@ const quantizationOption = () =>
         .default(DEFAULT_QUANTIZATION)
         .argParser(parseQuantization);
 
-/** Ctrl+C stops a pipeline between two reads or tensors: what it finished is kept for the next run. */
-function interruptSignal(): AbortSignal {
+/** Runs a model pipeline with its progress bar and prints the model file it made. Ctrl+C stops it between two reads
+ * or tensors: what it finished is kept for the next run. */
+async function runPipeline(pipeline: (o: { signal: AbortSignal; onProgress: (p: PullProgress) => void }) => Promise<string>): Promise<void> {
     const interrupt = new AbortController();
     process.once("SIGINT", () => interrupt.abort());
-    return interrupt.signal;
+    const bar = new PullProgressBar();
+    try {
+        process.stdout.write(`${await pipeline({ signal: interrupt.signal, onProgress: (p) => bar.update(p) })}\n`);
+    } finally {
+        bar.stop();
+    }
 }
 
 withSettingOptions(
@@ -309,19 +315,9 @@ withSettingOptions(
     const entry = catalogEntry(id);
     if (!entry) throw new InvalidArgumentError(`"${id}" is not in the catalog: ${CATALOG.map((m) => m.id).join(", ")}`);
     const settings = settingsFrom(flags as ModelFlags);
-    const bar = new PullProgressBar();
-    try {
-        const path = await pullModel(entry, settings, {
-            quantization: flags.quantization,
-            keepCheckpoint: flags.keepCheckpoint,
-            threads: settings.threads || undefined,
-            signal: interruptSignal(),
-            onProgress: (p) => bar.update(p)
-        });
-        process.stdout.write(`${path}\n`);
-    } finally {
-        bar.stop();
-    }
+    await runPipeline((o) =>
+        pullModel(entry, settings, { ...o, quantization: flags.quantization, keepCheckpoint: flags.keepCheckpoint, threads: settings.threads || undefined })
+    );
 });
 withSettingOptions(
     models
@@ -334,18 +330,8 @@ withSettingOptions(
 ).action(async (folder: string, flags: { modelsDir?: string; threads?: string; quantization: QuantType; out?: string }) => {
     const settings = settingsFrom(flags as ModelFlags);
     const target = flags.out ? resolve(flags.out) : convertedModelPath(folder, flags.quantization, settings);
-    const bar = new PullProgressBar();
-    try {
-        const path = await convertFolder(folder, target, join(dirname(target), ".partial", basename(target, ".gguf")), {
-            quantization: flags.quantization,
-            threads: settings.threads || undefined,
-            signal: interruptSignal(),
-            onProgress: (p) => bar.update(p)
-        });
-        process.stdout.write(`${path}\n`);
-    } finally {
-        bar.stop();
-    }
+    const staging = join(dirname(target), ".partial", basename(target, ".gguf"));
+    await runPipeline((o) => convertFolder(folder, target, staging, { ...o, quantization: flags.quantization, threads: settings.threads || undefined }));
 });
 
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))
