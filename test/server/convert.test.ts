@@ -101,9 +101,9 @@ describe("checkpoint to GGUF, against convert_hf_to_gguf.py", () => {
         }
     }
 
-    it("the general.* keys carry what the folder, config and model card say", () => {
+    it("the general.* keys carry what the folder, config and model card say", async () => {
         const { ours } = outputs.get("dream-coder-7b-auto")!;
-        const kv = new Map(readTypedGguf(ours).kvs.map((k) => [k.key, k.value]));
+        const kv = new Map((await readTypedGguf(ours)).kvs.map((k) => [k.key, k.value]));
         assert.equal(kv.get("general.name"), "Dream Coder v0 Instruct 7B");
         assert.equal(kv.get("general.organization"), "Dream Org");
         assert.equal(kv.get("general.basename"), "Dream-Coder-v0");
@@ -136,10 +136,10 @@ describe("checkpoint to GGUF, against convert_hf_to_gguf.py", () => {
         assert.match((await firstGgufDifference(value, theirs)) ?? "", /general\.license is "apache-3\.0" in ours but "apache-2\.0"/);
         const token = mutate("token.gguf", (b) => replaceOnce(b, "[PAD100000]", "[PAD100001]"));
         assert.match((await firstGgufDifference(token, theirs)) ?? "", /tokenizer\.ggml\.tokens\[100000\] is "\[PAD100001\]" in ours/);
-        const g = readTypedGguf(ours);
+        const g = await readTypedGguf(ours);
         const last = g.tensors[g.tensors.length - 1];
         const byte = mutate("byte.gguf", (b) => {
-            b[last.offset + 5] ^= 1;
+            b[last.fileOffset + 5] ^= 1;
         });
         assert.match((await firstGgufDifference(byte, theirs)) ?? "", new RegExp(`in the data of tensor ${last.name.replace(/\./g, "\\.")} at its byte 5`));
     });

@@ -17,7 +17,11 @@ export interface GgufTensorInfo {
 }
 
 export interface GgufHeader {
+    version: number;
+    /** In the file's order. */
     metadata: Map<string, GgufMetaValue>;
+    /** Each key's value type as gguf-py names it: "u32", "string", "array<string>" … (the converter's test compares them). */
+    types: Map<string, string>;
     tensors: GgufTensorInfo[];
 }
 
@@ -43,6 +47,7 @@ const MIN_METADATA_ENTRY = 8 + 1 + 4 + 1;
 const STRING = 8;
 const ARRAY = 9;
 const FIXED_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+const TYPE_NAMES = ["u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"];
 
 /** Reads forward through the file in chunks; every read is checked against the file's size first. */
 class BoundedReader {
@@ -131,15 +136,15 @@ async function scalar(r: BoundedReader, type: number, what: string): Promise<Ggu
     }
 }
 
-async function metaValue(r: BoundedReader, key: string): Promise<GgufMetaValue> {
+async function metaValue(r: BoundedReader, key: string): Promise<{ value: GgufMetaValue; type: string }> {
     const type = await r.u32(`the type of ${key}`);
-    if (type !== ARRAY) return scalar(r, type, key);
+    if (type !== ARRAY) return { value: await scalar(r, type, key), type: TYPE_NAMES[type] };
     const itemType = await r.u32(`the item type of ${key}`);
     if (itemType === ARRAY) throw new GgufHeaderError(`${key} is an array of arrays, which GGUF does not allow`);
     const n = await r.count(`the length of ${key}`, itemType === STRING ? 8 : (FIXED_SIZE[itemType] ?? 1));
     const items: GgufScalar[] = new Array(n);
     for (let i = 0; i < n; i++) items[i] = await scalar(r, itemType, `${key}[${i}]`);
-    return items;
+    return { value: items, type: `array<${TYPE_NAMES[itemType]}>` };
 }
 
 /** Whether the file at `path`, of `size` bytes, starts with the GGUF magic: a check that reads four bytes. */
@@ -168,9 +173,12 @@ export async function readGgufHeader(path: string, size: number): Promise<GgufHe
         const metadataCount = await r.count("the metadata count", MIN_METADATA_ENTRY);
 
         const metadata = new Map<string, GgufMetaValue>();
+        const types = new Map<string, string>();
         for (let i = 0; i < metadataCount; i++) {
             const key = await r.string(`metadata key ${i}`);
-            metadata.set(key, await metaValue(r, key));
+            const { value, type } = await metaValue(r, key);
+            metadata.set(key, value);
+            types.set(key, type);
         }
 
         const tensors: GgufTensorInfo[] = [];
@@ -196,7 +204,7 @@ export async function readGgufHeader(path: string, size: number): Promise<GgufHe
         }
         const dataStart = Math.ceil(r.position / alignment) * alignment;
         for (const t of tensors) t.fileOffset += dataStart;
-        return { metadata, tensors };
+        return { version, metadata, types, tensors };
     } finally {
         await file.close();
     }
