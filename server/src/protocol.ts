@@ -117,6 +117,9 @@ export const listModels = new RequestType0<{ models: CatalogModel[]; selected: s
 /** The model file types a download or conversion can end with (libllama's quantizer; F16/BF16: unquantized). */
 export const QUANT_TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "F16", "BF16"] as const;
 export type QuantType = (typeof QUANT_TYPES)[number];
+/** Bits a weight takes in each type, on average over a 7B model's tensors (llama.cpp's quantize table): the size of a
+ * model file is about weights × this / 8. */
+export const BITS_PER_WEIGHT: Record<QuantType, number> = { Q4_K_M: 4.89, Q5_K_M: 5.69, Q6_K: 6.56, Q8_0: 8.5, Q4_0: 4.55, F16: 16, BF16: 16 };
 
 /** A model pipeline's progress: stage `stage` of `stages` (download, convert, quantize), `fraction` of it done. */
 export interface PullProgress {

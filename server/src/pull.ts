@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { type CatalogEntry, catalogPath, modelsDirectory } from "./catalog";
 import { CheckpointError, checkpointArchitecture, convertCheckpoint } from "./convert/convert";
 import { checkpointFiles, downloadRepoFile, ensureFreeSpace, HubError, type HubFile, listRepoFiles } from "./hub/hub";
-import { type PullProgress, QUANT_TYPES, type QuantType } from "./protocol";
+import { BITS_PER_WEIGHT, type PullProgress, QUANT_TYPES, type QuantType } from "./protocol";
 import { quantizationOf, quantizeModel } from "./runtime/quantize";
 import type { Settings } from "./settings";
 
@@ -160,7 +160,7 @@ export async function pullCheckpoint(
     for (const f of files) onDisk += await partialBytes(join(checkpoint, f.path));
     // Peak disk use: the checkpoint and its conversion (about the checkpoint's size) side by side, then the
     // conversion and the quantized file (the checkpoint deleted, unless kept).
-    const quantized = UNQUANTIZED.includes(options.quantization) ? 0 : total * 0.32;
+    const quantized = UNQUANTIZED.includes(options.quantization) ? 0 : (total * BITS_PER_WEIGHT[options.quantization]) / 16;
     const peak = Math.max(total + total, total + quantized + (options.keepCheckpoint ? total : 0));
     const have = onDisk + (convertedDone ? total : 0);
     await ensureFreeSpace(staging, peak - have, `${repo} (a ${gb(total)} checkpoint, its ${gb(total)} conversion and the ${options.quantization} model file)`);

@@ -29,10 +29,13 @@ export function suiteSettings(modelsDirectory: string): Record<string, unknown> 
 export async function withSuiteHub<T>(body: (hub: { env: Record<string, string>; settings: Record<string, unknown> }) => Promise<T>): Promise<T> {
     const scratch = mkdtempSync(join(tmpdir(), "dream-coder-suite-hub-"));
     const repo = catalogEntry("dream-coder-7b-instruct")!.checkpoint!.repo;
-    const hub = await startHubStandIn({ repos: { [repo]: { dir: dreamCoderCheckpoint(scratch) } } });
+    const checkpoint = dreamCoderCheckpoint(scratch);
+    const hub = await startHubStandIn({ repos: { [repo]: { dir: checkpoint } } });
     try {
         const models = mkdtempSync(join(scratch, "models-"));
-        return await body({ env: { HF_ENDPOINT: hub.endpoint, HF_TOKEN: "" }, settings: suiteSettings(models) });
+        // The checkpoint's folder, for the Convert a Checkpoint Folder… test.
+        const env = { HF_ENDPOINT: hub.endpoint, HF_TOKEN: "", DREAM_CODER_TEST_CHECKPOINT: checkpoint };
+        return await body({ env, settings: suiteSettings(models) });
     } finally {
         await hub.close();
         rmSync(scratch, { recursive: true, force: true });

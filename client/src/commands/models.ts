@@ -134,8 +134,9 @@ export async function downloadModel(ctx: Ctx, id?: string): Promise<boolean> {
     }
 }
 
-/** Converts a Hugging Face checkpoint folder on this machine to a GGUF model and offers to use it. */
-export async function convertCheckpoint(ctx: Ctx, folder?: string): Promise<void> {
+/** Converts a Hugging Face checkpoint folder on this machine to a GGUF model and offers to use it; resolves to the
+ * model file (undefined when nothing was converted). The folder and the type are asked for unless given. */
+export async function convertCheckpoint(ctx: Ctx, folder?: string, type?: lsp.QuantType): Promise<string | undefined> {
     if (!folder) {
         const picked = await vscode.window.showOpenDialog({
             title: "Choose a checkpoint folder (config.json, tokenizer files, .safetensors)",
@@ -146,33 +147,39 @@ export async function convertCheckpoint(ctx: Ctx, folder?: string): Promise<void
         folder = picked?.[0]?.fsPath;
         if (!folder) return;
     }
-    const quantization = await vscode.window.showQuickPick(
-        lsp.QUANT_TYPES.map((t) => ({ label: t, description: QUANT_NOTES[t] })),
-        { title: "Dream-Coder: Model File Type" }
-    );
+    const quantization =
+        type ??
+        (
+            await vscode.window.showQuickPick(
+                lsp.QUANT_TYPES.map((t) => ({ label: t, description: [QUANT_NOTES[t], sevenB(t)].filter(Boolean).join(" · ") })),
+                { title: "Dream-Coder: Model File Type" }
+            )
+        )?.label;
     if (!quantization) return;
     const source = folder;
     try {
         const { path } = await withPipelineProgress(ctx, `Converting ${basename(source)}`, (workDoneToken, cancel) =>
-            ctx.client.sendRequest(lsp.convertCheckpoint, { folder: source, quantization: quantization.label as lsp.QuantType, workDoneToken }, cancel)
+            ctx.client.sendRequest(lsp.convertCheckpoint, { folder: source, quantization: quantization as lsp.QuantType, workDoneToken }, cancel)
         );
-        const use = await vscode.window.showInformationMessage(`Converted ${basename(source)}: ${path}`, "Use This Model");
-        if (use) await useModel(ctx, path);
+        void vscode.window.showInformationMessage(`Converted ${basename(source)}: ${path}`, "Use This Model").then((use) => use && useModel(ctx, path));
+        return path;
     } catch (e) {
-        void showFailure(ctx, `Converting ${basename(source)}`, e, () => convertCheckpoint(ctx, source));
+        void showFailure(ctx, `Converting ${basename(source)}`, e, () => convertCheckpoint(ctx, source, type));
+        return undefined;
     }
 }
 
-/** What the model file types mean to a user choosing one. */
+/** What the model file types mean to a user choosing one, with what a 7B model (7.6 billion weights) comes to. */
 const QUANT_NOTES: Record<lsp.QuantType, string> = {
-    Q4_K_M: "recommended: about 0.6 bytes a weight (a 7B model: 4.7 GB)",
-    Q5_K_M: "about 0.7 bytes a weight",
-    Q6_K: "about 0.8 bytes a weight",
-    Q8_0: "about 1.1 bytes a weight: closest to the original",
-    Q4_0: "about 0.6 bytes a weight, simpler and less exact than Q4_K_M",
-    F16: "not quantized: 2 bytes a weight",
-    BF16: "not quantized, the checkpoint's own numbers: 2 bytes a weight"
+    Q4_K_M: "recommended",
+    Q5_K_M: "",
+    Q6_K: "",
+    Q8_0: "closest to the original of the quantized types",
+    Q4_0: "simpler and less exact than Q4_K_M",
+    F16: "not quantized",
+    BF16: "not quantized: the checkpoint's own numbers"
 };
+const sevenB = (t: lsp.QuantType) => `a 7B model: ${((7.6e9 * lsp.BITS_PER_WEIGHT[t]) / 8e9).toFixed(1)} GB`;
 
 /** On start with no model set (until "Don't Ask Again"), offers the catalog download, a local file or the walkthrough. */
 export async function offerFirstModel(ctx: Ctx): Promise<void> {

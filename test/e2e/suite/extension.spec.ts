@@ -358,6 +358,16 @@ describe("Dream-Coder in VS Code", () => {
         await until("the test model back", () => goodModel.endsWith(ctx.status.model));
     });
 
+    it("Convert a Checkpoint Folder… writes a GGUF of the type asked for into the models directory", async () => {
+        const folder = process.env.DREAM_CODER_TEST_CHECKPOINT;
+        assert.ok(folder, "the runner names a checkpoint folder");
+        const path = await vscode.commands.executeCommand<string | undefined>("dreamCoder.convertCheckpoint", folder, "Q8_0");
+        const dir = vscode.workspace.getConfiguration("dreamCoder").get<string>("modelsDirectory", "");
+        assert.equal(path, join(dir, "Dream-Coder-v0-Instruct-7B-q8_0.gguf"));
+        assert.ok(existsSync(path));
+        assert.ok(!existsSync(join(dir, ".partial")), "no staging left");
+    });
+
     it("settings lead with the model, in groups; completions are off in Markdown and plain text by default", async () => {
         const categories = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.configuration as {
             title: string;
