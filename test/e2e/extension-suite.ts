@@ -34,7 +34,7 @@ export async function withSuiteHub<T>(body: (hub: { env: Record<string, string>;
     try {
         const models = mkdtempSync(join(scratch, "models-"));
         // The checkpoint's folder, for the Convert a Checkpoint Folder… test.
-        const env = { HF_ENDPOINT: hub.endpoint, HF_TOKEN: "", DREAM_CODER_TEST_CHECKPOINT: checkpoint };
+        const env = { HF_ENDPOINT: hub.endpoint, HF_TOKEN: "", HF_TOKEN_PATH: join(scratch, "no-token"), DREAM_CODER_TEST_CHECKPOINT: checkpoint };
         return await body({ env, settings: suiteSettings(models) });
     } finally {
         await hub.close();

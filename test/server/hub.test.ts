@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,6 +20,8 @@ const FAST = { retryDelaysMs: [5, 10, 20] };
 
 delete process.env.HF_TOKEN;
 delete process.env.HF_ENDPOINT;
+// Not this machine's Hugging Face CLI login, if it has one.
+process.env.HF_TOKEN_PATH = join(tmpdir(), "dream-coder-hub-test-no-token");
 
 /** A checkpoint folder as a Dream repository holds it: LFS shards, small config and tokenizer files, files a conversion does not need. */
 function checkpointDir(): string {
@@ -191,6 +193,17 @@ test("a gated repository asks for its terms and a token, and the storage host ne
             delete process.env.HF_TOKEN;
         }
         assert.ok(existsSync(join(out, "config.json")));
+
+        // Else the token the Hugging Face CLI saved ("hf auth login").
+        const saved = process.env.HF_TOKEN_PATH!;
+        writeFileSync(saved, "hf_right\n");
+        try {
+            const merges = await fileOf(hub, "org/gated", "merges.txt");
+            await downloadRepoFile("org/gated", "main", merges, join(out, "merges.txt"), { endpoint: hub.endpoint });
+        } finally {
+            rmSync(saved);
+        }
+        assert.ok(existsSync(join(out, "merges.txt")));
     });
 });
 

@@ -30,7 +30,7 @@ interface Run {
 /** Runs the CLI without blocking this process: the stand-in in it must keep answering. `onStart` may signal it. */
 function cli(args: string[], env: Record<string, string> = {}, onStart?: (kill: (signal: NodeJS.Signals) => void) => void): Promise<Run> {
     return new Promise((resolve) => {
-        const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, HF_TOKEN: "", HF_HOME: tmp("hf-home"), ...env } });
+        const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, HF_TOKEN: "", HF_TOKEN_PATH: join(scratch, "no-token"), ...env } });
         let stdout = "";
         let stderr = "";
         child.stdout.on("data", (d) => (stdout += d));
@@ -203,7 +203,7 @@ describe("dream-coder models pull and convert, against a local Hub", { timeout: 
             for (const flags of ["-Urm", "-m"]) {
                 const attempt = await new Promise<Run>((resolve) => {
                     const child = spawn("unshare", [flags, "sh", "-c", mountAndRun, disk, process.execPath, CLI], {
-                        env: { ...process.env, HF_ENDPOINT: hub.endpoint, HF_TOKEN: "" }
+                        env: { ...process.env, HF_ENDPOINT: hub.endpoint, HF_TOKEN: "", HF_TOKEN_PATH: join(scratch, "no-token") }
                     });
                     let stdout = "";
                     let stderr = "";
