@@ -13,16 +13,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { type ConvertOutType, CheckpointError, checkpointArchitecture, convertCheckpoint, estimateGgufBytes } from "../../server/src/convert/convert";
+import { type ConvertOutType, CheckpointError, checkpointArchitecture, convertCheckpoint } from "../../server/src/convert/convert";
 import { f32BitsToBf16, f32BitsToF16 } from "../../server/src/convert/gguf";
 import { preTokenizerName, vocabJsonPreTokenizerName } from "../../server/src/convert/vocab";
 import { loadAddon } from "../../server/src/runtime/native";
 import { quantizeModel } from "../../server/src/runtime/quantize";
+import { writeSyntheticCheckpoint } from "../tools/checkpoints";
 import { firstGgufDifference, readTypedGguf } from "../tools/gguf-diff";
 import { PYTHON, pythonConvert } from "../tools/python-convert";
 import { repoRoot } from "../tools/test-models";
-
-const GENERATOR = join(repoRoot, "test", "tools", "synthetic_checkpoint.py");
 
 /** A synthetic checkpoint: its name here, the generator's arguments, its folder (whose name the heuristics read), its
  *  architecture and the --outtype values converted. */
@@ -55,11 +54,6 @@ function preTokenizerOf(dir: string): string {
     return vocabJsonPreTokenizerName(JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8")));
 }
 
-function generate(args: string[]): void {
-    const r = spawnSync(PYTHON, [GENERATOR, ...args], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
-    assert.equal(r.status, 0, `synthetic_checkpoint.py ${args.join(" ")} failed:\n${r.stderr.slice(-3000)}`);
-}
-
 /** Expects `run` to reject with a CheckpointError whose message matches. */
 async function refuses(run: Promise<unknown>, message: RegExp): Promise<void> {
     await assert.rejects(run, (e: Error) => {
@@ -76,7 +70,7 @@ describe("checkpoint to GGUF, against convert_hf_to_gguf.py", () => {
 
     before(() => {
         assert.ok(existsSync(PYTHON), `${PYTHON} is missing: run the install command (bash scripts/setup.sh)`);
-        for (const c of CHECKPOINTS) generate([...c.args, "--out", p(...c.folder)]);
+        for (const c of CHECKPOINTS) writeSyntheticCheckpoint([...c.args, "--out", p(...c.folder)]);
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -293,15 +287,6 @@ describe("checkpoint to GGUF, against convert_hf_to_gguf.py", () => {
         assert.ok(!existsSync(out) && !existsSync(`${out}.part`));
     });
 
-    it("estimates the GGUF's size from config.json", () => {
-        const config = JSON.parse(readFileSync(p("Dream-Coder-v0-Instruct-7B", "config.json"), "utf8"));
-        const { ours } = outputs.get("dream-coder-7b-auto")!;
-        const actual = readFileSync(ours).length;
-        const estimate = estimateGgufBytes(config, "auto");
-        // An upper bound for the free-disk check, close enough not to ask for much more than needed.
-        assert.ok(estimate >= actual && estimate < 1.2 * actual, `estimate ${estimate}, actual ${actual}`);
-    });
-
     it("peak memory stays under a fixed bound however large the checkpoint", async () => {
         // Two checkpoints about 4x apart, each converted in a fresh process that reports its peak resident memory:
         // VmHWM, since getrusage's maxrss in a child counts the test process's own memory when it forked.
@@ -315,7 +300,7 @@ describe("checkpoint to GGUF, against convert_hf_to_gguf.py", () => {
             convertCheckpoint(dir, out).then((r) => console.log(JSON.stringify({ bytes: r.bytes, ms: Date.now() - t, peak: peak() })));`;
         const peaks: number[] = [];
         for (const s of sizes) {
-            generate(["--shape", "dream-coder-7b", "--out", p(s.name), "--config", JSON.stringify(s.config)]);
+            writeSyntheticCheckpoint(["--shape", "dream-coder-7b", "--out", p(s.name), "--config", JSON.stringify(s.config)]);
             const { stdout } = await promisify(execFile)(process.execPath, ["-e", script, p(s.name), p(`${s.name}.gguf`)]);
             const r: { bytes: number; ms: number; peak: number } = JSON.parse(stdout.trim().split("\n").pop()!);
             const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;

@@ -8,14 +8,19 @@ import { join } from "node:path";
 import { PYTHON } from "./python-convert";
 import { repoRoot } from "./test-models";
 
-function python(script: string, args: string[]): void {
-    const r = spawnSync(PYTHON, [join(repoRoot, "test", "tools", script), ...args], { encoding: "utf8" });
-    assert.equal(r.status, 0, `${script} ${args.join(" ")} failed: ${r.stderr.slice(-2000)}`);
+/** Runs synthetic_checkpoint.py with `args` (--shape, --out, …), on one thread. */
+export function writeSyntheticCheckpoint(args: string[]): void {
+    const r = spawnSync(PYTHON, [join(repoRoot, "test", "tools", "synthetic_checkpoint.py"), ...args], {
+        cwd: repoRoot,
+        encoding: "utf8",
+        env: { ...process.env, OMP_NUM_THREADS: "1" }
+    });
+    assert.equal(r.status, 0, `synthetic_checkpoint.py ${args.join(" ")} failed:\n${r.stderr.slice(-3000)}`);
 }
 
 /** A Dream-Coder-v0-Instruct-7B-shaped checkpoint in a new folder named as the repository is, under `parent`. */
 export function dreamCoderCheckpoint(parent: string): string {
     const dir = join(mkdtempSync(join(parent, "checkpoint-")), "Dream-Coder-v0-Instruct-7B");
-    python("synthetic_checkpoint.py", ["--shape", "dream-coder-7b", "--out", dir]);
+    writeSyntheticCheckpoint(["--shape", "dream-coder-7b", "--out", dir]);
     return dir;
 }

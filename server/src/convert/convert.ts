@@ -42,7 +42,7 @@ const SUPPORTED = "DreamModel (Dream, Dream-Coder, DiffuCoder, DreamOn) and LLaD
  * Reads config.json's object and says which GGUF architecture it converts to, or throws CheckpointError naming the
  * architecture found and the ones supported. Used before downloading gigabytes.
  */
-export function checkpointArchitecture(config: unknown): "dream" | "llada" | "llada-moe" {
+export function checkpointArchitecture(config: unknown): Architecture {
     const c = typeof config === "object" && config !== null ? (config as Record<string, unknown>) : {};
     // get_model_architecture: architectures[0], or the text model's in a multimodal config.
     const textConfig = typeof c.text_config === "object" && c.text_config !== null ? (c.text_config as Record<string, unknown>) : {};
@@ -57,7 +57,8 @@ export function checkpointArchitecture(config: unknown): "dream" | "llada" | "ll
     return arch;
 }
 
-async function readConfig(dir: string): Promise<Record<string, unknown>> {
+/** A checkpoint folder's config.json as an object, or a CheckpointError saying it is missing or damaged. */
+export async function readCheckpointConfig(dir: string): Promise<Record<string, unknown>> {
     const file = join(dir, "config.json");
     let text: string;
     try {
@@ -170,9 +171,8 @@ export async function convertCheckpoint(
 ): Promise<{ architecture: string; tensors: number; bytes: number }> {
     const { signal, onProgress } = options;
     if (signal?.aborted) throw cancelled();
-    const hparams = await readConfig(dir);
+    const hparams = await readCheckpointConfig(dir);
     const arch = checkpointArchitecture(hparams);
-    if (arch === "llada-moe") throw new CheckpointError(`LLaDA-MoE is not supported: this converter supports ${SUPPORTED}`);
     const tensors = await checkpointTensors(dir);
     const outType = options.outType === undefined || options.outType === "auto" ? guessOutType(tensors) : options.outType;
     const planned = planTensors(arch, tensors, hparams, outType);
@@ -228,25 +228,4 @@ export async function convertCheckpoint(
     } finally {
         for (const file of sources.values()) await file.close().catch(() => {});
     }
-}
-
-/**
- * Bytes the converted GGUF will take (for the free-disk check before downloading), from config.json alone: the
- * weights at the type's size (norms and biases are negligible) plus a margin for the tokenizer's arrays.
- */
-export function estimateGgufBytes(config: unknown, outType: ConvertOutType): number {
-    const arch = checkpointArchitecture(config);
-    const h = config as Record<string, number>;
-    const bytesPerWeight = outType === "f32" ? 4 : 2;
-    const width = arch === "dream" ? h.hidden_size : h.d_model;
-    const ffn = arch === "dream" ? h.intermediate_size : h.mlp_hidden_size;
-    const heads = arch === "dream" ? h.num_attention_heads : h.n_heads;
-    const kvHeads = (arch === "dream" ? h.num_key_value_heads : h.n_kv_heads) ?? heads;
-    const layers = arch === "dream" ? h.num_hidden_layers : h.n_layers;
-    const vocab = arch === "llada" ? (h.embedding_size ?? h.vocab_size) : h.vocab_size;
-    const kvWidth = (width / heads) * kvHeads;
-    const perLayer = 2 * width * width + 2 * width * kvWidth + 3 * width * ffn;
-    const weights = layers * perLayer + 2 * vocab * width;
-    if (!Number.isFinite(weights) || weights <= 0) throw new CheckpointError("the checkpoint's config.json lacks the sizes of its layers: download it again");
-    return Math.ceil(weights * bytesPerWeight + vocab * 64);
 }

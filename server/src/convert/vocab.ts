@@ -4,10 +4,10 @@
 // (_set_vocab_gpt2, get_vocab_base) and gguf-py/gguf/vocab.py (SpecialVocab), in the bundled llama.cpp tree.
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Architecture } from "./architectures.js";
 import { CheckpointError } from "./convert.js";
 import type { GgufKv, GgufKvValue } from "./gguf.js";
 
-type Architecture = "dream" | "llada" | "llada-moe";
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
@@ -16,9 +16,6 @@ const NORMAL = 1;
 const CONTROL = 3;
 const USER_DEFINED = 4;
 const UNUSED = 5;
-
-/** LLaDA-MoE's converter writes this mask token id whatever the checkpoint says (conversion/llada.py). */
-const LLADA_MOE_MASK_TOKEN_ID = 156895;
 
 // ---------------------------------------------------------------------------------------------------------------
 // The pre-tokenizer name. The Python converter encodes a fixed text with the real tokenizer and looks the hash of the
@@ -206,7 +203,7 @@ function modelVocab(tokenizer: JsonObject): JsonObject {
 
 /** Python's get_vocab_base for the architecture: every id below vocab_size, a gap as [PAD{i}] (UNUSED). `base` is
  *  the BPE vocabulary (token -> id) from `where`, `added` the added tokens. */
-function tokenList(base: JsonObject, where: string, added: AddedToken[], hparams: Record<string, unknown>, arch: Architecture): TokenList {
+function tokenList(base: JsonObject, where: string, added: AddedToken[], hparams: Record<string, unknown>): TokenList {
     // get_vocab(): the model's vocabulary with the added tokens over it.
     const vocab = new Map<string, number>();
     for (const [token, id] of Object.entries(base)) {
@@ -253,33 +250,13 @@ function tokenList(base: JsonObject, where: string, added: AddedToken[], hparams
             type = UNUSED;
         } else if (addedByContent.has(token)) {
             const decoded = addedById.get(i);
-            if (arch === "llada-moe") {
-                // base.py's get_vocab_base. Re-encoding a non-normalized added token gives it back unchanged: the
-                // tokenizer matches an added token before it normalizes.
-                if (decoded?.special || looksSpecial(token)) type = CONTROL;
-                else {
-                    token = token.replaceAll("\u2581", " ");
-                    type = USER_DEFINED;
-                }
-            } else {
-                // dream.py's and llada.py's get_vocab_base: special added tokens are CONTROL, the others USER_DEFINED.
-                type = decoded === undefined || decoded.special ? CONTROL : USER_DEFINED;
-            }
+            // dream.py's and llada.py's get_vocab_base: special added tokens are CONTROL, the others USER_DEFINED.
+            type = decoded === undefined || decoded.special ? CONTROL : USER_DEFINED;
         }
         tokens[i] = token;
         types[i] = type;
     }
     return { tokens, types };
-}
-
-/** base.py's does_token_look_special. */
-function looksSpecial(token: string): boolean {
-    return (
-        ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].includes(token) ||
-        (token.startsWith("<|") && token.endsWith("|>")) ||
-        (token.startsWith("<\uff5c") && token.endsWith("\uff5c>")) ||
-        (token.startsWith("<unused") && token.endsWith(">"))
-    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -607,10 +584,10 @@ function put(entries: GgufKv[], key: string, value: GgufKvValue): void {
  *  `dir` holds config.json and the tokenizer files; `hparams` is the parsed config.json. Throws CheckpointError
  *  (a sentence) for a tokenizer it cannot convert (unknown pre-tokenizer, missing files, ids out of range).
  *
- *  For "dream" (when config.json has a mask_token_id) and "llada-moe" the first entry, tokenizer.ggml.mask_token_id,
+ *  For "dream" (when config.json has a mask_token_id) the first entry, tokenizer.ggml.mask_token_id,
  *  is the one set_gguf_parameters writes: in the converter's file it comes before general.quantization_version, among
  *  the architecture's entries, and the rest follow that key. */
-export async function vocabMetadata(dir: string, hparams: Record<string, unknown>, arch: "dream" | "llada" | "llada-moe"): Promise<GgufKv[]> {
+export async function vocabMetadata(dir: string, hparams: Record<string, unknown>, arch: Architecture): Promise<GgufKv[]> {
     if (arch === "dream" && (await readText(dir, "tokenizer.model")) !== undefined) {
         // DreamModel.set_vocab tries a SentencePiece vocabulary first.
         throw new CheckpointError(
@@ -651,10 +628,9 @@ export async function vocabMetadata(dir: string, hparams: Record<string, unknown
             throw new CheckpointError(`config.json's mask_token_id is ${JSON.stringify(hparams.mask_token_id)}, not a token id: download it again.`);
         entries.push({ key: "tokenizer.ggml.mask_token_id", value: { type: "u32", value: hparams.mask_token_id } });
     }
-    if (arch === "llada-moe") entries.push({ key: "tokenizer.ggml.mask_token_id", value: { type: "u32", value: LLADA_MOE_MASK_TOKEN_ID } });
 
     // _set_vocab_gpt2.
-    const { tokens, types } = tokenList(base, where, addedTokens(listed, addedFrom, tokenizerConfig), hparams, arch);
+    const { tokens, types } = tokenList(base, where, addedTokens(listed, addedFrom, tokenizerConfig), hparams);
     entries.push({ key: "tokenizer.ggml.model", value: { type: "string", value: "gpt2" } });
     entries.push({ key: "tokenizer.ggml.pre", value: { type: "string", value: pre } });
     entries.push({ key: "tokenizer.ggml.tokens", value: { type: "array", itemType: "string", value: tokens } });
