@@ -6,8 +6,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { type CatalogEntry, catalogPath, modelsDirectory } from "./catalog";
-import { CheckpointError, checkpointArchitecture, convertCheckpoint } from "./convert/convert";
-import { checkpointFiles, downloadRepoFile, ensureFreeSpace, HubError, type HubFile, listRepoFiles } from "./hub/hub";
+import { CheckpointError, checkpointArchitecture, convertCheckpoint, readCheckpointConfig } from "./convert/convert";
+import { checkpointFiles, downloadRepoFile, ensureFreeSpace, formatBytes, HubError, type HubFile, listRepoFiles } from "./hub/hub";
 import { BITS_PER_WEIGHT, type PullProgress, QUANT_TYPES, type QuantType } from "./protocol";
 import { quantizationOf, quantizeModel } from "./runtime/quantize";
 import type { Settings } from "./settings";
@@ -54,8 +54,6 @@ class Stages {
         });
     }
 }
-
-const gb = (bytes: number) => `${(bytes / 1e9).toFixed(bytes < 1e9 ? 2 : 1)} GB`;
 
 /** Model files a pipeline of this process is making: a second request for one would share its staging folder. */
 const inProgress = new Set<string>();
@@ -110,10 +108,10 @@ async function downloadGguf(entry: CatalogEntry, target: string, options: PullOp
     const file = files.find((f) => f.path === source.file);
     if (!file) throw new HubError(`${source.repo} has no file ${source.file}.`, "not-found");
     await mkdir(join(target, ".."), { recursive: true });
-    await ensureFreeSpace(join(target, ".."), file.size - (await partialBytes(target)), `${entry.name} (${gb(file.size)})`);
+    await ensureFreeSpace(join(target, ".."), file.size - (await partialBytes(target)), `${entry.name} (${formatBytes(file.size)})`);
     await downloadRepoFile(source.repo, "main", file, target, {
         ...hub,
-        onProgress: (done) => stages.report(0, done / file.size, `${gb(done)} of ${gb(file.size)}`)
+        onProgress: (done) => stages.report(0, done / file.size, `${formatBytes(done)} of ${formatBytes(file.size)}`)
     });
     return target;
 }
@@ -151,7 +149,7 @@ export async function pullCheckpoint(
     await mkdir(checkpoint, { recursive: true });
     // The configuration first: an architecture the runtime cannot run is refused before gigabytes are downloaded.
     await downloadRepoFile(repo, listing.commit, config, join(checkpoint, "config.json"), hub);
-    checkpointArchitecture(JSON.parse(await readFile(join(checkpoint, "config.json"), "utf8")));
+    checkpointArchitecture(await readCheckpointConfig(checkpoint));
 
     const converted = join(staging, "converted.gguf");
     const total = files.reduce((n, f) => n + f.size, 0);
@@ -163,7 +161,11 @@ export async function pullCheckpoint(
     const quantized = UNQUANTIZED.includes(options.quantization) ? 0 : (total * BITS_PER_WEIGHT[options.quantization]) / 16;
     const peak = Math.max(total + total, total + quantized + (options.keepCheckpoint ? total : 0));
     const have = onDisk + (convertedDone ? total : 0);
-    await ensureFreeSpace(staging, peak - have, `${repo} (a ${gb(total)} checkpoint, its ${gb(total)} conversion and the ${options.quantization} model file)`);
+    await ensureFreeSpace(
+        staging,
+        peak - have,
+        `${repo} (a ${formatBytes(total)} checkpoint, its ${formatBytes(total)} conversion and the ${options.quantization} model file)`
+    );
 
     if (!convertedDone) {
         let done = 0;
@@ -173,18 +175,13 @@ export async function pullCheckpoint(
                 const before = done;
                 await downloadRepoFile(repo, listing.commit, f, dest, {
                     ...hub,
-                    onProgress: (bytes) => stages.report(0, (before + bytes) / total, `${gb(before + bytes)} of ${gb(total)}`)
+                    onProgress: (bytes) => stages.report(0, (before + bytes) / total, `${formatBytes(before + bytes)} of ${formatBytes(total)}`)
                 });
             }
             done += f.size;
-            stages.report(0, done / total, `${gb(done)} of ${gb(total)}`);
+            stages.report(0, done / total, `${formatBytes(done)} of ${formatBytes(total)}`);
         }
-        const unquantized = UNQUANTIZED.includes(options.quantization);
-        await convertCheckpoint(checkpoint, converted, {
-            outType: unquantized ? (options.quantization.toLowerCase() as "f16" | "bf16") : "auto",
-            signal: options.signal,
-            onProgress: (p) => stages.report(1, p.bytesDone / p.bytesTotal, `tensor ${p.tensorsDone} of ${p.tensorsTotal}`)
-        });
+        await convert(checkpoint, converted, options.quantization, stages, options.signal, 1);
     }
     if (options.keepCheckpoint && existsSync(checkpoint)) {
         await rm(options.kept, { recursive: true, force: true });
@@ -204,31 +201,27 @@ export async function pullCheckpoint(
 export async function convertFolder(dir: string, target: string, staging: string, options: PullOptions = {}): Promise<string> {
     const quantization = options.quantization ?? DEFAULT_QUANTIZATION;
     const stages = new Stages(["Converting to GGUF", `Quantizing to ${quantization}`], options.onProgress);
-    const configFile = join(dir, "config.json");
-    if (!existsSync(configFile)) {
-        throw new CheckpointError(`${dir} has no config.json: choose the folder of a Hugging Face checkpoint (config.json, tokenizer and .safetensors files).`);
-    }
-    let config: unknown;
-    try {
-        config = JSON.parse(await readFile(configFile, "utf8"));
-    } catch {
-        throw new CheckpointError(`${configFile} is not valid JSON: the checkpoint is damaged; download it again.`);
-    }
-    checkpointArchitecture(config);
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true });
     try {
+        // The converter checks the folder (config.json, the architecture) before it writes anything.
         const converted = join(staging, "converted.gguf");
-        await convertCheckpoint(dir, converted, {
-            outType: UNQUANTIZED.includes(quantization) ? (quantization.toLowerCase() as "f16" | "bf16") : "auto",
-            signal: options.signal,
-            onProgress: (p) => stages.report(0, p.bytesDone / p.bytesTotal, `tensor ${p.tensorsDone} of ${p.tensorsTotal}`)
-        });
+        await convert(dir, converted, quantization, stages, options.signal);
         await finishModel(converted, target, { ...options, quantization }, stages, 1);
     } finally {
         await removeStaging(staging);
     }
     return target;
+}
+
+/** Converts a checkpoint folder as stage `stage`: to F16 or BF16 when that is the type asked for, else to what the
+ * checkpoint holds (auto), which the quantizer then reads. */
+async function convert(dir: string, converted: string, quantization: QuantType, stages: Stages, signal: AbortSignal | undefined, stage = 0) {
+    await convertCheckpoint(dir, converted, {
+        outType: UNQUANTIZED.includes(quantization) ? (quantization.toLowerCase() as "f16" | "bf16") : "auto",
+        signal,
+        onProgress: (p) => stages.report(stage, p.bytesDone / p.bytesTotal, `tensor ${p.tensorsDone} of ${p.tensorsTotal}`)
+    });
 }
 
 /** Quantizes the converted file into the model file, or moves it there when no quantization is asked for. */

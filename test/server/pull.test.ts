@@ -271,6 +271,6 @@ describe("dream-coder models pull and convert, against a local Hub", { timeout: 
         assert.match(bad.stderr, /"Q3_X" is not a quantization this converter writes: use one of Q4_K_M, /);
         const notCheckpoint = await cli(["models", "convert", tmp("empty")]);
         assert.equal(notCheckpoint.status, 1);
-        assert.match(notCheckpoint.stderr, /has no config\.json: choose the folder of a Hugging Face checkpoint/);
+        assert.match(notCheckpoint.stderr, /has no config\.json: give the folder of a Hugging Face checkpoint/);
     });
 });

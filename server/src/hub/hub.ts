@@ -543,7 +543,8 @@ function nextPage(link: string | null, base: string): string | undefined {
     return url ? new URL(url, base).href : undefined;
 }
 
-function formatBytes(bytes: number): string {
+/** A size in the decimal units the Hub's pages use: "3.0 MB", "15.2 GB". */
+export function formatBytes(bytes: number): string {
     if (bytes < 1e3) return `${bytes} bytes`;
     const [value, unit] = bytes < 1e6 ? [bytes / 1e3, "kB"] : bytes < 1e9 ? [bytes / 1e6, "MB"] : bytes < 1e12 ? [bytes / 1e9, "GB"] : [bytes / 1e12, "TB"];
     return `${value.toFixed(1)} ${unit}`;

@@ -2,11 +2,10 @@
 // a checkpoint converted in the editor becomes the file users run without llama.cpp's command-line tools.
 import { rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
+import { QUANT_TYPES, type QuantType } from "../protocol";
 import { readGgufHeader } from "./ggufHeader";
 import { inspectModelFile } from "./modelFile";
 import { loadAddon, type NativeQuantization } from "./native";
-
-import { QUANT_TYPES, type QuantType } from "../protocol";
 
 /** Each type's llama_ftype (llama.cpp's include/llama.h), which the addon passes to llama_model_quantize. */
 const LLAMA_FTYPE: Record<QuantType, number> = { Q4_K_M: 15, Q5_K_M: 17, Q6_K: 18, Q8_0: 7, Q4_0: 2, F16: 1, BF16: 32 };
