@@ -60,8 +60,10 @@ if (!(cpu in cpuFlags)) {
     console.error(`unknown CPU target '${cpu}': use ${Object.keys(cpuFlags).join(", ")}`);
     process.exit(2);
 }
-const buildFolder = (target) => join(buildDir, target === "native" ? "cmake" : `cmake-${target}`);
-const cmakeOut = buildFolder(cpu);
+// cmake/ for this machine's CPU, cmake-CPU/ for a packaged CPU build, with -GPU/ for a GPU backend (cmake-vulkan/,
+// cmake-portable-vulkan/): each combination keeps its own CMake cache.
+const buildName = ["cmake", cpu !== "native" && cpu, gpu !== "cpu" && gpu].filter(Boolean).join("-");
+const cmakeOut = join(buildDir, buildName);
 const jobs = Number(process.env.DREAM_CODER_JOBS) || availableParallelism();
 
 function sh(cmd, argv, opts = {}) {
@@ -91,7 +93,6 @@ const addonPath = join(cmakeOut, "Release", "dream_native.node");
 // { sourceHash, addons: { [build folder]: addonHash } }: the llama.cpp tree is shared by the builds.
 const stamp = existsSync(stampFile) ? JSON.parse(readFileSync(stampFile, "utf8")) : {};
 stamp.addons ??= {};
-const buildName = cmakeOut.slice(buildDir.length + 1);
 if (!args.includes("--force") && stamp.addons[buildName] === addonHash && existsSync(addonPath)) {
     console.log(`native addon up to date (${gpu}, ${cpu} CPU): ${addonPath}`);
     process.exit(0);
@@ -102,7 +103,7 @@ mkdirSync(buildDir, { recursive: true });
 if (stamp.sourceHash !== sourceHash || !existsSync(join(srcDir, "CMakeLists.txt"))) {
     console.log(`preparing llama.cpp from ${bundle} with ${patches.length} patch(es)`);
     rmSync(srcDir, { recursive: true, force: true });
-    for (const target of Object.keys(cpuFlags)) rmSync(buildFolder(target), { recursive: true, force: true });
+    for (const folder of readdirSync(buildDir).filter((f) => f.startsWith("cmake"))) rmSync(join(buildDir, folder), { recursive: true, force: true });
     clonePatchedLlama(srcDir);
     stamp.sourceHash = sourceHash;
     stamp.addons = {};
