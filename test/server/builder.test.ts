@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { brotliDecompressSync } from "node:zlib";
+import { ErrorCodes, LSPErrorCodes, ResponseError } from "vscode-languageserver-protocol/node";
 import { buildFraction, configureArgs, errorLines } from "../../server/src/builder/build";
 import { BUILT_ADDON, builtRuntime, machineId, type RuntimeStamp } from "../../server/src/builder/built";
 import {
@@ -24,6 +25,8 @@ import {
 } from "../../server/src/builder/prerequisites";
 import { RUNTIME_SOURCE_FILE, runtimeSource, sourceHash } from "../../server/src/builder/source";
 import { readTar, type TarEntry, writeTar } from "../../server/src/builder/tar";
+import { startLanguageServer } from "../../server/src/cli/lspClient";
+import * as lsp from "../../server/src/protocol";
 import { repoRoot } from "../tools/test-models";
 
 const scratch = mkdtempSync(join(tmpdir(), "dream-coder-builder-"));
@@ -417,5 +420,54 @@ describe("the build's command lines and output", () => {
         ];
         assert.deepEqual(errorLines(out), ["a.cpp:3:1: error: 'x' was not declared in this scope"]);
         assert.deepEqual(errorLines(["one", "two"]), ["one", "two"], "no error line: the end of the output");
+    });
+});
+
+describe("the command line and the language server", () => {
+    const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
+    const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, HOME: tmp("home") } });
+
+    test("dream-coder runtime build names what is missing before it builds anything; runtime targets lists the four", () => {
+        const metal = cli(["runtime", "build", "--gpu", "metal"]);
+        assert.equal(metal.status, 1);
+        assert.equal(
+            metal.stderr.trim(),
+            "dream-coder: Metal is Apple's GPU interface and builds on macOS only: on this machine build the vulkan or cuda runtime (or cpu)."
+        );
+        const rocm = cli(["runtime", "build", "--gpu", "rocm"]);
+        assert.notEqual(rocm.status, 0);
+        assert.match(rocm.stderr, /option '--gpu <backend>' argument 'rocm' is invalid\. Allowed choices are cpu, vulkan, cuda, metal/);
+        const targets = cli(["runtime", "targets"]);
+        assert.equal(targets.status, 0, targets.stderr);
+        assert.match(targets.stdout, /^cpu {5}can be built here$/m);
+        assert.match(targets.stdout, /^vulkan {2}can be built here$/m);
+        assert.match(targets.stdout, /^metal {3}missing prerequisites\n {4}Metal is Apple's GPU interface/m);
+        assert.match(targets.stdout, /Built runtime: none for this version \(in .*\/\.cache\/dream-coder\/runtime\)/);
+    });
+
+    test("dreamCoder/runtimeTargets and dreamCoder/buildRuntime: the targets with what each lacks; a refusal before anything is built", async () => {
+        const server = await startLanguageServer({});
+        try {
+            const { targets } = await server.connection.sendRequest(lsp.runtimeTargets);
+            assert.deepEqual(
+                targets.map((t) => t.gpu),
+                [...RUNTIME_TARGETS]
+            );
+            assert.deepEqual(targets.find((t) => t.gpu === "cpu")?.problems, []);
+            assert.match(targets.find((t) => t.gpu === "metal")?.problems[0] ?? "", /builds on macOS only/);
+            await assert.rejects(server.connection.sendRequest(lsp.buildRuntime, { gpu: "metal" }), (e) => {
+                assert.ok(e instanceof ResponseError);
+                assert.equal(e.code, LSPErrorCodes.RequestFailed);
+                assert.match(e.message, /^Metal is Apple's GPU interface and builds on macOS only/);
+                return true;
+            });
+            await assert.rejects(server.connection.sendRequest(lsp.buildRuntime, { gpu: "rocm" as RuntimeTarget }), (e) => {
+                assert.ok(e instanceof ResponseError && e.code === ErrorCodes.InvalidParams && /gpu must be one of cpu, vulkan, cuda, metal/.test(e.message));
+                return true;
+            });
+            await assert.rejects(server.connection.sendRequest(lsp.buildRuntime, { gpu: "cpu", jobs: 0 }), /jobs must be a whole number of at least 1/);
+        } finally {
+            await server.stop();
+        }
     });
 });
