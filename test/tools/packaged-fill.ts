@@ -10,7 +10,7 @@ import type { PackagedFill } from "./packaged";
     const model = await DiffusionModel.load(process.argv[2], { threads: 1 });
     const r = await model.decode(["def mean(xs):\n    return ", { hole: 8 }, "\n"], { cache: "dual", schedule: "block", algorithm: "maskgit_plus" });
     const mapped = readFileSync("/proc/self/maps", "utf8").match(/\/\S*(libgomp|dream_native)\S*/g) ?? [];
-    const out: PackagedFill = { tokens: r.holes[0].tokens, text: r.holes[0].text, backend: DiffusionModel.backend(), mapped: [...new Set(mapped)].sort() };
+    const out: PackagedFill = { tokens: r.holes[0].tokens, text: r.holes[0].text, backend: model.runsOn.backend, mapped: [...new Set(mapped)].sort() };
     console.log(JSON.stringify(out));
     model.dispose();
 })().catch((e: Error) => {
