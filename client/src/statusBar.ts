@@ -65,6 +65,11 @@ export class StatusBar implements vscode.Disposable {
         );
     }
 
+    /** What the item shows (the in-host suite reads it). */
+    get text(): string {
+        return this.item.text;
+    }
+
     dispose(): void {
         this.item.dispose();
     }

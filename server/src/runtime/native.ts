@@ -1,6 +1,6 @@
 // The Node-API addon's surface (native/src/addon.cpp), typed, and where to find the built file.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import cpuBuilds from "../../../native/cpu-builds.json";
 import { packagedFile } from "../packageFiles";
 
@@ -168,8 +168,10 @@ export const packagedAddonFile = (build: PackagedBuild) => `native/build/cmake-$
 /** The CPU probe (native/src/cpu_features.cpp), built for any x86-64 CPU beside the portable build: in a package,
  *  it says which packaged build this CPU runs. */
 export const CPU_PROBE_FILE = "native/build/cmake-portable/Release/dream_cpu.node";
-/** The packaged GPU build: Vulkan, whose loader (libvulkan) GPU drivers install, on the portable build's CPU code. */
+/** The packaged GPU build: Vulkan, whose loader (libvulkan) GPU drivers install, on the portable build's CPU code
+ *  (scripts/build-native.mjs --cpu portable --gpu vulkan), so it needs what that build needs of the CPU. */
 export const PACKAGED_GPU_FILE = "native/build/cmake-portable-vulkan/Release/dream_native.node";
+const PACKAGED_GPU_CPU_BUILD: PackagedBuild = "portable";
 /** GPU builds from source (scripts/build-native.mjs --gpu NAME, for this machine's CPU), looked for in a checkout. */
 const SOURCE_GPU_FILES = ["cuda", "metal", "vulkan"].map((gpu) => `native/build/cmake-${gpu}/Release/dream_native.node`);
 
@@ -224,7 +226,14 @@ export function loadRuntime(): LoadedRuntime {
     }
     let fallback: string | undefined;
     const gpuFile = preference === "cpu" ? null : packagedFile(...SOURCE_GPU_FILES, PACKAGED_GPU_FILE);
-    if (gpuFile) {
+    // The packaged one's CPU code must run on this CPU: loading it runs ggml's initialisation (SIGILL without AVX2).
+    // Its folder has the CPU probe in a checkout; a package carries the probe once, beside the portable build.
+    const probe =
+        gpuFile && [join(dirname(gpuFile), "dream_cpu.node"), join(gpuFile.slice(0, -join(PACKAGED_GPU_FILE).length), CPU_PROBE_FILE)].find(existsSync);
+    const lacking =
+        gpuFile?.endsWith(join(PACKAGED_GPU_FILE)) && process.arch === "x64" && probe ? missingCpuFlags(PACKAGED_GPU_CPU_BUILD, cpuFeatures(probe)) : [];
+    if (lacking.length) fallback = `this CPU lacks ${lacking.join(", ").toUpperCase()}, which the Vulkan runtime's CPU code needs`;
+    else if (gpuFile) {
         const named = /^vulkan(\d+)$/i.exec(preference);
         // ggml reads it once, when the addon loads: the named device only (and not skipped for being a CPU).
         if (named) process.env.GGML_VK_VISIBLE_DEVICES = named[1];
@@ -302,7 +311,7 @@ function packagedAddon(root: string): string {
         const problem = header ? glibcProblem(header.glibcVersionRuntime) : null;
         if (problem) throw new Error(problem);
     }
-    const features = process.arch === "x64" ? requirePackaged<{ features(): string[] }>(join(root, CPU_PROBE_FILE)).features() : null;
+    const features = process.arch === "x64" ? cpuFeatures(join(root, CPU_PROBE_FILE)) : null;
     const builds = packagedBuildsFor(features);
     if (builds.length === 0 && features) {
         const portable = PACKAGED_BUILDS[PACKAGED_BUILDS.length - 1];
@@ -318,6 +327,11 @@ function packagedAddon(root: string): string {
 /** Which packaged CPU build loadAddon() loaded; undefined for a build from source or $DREAM_CODER_ADDON. */
 export function loadedPackagedBuild(): PackagedBuild | undefined {
     return addonBuild;
+}
+
+/** The instruction sets this CPU has, as the CPU probe `probe` (native/src/cpu_features.cpp) reads them (x86-64 only). */
+function cpuFeatures(probe: string): string[] {
+    return requirePackaged<{ features(): string[] }>(probe).features();
 }
 
 /** Loads a file of the packaged runtime, or says why this system cannot. */
