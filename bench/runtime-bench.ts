@@ -35,6 +35,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../server/src/runtime/runtime";
+import { describeRuntime } from "../server/src/runtime/native";
 import { BUNDLED_MODEL_ID, resolveModelPath } from "../server/src/catalog";
 import { quantizedTestModel, repoRoot, testModel, type QuantType, type TestModelOptions } from "../test/tools/test-models";
 
@@ -381,7 +382,7 @@ function main(): void {
             : m === "mini"
               ? `mini = ${modelPath("mini")} (trained, Q8_0; contexts up to ${MODELS.mini.context} tokens with the hole)`
               : `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].quant ?? MODELS[m].type}`;
-    console.log(`backend ${DiffusionModel.backend()}; models: ${models.map(describe).join("; ")}`);
+    console.log(`runtime ${describeRuntime()}; models: ${models.map(describe).join("; ")}`);
     console.log(
         `steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}` +
             (compete ? `; ${compete} competing process(es) spinning on the CPU throughout` : "")
@@ -458,11 +459,7 @@ function main(): void {
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(
         out,
-        JSON.stringify(
-            { date: new Date().toISOString(), argv: process.argv.slice(2), compete, backend: DiffusionModel.backend(), models: MODELS, rows },
-            null,
-            2
-        )
+        JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), compete, runtime: describeRuntime(), models: MODELS, rows }, null, 2)
     );
     console.log(`wrote ${out}`);
 }

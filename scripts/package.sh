@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# npm run package: builds everything, then the packaged CPU builds of the native addon (native/cpu-builds.json: for
-# any x86-64 CPU with AVX2, and for those with AVX-512, not only this one; with DREAM_CODER_GPU's backend), bundles
+# npm run package: builds everything, then the packaged builds of the native addon (native/cpu-builds.json: for any
+# x86-64 CPU with AVX2, and for those with AVX-512, not only this one; and a Vulkan build), bundles
 # the client and server minified, and packs dream-coder-VERSION.vsix with only what .vscodeignore lets through
 # (setup.sh also makes the source archive the runtime builder compiles, native/build/runtime-source.tar.br).
 set -euo pipefail
@@ -9,6 +9,8 @@ bash scripts/setup.sh
 for build in $(node -p 'Object.keys(require("./native/cpu-builds.json").builds).join(" ")'); do
     node scripts/build-native.mjs --cpu "$build"
 done
+# The GPU runtime: Vulkan (GPU drivers install its loader), with the portable build's CPU code.
+node scripts/build-native.mjs --cpu portable --gpu vulkan
 node scripts/bundle.mjs --production
 version=$(node -p 'require("./package.json").version')
 out="dream-coder-$version.vsix"

@@ -16,6 +16,12 @@ if [ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null; then
 fi
 # test/e2e/vsix.test.ts runs the packaged runtime in minimal Debian 11 and 12 systems that debootstrap makes.
 [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+# The packaged Vulkan runtime: the Vulkan headers and loader, the shader compiler and SPIR-V headers to build it, and
+# lavapipe (Mesa's Vulkan driver on the CPU) that test/native/vulkan.test.ts and the .vsix test run it on.
+command -v glslc >/dev/null || missing+=(glslc)
+[ -f /usr/include/vulkan/vulkan.h ] || missing+=(libvulkan-dev)
+[ -d /usr/include/spirv ] || missing+=(spirv-headers)
+compgen -G "/usr/share/vulkan/icd.d/lvp_icd.*.json" >/dev/null || missing+=(mesa-vulkan-drivers)
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -34,6 +40,8 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 
 node scripts/build-native.mjs
+# The .vsix's Vulkan build: the tests run it on lavapipe beside the build for this CPU.
+node scripts/build-native.mjs --cpu portable --gpu vulkan
 
 # A Python environment at $1 with the pinned requirements $2, rebuilt when they change.
 python_env() {

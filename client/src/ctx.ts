@@ -14,7 +14,7 @@ const HEALTHY_AFTER_MS = 60_000;
  * restarting the server with it: a model that crashes llama.cpp would otherwise crash every restart. */
 const CRASHES_PER_MODEL = 2;
 /** Settings whose change makes a model that crashed worth trying again. */
-const RETRY_SETTINGS = ["dreamCoder.model", "dreamCoder.gpuLayers", "dreamCoder.threads"];
+const RETRY_SETTINGS = ["dreamCoder.model", "dreamCoder.gpuLayers", "dreamCoder.device", "dreamCoder.threads"];
 
 export class Ctx implements vscode.Disposable {
     readonly output = vscode.window.createOutputChannel("Dream-Coder", { log: true });
@@ -36,6 +36,11 @@ export class Ctx implements vscode.Disposable {
     /** The model the server is refusing to be restarted with, after it crashed it CRASHES_PER_MODEL times. */
     private _haltedFor: string | undefined;
     private readonly settingsWatch = vscode.workspace.onDidChangeConfiguration((e) => {
+        // The server picks its runtime (GPU or CPU, which Vulkan device) once, when it loads the addon.
+        if (e.affectsConfiguration("dreamCoder.device") && this._client) {
+            this.output.info("dreamCoder.device changed: restarting the language server");
+            void this.restart();
+        }
         if (!RETRY_SETTINGS.some((s) => e.affectsConfiguration(s))) return;
         this.modelCrashes.clear();
         if (this._haltedFor !== undefined) {

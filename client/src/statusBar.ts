@@ -47,7 +47,8 @@ export class StatusBar implements vscode.Disposable {
         const icon = { unset: "$(circle-slash)", idle: "$(sparkle)", loading: "$(sync~spin)", ready: "$(sparkle)", busy: "$(sync~spin)", error: "$(error)" }[
             s.state
         ];
-        const model = s.model ? ` · ${s.model}` : "";
+        // The GPU's name where layers run on one ("· Vulkan0"): the tooltip says which card and how many layers.
+        const model = (s.model ? ` · ${s.model}` : "") + (s.gpu && s.state !== "error" ? ` · ${s.gpu}` : "");
         this.item.text = s.state === "error" ? `${icon} Dream-Coder${model} · error` : `${icon} Dream-Coder${model} · ${describeStatus(s)}`;
         if (s.state === "error") this.item.backgroundColor = new vscode.ThemeColor("statusBarItem.errorBackground");
         this.item.tooltip = new vscode.MarkdownString(
@@ -62,6 +63,11 @@ export class StatusBar implements vscode.Disposable {
                 .filter(Boolean)
                 .join("  \n")
         );
+    }
+
+    /** What the item shows (the in-host suite reads it). */
+    get text(): string {
+        return this.item.text;
     }
 
     dispose(): void {

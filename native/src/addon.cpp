@@ -1,5 +1,6 @@
 // Node-API binding: model loading and decoding run on worker threads, steps stream back to JS.
 #include "decoder.h"
+#include "fit.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "llama.h"
@@ -187,6 +188,7 @@ Napi::Object to_js(Napi::Env env, const dc_result & r) {
     o.Set("forwardMs", r.forward_ms);
     o.Set("sampleMs", r.sample_ms);
     o.Set("copiedBytes", (double) r.copied_bytes);
+    o.Set("computeBytes", (double) r.compute_bytes);
     o.Set("cancelled", r.cancelled);
     return o;
 }
@@ -201,6 +203,7 @@ struct ModelState {
     std::atomic<bool>                 cancel{ false };
     std::atomic<bool>                 busy{ false };
     bool                              logits_on_gpu = false;  // the output layer runs on a GPU (see below)
+    int32_t                           gpu_layers    = 0;  // n_gpu_layers the model was loaded with (fitted for "auto")
 
     ~ModelState() {
         decoder.reset();
@@ -251,22 +254,59 @@ template <typename Worker> class JobWorker : public PromiseWorker<Worker> {
     std::shared_ptr<ModelState> state_;
 };
 
+// The context the GPU layers are fitted for: what the decoder's cached modes create for a request of the settings'
+// size (DiffusionDecoder::kv_context_params), and the device memory to leave free.
+struct fit_request {
+    int32_t tokens    = 0;  // 0: no fit, the layers as given
+    int32_t outputs   = 32;
+    int32_t sequences = 1;
+    double  margin    = 512.0 * 1024 * 1024;
+};
+
 class LoadWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<float>> {
   public:
-    LoadWorker(Napi::Env env, std::string path, int32_t threads, int32_t gpu_layers, Napi::Function on_progress) :
+    LoadWorker(Napi::Env      env,
+               std::string    path,
+               int32_t        threads,
+               int32_t        gpu_layers,
+               fit_request    fit,
+               Napi::Function on_progress) :
         PromiseWorker(env),
         path_(std::move(path)),
         threads_(threads),
-        gpu_layers_(gpu_layers) {
+        gpu_layers_(gpu_layers),
+        fit_(fit) {
         if (!on_progress.IsEmpty()) {
             progress_ = Napi::Persistent(on_progress);
+        }
+    }
+
+    // gpuLayers "auto": llama.cpp's own fit (common/fit.cpp, as llama-server's --fit) loads the model and the context
+    // without allocating, measures what each device would hold (weights, KV cache, compute buffer) and lowers the
+    // GPU layers until that fits in each device's free memory less the margin. Without a GPU it keeps them all,
+    // which then means none.
+    void fit_gpu_layers(llama_model_params & mp) {
+        tensor_split_.assign(llama_max_devices(), 0.0f);
+        overrides_.assign(llama_max_tensor_buft_overrides(), llama_model_tensor_buft_override{ nullptr, nullptr });
+        std::vector<size_t>  margins(llama_max_devices(), (size_t) fit_.margin);
+        llama_context_params cp =
+            DiffusionDecoder::kv_context_params(fit_.tokens, fit_.outputs, fit_.sequences, false, threads_);
+        mp.n_gpu_layers = llama_model_default_params().n_gpu_layers;  // the fit changes only defaults
+        mp.tensor_split = tensor_split_.data();
+        const auto fit  = common_fit_params(path_.c_str(), &mp, &cp, tensor_split_.data(), overrides_.data(),
+                                            margins.data(), cp.n_ctx, nullptr, GGML_LOG_LEVEL_ERROR);
+        if (fit != COMMON_PARAMS_FIT_STATUS_SUCCESS) {
+            mp.n_gpu_layers = 0;  // not even one layer fits, or the fit failed: the CPU
         }
     }
 
     void Execute(const ExecutionProgress & progress) override {
         llama_model_params mp = llama_model_default_params();
         mp.n_gpu_layers       = gpu_layers_;
-        mp.progress_callback  = [](float p, void * data) {
+        if (fit_.tokens > 0) {
+            fit_gpu_layers(mp);
+        }
+        mp.progress_callback = [](float p, void * data) {
             static_cast<const ExecutionProgress *>(data)->Send(&p, 1);
             return true;
         };
@@ -287,10 +327,11 @@ class LoadWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<float>> {
             state_->decoder = std::make_unique<DiffusionDecoder>(state_->model, threads_);
             // llama.cpp offloads layers from the output down: with any GPU layers (negative: all) and a GPU
             // device, the output layer and so the logits are on the GPU.
-            for (size_t i = 0; i < ggml_backend_dev_count() && gpu_layers_ != 0; i++) {
+            for (size_t i = 0; i < ggml_backend_dev_count() && mp.n_gpu_layers != 0; i++) {
                 const auto type = ggml_backend_dev_type(ggml_backend_dev_get(i));
                 state_->logits_on_gpu |= type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU;
             }
+            state_->gpu_layers = state_->logits_on_gpu ? mp.n_gpu_layers : 0;
         } catch (const std::exception & e) {
             SetError(e.what());
         }
@@ -305,11 +346,14 @@ class LoadWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<float>> {
     Napi::Value result() override;
 
   private:
-    Napi::FunctionReference     progress_;
-    std::string                 path_;
-    int32_t                     threads_;
-    int32_t                     gpu_layers_;
-    std::unique_ptr<ModelState> state_;
+    Napi::FunctionReference progress_;
+    std::string             path_;
+    int32_t                 threads_;
+    int32_t                 gpu_layers_;
+    fit_request             fit_;
+    std::vector<float>      tensor_split_;  // the fit's outputs, which the model params point to while loading
+    std::vector<llama_model_tensor_buft_override> overrides_;
+    std::unique_ptr<ModelState>                   state_;
 };
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
@@ -373,6 +417,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         const char * tmpl = llama_model_chat_template(model, nullptr);
         o.Set("chatTemplate", tmpl ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
         o.Set("sizeBytes", (double) llama_model_size(model));
+        // Offloaded layers as llama.cpp counts them: the repeating layers, then the output layer (n_layer + 1).
+        const int32_t n_layer = llama_model_n_layer(model);
+        const int32_t ngl     = state_->gpu_layers;
+        o.Set("nLayer", n_layer);
+        o.Set("gpuLayers", ngl < 0 ? n_layer + 1 : std::min(ngl, n_layer + 1));
         return o;
     }
 
@@ -552,20 +601,39 @@ Napi::Value NativeModel::ForwardLogits(const Napi::CallbackInfo & info) {
     return worker->promise();
 }
 
-// loadModel(path, { threads, gpuLayers }, onProgress?) -> Promise<NativeModel>
+// loadModel(path, { threads, gpuLayers, fitContext? }, onProgress?) -> Promise<NativeModel>
+// gpuLayers: a count (negative: all), or "auto" with fitContext: as many as fit (LoadWorker::fit_gpu_layers).
 Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!info[0].IsString()) {
         throw Napi::TypeError::New(env, "loadModel(path, options): path must be a string");
     }
-    Napi::Object  o          = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-    const int32_t threads    = (int32_t) opt(o, "threads", 0.0);
-    const int32_t gpu_layers = (int32_t) opt(o, "gpuLayers", 0.0);
+    Napi::Object  o       = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    const int32_t threads = (int32_t) opt(o, "threads", 0.0);
     if (threads < 1 || threads > 512) {
         throw Napi::RangeError::New(env, "loadModel: threads must be from 1 to 512");
     }
+    fit_request   fit;
+    const auto    layers      = o.Get("gpuLayers");
+    const bool    auto_layers = layers.IsString() && layers.As<Napi::String>().Utf8Value() == "auto";
+    const int32_t gpu_layers  = auto_layers ? 0 : (int32_t) opt(o, "gpuLayers", 0.0);
+    if (auto_layers) {
+        const auto c = o.Get("fitContext");
+        if (!c.IsObject()) {
+            throw Napi::TypeError::New(env,
+                                       "loadModel: gpuLayers \"auto\" needs fitContext { tokens, outputs, sequences }");
+        }
+        const Napi::Object co = c.As<Napi::Object>();
+        fit.tokens            = (int32_t) opt(co, "tokens", 0.0);
+        fit.outputs           = (int32_t) opt(co, "outputs", 32.0);
+        fit.sequences         = (int32_t) opt(co, "sequences", 1.0);
+        fit.margin            = opt(co, "marginBytes", fit.margin);
+        if (fit.tokens < 1 || fit.outputs < 1 || fit.sequences < 1 || fit.sequences > 64 || fit.margin < 0) {
+            throw Napi::RangeError::New(env, "loadModel: fitContext needs tokens, outputs and sequences of at least 1");
+        }
+    }
     Napi::Function progress = info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
-    auto *         worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), threads, gpu_layers, progress);
+    auto * worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), threads, gpu_layers, fit, progress);
     worker->Queue();
     return worker->promise();
 }
@@ -683,9 +751,14 @@ Napi::Value Devices(const Napi::CallbackInfo & info) {
         o.Set("name", ggml_backend_dev_name(dev));
         o.Set("description", ggml_backend_dev_description(dev));
         const auto type = ggml_backend_dev_type(dev);
-        o.Set("type", type == GGML_BACKEND_DEVICE_TYPE_CPU ? "cpu" :
-                      type == GGML_BACKEND_DEVICE_TYPE_GPU ? "gpu" :
-                                                             "other");
+        o.Set("type", type == GGML_BACKEND_DEVICE_TYPE_CPU                                          ? "cpu" :
+                      type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU ? "gpu" :
+                                                                                                      "other");
+        o.Set("integrated", type == GGML_BACKEND_DEVICE_TYPE_IGPU);
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(dev, &free, &total);
+        o.Set("memoryFree", (double) free);
+        o.Set("memoryTotal", (double) total);
         out.Set((uint32_t) i, o);
     }
     return out;
@@ -699,6 +772,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("quantize", Napi::Function::New(env, Quantize));
     exports.Set("tensorBytes", Napi::Function::New(env, TensorBytes));
     exports.Set("devices", Napi::Function::New(env, Devices));
+    exports.Set("reuseSlots", DiffusionDecoder::kReuseSlots);
     // llama.cpp's CPU features line; test/native/build-config.test.ts checks the build's flags with it.
     exports.Set("systemInfo", Napi::Function::New(env, [](const Napi::CallbackInfo & info) {
                     return Napi::String::New(info.Env(), llama_print_system_info());

@@ -1,5 +1,7 @@
 #include "decoder.h"
 
+#include "llama-ext.h"  // llama_get_memory_breakdown
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -76,13 +78,21 @@ static int32_t capacity_for(int32_t n_tokens) {
     return ((n_tokens + 255) / 256) * 256;
 }
 
+// Output rows in steps of 32 (the default block), so that requests with slightly different holes reuse the context.
+static int32_t outputs_for(int32_t n_outputs) {
+    return ((std::max(n_outputs, 1) + 31) / 32) * 32;
+}
+
 // What both contexts (exact and cached) share: non-causal decoding runs the whole sequence as one
-// micro-batch, so n_ubatch must cover it; flash attention off for exact logits.
-static llama_context_params sequence_context_params(int32_t cap, int32_t n_threads) {
+// micro-batch, so n_ubatch must cover it; flash attention off for exact logits. n_outputs_max bounds the output
+// rows: llama.cpp reserves its compute buffer for that many logits rows (and, with the device reductions, for
+// their intermediate copies), so a bound of the step's rows, not the sequence's, keeps it small (on a GPU, VRAM).
+static llama_context_params sequence_context_params(int32_t cap, int32_t n_outputs, int32_t n_threads) {
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx                = cap;
     cp.n_batch              = cap;
     cp.n_ubatch             = cap;
+    cp.n_outputs_max        = std::min(cap, outputs_for(n_outputs));
     cp.n_seq_max            = 1;
     cp.n_threads            = n_threads;
     cp.n_threads_batch      = n_threads;
@@ -99,6 +109,7 @@ void DiffusionDecoder::open(sequence_context & sc, const llama_context_params & 
                        " tokens (out of memory?)");
     }
     sc.capacity = (int32_t) cp.n_ctx;
+    sc.outputs  = (int32_t) cp.n_outputs_max;
     sc.batch    = llama_batch_init(sc.capacity, 0, 1);
     llama_set_abort_callback(sc.ctx, abort_requested, &cancel_);
 }
@@ -136,6 +147,11 @@ bool DiffusionDecoder::decode(sequence_context &               sc,
     }
     sc.batch.n_tokens   = m;
     const int64_t n_out = rows ? std::max<int64_t>(1, (int64_t) rows->size()) : m;
+    if (n_out > sc.outputs) {
+        // llama.cpp would abort the process on more output rows than the context was made for.
+        throw dc_error(std::string("a batch asks for ") + std::to_string(n_out) + " output rows, more than the " +
+                       sc.name + "'s " + std::to_string(sc.outputs));
+    }
     copied_ += n_out * (reduce ? (int64_t) sizeof(llama_diffusion_row) : (int64_t) sizeof(float) * n_vocab_);
     cancel_       = &cancel;
     const int ret = llama_decode(sc.ctx, sc.batch);
@@ -152,28 +168,39 @@ bool DiffusionDecoder::decode(sequence_context &               sc,
     return true;
 }
 
-void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_seq) {
-    if (cached_.ctx && n_tokens <= cached_.capacity && f16 == cached_.f16 && n_seq == cached_.n_seq) {
-        return;
-    }
+llama_context_params DiffusionDecoder::kv_context_params(int32_t n_tokens,
+                                                         int32_t n_outputs,
+                                                         int32_t n_seq,
+                                                         bool    f16,
+                                                         int32_t n_threads) {
     // The refresh decodes the whole sequence, non-causally, as one micro-batch; F32 K/V and flash attention
     // off keep a cached step's logits equal to a full pass's when the tokens are unchanged (F16: ~1e-3 off).
     // Reuse slots are sequences with a K/V stream each (not unified): a batch attends to its own document only.
     const int32_t        cap = capacity_for(n_tokens);
-    llama_context_params cp  = sequence_context_params(cap, n_threads_);
+    llama_context_params cp  = sequence_context_params(cap, n_outputs, n_threads);
     cp.n_ctx                 = cap * n_seq;
     cp.n_seq_max             = n_seq;
+    cp.n_outputs_max         = std::max<uint32_t>(cp.n_outputs_max, n_seq);
     cp.type_k                = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.type_v                = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.kv_unified            = n_seq == 1;
     cp.diffusion_kv_cache    = true;  // native/patches/0001
+    return cp;
+}
+
+void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, int32_t n_outputs, bool f16, int32_t n_seq) {
+    if (cached_.ctx && n_tokens <= cached_.capacity && n_outputs <= cached_.outputs && f16 == cached_.f16 &&
+        n_seq == cached_.n_seq) {
+        return;
+    }
+    const llama_context_params cp = kv_context_params(n_tokens, n_outputs, n_seq, f16, n_threads_);
     open(cached_, cp);
     cached_.reduce = false;
     if (!llama_get_memory(cached_.ctx)) {
         cached_.close();
         throw dc_error("this llama.cpp build has no KV cache for diffusion models (is native/patches/0001 applied?)");
     }
-    cached_.capacity = cap;
+    cached_.capacity = (int32_t) cp.n_ctx / n_seq;
     cached_.n_seq    = n_seq;
     cached_.f16      = f16;
     slots_.assign(n_seq, reuse_slot{});
@@ -356,11 +383,11 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
     return true;
 }
 
-void DiffusionDecoder::ensure_context(int32_t n_tokens) {
-    if (exact_.ctx && n_tokens <= exact_.capacity) {
+void DiffusionDecoder::ensure_context(int32_t n_tokens, int32_t n_outputs) {
+    if (exact_.ctx && n_tokens <= exact_.capacity && n_outputs <= exact_.outputs) {
         return;
     }
-    open(exact_, sequence_context_params(capacity_for(n_tokens), n_threads_));
+    open(exact_, sequence_context_params(capacity_for(n_tokens), n_outputs, n_threads_));
     exact_.reduce = false;
 }
 
@@ -381,11 +408,12 @@ void DiffusionDecoder::check_sequence(const std::vector<llama_token> & tokens) c
 }
 
 bool DiffusionDecoder::forward(const std::vector<llama_token> & tokens,
+                               int32_t                          n_outputs,
                                const std::vector<int32_t> *     rows,
                                bool                             reduce,
                                const std::atomic<bool> &        cancel) {
     const int32_t n = (int32_t) tokens.size();
-    ensure_context(n);
+    ensure_context(n, n_outputs);
     return decode(exact_, tokens, 0, n, rows, reduce, cancel);
 }
 
@@ -393,7 +421,7 @@ std::vector<float> DiffusionDecoder::forward_all(const std::vector<llama_token> 
                                                  const std::atomic<bool> &        cancel) {
     check_sequence(tokens);
     threads_now_ = n_threads_;
-    if (!forward(tokens, nullptr, false, cancel)) {
+    if (!forward(tokens, (int32_t) tokens.size(), nullptr, false, cancel)) {
         return {};
     }
     const float * logits = llama_get_logits(exact_.ctx);
@@ -530,7 +558,7 @@ bool DiffusionDecoder::forward_step(request &                 rq,
     r0 = 0;
     if (p.cache == dc_cache::none) {
         ev.n_rows = n;
-        return forward(rq.tokens, &rq.rows, rq.reduce, cancel);
+        return forward(rq.tokens, rq.n_outputs, &rq.rows, rq.reduce, cancel);
     }
     const std::vector<int32_t> & gen     = rq.gen;
     const int32_t                b       = sched.block(step);
@@ -739,10 +767,12 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     rq.reduce = p.device_reductions && p.temperature <= 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab_) &&
                 p.top_p >= 1.0f && p.eot_penalty == 0.0f && !p.trace_logits;
     const schedule sched(p, (int32_t) rq.gen.size());
+    // A step outputs the rows of its active masks (with the reductions, its block's every row): at most a block's.
+    rq.n_outputs = p.schedule == dc_schedule::block ? std::min(p.block_length, sched.n_gen) : sched.n_gen;
 
     if (p.cache != dc_cache::none) {
         // Reuse slots exist once a request has asked for one; until then the cache holds one sequence.
-        ensure_kv_context(n, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots);
+        ensure_kv_context(n, rq.n_outputs, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots);
         seq_ = take_slot(p.reuse_key);
     }
 
@@ -807,6 +837,10 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
         }
     }
 
+    // What the context's compute buffers hold on every device (the reserve llama.cpp made for its largest graph).
+    for (const auto & [buft, mb] : llama_get_memory_breakdown(p.cache != dc_cache::none ? cached_.ctx : exact_.ctx)) {
+        rq.res.compute_bytes += (int64_t) mb.compute;
+    }
     rq.res.tokens   = std::move(rq.tokens);
     rq.res.total_ms = ms_since(t_start);
     return std::move(rq.res);

@@ -16,6 +16,8 @@
 
 class DiffusionDecoder {
   public:
+    static constexpr int32_t kReuseSlots = 4;  // documents whose caches are kept (each a sequence's K/V)
+
     DiffusionDecoder(llama_model * model, int32_t n_threads);
     ~DiffusionDecoder();
     DiffusionDecoder(const DiffusionDecoder &)             = delete;
@@ -30,6 +32,14 @@ class DiffusionDecoder {
 
     // One bidirectional forward pass; all rows of logits, row-major (tests check the shift with it).
     std::vector<float> forward_all(const std::vector<llama_token> & tokens, const std::atomic<bool> & cancel);
+
+    // The cached modes' context for `n_tokens` a sequence, `n_seq` sequences and at most `n_outputs` output rows a
+    // batch; the load measures it to fit the GPU layers (addon.cpp).
+    static llama_context_params kv_context_params(int32_t n_tokens,
+                                                  int32_t n_outputs,
+                                                  int32_t n_seq,
+                                                  bool    f16,
+                                                  int32_t n_threads);
 
     bool shift_logits() const { return shift_; }
 
@@ -48,6 +58,7 @@ class DiffusionDecoder {
         llama_context * ctx = nullptr;
         llama_batch     batch{};
         int32_t         capacity = 0;      // tokens per sequence
+        int32_t         outputs  = 0;      // n_outputs_max: the most output rows one batch may ask for
         int32_t         n_seq    = 1;      // sequences (the cached context: one per reuse slot)
         bool            f16      = false;  // K/V type (the cached context)
         bool            reduce   = false;  // llama_set_diffusion_reductions (native/patches/0002) is on
@@ -64,24 +75,23 @@ class DiffusionDecoder {
         uint64_t                 used    = 0;
     };
 
-    static constexpr int32_t kReuseSlots = 4;  // documents whose caches are kept (each a sequence's K/V)
     // (Re)creates `sc` with `cp`, its batch and the abort callback that reads `cancel_`.
-    void                     open(sequence_context & sc, const llama_context_params & cp);
+    void    open(sequence_context & sc, const llama_context_params & cp);
     // Decodes tokens[r0, r1) at their positions, with output rows: all when `rows` is null, else those listed
     // (the last one when the list is empty); the rows' reductions instead of their logits when `reduce`.
     // Adds the bytes llama.cpp copies out to copied_. False when cancelled.
-    bool                     decode(sequence_context &               sc,
-                                    const std::vector<llama_token> & tokens,
-                                    int32_t                          r0,
-                                    int32_t                          r1,
-                                    const std::vector<int32_t> *     rows,
-                                    bool                             reduce,
-                                    const std::atomic<bool> &        cancel,
-                                    llama_seq_id                     seq = 0);
-    void                     ensure_context(int32_t n_tokens);
-    void                     ensure_kv_context(int32_t n_tokens, bool f16, int32_t n_seq);
+    bool    decode(sequence_context &               sc,
+                   const std::vector<llama_token> & tokens,
+                   int32_t                          r0,
+                   int32_t                          r1,
+                   const std::vector<int32_t> *     rows,
+                   bool                             reduce,
+                   const std::atomic<bool> &        cancel,
+                   llama_seq_id                     seq = 0);
+    void    ensure_context(int32_t n_tokens, int32_t n_outputs);
+    void    ensure_kv_context(int32_t n_tokens, int32_t n_outputs, bool f16, int32_t n_seq);
     // The cached context's sequence for this request: the slot keyed `key` (empty: one nobody asks for again).
-    int32_t                  take_slot(const std::string & key);
+    int32_t take_slot(const std::string & key);
 
     // Reuse: keeps the runs of the request's slot's cells whose tokens the request still has (moved to their new
     // positions) and gives the spans of `tokens` to re-decode, the one holding rows [lo, hi] last. False, with
@@ -97,6 +107,7 @@ class DiffusionDecoder {
                     std::vector<span> &              spans);
     // Exact mode: the whole sequence, output rows as in decode(); false when cancelled.
     bool forward(const std::vector<llama_token> & tokens,
+                 int32_t                          n_outputs,
                  const std::vector<int32_t> *     rows,
                  bool                             reduce,
                  const std::atomic<bool> &        cancel);
@@ -119,14 +130,15 @@ class DiffusionDecoder {
         dc_result                res;
         std::mt19937             rng;
         bool                     reduce       = false;  // device reductions (greedy over the whole vocabulary)
-        int32_t                  block_masks  = 0;      // masks of the current block at its first step
-        int32_t                  cached_block = -1;     // the block whose refresh the cache holds
-        std::vector<int32_t>     active;                // this step's masked candidates
-        std::vector<int32_t>     rows;                  // the output rows this step reads
-        std::vector<dc_pick>     picks;                 // per active position: token, confidence, entropy
-        std::vector<int32_t>     chosen;                // indices into picks that this step reveals
-        std::vector<float>       row;                   // a logits row copied to apply the end-of-text penalty
-        std::vector<span>        spans;                 // reuse: the spans to re-decode
+        int32_t                  n_outputs    = 1;   // the most output rows a step asks for (a block's, or all holes')
+        int32_t                  block_masks  = 0;   // masks of the current block at its first step
+        int32_t                  cached_block = -1;  // the block whose refresh the cache holds
+        std::vector<int32_t>     active;             // this step's masked candidates
+        std::vector<int32_t>     rows;               // the output rows this step reads
+        std::vector<dc_pick>     picks;              // per active position: token, confidence, entropy
+        std::vector<int32_t>     chosen;             // indices into picks that this step reveals
+        std::vector<float>       row;                // a logits row copied to apply the end-of-text penalty
+        std::vector<span>        spans;              // reuse: the spans to re-decode
     };
 
     // The schedule: which masks a step may reveal (all, or its block's) and how many it reveals.

@@ -85,6 +85,7 @@ struct dc_result {
     double                   forward_ms     = 0;
     double                   sample_ms      = 0;
     int64_t                  copied_bytes   = 0;  // all steps' copied_bytes
+    int64_t                  compute_bytes  = 0;  // the context's compute buffers (llama.cpp's worst-case reserve)
     bool                     cancelled      = false;
 };
 

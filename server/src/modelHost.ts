@@ -6,6 +6,7 @@ import { basename } from "node:path";
 import { resolveModelPath } from "./catalog";
 import type { ServerStatus } from "./protocol";
 import { checkModelFileStart } from "./runtime/modelFile";
+import { loadRuntime, preferDevice } from "./runtime/native";
 import { DiffusionModel } from "./runtime/runtime";
 import { DEFAULT_SETTINGS, type Settings } from "./settings";
 
@@ -27,6 +28,8 @@ export class ModelHost {
     /** Takes new settings; the model is reloaded on next use if its file, threads or GPU layers changed. */
     configure(settings: Settings): void {
         this.settings = settings;
+        // The runtime is chosen once a process (ggml reads the Vulkan device list when the addon loads).
+        if (!preferDevice(settings.device)) this.onNotice(`dreamCoder.device: ${settings.device} takes effect when the language server restarts`);
         let key: string | undefined;
         let path: string | undefined;
         let problem: string | undefined;
@@ -75,13 +78,19 @@ export class ModelHost {
         // More threads than cores only makes every step slower (64 took 3x, 256 10x the time of 2 here).
         const cores = availableParallelism();
         if (settings.threads > cores) this.onNotice(`dreamCoder.threads: ${settings.threads} is more than this machine's ${cores} cores; using ${cores}`);
+        const fallback = this.runtimeFallback();
+        if (fallback) this.onNotice(fallback);
         const model = DiffusionModel.load(path, {
             // The default: every core (at most 8) while the machine is idle, fewer while other programs keep cores
             // busy (cpuLoad.ts); a count the user chose is kept.
             threads: settings.threads ? Math.min(settings.threads, cores) : Math.min(8, cores),
             adaptiveThreads: !settings.threads,
             gpuLayers: settings.gpuLayers,
-            onProgress: (p) => this.report({ state: "loading", progress: p })
+            // "auto" fits the layers with room for what the requests these settings make need: the cached modes'
+            // context for the window (a reuse slot per document), a block's output rows.
+            fitContext: { tokens: settings.contextTokens, outputs: settings.blockLength, sequences: settings.cacheReuse ? this.reuseSlots() : 1 },
+            onProgress: (p) => this.report({ state: "loading", progress: p }),
+            onFallback: (sentence) => this.onNotice(sentence)
         });
         model.then(
             (m) => {
@@ -92,7 +101,8 @@ export class ModelHost {
                             `each request shows it at most ${m.info.nCtxTrain} tokens, its holes included`
                     );
                 }
-                this.report({ state: "ready", backend: DiffusionModel.backend(), progress: undefined });
+                const { backend, gpu } = m.runsOn;
+                this.report({ state: "ready", backend, gpu, progress: undefined });
             },
             (e: Error) => this.report({ state: "error", message: e.message, progress: undefined })
         );
@@ -134,7 +144,30 @@ export class ModelHost {
         } catch {
             // A missing file is reported by the load itself.
         }
-        return JSON.stringify([path, mtime, settings.threads, settings.gpuLayers]);
+        // With "auto", the fit depends on the context the requests need.
+        const fit = settings.gpuLayers === "auto" ? [settings.contextTokens, settings.blockLength, settings.cacheReuse] : [];
+        return JSON.stringify([path, mtime, settings.threads, settings.gpuLayers, ...fit]);
+    }
+
+    /** Once a process: why the GPU runtime is not the one running, where one was looked for. */
+    private runtimeFallback(): string | undefined {
+        if (this.fallbackSaid) return undefined;
+        this.fallbackSaid = true;
+        try {
+            return loadRuntime().fallback;
+        } catch {
+            return undefined; // no runtime at all: the load says so
+        }
+    }
+    private fallbackSaid = false;
+
+    /** The documents whose caches the runtime keeps with dreamCoder.cacheReuse (each a sequence of the context). */
+    private reuseSlots(): number {
+        try {
+            return loadRuntime().addon.reuseSlots;
+        } catch {
+            return 1; // no runtime at all: the load says so
+        }
     }
 
     private release(): void {

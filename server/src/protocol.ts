@@ -192,8 +192,11 @@ export interface ServerStatus {
     state: ServerState;
     /** The model's file name or catalog id. */
     model: string;
-    /** "CPU", or the GPU backend the build runs on; an installed .vsix adds its CPU build: "CPU (avx512 build)". */
+    /** Where the model runs, in words: "Vulkan0 (NVIDIA GeForce RTX 4070), 29 of 29 layers", "CPU", or with the
+     *  build an installed .vsix picked, "CPU (avx512 build)". */
     backend: string;
+    /** The GPU holding layers, by ggml's name ("Vulkan0"); absent on the CPU. */
+    gpu?: string;
     /** Loading: 0..1. */
     progress?: number;
     /** Busy: the running job's step. */

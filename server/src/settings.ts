@@ -12,8 +12,10 @@ export interface Settings {
     modelsDirectory: string;
     /** CPU threads for llama.cpp; 0: every core (at most 8), fewer while other programs keep cores busy. */
     threads: number;
-    /** Layers offloaded to the GPU in CUDA/Metal/Vulkan builds; 0 keeps everything on the CPU. */
-    gpuLayers: number;
+    /** Layers offloaded to the GPU: "auto" (as many as fit), a count, -1 all, 0 none. */
+    gpuLayers: number | "auto";
+    /** "auto" (a GPU when a GPU runtime finds one), "cpu", or "VulkanN" (that Vulkan device, lavapipe included). */
+    device: string;
     /** Denoising steps per request at most; 0: one step per generated token. */
     steps: number;
     algorithm: Algorithm;
@@ -56,8 +58,10 @@ export interface Settings {
 }
 
 /** A setting's declaration in package.json (the parts this file reads). */
+type DeclaredType = "string" | "integer" | "number" | "boolean" | "object";
 interface Declared {
-    type: "string" | "integer" | "number" | "boolean" | "object";
+    /** Several types: a value of any of them (gpuLayers: "auto" or a count). */
+    type: DeclaredType | DeclaredType[];
     description?: string;
     markdownDescription?: string;
     default: unknown;
@@ -88,6 +92,7 @@ function settingsFrom(value: <T>(key: string) => T): Settings {
         modelsDirectory: value("modelsDirectory"),
         threads: value("threads"),
         gpuLayers: value("gpuLayers"),
+        device: value("device"),
         steps: value("steps"),
         algorithm: value<Algorithm>("algorithm"),
         temperature: value("temperature"),
@@ -131,7 +136,14 @@ const LOWERED_TO_MAXIMUM: Readonly<Record<string, string>> = {
 
 /** Whether `v` is what setting `key` declares, and the expectation in words for the message when it is not. */
 function check(key: string, v: unknown): { ok: boolean; expected: string } {
-    const d = declared(key);
+    return checkDeclared(declared(key), v);
+}
+
+function checkDeclared(d: Declared, v: unknown): { ok: boolean; expected: string } {
+    if (Array.isArray(d.type)) {
+        const each = d.type.map((type) => checkDeclared({ ...d, type }, v));
+        return { ok: each.some((c) => c.ok), expected: each.map((c) => c.expected).join(", or ") };
+    }
     const range = (what: string) =>
         d.maximum === undefined
             ? `${what} of at least ${d.minimum}`

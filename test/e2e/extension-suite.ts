@@ -42,8 +42,14 @@ export async function withSuiteHub<T>(body: (hub: { env: Record<string, string>;
     }
 }
 
-/** Runs the suite in code-server against this checkout, or against `vsix` installed into it. */
-export function runExtensionSuite(options: { name: string; vsix?: string }): Promise<InHostSuiteResult> {
+/** Runs the suite in code-server against this checkout, or against `vsix` installed into it, with `settings` over the
+ *  test profile's and `env` added (DREAM_CODER_TEST_GPU: the GPU the status must name, e.g. "Vulkan0"). */
+export function runExtensionSuite(options: {
+    name: string;
+    vsix?: string;
+    settings?: Record<string, unknown>;
+    env?: Record<string, string>;
+}): Promise<InHostSuiteResult> {
     return withSuiteHub(({ env, settings }) =>
         runInHostSuite({
             extensionPath: repoRoot,
@@ -52,8 +58,8 @@ export function runExtensionSuite(options: { name: string; vsix?: string }): Pro
             name: options.name,
             timeoutMs: 480_000,
             echo: options.vsix === undefined,
-            settings,
-            env
+            settings: { ...settings, ...options.settings },
+            env: { ...env, ...options.env }
         })
     );
 }

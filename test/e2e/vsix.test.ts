@@ -6,7 +6,7 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, rmSync
 import { join, posix } from "node:path";
 import { test } from "node:test";
 import { RUNTIME_SOURCE_FILE } from "../../server/src/builder/source";
-import { ADDON_FILE, CPU_PROBE_FILE, PACKAGED_BUILDS, type PackagedBuild, packagedAddonFile } from "../../server/src/runtime/native";
+import { ADDON_FILE, CPU_PROBE_FILE, PACKAGED_BUILDS, PACKAGED_GPU_FILE, type PackagedBuild, packagedAddonFile } from "../../server/src/runtime/native";
 import { runExtensionSuite } from "./extension-suite";
 import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { e2eCacheDir, repoRoot } from "./harness/tools";
@@ -14,7 +14,7 @@ import { e2eCacheDir, repoRoot } from "./harness/tools";
 /** What scripts/package.sh writes. */
 const vsix = join(repoRoot, `dream-coder-${(require(join(repoRoot, "package.json")) as { version: string }).version}.vsix`);
 
-test("the .vsix installs into code-server and passes the in-host suite", { timeout: 1_800_000 }, async () => {
+test("the .vsix installs into code-server and passes the in-host suite on its Vulkan runtime (lavapipe)", { timeout: 1_800_000 }, async () => {
     // From a fresh clone it builds llama.cpp twice (the packaged CPU builds), with over a megabyte of compiler output.
     const out = execFileSync("bash", [join(repoRoot, "scripts", "package.sh")], { cwd: repoRoot, encoding: "utf8", timeout: 1_500_000, maxBuffer: 1 << 28 });
     assert.match(out, /dream-coder-[\d.]+\.vsix: .* \(\d+ bytes\)/, "the package script prints the size");
@@ -29,7 +29,7 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     assert.ok(bundled, "the catalog names a bundled model");
     // The runtime's packaged CPU builds and the probe that picks one (test/native/portable.test.ts), not the build
     // for this machine's CPU.
-    const runtime = [...PACKAGED_BUILDS.flatMap((b) => [packagedAddonFile(b), `${posix.dirname(packagedAddonFile(b))}/libgomp.so.1`]), CPU_PROBE_FILE];
+    const runtime = [...[...PACKAGED_BUILDS.map(packagedAddonFile), PACKAGED_GPU_FILE].flatMap((f) => [f, `${posix.dirname(f)}/libgomp.so.1`]), CPU_PROBE_FILE];
     // ... and the source the runtime builder compiles (Build the Runtime for This Machine…).
     for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...runtime, RUNTIME_SOURCE_FILE, ...pictures])
         assert.ok(listed.has(file), `the .vsix carries ${file}`);
@@ -41,7 +41,9 @@ test("the .vsix installs into code-server and passes the in-host suite", { timeo
     assert.match(manifest, /TargetPlatform="linux-x64"/);
     assert.equal((require(join(repoRoot, "package.json")) as { icon?: string }).icon, "media/icon.png");
     assert.ok(statSync(join(repoRoot, "README.md")).size < 10_000, "the README is the short user page");
-    const result = await runExtensionSuite({ name: "vsix", vsix });
+    // The package's Vulkan runtime, on the CPU Vulkan driver (mesa-vulkan-drivers) named as device Vulkan0: ggml leaves
+    // a CPU-type device out otherwise. The in-host suite checks that the status names it.
+    const result = await runExtensionSuite({ name: "vsix", vsix, settings: { "dreamCoder.device": "Vulkan0" }, env: { DREAM_CODER_TEST_GPU: "Vulkan0" } });
     const log = result.log.join("\n");
     assert.equal(result.exitCode, 0, `in-host tests failed against the .vsix; artifacts in ${result.artifactsDir}\n${result.log.slice(-40).join("\n")}`);
     assert.match(log, /extension path: .*\/extensions\/dream-coder\.dream-coder-vscode-[\d.]+/, "the extension ran from the installed .vsix, not the checkout");
@@ -80,7 +82,9 @@ function fillIn(root: string, vsix: string) {
     }
 }
 
-test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp, and says why not on Debian 11's older glibc", { timeout: 1_800_000 }, () => {
+test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp or a Vulkan loader, on the CPU, saying why; and says why not on Debian 11's older glibc", {
+    timeout: 1_800_000
+}, () => {
     assert.equal(process.getuid?.(), 0, "debootstrap and chroot need root");
     const bookworm = debianRoot("bookworm");
     assert.ok(!existsSync(join(bookworm, "usr", "lib", "x86_64-linux-gnu", "libgomp.so.1")), "the system has no OpenMP runtime of its own");
@@ -92,6 +96,11 @@ test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp, 
     const addon = `/ext/extension/${packagedAddonFile(build as PackagedBuild)}`;
     assert.deepEqual(result.mapped, [addon, `${posix.dirname(addon)}/libgomp.so.1`]);
     assert.equal(result.tokens.length, 8);
+    assert.ok(!existsSync(join(bookworm, "usr", "lib", "x86_64-linux-gnu", "libvulkan.so.1")), "the system has no Vulkan loader");
+    assert.match(
+        result.fallback ?? "",
+        /^the GPU runtime does not load on this system \(.*libvulkan\.so\.1: cannot open shared object file.*\): running on the CPU$/
+    );
     const old = fillIn(debianRoot("bullseye"), vsix);
     assert.equal(old.status, 1, old.stdout);
     assert.match(

@@ -146,4 +146,19 @@ describe("device reductions, 151,936-token vocabulary", () => {
             );
         }
     });
+
+    it("the compute buffer is reserved for a block's output rows, not the window's, with or without the reductions", async () => {
+        // 1,024 tokens around a 32-token hole: a logits buffer for every position would be 1,024 x 151,936 floats
+        // (594 MiB), and the reductions' intermediate copies several times that; a step outputs at most a block.
+        const text = `x = [${Array.from({ length: 400 }, (_, i) => i).join(", ")}]\n`;
+        const ids = model.tokenize(text).subarray(0, 992);
+        const segments = [model.detokenize(ids.subarray(0, 496)), { hole: 32 }, model.detokenize(ids.subarray(496))];
+        const windowLogits = 1024 * model.info.nVocab * 4;
+        for (const deviceReductions of [false, true]) {
+            const r = await model.decode(segments, { cache: "dual", schedule: "block", blockLength: 32, steps: 4, deviceReductions });
+            console.log(`# reductions ${deviceReductions}: compute buffers ${(r.computeBytes / 2 ** 20).toFixed(0)} MiB`);
+            assert.ok(r.computeBytes > 0, "the context reports its compute buffers");
+            assert.ok(r.computeBytes < windowLogits / 2, `reductions ${deviceReductions}: ${r.computeBytes} bytes of compute buffers`);
+        }
+    });
 });

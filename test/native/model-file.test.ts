@@ -124,7 +124,7 @@ describe("model file checks", () => {
             assert.match(dream.file.chatTemplate ?? "", /<\|im_start\|>/);
             assert.equal(llada.file.chatTemplate, undefined);
             assert.ok(dream.info.endTokens.includes(dream.info.eos));
-            assert.equal(DiffusionModel.backend(), "CPU");
+            assert.equal(dream.runsOn.backend, "CPU");
         } finally {
             await dream.dispose();
             await llada.dispose();

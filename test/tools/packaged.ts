@@ -12,6 +12,8 @@ export interface PackagedFill {
     backend: string;
     /** The addon and OpenMP runtime files the process mapped. */
     mapped: string[];
+    /** Why the GPU runtime is not the one running, in the sentence the server logs. */
+    fallback?: string;
 }
 
 /** Bundles packaged-fill.ts (with the runtime and its dependencies) to `packageRoot`/dist/packaged-fill.js; returns that path. */

@@ -1,6 +1,6 @@
 // The Node-API addon's surface (native/src/addon.cpp), typed, and where to find the built file.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import cpuBuilds from "../../../native/cpu-builds.json";
 import { packagedFile } from "../packageFiles";
 
@@ -51,6 +51,9 @@ export interface DecodeParams {
 
 export interface NativeModelInfo {
     architecture: string;
+    /** The model's repeating layers; `gpuLayers` of nLayer + 1 (the output layer counts as one) run on a GPU. */
+    nLayer: number;
+    gpuLayers: number;
     description: string;
     nVocab: number;
     nCtxTrain: number;
@@ -89,6 +92,7 @@ export interface NativeDecodeResult {
     forwardMs: number;
     sampleMs: number;
     copiedBytes: number;
+    computeBytes: number;
     cancelled: boolean;
 }
 
@@ -103,9 +107,25 @@ export interface NativeModel {
 }
 
 export interface NativeDevice {
+    /** ggml's name: "CPU", "Vulkan0", "CUDA0", "MTL0". */
     name: string;
+    /** The driver's name for it, e.g. "NVIDIA GeForce RTX 4070" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
     description: string;
     type: "cpu" | "gpu" | "other";
+    /** A GPU that shares the system's memory. */
+    integrated: boolean;
+    memoryFree: number;
+    memoryTotal: number;
+}
+
+/** The context llama.cpp fits the GPU layers for (gpuLayers "auto"): the cached modes' context for a request of
+ *  `tokens` tokens with `sequences` reuse slots and at most `outputs` output rows a step, and the device memory to
+ *  leave free (default 512 MiB). */
+export interface FitContext {
+    tokens: number;
+    outputs: number;
+    sequences: number;
+    marginBytes?: number;
 }
 
 /** A running quantization (addon quantize()): `done` settles when llama.cpp is finished; cancel() stops it after the
@@ -116,7 +136,12 @@ export interface NativeQuantization {
 }
 
 export interface NativeAddon {
-    loadModel(path: string, options: { threads: number; gpuLayers?: number }, onProgress?: (p: number) => void): Promise<NativeModel>;
+    /** gpuLayers: a count (negative: all), or "auto" with fitContext: as many as llama.cpp's fit finds room for. */
+    loadModel(
+        path: string,
+        options: { threads: number; gpuLayers?: number | "auto"; fitContext?: FitContext },
+        onProgress?: (p: number) => void
+    ): Promise<NativeModel>;
     /** llama.cpp's quantizer on a worker thread: `ftype` is a llama_ftype (quantize.ts), threads 1 to 512, `bufferBytes`
      *  the rows it holds at once (0: llama.cpp's 8 GiB); onProgress gets the fraction of tensors written after each one.
      *  llama.cpp writes `output` itself, an incomplete file on failure. */
@@ -129,6 +154,8 @@ export interface NativeAddon {
     tensorBytes(ggmlType: number, ne0: number, rows: number): number | null;
     devices(): NativeDevice[];
     systemInfo(): string;
+    /** Documents whose caches the cached modes keep at once (DecodeParams.reuseKey). */
+    reuseSlots: number;
 }
 
 // Where the runtime's files are, from the package (or checkout) root; the tests check the package against these.
@@ -141,8 +168,115 @@ export const packagedAddonFile = (build: PackagedBuild) => `native/build/cmake-$
 /** The CPU probe (native/src/cpu_features.cpp), built for any x86-64 CPU beside the portable build: in a package,
  *  it says which packaged build this CPU runs. */
 export const CPU_PROBE_FILE = "native/build/cmake-portable/Release/dream_cpu.node";
-let addon: NativeAddon | undefined;
+/** The packaged GPU build: Vulkan, whose loader (libvulkan) GPU drivers install, on the portable build's CPU code
+ *  (scripts/build-native.mjs --cpu portable --gpu vulkan), so it needs what that build needs of the CPU. */
+export const PACKAGED_GPU_FILE = "native/build/cmake-portable-vulkan/Release/dream_native.node";
+const PACKAGED_GPU_CPU_BUILD: PackagedBuild = "portable";
+/** GPU builds from source (scripts/build-native.mjs --gpu NAME, for this machine's CPU), looked for in a checkout. */
+const SOURCE_GPU_FILES = ["cuda", "metal", "vulkan"].map((gpu) => `native/build/cmake-${gpu}/Release/dream_native.node`);
+
+/** Where the model runs: "auto" (a GPU runtime's GPU when it finds one, else the CPU), "cpu", or "VulkanN": that
+ *  device of the Vulkan driver's list (ggml's GGML_VK_VISIBLE_DEVICES), a CPU Vulkan driver such as lavapipe
+ *  included, which "auto" leaves out. package.json's dreamCoder.device declares the same. */
+export type DevicePreference = string;
+
+/** The addon the process runs on, and in words which build it is and why (for the log and the status bar). */
+export interface LoadedRuntime {
+    addon: NativeAddon;
+    /** Whether it is a GPU build that found a GPU: models load with gpuLayers as asked; otherwise with none. */
+    gpu: boolean;
+    /** e.g. "Vulkan build", "avx512 build", "build from source". */
+    build: string;
+    /** Why a GPU runtime is not the one running, where one was looked for (one sentence), or undefined. */
+    fallback?: string;
+}
+
+let preference: DevicePreference = "auto";
+let runtime: LoadedRuntime | undefined;
+let cpuRuntime: LoadedRuntime | undefined;
 let addonBuild: PackagedBuild | undefined;
+
+/** Where the next first load looks; the first load decides for the process (the client restarts the language
+ *  server when dreamCoder.device changes). False when a runtime of another choice is already loaded. */
+export function preferDevice(device: DevicePreference): boolean {
+    if (runtime && device !== preference) return false;
+    preference = device;
+    return true;
+}
+
+/** The built addon the process runs on (loadRuntime()'s). */
+export function loadAddon(): NativeAddon {
+    return loadRuntime().addon;
+}
+
+/**
+ * The runtime, loaded on first use: $DREAM_CODER_ADDON when set; else, unless the device preference is "cpu", the
+ * nearest package folder's GPU build (from source, else the packaged Vulkan build) when it loads and finds a GPU
+ * (or the Vulkan device named); else the CPU runtime (cpuRuntimeOnly()).
+ */
+export function loadRuntime(): LoadedRuntime {
+    if (runtime) return runtime;
+    const forced = process.env.DREAM_CODER_ADDON;
+    if (forced) {
+        if (!existsSync(forced))
+            throw new Error(`the native runtime is not built ($DREAM_CODER_ADDON names ${forced}, which does not exist): run "npm run build:native"`);
+        const addon = require(forced) as NativeAddon;
+        runtime = { addon, gpu: addon.devices().some((d) => d.type === "gpu"), build: "$DREAM_CODER_ADDON" };
+        return runtime;
+    }
+    let fallback: string | undefined;
+    const gpuFile = preference === "cpu" ? null : packagedFile(...SOURCE_GPU_FILES, PACKAGED_GPU_FILE);
+    // The packaged one's CPU code must run on this CPU: loading it runs ggml's initialisation (SIGILL without AVX2).
+    // Its folder has the CPU probe in a checkout; a package carries the probe once, beside the portable build.
+    const probe =
+        gpuFile && [join(dirname(gpuFile), "dream_cpu.node"), join(gpuFile.slice(0, -join(PACKAGED_GPU_FILE).length), CPU_PROBE_FILE)].find(existsSync);
+    const lacking =
+        gpuFile?.endsWith(join(PACKAGED_GPU_FILE)) && process.arch === "x64" && probe ? missingCpuFlags(PACKAGED_GPU_CPU_BUILD, cpuFeatures(probe)) : [];
+    if (lacking.length) fallback = `this CPU lacks ${lacking.join(", ").toUpperCase()}, which the Vulkan runtime's CPU code needs`;
+    else if (gpuFile) {
+        const named = /^vulkan(\d+)$/i.exec(preference);
+        // ggml reads it once, when the addon loads: the named device only (and not skipped for being a CPU).
+        if (named) process.env.GGML_VK_VISIBLE_DEVICES = named[1];
+        try {
+            const addon = require(gpuFile) as NativeAddon;
+            if (addon.devices().some((d) => d.type === "gpu")) {
+                runtime = { addon, gpu: true, build: gpuFile.endsWith(join(PACKAGED_GPU_FILE)) ? "Vulkan build" : "GPU build from source" };
+                return runtime;
+            }
+            fallback = named
+                ? `dreamCoder.device names ${preference}, which the Vulkan driver does not list (vulkaninfo --summary numbers the devices)`
+                : "no GPU found for the Vulkan runtime";
+        } catch (e) {
+            // No Vulkan loader (libvulkan.so.1), or a driver that fails: the first line says which.
+            fallback = `the GPU runtime does not load on this system (${(e as Error).message.split("\n")[0]})`;
+        }
+    }
+    runtime = { ...cpuRuntimeOnly(), fallback: fallback && `${fallback}: running on the CPU` };
+    return runtime;
+}
+
+/** The runtime in words, for a benchmark's header: its build and, for a GPU build, the GPU it found. */
+export function describeRuntime(): string {
+    const r = loadRuntime();
+    const gpu = r.gpu ? r.addon.devices().find((d) => d.type === "gpu") : undefined;
+    return `${r.build}${gpu ? `, ${gpu.name} (${gpu.description})` : ", CPU"}`;
+}
+
+/** The CPU runtime: the nearest package folder's build from source (for this machine's CPU), else the best of its
+ *  packaged builds that the CPU runs. What a model falls back to when the GPU runtime cannot load it. */
+export function cpuRuntimeOnly(): LoadedRuntime {
+    if (cpuRuntime) return cpuRuntime;
+    const found = packagedFile(ADDON_FILE, CPU_PROBE_FILE);
+    if (!found) throw new Error(`the native runtime is not built (no ${ADDON_FILE} in any folder above ${__dirname}): run "npm run build:native"`);
+    const probe = join(CPU_PROBE_FILE); // with this platform's separators, as packagedFile gives it
+    if (!found.endsWith(probe)) {
+        cpuRuntime = { addon: require(found) as NativeAddon, gpu: false, build: "build from source" };
+    } else {
+        const addon = requirePackaged<NativeAddon>(packagedAddon(found.slice(0, -probe.length)));
+        cpuRuntime = { addon, gpu: false, build: `${addonBuild} build` };
+    }
+    return cpuRuntime;
+}
 
 /** The instruction sets `build`'s code assumes (named as in /proc/cpuinfo) that `features` lacks: without one of them
  *  that build would die with SIGILL, not say why. */
@@ -177,7 +311,7 @@ function packagedAddon(root: string): string {
         const problem = header ? glibcProblem(header.glibcVersionRuntime) : null;
         if (problem) throw new Error(problem);
     }
-    const features = process.arch === "x64" ? requirePackaged<{ features(): string[] }>(join(root, CPU_PROBE_FILE)).features() : null;
+    const features = process.arch === "x64" ? cpuFeatures(join(root, CPU_PROBE_FILE)) : null;
     const builds = packagedBuildsFor(features);
     if (builds.length === 0 && features) {
         const portable = PACKAGED_BUILDS[PACKAGED_BUILDS.length - 1];
@@ -195,22 +329,9 @@ export function loadedPackagedBuild(): PackagedBuild | undefined {
     return addonBuild;
 }
 
-/** The built addon: $DREAM_CODER_ADDON, else the nearest package folder's: its build from source (for this machine's
- *  CPU), else the best of its packaged builds that the CPU runs. */
-export function loadAddon(): NativeAddon {
-    if (addon) return addon;
-    const found = process.env.DREAM_CODER_ADDON ?? packagedFile(ADDON_FILE, CPU_PROBE_FILE);
-    if (!found || !existsSync(found)) {
-        const where = found ? `$DREAM_CODER_ADDON names ${found}, which does not exist` : `no ${ADDON_FILE} in any folder above ${__dirname}`;
-        throw new Error(`the native runtime is not built (${where}): run "npm run build:native"`);
-    }
-    const probe = join(CPU_PROBE_FILE); // with this platform's separators, as packagedFile gives it
-    if (!found.endsWith(probe)) {
-        addon = require(found) as NativeAddon;
-        return addon;
-    }
-    addon = requirePackaged<NativeAddon>(packagedAddon(found.slice(0, -probe.length)));
-    return addon;
+/** The instruction sets this CPU has, as the CPU probe `probe` (native/src/cpu_features.cpp) reads them (x86-64 only). */
+function cpuFeatures(probe: string): string[] {
+    return requirePackaged<{ features(): string[] }>(probe).features();
 }
 
 /** Loads a file of the packaged runtime, or says why this system cannot. */

@@ -2,7 +2,7 @@
 // holes, one decode at a time, steps streamed, cancellation through an AbortSignal.
 import { inspectModelFile, type ModelFileInfo } from "./modelFile";
 import { CpuLoad } from "./cpuLoad";
-import { loadAddon, loadedPackagedBuild, type DecodeParams, type NativeModel, type NativeModelInfo } from "./native";
+import { cpuRuntimeOnly, loadRuntime, type DecodeParams, type FitContext, type LoadedRuntime, type NativeModel, type NativeModelInfo } from "./native";
 
 /** One sampler of the machine's load for every model of the process. */
 const cpuLoad = new CpuLoad();
@@ -24,9 +24,15 @@ export interface LoadOptions {
     /** Each request runs on `threads` or fewer: as many as the cores other programs leave free (cpuLoad.ts).
      *  A request's own `threads` parameter overrides it. */
     adaptiveThreads?: boolean;
-    /** Layers to offload to the GPU in CUDA/Metal/Vulkan builds (0 = CPU only, negative = all). */
-    gpuLayers?: number;
+    /** Layers to offload to the GPU of a GPU runtime (0 = CPU only, negative = all), or "auto": as many as fit
+     *  with `fitContext`'s KV cache and compute buffer (llama.cpp's fit). */
+    gpuLayers?: number | "auto";
+    fitContext?: FitContext;
     onProgress?: (fraction: number) => void;
+    /** The runtime to load it with; default loadRuntime()'s (tests and benchmarks compare the GPU and CPU ones). */
+    runtime?: LoadedRuntime;
+    /** Where a GPU runtime that could not load the model says so, before the CPU runtime loads it instead. */
+    onFallback?: (sentence: string) => void;
 }
 
 export interface StepEvent {
@@ -86,6 +92,8 @@ export interface DecodeResult {
     sampleMs: number;
     /** All steps' copiedBytes. */
     copiedBytes: number;
+    /** The compute buffers llama.cpp reserved for the request's context, on all devices (its largest graph). */
+    computeBytes: number;
     /** The CPU threads it ran on (the request's, the busy machine's share, or the model's). */
     threads: number;
 }
@@ -112,6 +120,8 @@ export class DiffusionModel {
 
     private constructor(
         private readonly native: NativeModel,
+        /** The runtime that loaded it (the GPU runtime, or the CPU runtime it fell back to). */
+        private readonly runtime: LoadedRuntime,
         readonly file: ModelFileInfo,
         /** The threads the model was loaded with, and whether requests adapt them to the machine's load. */
         private readonly threads: number,
@@ -123,32 +133,38 @@ export class DiffusionModel {
 
     /** Checks the file (clear errors for missing, corrupt, truncated, autoregressive, maskless files), then loads it. */
     static async load(path: string, options: LoadOptions = {}): Promise<DiffusionModel> {
-        const addon = loadAddon();
-        const file = await inspectModelFile(path, addon);
+        let runtime = options.runtime ?? loadRuntime();
+        const file = await inspectModelFile(path, runtime.addon);
         const threads = options.threads ?? DEFAULT_THREADS;
         // Sampling starts with the load, so that the first request already sees how busy the machine is.
         if (options.adaptiveThreads) cpuLoad.start();
-        const native = await addon.loadModel(path, { threads, gpuLayers: options.gpuLayers }, options.onProgress).catch((e: Error) => {
-            // llama.cpp's log comes back line by line: one line, so that the message is one sentence everywhere.
-            throw new Error(
-                `${path}: ${e.message
-                    .split("\n")
-                    .map((l) => l.trim())
-                    .filter(Boolean)
-                    .join("; ")}`
-            );
-        });
-        return new DiffusionModel(native, file, threads, options.adaptiveThreads ?? false);
+        const load = (r: LoadedRuntime) =>
+            r.addon.loadModel(path, { threads, gpuLayers: r.gpu ? options.gpuLayers : 0, fitContext: options.fitContext }, options.onProgress);
+        let native: NativeModel;
+        try {
+            native = await load(runtime);
+        } catch (e) {
+            // A GPU that fails on this model (out of memory, a driver error) still leaves the CPU.
+            if (!runtime.gpu || options.gpuLayers === 0) throw new Error(`${path}: ${oneLine(e)}`);
+            options.onFallback?.(`the GPU runtime could not load ${path} (${oneLine(e)}): running on the CPU`);
+            runtime = cpuRuntimeOnly();
+            native = await load(runtime).catch((e2: Error) => {
+                throw new Error(`${path}: ${oneLine(e2)}`);
+            });
+        }
+        return new DiffusionModel(native, runtime, file, threads, options.adaptiveThreads ?? false);
     }
 
-    /** The compute backend this build runs on: "CPU", or the GPU backend's name (e.g. "CUDA0"); with the packaged
-     *  CPU build that an installed .vsix picked for this CPU, e.g. "CPU (avx512 build)". */
-    static backend(): string {
-        const gpu = loadAddon()
-            .devices()
-            .find((d) => d.type === "gpu");
-        const build = loadedPackagedBuild();
-        return `${gpu ? gpu.name : "CPU"}${build ? ` (${build} build)` : ""}`;
+    /**
+     * Where it runs, in words: "Vulkan0 (NVIDIA GeForce RTX 4070), 29 of 29 layers" with layers on a GPU (a part:
+     * the rest on the CPU); else "CPU", with the build an installed .vsix picked ("CPU (avx512 build)") or a GPU
+     * runtime's own CPU code ("CPU (Vulkan build)").
+     */
+    get runsOn(): { backend: string; gpu?: string } {
+        const layers = this.info.gpuLayers;
+        const device = this.runtime.addon.devices().find((d) => d.type === "gpu");
+        if (layers > 0 && device) return { backend: `${device.name} (${device.description}), ${layers} of ${this.info.nLayer + 1} layers`, gpu: device.name };
+        return { backend: this.runtime.build === "build from source" ? "CPU" : `CPU (${this.runtime.build})` };
     }
 
     tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Int32Array {
@@ -261,6 +277,7 @@ export class DiffusionModel {
                     forwardMs: r.forwardMs,
                     sampleMs: r.sampleMs,
                     copiedBytes: r.copiedBytes,
+                    computeBytes: r.computeBytes,
                     threads: params.threads
                 };
             } finally {
@@ -318,4 +335,13 @@ export class DiffusionModel {
         this.queue = run;
         return run;
     }
+}
+
+/** An error's message on one line: llama.cpp's log comes back line by line, and a message is one sentence everywhere. */
+function oneLine(e: unknown): string {
+    return String((e as Error).message ?? e)
+        .split("\n")
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .join("; ");
 }

@@ -88,6 +88,22 @@ describe("Dream-Coder in VS Code", () => {
         assert.ok(goodModel.endsWith(ctx.status.model));
     });
 
+    it("the status names where the model runs: the GPU the runner expects, with its layers, or the CPU", async () => {
+        await openDoc("x = ???:2\n");
+        await vscode.commands.executeCommand<number>("dreamCoder.fillHoles");
+        await until("the model loaded", () => ctx.status.state === "ready");
+        const gpu = process.env.DREAM_CODER_TEST_GPU;
+        console.log(`runs on: ${ctx.status.backend}`);
+        if (gpu) {
+            assert.equal(ctx.status.gpu, gpu);
+            assert.match(ctx.status.backend, new RegExp(`^${gpu} \\(.+\\), \\d+ of \\d+ layers$`));
+            assert.match(ctx.statusBar.text, new RegExp(` · ${gpu} · `), "the status bar item names the GPU");
+        } else {
+            assert.equal(ctx.status.gpu, undefined);
+            assert.match(ctx.status.backend, /^CPU/);
+        }
+    });
+
     it("fill holes replaces every marker and nothing else, as one undo step", async () => {
         const before = "def mean(xs):\n    total = ???\n    return total / ???:4\n\n# keep \\??? literal\nprint(mean([1, 2]), ???:3)\n";
         const editor = await openDoc(before);
