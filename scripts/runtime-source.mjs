@@ -4,7 +4,7 @@
 //   llama.cpp/          node-llama-cpp's bundled llama.cpp with native/patches applied (llama-source.mjs, as
 //                       build-native.mjs builds it), trimmed to what native/CMakeLists.txt configures with
 //                       DC_LLAMA_TOOLS=OFF: the CPU, CUDA, Metal, Vulkan and BLAS backends of ggml, no others, no
-//                       docs, tests, tools, examples or models
+//                       docs, tests, tools, examples or models; of common/, the files the addon compiles itself
 //   native/             CMakeLists.txt and src/ (the addon)
 //   node-api-headers/   the Node-API C headers (node-api-headers' include/), so no Node headers are downloaded
 //   node-addon-api/     node-addon-api's C++ headers
@@ -59,6 +59,11 @@ const BACKENDS = new Set(["ggml-cpu", "ggml-cuda", "ggml-metal", "ggml-vulkan", 
 // (llama's own sources include none of them): their CMakeLists.txt is all CMake reads (miniaudio.h alone is 4 MB).
 const HEADER_ONLY_VENDORS = ["miniaudio", "nlohmann", "sheredom", "stb"];
 
+// The llama.cpp sources native/CMakeLists.txt compiles into the addon itself (${LLAMA_CPP_DIR}/common/fit.cpp, …), and
+// the headers beside them.
+const addonCmake = readFileSync(join(root, "native", "CMakeLists.txt"), "utf8");
+const LLAMA_FILES = [...new Set([...addonCmake.matchAll(/\$\{LLAMA_CPP_DIR\}\/([\w./-]+\.(?:c|cpp))\b/g)].map((m) => m[1]))];
+
 const filesUnder = (dir) =>
     readdirSync(dir, { withFileTypes: true })
         .flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]))
@@ -108,7 +113,13 @@ try {
         return !(backend && statSync(join(work, path)).isDirectory() && !BACKENDS.has(backend[1]));
     };
     const parents = new Set();
-    for (const p of [...KEEP, ...HEADER_ONLY_VENDORS.map((v) => `vendor/${v}/CMakeLists.txt`)].sort()) {
+    const besideAddonFiles = [...new Set(LLAMA_FILES.map((f) => dirname(f)))].flatMap((d) =>
+        readdirSync(join(llama, d))
+            .filter((f) => f.endsWith(".h"))
+            .map((f) => `${d}/${f}`)
+    );
+    const kept = [...KEEP, ...HEADER_ONLY_VENDORS.map((v) => `vendor/${v}/CMakeLists.txt`), ...LLAMA_FILES, ...besideAddonFiles];
+    for (const p of [...new Set(kept)].sort()) {
         // The folders above each kept path, once, before it.
         const parts = `llama.cpp/${p}`.split("/");
         for (let i = 1; i < parts.length; i++) {

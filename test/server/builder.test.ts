@@ -234,6 +234,10 @@ describe("the source archive", () => {
             "llama.cpp/ggml/src/ggml-vulkan/vulkan-shaders/vulkan-shaders-gen.cpp",
             "llama.cpp/ggml/src/ggml-blas/CMakeLists.txt",
             "llama.cpp/vendor/nlohmann/CMakeLists.txt",
+            // The llama.cpp files the addon compiles itself (native/CMakeLists.txt), with their headers.
+            "llama.cpp/common/fit.cpp",
+            "llama.cpp/common/log.cpp",
+            "llama.cpp/common/common.h",
             "native/CMakeLists.txt",
             "node-api-headers/node_api.h",
             "node-addon-api/napi.h",
@@ -246,7 +250,7 @@ describe("the source archive", () => {
             "llama.cpp/docs",
             "llama.cpp/tests",
             "llama.cpp/tools",
-            "llama.cpp/common",
+            "llama.cpp/common/chat.cpp",
             "llama.cpp/models",
             "llama.cpp/vendor/nlohmann/json.hpp"
         ])
