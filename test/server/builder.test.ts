@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { brotliDecompressSync } from "node:zlib";
 import { ErrorCodes, LSPErrorCodes, ResponseError } from "vscode-languageserver-protocol/node";
-import { buildFraction, configureArgs, errorLines } from "../../server/src/builder/build";
+import { buildFraction, configureArgs, errorLines, progressOf } from "../../server/src/builder/build";
 import { BUILT_ADDON, builtRuntime, machineId, type RuntimeStamp } from "../../server/src/builder/built";
 import {
     type BuildHost,
@@ -415,6 +415,16 @@ describe("the build's command lines and output", () => {
         assert.equal(buildFraction("[12/48] Building CXX object llama.cpp/src/CMakeFiles/llama.dir/llama.cpp.o"), 0.25);
         assert.equal(buildFraction("[ 45%] Building C object ggml.c.o"), 0.45);
         assert.equal(buildFraction("-- Configuring done"), undefined);
+        // A nested build's lines (an ExternalProject's own Ninja) do not move the progress back.
+        const progress = progressOf();
+        assert.deepEqual(["[10/100] a", "[1/4] nested", "[4/4] nested", "[11/100] b", "-- x", "[100/100] c"].map(progress), [
+            0.1,
+            undefined,
+            undefined,
+            0.11,
+            undefined,
+            1
+        ]);
         const out = [
             "[3/40] Building CXX object a.o",
             "FAILED: a.o",

@@ -202,6 +202,23 @@ export function buildFraction(line: string): number | undefined {
     return make ? Number(make[1]) / 100 : undefined;
 }
 
+/** A build's progress over its output lines, only ever growing: a nested build's lines (ggml-vulkan builds its shader
+ *  generator as an ExternalProject, whose own "[1/4] …" Ninja prints) and Ninja's total growing do not move it back. */
+export function progressOf(): (line: string) => number | undefined {
+    let done = 0;
+    let total = 0;
+    return (line) => {
+        const f = buildFraction(line);
+        if (f === undefined || f < done) return undefined;
+        // Ninja: the outer build printed its total first; a line with a smaller one is a nested build's.
+        const steps = Number(/^\[\d+\/(\d+)\]/.exec(line)?.[1] ?? 0);
+        if (steps < total) return undefined;
+        total = steps;
+        done = f;
+        return f;
+    };
+}
+
 interface RunContext {
     host: BuildHost;
     tools: Toolchain;
@@ -222,12 +239,13 @@ async function runCmake(gpu: RuntimeTarget, what: string, cmake: string, args: s
     const child = spawn(cmake, args, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const tail: string[] = [];
     let fraction = 0;
+    const progress = progressOf();
     const onLine = (line: string) => {
         ctx.log.write(`${line}\n`);
         ctx.onOutput?.(line);
         tail.push(line);
         if (tail.length > 200) tail.shift();
-        const f = buildFraction(line);
+        const f = progress(line);
         if (f !== undefined) {
             fraction = f;
             ctx.report(f, line.replace(/^\[[^\]]*\]\s*/, "").slice(0, 120));
