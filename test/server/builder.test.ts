@@ -54,6 +54,9 @@ function fakePrefix(files: string[]): string {
     return prefix;
 }
 
+/** A CUDA toolkit's folder with cuBLAS where NVIDIA's installer puts it. */
+const CUDA_TOOLKIT = fakePrefix(["targets/x86_64-linux/lib/libcublas.so"]);
+
 const VULKAN_FILES = {
     headers: "include/vulkan/vulkan.h",
     loader: "lib/x86_64-linux-gnu/libvulkan.so",
@@ -68,7 +71,8 @@ function machine(change: { programs?: Record<string, string | null>; files?: str
         cc: "exit 0",
         "c++": "exit 0",
         glslc: "echo 'shaderc v2023.2'",
-        nvcc: 'echo "Cuda compilation tools, release 12.4, V12.4.131"',
+        // --version's line, and --dryrun's TOP line naming its toolkit (with cuBLAS).
+        nvcc: `echo "Cuda compilation tools, release 12.4, V12.4.131"; echo "#$ TOP=${CUDA_TOOLKIT}/bin/.."`,
         "xcode-select": "echo /Library/Developer/CommandLineTools",
         ...change.programs
     };
@@ -171,6 +175,18 @@ describe("prerequisites", () => {
         assert.equal(found.tools.nvcc, join(cuda, "bin", "nvcc"));
         // ... or in /usr/local/cuda/bin (the host's cudaHome).
         assert.deepEqual(await problems("cuda", { ...machine({ programs: { nvcc: null } }), cudaHome: cuda }), []);
+    });
+
+    test("CUDA: no cuBLAS beside nvcc's toolkit; Debian's (in the multiarch lib folder) is found", async () => {
+        const bare = fakePrefix(["bin/.keep"]);
+        const [noBlas] = await problems("cuda", machine({ programs: { nvcc: `echo "release 12.4"; echo "#$ TOP=${bare}/bin/.."` } }));
+        assert.match(
+            noBlas,
+            /^cuBLAS \(libcublas\.so\), which llama\.cpp's CUDA backend links, was not found beside \S+\/nvcc \(in \S+\): install the CUDA toolkit's cuBLAS \(NVIDIA's cuda-toolkit or libcublas-dev packages, on Debian or Ubuntu: sudo apt-get install nvidia-cuda-toolkit\)\.$/
+        );
+        assert.ok(noBlas.includes(`(in ${bare})`), noBlas);
+        const debian = fakePrefix(["lib/x86_64-linux-gnu/libcublas.so"]);
+        assert.deepEqual(await problems("cuda", machine({ programs: { nvcc: `echo "release 12.4"; echo "#$ TOP=${debian}/bin/.."` } })), []);
     });
 
     test("Vulkan: no glslc, no headers, no loader, no SPIR-V headers; all of them in $VULKAN_SDK", async () => {

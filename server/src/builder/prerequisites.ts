@@ -2,8 +2,8 @@
 // sentence that names what to install. The machine is a BuildHost (platform, environment, a command runner, the
 // install prefixes searched for libraries), so that the tests can check every sentence with a fake one on Linux.
 import { spawn } from "node:child_process";
-import { accessSync, constants, existsSync, readdirSync, statSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { delimiter, dirname, join, normalize } from "node:path";
 import { RUNTIME_TARGETS, type RuntimeTarget } from "../protocol";
 
 export { RUNTIME_TARGETS, type RuntimeTarget };
@@ -229,6 +229,26 @@ async function checkCuda(host: BuildHost, problems: string[], tools: Partial<Too
         problems.push(`${nvcc} is CUDA ${version}, and llama.cpp's CUDA backend needs CUDA ${CUDA_MINIMUM} or newer: ${getCuda}.`);
     } else {
         Object.assign(tools, { nvcc, cudaVersion: version });
+        // cuBLAS, which ggml-cuda links (CUDA::cublas): part of NVIDIA's toolkit, a package of its own elsewhere (a
+        // toolkit from pip or conda may lack it). Looked for beside the toolkit nvcc belongs to: nvcc --dryrun names
+        // it (TOP), also through a wrapper script; else the folder above nvcc's.
+        const dry = await host.run(nvcc, ["--dryrun", "-x", "cu", "-c", "/dev/null", "-o", "/dev/null"]);
+        const top = /^#\$ TOP=(.+)$/m.exec(dry.output)?.[1]?.trim() ?? join(dirname(realpathSafe(nvcc)), "..");
+        const targets = join(top, "targets");
+        const dirs = [...libDirs(top), ...(readdirSafe(targets) ?? []).map((t) => join(targets, t, "lib"))];
+        if (!dirs.some((d) => existsSync(join(d, "libcublas.so")))) {
+            problems.push(
+                `cuBLAS (libcublas.so), which llama.cpp's CUDA backend links, was not found beside ${nvcc} (in ${normalize(top)}): install the CUDA toolkit's cuBLAS (NVIDIA's cuda-toolkit or libcublas-dev packages, ${install(host, "nvidia-cuda-toolkit")}).`
+            );
+        }
+    }
+}
+
+function realpathSafe(file: string): string {
+    try {
+        return realpathSync(file);
+    } catch {
+        return file;
     }
 }
 
