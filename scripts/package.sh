@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm run package: builds everything, then the packaged builds of the native addon (native/cpu-builds.json: for any
 # x86-64 CPU with AVX2, and for those with AVX-512, not only this one; and a Vulkan build), bundles
-# the client and server minified, and packs dream-coder-VERSION.vsix with only what .vscodeignore lets through.
+# the client and server minified, and packs dream-coder-VERSION.vsix with only what .vscodeignore lets through
+# (setup.sh also makes the source archive the runtime builder compiles, native/build/runtime-source.tar.br).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -57,4 +57,6 @@ python_env train/.venv train/requirements.txt
 python_env node_modules/.lint-venv scripts/lint-requirements.txt
 rm -rf out
 npx tsc -p .
+# The source the runtime builder compiles on a user's machine (patched llama.cpp, the addon), which the .vsix carries.
+node scripts/runtime-source.mjs
 node scripts/bundle.mjs

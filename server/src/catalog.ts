@@ -24,8 +24,13 @@ export class ModelSetupError extends Error {
     }
 }
 
+/** Dream-Coder's folder in the user's cache: ~/.cache/dream-coder (models/ by default, runtime/ for a built runtime). */
+export function cacheDirectory(): string {
+    return join(homedir(), ".cache", "dream-coder");
+}
+
 export function modelsDirectory(settings: Pick<Settings, "modelsDirectory">): string {
-    return settings.modelsDirectory ? expandHome(settings.modelsDirectory) : join(homedir(), ".cache", "dream-coder", "models");
+    return settings.modelsDirectory ? expandHome(settings.modelsDirectory) : join(cacheDirectory(), "models");
 }
 
 export function catalogEntry(id: string): CatalogEntry | undefined {

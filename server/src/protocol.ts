@@ -121,7 +121,8 @@ export type QuantType = (typeof QUANT_TYPES)[number];
  * model file is about weights × this / 8. */
 export const BITS_PER_WEIGHT: Record<QuantType, number> = { Q4_K_M: 4.89, Q5_K_M: 5.69, Q6_K: 6.56, Q8_0: 8.5, Q4_0: 4.55, F16: 16, BF16: 16 };
 
-/** A model pipeline's progress: stage `stage` of `stages` (download, convert, quantize), `fraction` of it done. */
+/** A pipeline's progress: stage `stage` of `stages` (a model's download, convert, quantize; a runtime build's unpack,
+ * configure, compile), `fraction` of it done. */
 export interface PullProgress {
     stage: number;
     stages: number;
@@ -149,6 +150,32 @@ export interface ConvertCheckpointParams extends WorkDoneProgressParams {
 }
 /** Converts a local checkpoint folder into a GGUF file in the models directory. */
 export const convertCheckpoint = new RequestType<ConvertCheckpointParams, { path: string }, void>("dreamCoder/convertCheckpoint");
+
+/** The runtimes "Build the Runtime for This Machine" makes from the source the package carries (server/src/builder/):
+ * llama.cpp's CPU backend alone, or with one GPU backend. */
+export const RUNTIME_TARGETS = ["cpu", "vulkan", "cuda", "metal"] as const;
+export type RuntimeTarget = (typeof RUNTIME_TARGETS)[number];
+export interface RuntimeTargetInfo {
+    gpu: RuntimeTarget;
+    /** "CPU", "Vulkan", "CUDA", "Metal". */
+    name: string;
+    /** What this machine lacks to build it, one sentence each naming what to install; empty: it can be built here. */
+    problems: string[];
+}
+/** The targets with what each lacks here, and the built runtime the server would prefer (null: none, or one built by
+ * another version of the extension). */
+export const runtimeTargets = new RequestType0<{ targets: RuntimeTargetInfo[]; built: { gpu: RuntimeTarget; file: string } | null }, void>(
+    "dreamCoder/runtimeTargets"
+);
+export interface BuildRuntimeParams extends WorkDoneProgressParams {
+    gpu: RuntimeTarget;
+    /** Parallel compile jobs; this machine's cores when absent. */
+    jobs?: number;
+}
+/** Builds patched llama.cpp and the addon for this machine into ~/.cache/dream-coder/runtime/, reported through
+ * work-done progress (unpacking, configuring, compiling) and cancelled with the request. It replaces the built runtime
+ * there was; the server loads it when it starts again. */
+export const buildRuntime = new RequestType<BuildRuntimeParams, { file: string; gpu: RuntimeTarget; seconds: number }, void>("dreamCoder/buildRuntime");
 
 /** What caused a failed request, in its error's `data`, so that the client can offer the action that fixes it:
  * no model set, a catalog model not downloaded, a model file that cannot be used (missing, a folder, not GGUF,

@@ -23,6 +23,9 @@ import {
     type WorkDoneProgressParams,
     type WorkDoneProgressReporter
 } from "vscode-languageserver/node";
+import { buildRuntime, RuntimeBuildError } from "./builder/build";
+import { builtRuntime } from "./builder/built";
+import { checkPrerequisites, TARGET_NAMES } from "./builder/prerequisites";
 import { catalogEntry, DEFAULT_MODEL_ID, listCatalog, ModelSetupError, modelsDirectory } from "./catalog";
 import { HubError } from "./hub/hub";
 import { convertedModelPath, convertFolder, DEFAULT_QUANTIZATION, type PullProgress, pullModel } from "./pull";
@@ -408,6 +411,42 @@ connection.onRequest(
             return { path };
         } catch (e) {
             throw pullFailed(`Converting ${name}`, e);
+        } finally {
+            progress.done();
+        }
+    })
+);
+
+connection.onRequest(
+    lsp.runtimeTargets,
+    live(async () => ({
+        targets: await Promise.all(
+            lsp.RUNTIME_TARGETS.map(async (gpu) => ({ gpu, name: TARGET_NAMES[gpu], problems: (await checkPrerequisites(gpu)).problems }))
+        ),
+        built: builtRuntime() ?? null
+    }))
+);
+
+connection.onRequest(
+    lsp.buildRuntime,
+    live(async (params, token) => {
+        if (!lsp.RUNTIME_TARGETS.includes(params?.gpu)) {
+            throw new ResponseError(ErrorCodes.InvalidParams, `gpu must be one of ${lsp.RUNTIME_TARGETS.join(", ")}.`);
+        }
+        if (params.jobs !== undefined && !(Number.isInteger(params.jobs) && params.jobs >= 1)) {
+            throw new ResponseError(ErrorCodes.InvalidParams, "jobs must be a whole number of at least 1.");
+        }
+        const name = TARGET_NAMES[params.gpu];
+        const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
+        progress.begin(`Building the ${name} runtime`, 0, undefined, true);
+        try {
+            const built = await buildRuntime({ gpu: params.gpu, jobs: params.jobs, signal: abortSignal(token), onProgress: reportPull(progress) });
+            connection.console.info(`built the ${name} runtime in ${built.seconds} s: ${built.file}`);
+            return built;
+        } catch (e) {
+            if (e instanceof RuntimeBuildError && e.reason === "cancelled") throw new ResponseError(LSPErrorCodes.RequestCancelled, e.message);
+            connection.console.error(`Building the ${name} runtime failed: ${(e as Error).stack ?? (e as Error).message}`);
+            throw requestFailed((e as Error).message, undefined);
         } finally {
             progress.done();
         }

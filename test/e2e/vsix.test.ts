@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { join, posix } from "node:path";
 import { test } from "node:test";
+import { RUNTIME_SOURCE_FILE } from "../../server/src/builder/source";
 import { ADDON_FILE, CPU_PROBE_FILE, PACKAGED_BUILDS, PACKAGED_GPU_FILE, type PackagedBuild, packagedAddonFile } from "../../server/src/runtime/native";
 import { runExtensionSuite } from "./extension-suite";
 import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
@@ -29,7 +30,8 @@ test("the .vsix installs into code-server and passes the in-host suite on its Vu
     // The runtime's packaged CPU builds and the probe that picks one (test/native/portable.test.ts), not the build
     // for this machine's CPU.
     const runtime = [...[...PACKAGED_BUILDS.map(packagedAddonFile), PACKAGED_GPU_FILE].flatMap((f) => [f, `${posix.dirname(f)}/libgomp.so.1`]), CPU_PROBE_FILE];
-    for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...runtime, ...pictures])
+    // ... and the source the runtime builder compiles (Build the Runtime for This Machine…).
+    for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...runtime, RUNTIME_SOURCE_FILE, ...pictures])
         assert.ok(listed.has(file), `the .vsix carries ${file}`);
     assert.ok(!listed.has(ADDON_FILE), "the .vsix does not carry the build for this CPU");
     // Its addons are Linux x86-64's: VS Code refuses it on another platform instead of failing to load them.

@@ -93,8 +93,9 @@ export async function setHuggingFaceToken(ctx: Ctx): Promise<boolean> {
     return token.trim() !== "";
 }
 
-/** Runs a model pipeline request (download, conversion) in one cancellable notification over all its stages. */
-function withPipelineProgress<T>(ctx: Ctx, title: string, send: (workDoneToken: string, cancel: vscode.CancellationToken) => Promise<T>): Thenable<T> {
+/** Runs a pipeline request (a model's download or conversion, a runtime build) in one cancellable notification over
+ * all its stages. */
+export function withPipelineProgress<T>(ctx: Ctx, title: string, send: (workDoneToken: string, cancel: vscode.CancellationToken) => Promise<T>): Thenable<T> {
     const workDoneToken = `dreamCoder-pipeline-${Date.now()}`;
     return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, cancel) => {
         let last = 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // dream-coder: the language server's jobs from a terminal. fill, complete, rewrite and sketch read a file and
 // print a diff (or the completion), or change the file with --in-place; models lists and downloads the
-// catalog; bench measures inline-completion latency through a real server process.
+// catalog; runtime builds the runtime for this machine; bench measures inline-completion latency through a real
+// server process.
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -23,7 +24,10 @@ import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { runLatencyBench } from "./bench";
 import { generationOrder, JobProgress, PullProgressBar, unifiedDiff } from "./output";
 import { convertedModelPath, convertFolder, DEFAULT_QUANTIZATION, parseQuantization, pullModel } from "../pull";
-import { type PullProgress, QUANT_TYPES, type QuantType } from "../protocol";
+import { type PullProgress, QUANT_TYPES, type QuantType, RUNTIME_TARGETS, type RuntimeTarget } from "../protocol";
+import { buildRuntime, RuntimeBuildError } from "../builder/build";
+import { builtRuntime, runtimeDirectory } from "../builder/built";
+import { checkPrerequisites } from "../builder/prerequisites";
 
 const integer = (min: number) => (v: string) => {
     const n = Number(v);
@@ -333,6 +337,46 @@ withSettingOptions(
     const staging = join(dirname(target), ".partial", basename(target, ".gguf"));
     await runPipeline((o) => convertFolder(folder, target, staging, { ...o, quantization: flags.quantization, threads: settings.threads || undefined }));
 });
+
+const runtime = program
+    .command("runtime")
+    .description("the runtime built for this machine: patched llama.cpp and the addon compiled here, with a GPU backend (docs/building.md)");
+runtime
+    .command("build")
+    .description(
+        "build the runtime for this machine from the source the package carries, into ~/.cache/dream-coder/runtime (needs CMake, a C/C++ compiler, and the GPU backend's SDK); it replaces the one built before"
+    )
+    .addOption(
+        new Option("--gpu <backend>", "cpu (no GPU), vulkan, cuda, or metal (macOS)")
+            .choices(RUNTIME_TARGETS)
+            .default(process.platform === "darwin" ? "metal" : "cpu")
+    )
+    .option("-j, --jobs <n>", "parallel compile jobs (default: this machine's cores)", integer(1))
+    .option("--verbose", "print CMake's and the compilers' output")
+    .action(async (flags: { gpu: RuntimeTarget; jobs?: number; verbose?: boolean }) => {
+        try {
+            await runPipeline(async (o) => {
+                const onOutput = flags.verbose ? (line: string) => process.stderr.write(`${line}\n`) : undefined;
+                return (await buildRuntime({ gpu: flags.gpu, jobs: flags.jobs, ...o, onOutput })).file;
+            });
+        } catch (e) {
+            // Each missing prerequisite on its own line.
+            if (e instanceof RuntimeBuildError && e.reason === "prerequisites") throw new Error(e.problems.join("\n"));
+            throw e;
+        }
+    });
+runtime
+    .command("targets")
+    .description("which runtimes this machine can build, what each lacks, and the built one this version would use")
+    .action(async () => {
+        for (const gpu of RUNTIME_TARGETS) {
+            const { problems } = await checkPrerequisites(gpu);
+            process.stdout.write(`${gpu.padEnd(7)} ${problems.length ? "missing prerequisites" : "can be built here"}\n`);
+            for (const p of problems) process.stdout.write(`    ${p}\n`);
+        }
+        const built = builtRuntime();
+        process.stdout.write(`\nBuilt runtime: ${built ? `${built.gpu}, ${built.file}` : `none for this version (in ${runtimeDirectory()})`}\n`);
+    });
 
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))
     .option("--file <path>", "the source file to type (default: this package's server/src/holes.ts)")
