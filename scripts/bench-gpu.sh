@@ -16,9 +16,9 @@
 #   bash scripts/bench-gpu.sh --cpu --small   # dry run on a CPU: tiny models, 2 threads, the same steps, with
 #                                             # the CPU build for CUDA's and Vulkan on lavapipe (Mesa's CPU driver)
 #
-# Environment: OUT (default bench-results/gpu), GPU_KIT (default native/build/gpu-kit),
-# BENCH_WORK (unpacked kit, builds, models; default native/build/gpu-bench), BENCH_BUDGET_S (stop starting
-# sections after this many seconds; default 540, under the device tool's 600 s), RUNTIME_MODES, LSP_MODES, VARIANTS (empty: none),
+# Environment: OUT (default bench-results/gpu), GPU_KIT (default native/build/gpu-kit), BENCH_WORK (unpacked kit,
+# builds, models; default native/build/gpu-bench), BENCH_BUDGET_S (stop starting sections after this many seconds;
+# default 540, under the device tool's 600 s), RUNTIME_MODES, LSP_MODES and VARIANTS (each empty: none),
 # GPU_BACKENDS (comma-separated, in the order they run: cuda, vulkan, cpu; default cuda, or cpu with --cpu, then
 # vulkan where it can build), BENCH_PREBUILT_CUDA / _VULKAN / _CPU (a build folder of native/CMakeLists.txt to use
 # for that backend instead of building, e.g. BENCH_PREBUILT_CPU=native/build/cmake).
@@ -39,8 +39,8 @@ BUDGET=${BENCH_BUDGET_S:-540}
 # The runtime bench's modes and the language server's cache modes: a mode this build does not know is
 # reported as skipped (bench/runtime-bench.ts and `dream-coder bench` refuse unknown names).
 # The order is the order they run in, most wanted first: the time budget may cut the last ones.
-RUNTIME_MODES=${RUNTIME_MODES:-dual dual+reuse dual+threshold exact}
-LSP_MODES=${LSP_MODES:-dual dual+reuse none}
+RUNTIME_MODES=${RUNTIME_MODES-dual dual+reuse dual+threshold exact}
+LSP_MODES=${LSP_MODES-dual dual+reuse none}
 # What the dual step is measured again without, last: the device reductions, llama.cpp's graph reuse, CUDA graphs.
 VARIANTS=${VARIANTS-reductions graph-reuse cuda-graphs}
 mkdir -p "$OUT" "$WORK/models"
