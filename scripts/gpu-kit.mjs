@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Prepares native/build/gpu-kit/: what scripts/bench-gpu.sh needs on a bare GPU machine that has a compiler,
-// CMake, nvcc and Python but no Node, no node_modules and no network. One ignored folder, so it travels as one
-// `carry` path of the device tool (64 MiB for the tree and everything carried):
+// CMake, nvcc (for CUDA; glslc and the Vulkan headers for Vulkan) and Python but no Node, no node_modules and no
+// network. One ignored folder, so it travels as one `carry` path of the device tool (64 MiB for the tree and everything carried):
 //   node.tar.xz   this machine's Node binary (the addon is a Node-API module; the benchmarks are JS)
 //   src.tar.xz    llama.cpp cloned from node-llama-cpp's bundle with native/patches applied (llama-source.mjs, as build-native.mjs
 //                 does, so the kit always matches the patches of this checkout), trimmed to what native/CMakeLists.txt builds (smaller than the
@@ -47,8 +47,8 @@ if (!jsOnly) {
 
     const llama = join(stage, "llama-full");
     clonePatchedLlama(llama);
-    // llama.cpp: what the top-level CMakeLists, ggml (CPU and CUDA backends), src, common, vendor and the three
-    // tools native/CMakeLists.txt adds read. The other GPU backends are only entered when switched on.
+    // llama.cpp: what the top-level CMakeLists, ggml (CPU, CUDA and Vulkan backends), src, common, vendor and the
+    // three tools native/CMakeLists.txt adds read. The other GPU backends are only entered when switched on.
     const skipBackends = new Set([
         "ggml-cann",
         "ggml-et",
@@ -59,7 +59,6 @@ if (!jsOnly) {
         "ggml-openvino",
         "ggml-sycl",
         "ggml-virtgpu",
-        "ggml-vulkan",
         "ggml-webgpu",
         "ggml-zdnn",
         "ggml-zendnn"

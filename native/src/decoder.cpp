@@ -110,6 +110,8 @@ void DiffusionDecoder::open(sequence_context & sc, const llama_context_params & 
     }
     sc.capacity = (int32_t) cp.n_ctx;
     sc.outputs  = (int32_t) cp.n_outputs_max;
+    sc.reduce   = false;
+    sc.used     = false;
     sc.batch    = llama_batch_init(sc.capacity, 0, 1);
     llama_set_abort_callback(sc.ctx, abort_requested, &cancel_);
 }
@@ -127,9 +129,9 @@ bool DiffusionDecoder::decode(sequence_context &               sc,
         llama_set_n_threads(sc.ctx, threads_now_, threads_now_);
     }
     if (reduce != sc.reduce) {
-        llama_set_diffusion_reductions(sc.ctx, reduce);  // another graph: llama.cpp reserves anew
-        sc.reduce = reduce;
+        throw dc_error(std::string("the ") + sc.name + " was not made for this batch's reductions");  // ensure_*
     }
+    sc.used = true;
     for (int32_t i = 0; i < m; i++) {
         sc.batch.token[i]     = tokens[r0 + i];
         sc.batch.pos[i]       = r0 + i;
@@ -188,14 +190,26 @@ llama_context_params DiffusionDecoder::kv_context_params(int32_t n_tokens,
     return cp;
 }
 
-void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, int32_t n_outputs, bool f16, int32_t n_seq) {
+// A context's device reductions (native/patches/0002) are switched only before its first batch: switching them on
+// one that has run corrupted memory on ggml-vulkan (seen on lavapipe: exact mode's context after a pass; the cached
+// context in prefix mode with a llada model), so a request that needs the other setting gets a new context. With
+// the default "auto" a model's greedy requests all have them (on a GPU) or all not (on the CPU); sampling and traced
+// requests are the ones that switch.
+void DiffusionDecoder::set_reductions(sequence_context & sc, bool reduce) {
+    if (reduce != sc.reduce) {
+        llama_set_diffusion_reductions(sc.ctx, reduce);  // another graph: llama.cpp reserves anew
+        sc.reduce = reduce;
+    }
+}
+
+void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, int32_t n_outputs, bool f16, int32_t n_seq, bool reduce) {
     if (cached_.ctx && n_tokens <= cached_.capacity && n_outputs <= cached_.outputs && f16 == cached_.f16 &&
-        n_seq == cached_.n_seq) {
+        n_seq == cached_.n_seq && (reduce == cached_.reduce || !cached_.used)) {
+        set_reductions(cached_, reduce);
         return;
     }
     const llama_context_params cp = kv_context_params(n_tokens, n_outputs, n_seq, f16, n_threads_);
     open(cached_, cp);
-    cached_.reduce = false;
     if (!llama_get_memory(cached_.ctx)) {
         cached_.close();
         throw dc_error("this llama.cpp build has no KV cache for diffusion models (is native/patches/0001 applied?)");
@@ -204,6 +218,7 @@ void DiffusionDecoder::ensure_kv_context(int32_t n_tokens, int32_t n_outputs, bo
     cached_.n_seq    = n_seq;
     cached_.f16      = f16;
     slots_.assign(n_seq, reuse_slot{});
+    set_reductions(cached_, reduce);
 }
 
 int32_t DiffusionDecoder::take_slot(const std::string & key) {
@@ -383,12 +398,12 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
     return true;
 }
 
-void DiffusionDecoder::ensure_context(int32_t n_tokens, int32_t n_outputs) {
-    if (exact_.ctx && n_tokens <= exact_.capacity && n_outputs <= exact_.outputs) {
-        return;
+void DiffusionDecoder::ensure_context(int32_t n_tokens, int32_t n_outputs, bool reduce) {
+    if (!(exact_.ctx && n_tokens <= exact_.capacity && n_outputs <= exact_.outputs &&
+          (reduce == exact_.reduce || !exact_.used))) {
+        open(exact_, sequence_context_params(capacity_for(n_tokens), n_outputs, n_threads_));
     }
-    open(exact_, sequence_context_params(capacity_for(n_tokens), n_outputs, n_threads_));
-    exact_.reduce = false;
+    set_reductions(exact_, reduce);
 }
 
 void DiffusionDecoder::check_sequence(const std::vector<llama_token> & tokens) const {
@@ -413,7 +428,7 @@ bool DiffusionDecoder::forward(const std::vector<llama_token> & tokens,
                                bool                             reduce,
                                const std::atomic<bool> &        cancel) {
     const int32_t n = (int32_t) tokens.size();
-    ensure_context(n, n_outputs);
+    ensure_context(n, n_outputs, reduce);
     return decode(exact_, tokens, 0, n, rows, reduce, cancel);
 }
 
@@ -772,7 +787,8 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
 
     if (p.cache != dc_cache::none) {
         // Reuse slots exist once a request has asked for one; until then the cache holds one sequence.
-        ensure_kv_context(n, rq.n_outputs, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots);
+        ensure_kv_context(n, rq.n_outputs, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots,
+                          rq.reduce);
         seq_ = take_slot(p.reuse_key);
     }
 

@@ -62,6 +62,7 @@ class DiffusionDecoder {
         int32_t         n_seq    = 1;      // sequences (the cached context: one per reuse slot)
         bool            f16      = false;  // K/V type (the cached context)
         bool            reduce   = false;  // llama_set_diffusion_reductions (native/patches/0002) is on
+        bool            used     = false;  // has run a batch since it was made
         void            close();
     };
 
@@ -88,8 +89,11 @@ class DiffusionDecoder {
                    bool                             reduce,
                    const std::atomic<bool> &        cancel,
                    llama_seq_id                     seq = 0);
-    void    ensure_context(int32_t n_tokens, int32_t n_outputs);
-    void    ensure_kv_context(int32_t n_tokens, int32_t n_outputs, bool f16, int32_t n_seq);
+    // The exact and the cached context for a request: made anew when too small, or when its reductions would have to
+    // switch after it has run (set_reductions).
+    void    ensure_context(int32_t n_tokens, int32_t n_outputs, bool reduce);
+    void    ensure_kv_context(int32_t n_tokens, int32_t n_outputs, bool f16, int32_t n_seq, bool reduce);
+    void    set_reductions(sequence_context & sc, bool reduce);
     // The cached context's sequence for this request: the slot keyed `key` (empty: one nobody asks for again).
     int32_t take_slot(const std::string & key);
 

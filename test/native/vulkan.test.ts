@@ -5,6 +5,9 @@
 // with dreamCoder.device. Every result is compared with the CPU runtime in the same process.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { InlineCompletionRequest } from "vscode-languageserver-protocol/node";
+import { firstInsertText, startLanguageServer } from "../../server/src/cli/lspClient";
+import * as lsp from "../../server/src/protocol";
 import { cpuRuntimeOnly, loadRuntime, preferDevice, type LoadedRuntime } from "../../server/src/runtime/native";
 import { DiffusionModel, type DecodeOptions, type Segment, type StepEvent } from "../../server/src/runtime/runtime";
 import { testModel } from "../tools/test-models";
@@ -33,16 +36,19 @@ function close(a: number, b: number): boolean {
     return Math.abs(a - b) <= 1e-6 + 1e-4 * Math.abs(b);
 }
 
+// lavapipe runs a step of these tiny models in about as long as the CPU runtime runs a 7B one's: a few algorithms,
+// few steps. Each confidence the reductions compute (maskgit_plus: 1/z, topk_margin: the top two, entropy: s and z)
+// is among them, and origin, which samples.
 const ALGORITHMS: DecodeOptions[] = [
-    { algorithm: "maskgit_plus" },
+    { algorithm: "maskgit_plus", confidenceThreshold: 0.002 },
     { algorithm: "topk_margin" },
     { algorithm: "entropy" },
-    { algorithm: "maskgit_plus", confidenceThreshold: 0.002 },
     { algorithm: "origin", seed: 3 }
 ];
+const STEPS = 8;
 const CACHED: DecodeOptions[] = [
-    { cache: "prefix", schedule: "block", blockLength: 8, steps: 12 },
-    { cache: "dual", schedule: "block", blockLength: 8, steps: 12 }
+    { cache: "prefix", schedule: "block", blockLength: 8, steps: STEPS },
+    { cache: "dual", schedule: "block", blockLength: 8, steps: STEPS }
 ];
 
 let vulkan: LoadedRuntime;
@@ -94,7 +100,7 @@ describe("the Vulkan runtime on lavapipe", () => {
         try {
             assert.equal(crowded.info.gpuLayers, 0);
             assert.equal(crowded.runsOn.backend, "CPU (Vulkan build)");
-            assert.deepEqual((await run(crowded, { steps: 8 })).tokens, (await run(models.dream.cpu, { steps: 8 })).tokens);
+            assert.deepEqual((await run(crowded, { steps: STEPS })).tokens, (await run(models.dream.cpu, { steps: STEPS })).tokens);
         } finally {
             await crowded.dispose();
         }
@@ -103,14 +109,14 @@ describe("the Vulkan runtime on lavapipe", () => {
     for (const arch of ["dream", "llada"] as const) {
         it(`${arch}, exact mode: the CPU runtime's tokens for every algorithm (F32 weights)`, async () => {
             for (const options of ALGORITHMS) {
-                const [g, c] = [await run(models[arch].gpu, { steps: 12, ...options }), await run(models[arch].cpu, { steps: 12, ...options })];
+                const [g, c] = [await run(models[arch].gpu, { steps: STEPS, ...options }), await run(models[arch].cpu, { steps: STEPS, ...options })];
                 assert.deepEqual(g.tokens, c.tokens, JSON.stringify(options));
                 assert.deepEqual([...g.result.revealStep], [...c.result.revealStep], JSON.stringify(options));
             }
         });
 
         it(`${arch}, cached modes: exact mode's tokens when refreshed every step, and the CPU runtime's tokens with one refresh a block`, async () => {
-            const exact = await run(models[arch].gpu, { steps: 12, schedule: "block", blockLength: 8 });
+            const exact = await run(models[arch].gpu, { steps: STEPS, schedule: "block", blockLength: 8 });
             for (const options of CACHED) {
                 const refreshed = await run(models[arch].gpu, { ...options, refreshEveryStep: true });
                 assert.deepEqual(refreshed.tokens, exact.tokens, `${options.cache}, refreshed every step`);
@@ -127,7 +133,7 @@ describe("the Vulkan runtime on lavapipe", () => {
                 [lines.slice(2, 15).join(""), { hole: 10 }, lines.slice(15).join("")]
             ];
             for (const [i, segments] of edits.entries()) {
-                const options: DecodeOptions = { cache: "dual", schedule: "block", blockLength: 8, steps: 10, reuseKey: `file:///${arch}.py` };
+                const options: DecodeOptions = { cache: "dual", schedule: "block", blockLength: 8, steps: STEPS, reuseKey: `file:///${arch}.py` };
                 const [g, c] = [await run(models[arch].gpu, options, segments), await run(models[arch].cpu, options, segments)];
                 assert.equal(g.events[0].reused, i > 0, `edit ${i}: the cache is reused`);
                 assert.deepEqual(g.tokens, c.tokens, `edit ${i}`);
@@ -136,7 +142,7 @@ describe("the Vulkan runtime on lavapipe", () => {
 
         it(`${arch}, device reductions on a non-CPU backend: the host path's tokens and confidences, over 100x fewer bytes`, async () => {
             const model = models[arch].gpu;
-            for (const cache of [{ steps: 12 }, ...CACHED]) {
+            for (const cache of [{ steps: STEPS }, ...CACHED]) {
                 for (const options of ALGORITHMS.filter((o) => o.algorithm !== "origin")) {
                     const opts = { ...cache, ...options };
                     const [host, device] = [await run(model, { ...opts, deviceReductions: false }), await run(model, { ...opts, deviceReductions: true })];
@@ -156,4 +162,33 @@ describe("the Vulkan runtime on lavapipe", () => {
             }
         });
     }
+});
+
+describe("the language server on lavapipe", () => {
+    it("with dreamCoder.device Vulkan0 and gpuLayers auto (the default), fills holes and completes a line on the device", async () => {
+        const server = await startLanguageServer({
+            model: testModel({ arch: "dream" }),
+            threads: 1,
+            device: "Vulkan0",
+            inlineCompletion: { debounceMs: 0, lineTokens: 8 }
+        });
+        try {
+            const uri = "file:///work/vulkan.py";
+            const doc = "def mean(xs):\n    total = ???\n    return total / ???:4\n";
+            await server.open(uri, doc);
+            const filled = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
+            assert.equal(filled.edits.length, 2);
+            const completion = await server.connection.sendRequest(InlineCompletionRequest.type, {
+                textDocument: { uri },
+                position: { line: 1, character: "    total = ".length },
+                context: { triggerKind: 2 }
+            });
+            assert.ok((firstInsertText(completion) ?? "").length > 0, "a suggestion");
+            const ready = server.statuses.find((s) => s.state === "ready" && s.backend !== "CPU");
+            assert.equal(ready?.gpu, "Vulkan0");
+            assert.match(ready?.backend ?? "", /^Vulkan0 \(llvmpipe.*\), 3 of 3 layers$/);
+        } finally {
+            await server.stop();
+        }
+    });
 });

@@ -5,9 +5,9 @@
 // are in test/native/runtime-builder.test.ts.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { brotliDecompressSync } from "node:zlib";
 import { ErrorCodes, LSPErrorCodes, ResponseError } from "vscode-languageserver-protocol/node";
@@ -27,7 +27,9 @@ import { RUNTIME_SOURCE_FILE, runtimeSource, sourceHash } from "../../server/src
 import { readTar, type TarEntry, writeTar } from "../../server/src/builder/tar";
 import { startLanguageServer } from "../../server/src/cli/lspClient";
 import * as lsp from "../../server/src/protocol";
-import { repoRoot } from "../tools/test-models";
+import { ADDON_FILE, CPU_PROBE_FILE } from "../../server/src/runtime/native";
+import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
+import { repoRoot, testModel } from "../tools/test-models";
 
 const scratch = mkdtempSync(join(tmpdir(), "dream-coder-builder-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -400,6 +402,39 @@ describe("which built runtime is used", () => {
         assert.equal(use(runtimeDir(stamp(), false)), undefined);
         assert.equal(use(tmp("empty")), undefined);
         assert.equal(builtRuntime({ dir: runtimeDir(stamp()), source: join(scratch, "no-such-archive") }), undefined, "a package without the archive");
+    });
+
+    test("an installed package loads the runtime built for this machine before its packaged ones, while its stamp matches", () => {
+        // A package's layout (dist/ with the runtime bundled, the CPU probe, the source archive) without packaged CPU
+        // builds, and a home whose ~/.cache/dream-coder/runtime/cpu holds this checkout's build as the built runtime.
+        const root = tmp("package");
+        const script = bundlePackagedFill(root);
+        const link = (from: string, to: string) => {
+            mkdirSync(dirname(join(root, to)), { recursive: true });
+            symlinkSync(from, join(root, to));
+        };
+        link(join(repoRoot, "native", "build", "cmake-portable-vulkan", "Release", "dream_cpu.node"), CPU_PROBE_FILE);
+        link(runtimeSource(), RUNTIME_SOURCE_FILE);
+        const home = tmp("home");
+        const folder = join(home, ".cache", "dream-coder", "runtime", "cpu");
+        mkdirSync(folder, { recursive: true });
+        symlinkSync(join(repoRoot, ADDON_FILE), join(folder, BUILT_ADDON));
+        const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
+        const fill = (s: RuntimeStamp) => {
+            writeFileSync(join(folder, "stamp.json"), JSON.stringify(s));
+            return spawnSync(process.execPath, [script, testModel({ arch: "dream" })], {
+                encoding: "utf8",
+                env: { ...process.env, HOME: home },
+                timeout: 120_000
+            });
+        };
+        const used = fill(stamp({ gpu: "cpu", packageVersion: version, sourceHash: sourceHash(runtimeSource()) }));
+        assert.equal(used.status, 0, used.stderr);
+        assert.equal((JSON.parse(used.stdout) as PackagedFill).backend, "CPU (build for this machine)");
+        // Built by another version: the packaged builds, which this package leaves out.
+        const stale = fill(stamp({ gpu: "cpu", packageVersion: "0.0.9", sourceHash: sourceHash(runtimeSource()) }));
+        assert.equal(stale.status, 1);
+        assert.match(stale.stderr, /the native runtime is not built \(no native\/build\/cmake-\w+\/Release\/dream_native\.node/);
     });
 });
 

@@ -37,6 +37,23 @@ test("known keys override the defaults; wrong values are reported and the defaul
     assert.deepEqual(readSettings(null), { settings: DEFAULT_SETTINGS, problems: [] });
 });
 
+test("where the model runs: gpuLayers is auto or a count, device auto, cpu or a Vulkan device by number", () => {
+    assert.equal(DEFAULT_SETTINGS.gpuLayers, "auto");
+    assert.equal(DEFAULT_SETTINGS.device, "auto");
+    assert.deepEqual(readSettings({ gpuLayers: -1, device: "Vulkan1" }), { settings: { ...DEFAULT_SETTINGS, gpuLayers: -1, device: "Vulkan1" }, problems: [] });
+    const { settings, problems } = readSettings({ gpuLayers: "all", device: "cuda" });
+    assert.equal(settings.gpuLayers, "auto");
+    assert.equal(settings.device, "auto");
+    assert.deepEqual(
+        problems.map((p) => p.message),
+        [
+            'dreamCoder.gpuLayers: "all" is not valid ("auto", or a whole number of at least -1)',
+            'dreamCoder.device: "cuda" is not valid (auto, cpu, or Vulkan followed by a device number (Vulkan0))'
+        ]
+    );
+    assert.equal(readSettings({ gpuLayers: -2 }).problems.length, 1);
+});
+
 test("rules between settings: origin reveals at random, so a confidence threshold is refused in the settings' words", () => {
     const { settings, problems } = readSettings({ algorithm: "origin", confidenceThreshold: 0.9 });
     assert.equal(settings.algorithm, "origin");
@@ -60,16 +77,21 @@ test("each setting is declared once, in package.json: the reader reads every dec
         );
     assert.deepEqual(leaves(DEFAULT_SETTINGS as unknown as Record<string, unknown>).sort(), Object.keys(DECLARED).sort());
     // Every declared value other than the default is read (a key the reader skipped would come back as the default).
+    // Where the rule below gives no valid other value: a pattern's string, the other type of a union.
+    const OTHER: Record<string, unknown> = { device: "cpu", gpuLayers: 0 };
     for (const [key, d] of Object.entries(DECLARED)) {
-        const other = d.enum
-            ? d.enum.find((e) => e !== d.default)
-            : d.type === "boolean"
-              ? !d.default
-              : d.type === "string"
-                ? `x${String(d.default)}`
-                : d.type === "object"
-                  ? { python: false }
-                  : (d.maximum ?? (d.default as number) + 1);
+        const other =
+            key in OTHER
+                ? OTHER[key]
+                : d.enum
+                  ? d.enum.find((e) => e !== d.default)
+                  : d.type === "boolean"
+                    ? !d.default
+                    : d.type === "string"
+                      ? `x${String(d.default)}`
+                      : d.type === "object"
+                        ? { python: false }
+                        : (d.maximum ?? (d.default as number) + 1);
         const raw = key.split(".").reduceRight<unknown>((v, part) => ({ [part]: v }), other);
         const { settings, problems } = readSettings(raw);
         assert.deepEqual(problems, [], key);
@@ -100,7 +122,7 @@ test("each setting is declared once, in package.json: the reader reads every dec
         assert.ok(cell !== undefined, `README's settings table lists dreamCoder.${key}`);
         const [, value, note] = /^(.*?)(?: \((.*)\))?$/.exec(cell)!;
         const shown = value.replace(/^`(.*)`$/, "$1");
-        const parsed = d.type === "string" ? (shown === '""' ? "" : shown) : JSON.parse(shown);
+        const parsed = typeof d.default === "string" ? (shown === '""' ? "" : shown) : JSON.parse(shown);
         assert.deepEqual(parsed, d.default, `README's default of dreamCoder.${key} is the declared one`);
         const most = note && /at most (\d+)/.exec(note);
         if (most) assert.equal(Number(most[1]), d.maximum, `README's maximum of dreamCoder.${key} is the declared one`);

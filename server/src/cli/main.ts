@@ -77,7 +77,10 @@ function settingOption(flag: string, key: string): Option {
     const about = d.description ?? (d.markdownDescription ?? "").replace(/`/g, "").split(/(?<=\.)\s/)[0];
     const option = new Option(flag, `${about} [dreamCoder.${key}, default ${JSON.stringify(d.default)}]`);
     if (d.enum) return option.choices(d.enum);
-    return d.type === "integer" || d.type === "number" ? option.argParser(decimal) : option;
+    // A setting of several types (gpuLayers: "auto" or a count) takes a number where the flag's value is one.
+    const types: readonly string[] = Array.isArray(d.type) ? d.type : [d.type];
+    if (!types.includes("integer") && !types.includes("number")) return option;
+    return option.argParser(types.includes("string") ? (v: string) => (v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v) : decimal);
 }
 
 function withSettingOptions(cmd: Command, ...groups: (keyof typeof SETTING_FLAGS)[]): Command {

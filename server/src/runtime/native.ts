@@ -2,6 +2,8 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import cpuBuilds from "../../../native/cpu-builds.json";
+import { builtRuntime } from "../builder/built";
+import { TARGET_NAMES } from "../builder/prerequisites";
 import { packagedFile } from "../packageFiles";
 
 export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
@@ -210,9 +212,10 @@ export function loadAddon(): NativeAddon {
 }
 
 /**
- * The runtime, loaded on first use: $DREAM_CODER_ADDON when set; else, unless the device preference is "cpu", the
- * nearest package folder's GPU build (from source, else the packaged Vulkan build) when it loads and finds a GPU
- * (or the Vulkan device named); else the CPU runtime (cpuRuntimeOnly()).
+ * The runtime, loaded on first use: $DREAM_CODER_ADDON when set; else, unless the device preference is "cpu", a GPU
+ * build (one built for this machine by Build the Runtime for This Machine… in a package, a checkout's from source,
+ * else the packaged Vulkan build) when it loads and finds a GPU (or the Vulkan device named); else the CPU runtime
+ * (cpuRuntimeOnly()).
  */
 export function loadRuntime(): LoadedRuntime {
     if (runtime) return runtime;
@@ -225,7 +228,8 @@ export function loadRuntime(): LoadedRuntime {
         return runtime;
     }
     let fallback: string | undefined;
-    const gpuFile = preference === "cpu" ? null : packagedFile(...SOURCE_GPU_FILES, PACKAGED_GPU_FILE);
+    const built = machineBuilt();
+    const gpuFile = preference === "cpu" ? null : built && built.gpu !== "cpu" ? built.file : packagedFile(...SOURCE_GPU_FILES, PACKAGED_GPU_FILE);
     // The packaged one's CPU code must run on this CPU: loading it runs ggml's initialisation (SIGILL without AVX2).
     // Its folder has the CPU probe in a checkout; a package carries the probe once, beside the portable build.
     const probe =
@@ -240,7 +244,13 @@ export function loadRuntime(): LoadedRuntime {
         try {
             const addon = require(gpuFile) as NativeAddon;
             if (addon.devices().some((d) => d.type === "gpu")) {
-                runtime = { addon, gpu: true, build: gpuFile.endsWith(join(PACKAGED_GPU_FILE)) ? "Vulkan build" : "GPU build from source" };
+                const build =
+                    gpuFile === built?.file
+                        ? `${TARGET_NAMES[built.gpu]} build for this machine`
+                        : gpuFile.endsWith(join(PACKAGED_GPU_FILE))
+                          ? "Vulkan build"
+                          : "GPU build from source";
+                runtime = { addon, gpu: true, build };
                 return runtime;
             }
             fallback = named
@@ -266,6 +276,11 @@ export function describeRuntime(): string {
  *  packaged builds that the CPU runs. What a model falls back to when the GPU runtime cannot load it. */
 export function cpuRuntimeOnly(): LoadedRuntime {
     if (cpuRuntime) return cpuRuntime;
+    const built = machineBuilt();
+    if (built?.gpu === "cpu") {
+        cpuRuntime = { addon: require(built.file) as NativeAddon, gpu: false, build: "build for this machine" };
+        return cpuRuntime;
+    }
     const found = packagedFile(ADDON_FILE, CPU_PROBE_FILE);
     if (!found) throw new Error(`the native runtime is not built (no ${ADDON_FILE} in any folder above ${__dirname}): run "npm run build:native"`);
     const probe = join(CPU_PROBE_FILE); // with this platform's separators, as packagedFile gives it
@@ -327,6 +342,13 @@ function packagedAddon(root: string): string {
 /** Which packaged CPU build loadAddon() loaded; undefined for a build from source or $DREAM_CODER_ADDON. */
 export function loadedPackagedBuild(): PackagedBuild | undefined {
     return addonBuild;
+}
+
+/** The runtime Build the Runtime for This Machine… made (server/src/builder/), while it matches this package: preferred
+ *  over the packaged builds. Not in a checkout, whose own build from source is for this machine already. */
+function machineBuilt(): ReturnType<typeof builtRuntime> {
+    const source = packagedFile(ADDON_FILE, CPU_PROBE_FILE);
+    return source && !source.endsWith(join(ADDON_FILE)) ? builtRuntime() : undefined;
 }
 
 /** The instruction sets this CPU has, as the CPU probe `probe` (native/src/cpu_features.cpp) reads them (x86-64 only). */
