@@ -14,7 +14,9 @@ import { e2eCacheDir, repoRoot } from "./harness/tools";
 /** What scripts/package.sh writes. */
 const vsix = join(repoRoot, `dream-coder-${(require(join(repoRoot, "package.json")) as { version: string }).version}.vsix`);
 
-test("the .vsix installs into code-server and passes the in-host suite on its Vulkan runtime (lavapipe)", { timeout: 1_800_000 }, async () => {
+test("the .vsix installs into code-server and passes the in-host suite, and its Vulkan runtime fills and completes on lavapipe", {
+    timeout: 2_400_000
+}, async () => {
     // From a fresh clone it builds llama.cpp twice (the packaged CPU builds), with over a megabyte of compiler output.
     const out = execFileSync("bash", [join(repoRoot, "scripts", "package.sh")], { cwd: repoRoot, encoding: "utf8", timeout: 1_500_000, maxBuffer: 1 << 28 });
     assert.match(out, /dream-coder-[\d.]+\.vsix: .* \(\d+ bytes\)/, "the package script prints the size");
@@ -41,9 +43,9 @@ test("the .vsix installs into code-server and passes the in-host suite on its Vu
     assert.match(manifest, /TargetPlatform="linux-x64"/);
     assert.equal((require(join(repoRoot, "package.json")) as { icon?: string }).icon, "media/icon.png");
     assert.ok(statSync(join(repoRoot, "README.md")).size < 10_000, "the README is the short user page");
-    // The package's Vulkan runtime, on the CPU Vulkan driver (mesa-vulkan-drivers) named as device Vulkan0: ggml leaves
-    // a CPU-type device out otherwise. The in-host suite checks that the status names it.
-    const result = await runExtensionSuite({ name: "vsix", vsix, settings: { "dreamCoder.device": "Vulkan0" }, env: { DREAM_CODER_TEST_GPU: "Vulkan0" } });
+    // The whole suite with the default settings: the package's Vulkan runtime loads first, finds no GPU here (ggml
+    // leaves out lavapipe, a CPU-type device, unless it is named) and the CPU runtime runs it.
+    const result = await runExtensionSuite({ name: "vsix", vsix });
     const log = result.log.join("\n");
     assert.equal(result.exitCode, 0, `in-host tests failed against the .vsix; artifacts in ${result.artifactsDir}\n${result.log.slice(-40).join("\n")}`);
     assert.match(log, /extension path: .*\/extensions\/dream-coder\.dream-coder-vscode-[\d.]+/, "the extension ran from the installed .vsix, not the checkout");
@@ -51,6 +53,25 @@ test("the .vsix installs into code-server and passes the in-host suite on its Vu
     const specs = readFileSync(join(repoRoot, "test", "e2e", "suite", "extension.spec.ts"), "utf8").match(/^\s+it\(/gm)?.length ?? 0;
     assert.ok(specs > 0);
     assert.match(log, new RegExp(`in-host mocha: ${specs} passing, 0 failing`));
+    // Then the package's Vulkan runtime on the CPU Vulkan driver (mesa-vulkan-drivers), named as device Vulkan0: the
+    // status must name it, and a fill and an inline completion run there. Only those tests: lavapipe runs a step of
+    // the test model in about a second here (the whole suite's rewrite and sketch tests would pass their timeouts).
+    const onVulkan = [
+        "activation starts the language server",
+        "the status names where the model runs",
+        "fill holes replaces every marker",
+        "an inline completion is offered"
+    ];
+    const vulkan = await runExtensionSuite({
+        name: "vsix-vulkan",
+        vsix,
+        settings: { "dreamCoder.device": "Vulkan0" },
+        env: { DREAM_CODER_TEST_GPU: "Vulkan0", DREAM_CODER_E2E_GREP: onVulkan.join("|") }
+    });
+    const vulkanLog = vulkan.log.join("\n");
+    assert.equal(vulkan.exitCode, 0, `in-host tests failed on the Vulkan runtime; artifacts in ${vulkan.artifactsDir}\n${vulkan.log.slice(-40).join("\n")}`);
+    assert.match(vulkanLog, /runs on: Vulkan0 \(llvmpipe.*\), \d+ of \d+ layers/);
+    assert.match(vulkanLog, new RegExp(`in-host mocha: ${onVulkan.length} passing, 0 failing`));
 });
 
 /** A minimal Debian `suite` (debootstrap's minbase: no compiler, so no libgomp), made once into the E2E cache. */
