@@ -257,6 +257,10 @@ async function runCmake(gpu: RuntimeTarget, what: string, cmake: string, args: s
     createInterface({ input: child.stderr! }).on("line", onLine);
     const stop = () => killGroup(child);
     ctx.signal?.addEventListener("abort", stop, { once: true });
+    // CMake runs in a process group of its own, which would outlive this process: a process that exits (the language
+    // server shut down, the CLI ended) stops it first.
+    const onExit = () => signalGroup(child, "SIGKILL");
+    process.once("exit", onExit);
     try {
         const code = await new Promise<number | null>((resolve, reject) => {
             child.on("error", reject);
@@ -271,6 +275,7 @@ async function runCmake(gpu: RuntimeTarget, what: string, cmake: string, args: s
         }
     } finally {
         ctx.signal?.removeEventListener("abort", stop);
+        process.off("exit", onExit);
     }
 }
 
@@ -281,17 +286,18 @@ export function errorLines(lines: string[]): string[] {
     return (errors.length ? errors.slice(0, 6) : lines.slice(-6)).map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l));
 }
 
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+    try {
+        process.kill(-child.pid!, signal);
+    } catch {
+        // already gone
+    }
+}
+
 /** Stops a process group: SIGTERM, then SIGKILL if it is still there after 5 s. */
 function killGroup(child: ChildProcess): void {
-    const signal = (s: NodeJS.Signals) => {
-        try {
-            process.kill(-child.pid!, s);
-        } catch {
-            // already gone
-        }
-    };
-    signal("SIGTERM");
-    const timer = setTimeout(() => signal("SIGKILL"), 5000);
+    signalGroup(child, "SIGTERM");
+    const timer = setTimeout(() => signalGroup(child, "SIGKILL"), 5000);
     child.once("close", () => clearTimeout(timer));
 }
 
