@@ -4,7 +4,8 @@
 // dreamCoder/buildRuntime calls). Each built addon is loaded in a process of its own and fills a hole; the Vulkan
 // one on lavapipe, Mesa's CPU Vulkan driver (GGML_VK_VISIBLE_DEVICES=0: ggml skips CPU-type Vulkan devices
 // otherwise). A cancel in the middle of the Vulkan build leaves nothing in place and no compiler running, and the
-// next build resumes it; the Vulkan build then replaces the CPU one. Times are printed as diagnostics.
+// next build resumes it, and a process that exits while CMake works stops it; the Vulkan build then replaces the CPU
+// one. Times are printed as diagnostics.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -123,6 +124,20 @@ describe("building the runtime for this machine", { concurrency: false }, () => 
         for (let i = 0; i < 50 && processesUnder(work).length; i++) await new Promise((r) => setTimeout(r, 200));
         assert.deepEqual(processesUnder(work), []);
         assert.ok(existsSync(join(work, "vulkan", "build")), "the work so far is kept for the next build");
+    });
+
+    test("a process that exits in the middle of a build leaves no compiler running", { timeout: BUILD_TIMEOUT_MS }, async () => {
+        // The CLI or the language server ending while CMake works: CMake's process group is its own, and is stopped.
+        const dir = join(home, "exiting");
+        const script = `
+            const { buildRuntime } = require(${JSON.stringify(join(repoRoot, "out", "server", "src", "builder", "build.js"))});
+            buildRuntime({ gpu: "cpu", jobs: 1, dir: ${JSON.stringify(dir)}, onProgress: (p) => p.stage === 3 && p.fraction > 0 && process.exit(0) });`;
+        const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 600_000 });
+        assert.equal(r.status, 0, r.stderr);
+        // At once: an orphaned CMake would also die, but only when it next writes to the pipe of the process that is gone.
+        for (let i = 0; i < 5 && processesUnder(dir).length; i++) await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.deepEqual(processesUnder(dir), []);
+        assert.ok(!existsSync(join(dir, "cpu")), "nothing installed");
     });
 
     test("buildRuntime vulkan resumes, replaces the cpu runtime, and runs on lavapipe", { timeout: BUILD_TIMEOUT_MS }, async (t) => {
