@@ -254,8 +254,8 @@ describe("the source archive", () => {
             "llama.cpp/vendor/nlohmann/CMakeLists.txt",
             // The llama.cpp files the addon compiles itself (native/CMakeLists.txt), with their headers.
             "llama.cpp/common/fit.cpp",
-            "llama.cpp/common/log.cpp",
-            "llama.cpp/common/common.h",
+            "llama.cpp/common/log.h",
+            "native/src/fit_log.cpp",
             "native/CMakeLists.txt",
             "node-api-headers/node_api.h",
             "node-addon-api/napi.h",
