@@ -258,8 +258,9 @@ async function runCmake(gpu: RuntimeTarget, what: string, cmake: string, args: s
     const stop = () => killGroup(child);
     ctx.signal?.addEventListener("abort", stop, { once: true });
     // CMake runs in a process group of its own, which would outlive this process: a process that exits (the language
-    // server shut down, the CLI ended) stops it first.
-    const onExit = () => signalGroup(child, "SIGKILL");
+    // server shut down, the CLI ended) stops it first. SIGTERM, not SIGKILL: Ninja starts each compiler in a process
+    // group of its own, which only Ninja itself, on SIGTERM, stops; killed, it would leave them compiling.
+    const onExit = () => signalGroup(child, "SIGTERM");
     process.once("exit", onExit);
     try {
         const code = await new Promise<number | null>((resolve, reject) => {
