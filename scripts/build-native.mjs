@@ -3,15 +3,17 @@
 // Offline: the source comes from node_modules/node-llama-cpp/llama/gitRelease.bundle.
 // Skips all work when the addon sources, patches and build switches are unchanged since the last build.
 //
-//   node scripts/build-native.mjs [--gpu cuda|metal|vulkan] [--cpu native|portable|avx512] [--force]
+//   node scripts/build-native.mjs [--gpu cuda|metal|vulkan] [--cpu native|NAME] [--target PLATFORM-ARCH] [--force]
 //   (or DREAM_CODER_GPU=cuda DREAM_CODER_CPU=portable npm run build:native)
 //
 // --cpu native (the default): ggml's CPU code for this machine's CPU (-march=native), in native/build/cmake/.
-// --cpu portable: for any x86-64 CPU with AVX2, FMA and F16C (Intel Haswell and AMD Excavator or later; on ARM,
-// ggml's generic build), in native/build/cmake-portable/; --cpu avx512: for x86-64 CPUs with AVX-512, VBMI and
-// VNNI (Intel Ice Lake, AMD Zen 4 and later), in native/build/cmake-avx512/. The .vsix carries both (native/
-// cpu-builds.json), since it runs on other CPUs than the one that built it (a -march=native build from an
-// AVX-512 machine dies with SIGILL elsewhere), and the runtime loads the best one the CPU runs.
+// --cpu NAME: one of the packaged CPU builds of native/cpu-builds.json, in native/build/cmake-NAME/: on x86-64,
+// portable (any CPU with AVX2, FMA and F16C: Intel Haswell and AMD Excavator or later) or avx512 (AVX-512 with VBMI
+// and VNNI: Intel Ice Lake, AMD Zen 4 and later); on arm64, armv8 (any) or dotprod. A package carries them all, since
+// it runs on other CPUs than the one that built it (a -march=native build from an AVX-512 machine dies with SIGILL
+// elsewhere), and the runtime loads the best one the CPU runs.
+// --target PLATFORM-ARCH (as Node names them, e.g. win32-x64, linux-arm64): cross-compiles a packaged CPU build for
+// that system with the CMake toolchain file native/toolchains/TARGET.cmake, into native/build/cmake-NAME-TARGET/.
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -27,7 +29,8 @@ const srcDir = join(buildDir, "llama.cpp");
 const stampFile = join(buildDir, "stamp.json");
 
 const args = process.argv.slice(2);
-const gpuArg = args.includes("--gpu") ? args[args.indexOf("--gpu") + 1] : process.env.DREAM_CODER_GPU;
+const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const gpuArg = option("--gpu") ?? process.env.DREAM_CODER_GPU;
 const gpu = (gpuArg || "cpu").toLowerCase();
 // Each backend's option on, the others off (all named: a build folder's CMake cache keeps what it was last given).
 const gpuOptions = { cuda: "GGML_CUDA", metal: "GGML_METAL", vulkan: "GGML_VULKAN" };
@@ -38,31 +41,49 @@ if (!(gpu in gpuFlags)) {
     console.error(`unknown GPU backend '${gpu}': use cpu, cuda, metal or vulkan`);
     process.exit(2);
 }
-const cpuArg = args.includes("--cpu") ? args[args.indexOf("--cpu") + 1] : process.env.DREAM_CODER_CPU;
+const host = `${process.platform}-${process.arch}`;
+const target = option("--target") ?? host;
+const cross = target !== host;
+const toolchain = join(nativeDir, "toolchains", `${target}.cmake`);
+if (cross && !existsSync(toolchain)) {
+    const known = readdirSync(join(nativeDir, "toolchains")).map((f) => f.replace(/\.cmake$/, ""));
+    console.error(`no toolchain for target '${target}': this machine builds ${host}, and cross-builds ${known.join(", ")}`);
+    process.exit(2);
+}
+const targetArch = target.split("-")[1];
+const archBuilds = JSON.parse(readFileSync(join(root, "native", "cpu-builds.json"), "utf8"))[targetArch];
+if (cross && !archBuilds) {
+    console.error(`native/cpu-builds.json has no packaged CPU builds for ${targetArch}`);
+    process.exit(2);
+}
+// A cross build is a packaged one: by default the target's most portable.
+const cpuArg = option("--cpu") ?? process.env.DREAM_CODER_CPU ?? (cross ? Object.keys(archBuilds.builds).at(-1) : undefined);
 const cpu = (cpuArg || "native").toLowerCase();
-// The packaged CPU builds (native/cpu-builds.json): GGML_NATIVE off and ggml's x86 instruction options named, on
-// when listed; the package needs only the addon, so no llama.cpp tools (the tests use the native build's). They run
-// on other systems than this one, where GCC's OpenMP runtime (libgomp), which ggml's threads use, may be missing:
-// it is copied beside the addon, which looks there first (DC_BUNDLE_OPENMP). ggml's own thread pool instead
-// (GGML_OPENMP off) was measured 1.2x slower on idle cores and 1.8x with both cores busy (docs/building.md).
-const { builds, cpuFlags: flagsOf } = JSON.parse(readFileSync(join(root, "native", "cpu-builds.json"), "utf8"));
-const cpuFlags = { native: [] };
-for (const [name, on] of Object.entries(builds)) {
-    cpuFlags[name] = [
-        "GGML_NATIVE=OFF",
-        ...Object.keys(flagsOf).map((o) => `${o}=${on.includes(o) ? "ON" : "OFF"}`),
-        "DC_LLAMA_TOOLS=OFF",
-        "GGML_OPENMP=ON",
-        "DC_BUNDLE_OPENMP=ON"
-    ];
+// The packaged CPU builds (native/cpu-builds.json): GGML_NATIVE off and the instruction sets named (x86-64: ggml's
+// options, on when listed; arm64: -march's extensions); the package needs only the addon, so no llama.cpp tools (the
+// tests use the native build's). They run on other systems than this one, where GCC's OpenMP runtime (libgomp), which
+// ggml's threads use, may be missing: it is copied beside the addon, which looks there first (DC_BUNDLE_OPENMP).
+// ggml's own thread pool instead (GGML_OPENMP off) was measured 1.2x slower on idle cores and 1.8x with both cores
+// busy (docs/building.md).
+const cpuFlags = cross ? {} : { native: [] };
+for (const [name, on] of Object.entries(archBuilds?.builds ?? {})) {
+    const instructionSets =
+        targetArch === "x64"
+            ? Object.keys(archBuilds.cpuFlags).map((o) => `${o}=${on.includes(o) ? "ON" : "OFF"}`)
+            : [`GGML_CPU_ARM_ARCH=${on.length ? ["armv8.2-a", ...on].join("+") : "armv8-a"}`];
+    cpuFlags[name] = ["GGML_NATIVE=OFF", ...instructionSets, "DC_LLAMA_TOOLS=OFF", "GGML_OPENMP=ON", "DC_BUNDLE_OPENMP=ON"];
 }
 if (!(cpu in cpuFlags)) {
-    console.error(`unknown CPU target '${cpu}': use ${Object.keys(cpuFlags).join(", ")}`);
+    console.error(`unknown CPU target '${cpu}' for ${target}: use ${Object.keys(cpuFlags).join(", ")}`);
+    process.exit(2);
+}
+if (cross && gpu !== "cpu") {
+    console.error(`a cross build (${target}) is a CPU build: --gpu ${gpu} builds on the machine it is for`);
     process.exit(2);
 }
 // cmake/ for this machine's CPU, cmake-CPU/ for a packaged CPU build, with -GPU/ for a GPU backend (cmake-vulkan/,
-// cmake-portable-vulkan/): each combination keeps its own CMake cache.
-const buildName = ["cmake", cpu !== "native" && cpu, gpu !== "cpu" && gpu].filter(Boolean).join("-");
+// cmake-portable-vulkan/) and -TARGET/ for a cross build (cmake-portable-win32-x64/): each keeps its own CMake cache.
+const buildName = ["cmake", cpu !== "native" && cpu, gpu !== "cpu" && gpu, cross && target].filter(Boolean).join("-");
 const cmakeOut = join(buildDir, buildName);
 const jobs = Number(process.env.DREAM_CODER_JOBS) || availableParallelism();
 
@@ -86,7 +107,7 @@ const llamaInfo = readFileSync(join(llamaPkg, "llama.cpp.info.json"), "utf8");
 const sourceHash = hash(patches, llamaInfo + statSync(bundle).size);
 const addonHash = hash(
     [join(nativeDir, "CMakeLists.txt"), ...filesUnder(join(nativeDir, "src")), join(nativeDir, "package.json")],
-    sourceHash + gpu + cpu + cpuFlags[cpu].join(" ")
+    sourceHash + gpu + cpu + target + cpuFlags[cpu].join(" ") + (cross ? readFileSync(toolchain, "utf8") : "")
 );
 const addonPath = join(cmakeOut, "Release", "dream_native.node");
 
@@ -94,7 +115,7 @@ const addonPath = join(cmakeOut, "Release", "dream_native.node");
 const stamp = existsSync(stampFile) ? JSON.parse(readFileSync(stampFile, "utf8")) : {};
 stamp.addons ??= {};
 if (!args.includes("--force") && stamp.addons[buildName] === addonHash && existsSync(addonPath)) {
-    console.log(`native addon up to date (${gpu}, ${cpu} CPU): ${addonPath}`);
+    console.log(`native addon up to date (${gpu}, ${cpu} CPU, ${target}): ${addonPath}`);
     process.exit(0);
 }
 
@@ -110,7 +131,13 @@ if (stamp.sourceHash !== sourceHash || !existsSync(join(srcDir, "CMakeLists.txt"
     writeFileSync(stampFile, JSON.stringify(stamp));
 }
 
-const cmakeDefs = [`LLAMA_CPP_DIR=${srcDir}`, "CMAKE_BUILD_TYPE=Release", ...gpuFlags[gpu], ...cpuFlags[cpu]];
+const cmakeDefs = [
+    `LLAMA_CPP_DIR=${srcDir}`,
+    "CMAKE_BUILD_TYPE=Release",
+    ...gpuFlags[gpu],
+    ...cpuFlags[cpu],
+    ...(cross ? [`CMAKE_TOOLCHAIN_FILE=${toolchain}`] : [])
+];
 // configure, then build: `cmake-js build` alone configures only a new folder, so in an existing one changed
 // switches (another GPU backend, a build's new options) would not reach CMake's cache.
 for (const command of ["configure", "build"]) {
@@ -137,4 +164,4 @@ for (const command of ["configure", "build"]) {
 
 stamp.addons[buildName] = addonHash;
 writeFileSync(stampFile, JSON.stringify(stamp));
-console.log(`native addon built (${gpu}, ${cpu} CPU) in ${((Date.now() - started) / 1000).toFixed(0)} s: ${addonPath}`);
+console.log(`native addon built (${gpu}, ${cpu} CPU, ${target}) in ${((Date.now() - started) / 1000).toFixed(0)} s: ${addonPath}`);

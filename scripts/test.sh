@@ -8,5 +8,7 @@ bash scripts/setup.sh
 npm run --silent lint
 # The real-editor tests need Node 24, code-server and Chromium: installed once, cached outside the clone.
 bash scripts/e2e-tools.sh
+# The Windows x64 and Linux arm64 runtimes are cross-built and run under Wine and qemu: their tools, cached likewise.
+bash scripts/cross-tools.sh
 mapfile -t files < <(find out/test -name '*.test.js' | sort)
 exec node --test --test-concurrency=1 "${files[@]}"

@@ -4,7 +4,7 @@ import * as vscode from "vscode";
 import { CLIENT_COMMANDS, type QuantType, type RuntimeTarget } from "../../server/src/protocol";
 import { fillHoles, rewriteSelection, sketchFunction } from "./commands/edits";
 import { convertCheckpoint, downloadModel, modelActions, offerFirstModel, selectModel, setHuggingFaceToken } from "./commands/models";
-import { buildRuntime } from "./commands/runtime";
+import { buildRuntime, offerRuntimeBuild } from "./commands/runtime";
 import { Ctx } from "./ctx";
 import { DenoiseView } from "./denoiseView";
 import { RewritePreview } from "./rewritePreview";
@@ -40,6 +40,7 @@ export async function activate(extension: vscode.ExtensionContext): Promise<Ctx>
         vscode.commands.registerCommand("dreamCoder.showLog", () => c.output.show())
     );
     await c.start();
+    void offerRuntimeBuild(c);
     void offerFirstModel(c);
     return c;
 }

@@ -7,7 +7,7 @@ import type { Problem, ProblemData } from "../../server/src/protocol";
 import { chooseModelFile, setHuggingFaceToken } from "./commands/models";
 import type { Ctx } from "./ctx";
 
-type Fix = "Select Model…" | "Download Model…" | "Choose GGUF File…" | "Open Setting" | "Set Hugging Face Token…" | "Retry";
+type Fix = "Select Model…" | "Download Model…" | "Choose GGUF File…" | "Open Setting" | "Set Hugging Face Token…" | "Build Runtime…" | "Retry";
 
 /** The actions that fix each cause, in the order offered. */
 const FIXES: Record<Problem, Fix[]> = {
@@ -16,6 +16,7 @@ const FIXES: Record<Problem, Fix[]> = {
     "model-file": ["Choose GGUF File…", "Select Model…", "Open Setting"],
     download: ["Retry", "Choose GGUF File…"],
     "hub-login": ["Set Hugging Face Token…", "Retry"],
+    "no-runtime": ["Build Runtime…"],
     "no-hole": []
 };
 
@@ -47,6 +48,8 @@ export async function showProblem(ctx: Ctx, message: string, problem: Problem | 
         case "Set Hugging Face Token…":
             if (await setHuggingFaceToken(ctx)) void retry();
             return;
+        case "Build Runtime…":
+            return void vscode.commands.executeCommand("dreamCoder.buildRuntime");
         case "Retry":
             return void retry();
         case "Show Log":

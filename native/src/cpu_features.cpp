@@ -1,7 +1,8 @@
 // Which of the instruction sets the packaged builds use (native/cpu-builds.json) this CPU runs, as Linux's
 // /proc/cpuinfo names them: the runtime asks before it loads one of those builds, which would die with SIGILL on a
-// CPU without them. Compiled for baseline x86-64, unlike the builds it chooses between; reads CPUID, and XGETBV for
-// whether the operating system saves the AVX and AVX-512 registers (a CPU flag without that cannot be used).
+// CPU without them. Compiled for the architecture's baseline, unlike the builds it chooses between. x86-64: reads
+// CPUID, and XGETBV for whether the operating system saves the AVX and AVX-512 registers (a CPU flag without that
+// cannot be used). arm64 Linux: the kernel's hardware capabilities (getauxval), which /proc/cpuinfo prints.
 #include <napi.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -65,10 +66,30 @@ static Napi::Value Features(const Napi::CallbackInfo & info) {
     add(zmm && ((r7[2] >> 11) & 1), "avx512_vnni");
     return out;
 }
-#else
-// Not x86-64: none of these instruction sets.
+#elif defined(__aarch64__) && defined(__linux__)
+#    include <sys/auxv.h>
+
 static Napi::Value Features(const Napi::CallbackInfo & info) {
-    return Napi::Array::New(info.Env());
+    Napi::Array out = Napi::Array::New(info.Env());
+    auto        add = [&](bool has, const char * name) {
+        if (has) {
+            out.Set(out.Length(), name);
+        }
+    };
+    // The bits of <asm/hwcap.h>, named here so that older kernel headers build it too.
+    const unsigned long hwcap  = getauxval(AT_HWCAP);
+    const unsigned long hwcap2 = getauxval(AT_HWCAP2);
+    add(hwcap & (1UL << 9), "fphp");
+    add(hwcap & (1UL << 10), "asimdhp");
+    add(hwcap & (1UL << 20), "asimddp");
+    add(hwcap & (1UL << 22), "sve");
+    add(hwcap2 & (1UL << 13), "i8mm");
+    return out;
+}
+#else
+// Elsewhere (macOS, Windows on ARM) the probe reads nothing: null, and the runtime takes the most portable build.
+static Napi::Value Features(const Napi::CallbackInfo & info) {
+    return info.Env().Null();
 }
 #endif
 

@@ -1,7 +1,7 @@
 // The models a user can pick by name (catalog.json) and where their files live; pull.ts downloads and converts them.
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, posix, resolve, win32 } from "node:path";
 import data from "./catalog.json";
 import { packagedFile } from "./packageFiles";
 import type { CatalogModel } from "./protocol";
@@ -24,9 +24,12 @@ export class ModelSetupError extends Error {
     }
 }
 
-/** Dream-Coder's folder in the user's cache: ~/.cache/dream-coder (models/ by default, runtime/ for a built runtime). */
-export function cacheDirectory(): string {
-    return join(homedir(), ".cache", "dream-coder");
+/** Dream-Coder's folder in the user's cache (models/ by default, runtime/ for a built runtime): ~/.cache/dream-coder, and
+ *  on Windows %LOCALAPPDATA%\dream-coder, where Windows programs keep what is theirs to remake (not roamed with the
+ *  profile, unlike %APPDATA%). */
+export function cacheDirectory(platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env, home = homedir()): string {
+    if (platform === "win32") return win32.join(env.LOCALAPPDATA || win32.join(home, "AppData", "Local"), "dream-coder");
+    return posix.join(home, ".cache", "dream-coder");
 }
 
 export function modelsDirectory(settings: Pick<Settings, "modelsDirectory">): string {
@@ -91,8 +94,10 @@ export function resolveModelPath(settings: Pick<Settings, "model" | "modelsDirec
     return resolve(expandHome(model));
 }
 
-function expandHome(p: string): string {
-    return p === "~" || p.startsWith("~/") ? join(homedir(), p.slice(1)) : p;
+/** ~ as the home folder: ~/models, and on Windows ~\models too. */
+export function expandHome(p: string, platform: NodeJS.Platform = process.platform, home = homedir()): string {
+    const path = platform === "win32" ? win32 : posix;
+    return p === "~" || p.startsWith("~/") || (platform === "win32" && p.startsWith("~\\")) ? path.join(home, p.slice(1)) : p;
 }
 
 /** How a catalog model comes to this machine, in words: its GGUF, or its checkpoint converted here. */

@@ -38,6 +38,7 @@ import { sketchBody } from "./jobs/sketch";
 import { ModelHost } from "./modelHost";
 import * as lsp from "./protocol";
 import { ModelFileError } from "./runtime/modelFile";
+import { NoRuntimeError, runtimeMissing } from "./runtime/native";
 import manifest from "../../package.json";
 import { DecodeCancelledError } from "./runtime/runtime";
 import { inlineEnabled, readSettings, type Settings } from "./settings";
@@ -262,7 +263,8 @@ async function editJob<X extends object>(
         if (outdated.signal.aborted) return stale();
         if (e instanceof DecodeCancelledError || signal.aborted) throw new ResponseError(LSPErrorCodes.RequestCancelled, "The request was cancelled.");
         connection.console.error(`${title}: ${(e as Error).message}`);
-        const problem = e instanceof ModelSetupError ? e.problem : e instanceof ModelFileError ? "model-file" : undefined;
+        const problem =
+            e instanceof ModelSetupError ? e.problem : e instanceof ModelFileError ? "model-file" : e instanceof NoRuntimeError ? "no-runtime" : undefined;
         throw requestFailed((e as Error).message, problem);
     } finally {
         watchers.delete(outdated);
@@ -423,7 +425,8 @@ connection.onRequest(
         targets: await Promise.all(
             lsp.RUNTIME_TARGETS.map(async (gpu) => ({ gpu, name: TARGET_NAMES[gpu], problems: (await checkPrerequisites(gpu)).problems }))
         ),
-        built: builtRuntime() ?? null
+        built: builtRuntime() ?? null,
+        missing: runtimeMissing()
     }))
 );
 

@@ -2,28 +2,45 @@
 // in-host suite runs against it installed into a fresh code-server with --install-extension.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { test } from "node:test";
 import { RUNTIME_SOURCE_FILE } from "../../server/src/builder/source";
-import { ADDON_FILE, CPU_PROBE_FILE, PACKAGED_BUILDS, PACKAGED_GPU_FILE, type PackagedBuild, packagedAddonFile } from "../../server/src/runtime/native";
+import { ADDON_FILE, CPU_PROBE_FILE, PACKAGED_GPU_FILE, packageRuntimeFiles, packagedAddonFile } from "../../server/src/runtime/native";
+import { startLanguageServer } from "../../server/src/cli/lspClient";
+import * as lsp from "../../server/src/protocol";
 import { runExtensionSuite } from "./extension-suite";
 import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { e2eCacheDir, repoRoot } from "./harness/tools";
 
-/** What scripts/package.sh writes. */
-const vsix = join(repoRoot, `dream-coder-${(require(join(repoRoot, "package.json")) as { version: string }).version}.vsix`);
+/** What scripts/package.sh writes for `target`. */
+const vsixFor = (target: string) => join(repoRoot, `dream-coder-${target}-${(require(join(repoRoot, "package.json")) as { version: string }).version}.vsix`);
+const vsix = vsixFor("linux-x64");
 
 test("the .vsix installs into code-server and passes the in-host suite, and its Vulkan runtime fills and completes on lavapipe", {
     timeout: 2_400_000
 }, async () => {
     // From a fresh clone it builds llama.cpp twice (the packaged CPU builds), with over a megabyte of compiler output.
-    const out = execFileSync("bash", [join(repoRoot, "scripts", "package.sh")], { cwd: repoRoot, encoding: "utf8", timeout: 1_500_000, maxBuffer: 1 << 28 });
-    assert.match(out, /dream-coder-[\d.]+\.vsix: .* \(\d+ bytes\)/, "the package script prints the size");
+    // This system's package and macOS's, which carries no runtime (the other systems' are tested with their builds:
+    // test/native/windows.test.ts, arm64.test.ts).
+    const out = execFileSync("bash", [join(repoRoot, "scripts", "package.sh"), "linux-x64", "darwin-arm64"], {
+        cwd: repoRoot,
+        encoding: "utf8",
+        timeout: 1_500_000,
+        maxBuffer: 1 << 28
+    });
+    assert.match(out, /dream-coder-linux-x64-[\d.]+\.vsix: .* \(\d+ bytes\)/, "the package script prints the size");
+    assert.match(out, /dream-coder-linux-x64-[\d.]+\.vsix: linux-x64's runtime \(8 files under native\/\), checked/);
     assert.ok(statSync(vsix).size > 1_000_000, "the .vsix holds the addon");
     // The Extensions page: the user README, its pictures and the docs it links to, and the PNG icon (package.sh
     // prints vsce's file list).
-    const listed = new Set(out.split("\n").map((l) => l.trim()));
+    const listed = new Set(
+        out
+            .split("\n")
+            .filter((l) => l.startsWith("  linux-x64: "))
+            .map((l) => l.slice("  linux-x64: ".length).trim())
+    );
     const pictures = [...readFileSync(join(repoRoot, "README.md"), "utf8").matchAll(/\]\((media\/readme\/[\w-]+\.png)\)/g)].map((m) => m[1]);
     assert.ok(pictures.length >= 4, "the README shows pictures");
     // ... and the bundled model, which the in-host suite then picks by its catalog id.
@@ -31,7 +48,8 @@ test("the .vsix installs into code-server and passes the in-host suite, and its 
     assert.ok(bundled, "the catalog names a bundled model");
     // The runtime's packaged CPU builds and the probe that picks one (test/native/portable.test.ts), not the build
     // for this machine's CPU.
-    const runtime = [...[...PACKAGED_BUILDS.map(packagedAddonFile), PACKAGED_GPU_FILE].flatMap((f) => [f, `${posix.dirname(f)}/libgomp.so.1`]), CPU_PROBE_FILE];
+    const runtime = packageRuntimeFiles("linux-x64");
+    assert.ok(runtime.includes(CPU_PROBE_FILE) && runtime.includes(PACKAGED_GPU_FILE));
     // ... and the source the runtime builder compiles (Build the Runtime for This Machine…).
     for (const file of ["README.md", "media/icon.png", "docs/README.md", bundled, ...runtime, RUNTIME_SOURCE_FILE, ...pictures])
         assert.ok(listed.has(file), `the .vsix carries ${file}`);
@@ -114,7 +132,7 @@ test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp o
     const result = JSON.parse(ok.stdout) as PackagedFill;
     const build = /^CPU \((\w+) build\)$/.exec(result.backend)?.[1];
     assert.ok(build, result.backend);
-    const addon = `/ext/extension/${packagedAddonFile(build as PackagedBuild)}`;
+    const addon = `/ext/extension/${packagedAddonFile(build)}`;
     assert.deepEqual(result.mapped, [addon, `${posix.dirname(addon)}/libgomp.so.1`]);
     assert.equal(result.tokens.length, 8);
     assert.ok(!existsSync(join(bookworm, "usr", "lib", "x86_64-linux-gnu", "libvulkan.so.1")), "the system has no Vulkan loader");
@@ -128,4 +146,32 @@ test("the packaged runtime fills a hole on a minimal Debian 12 without libgomp o
         old.stderr,
         /error: this Linux has glibc 2\.31, and the packaged runtime needs glibc 2\.34 or newer: build Dream-Coder from source on this machine/
     );
+});
+
+test("the macOS package carries no runtime but the source to build one, and its server says so with the action that builds it", async () => {
+    const root = mkdtempSync(join(tmpdir(), "dream-coder-darwin-package-"));
+    execFileSync("python3", ["-m", "zipfile", "-e", vsixFor("darwin-arm64"), root]);
+    const ext = join(root, "extension");
+    assert.ok(existsSync(join(ext, RUNTIME_SOURCE_FILE)), "it carries the source the runtime builder compiles");
+    assert.ok(!existsSync(join(ext, "native", "build", "cmake-portable")), "it carries no runtime");
+    // Run here, its server finds no runtime for this system either, and (a new HOME) none built before.
+    const { DREAM_CODER_ADDON: _, ...env } = process.env;
+    const server = await startLanguageServer({ model: join(ext, "models", "dream-mini-py-q8_0.gguf"), threads: 1 }, join(ext, "dist", "server.js"), {
+        env: { ...env, HOME: mkdtempSync(join(tmpdir(), "dream-coder-home-")) }
+    });
+    try {
+        assert.equal((await server.connection.sendRequest(lsp.runtimeTargets)).missing, true, "the client offers the build at start");
+        const uri = "file:///work/mac.py";
+        await server.open(uri, "total = ???\n");
+        await assert.rejects(server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } }), (e: Error & { data?: lsp.ProblemData }) => {
+            assert.match(
+                e.message,
+                /this package carries no runtime for linux-x64: build it on this machine with "Build the Runtime for This Machine…" \(a few minutes; /
+            );
+            assert.equal(e.data?.problem, "no-runtime");
+            return true;
+        });
+    } finally {
+        await server.stop();
+    }
 });

@@ -35,12 +35,26 @@ describe("native build", { skip: arch() !== "x64" && "AMX exists only on x86-64"
     });
 });
 
-test("the build script refuses a CPU or GPU target it does not know, naming the ones it does", () => {
+test("the build script refuses a CPU, GPU or system target it does not know, naming the ones it does", () => {
     const script = join(repoRoot, "scripts", "build-native.mjs");
-    const cpu = spawnSync(process.execPath, [script, "--cpu", "avx9"], { encoding: "utf8" });
-    assert.equal(cpu.status, 2);
-    assert.match(cpu.stderr, /unknown CPU target 'avx9': use native, avx512, portable/);
-    const gpu = spawnSync(process.execPath, [script, "--gpu", "rocm"], { encoding: "utf8" });
-    assert.equal(gpu.status, 2);
-    assert.match(gpu.stderr, /unknown GPU backend 'rocm': use cpu, cuda, metal or vulkan/);
+    const refused = (...args: string[]) => {
+        const r = spawnSync(process.execPath, [script, ...args], { encoding: "utf8" });
+        assert.equal(r.status, 2, args.join(" "));
+        return r.stderr;
+    };
+    const host = `${process.platform}-${process.arch}`;
+    const builds = host === "linux-arm64" ? "native, dotprod, armv8" : "native, avx512, portable";
+    assert.match(refused("--cpu", "avx9"), new RegExp(`unknown CPU target 'avx9' for ${host}: use ${builds}`));
+    assert.match(refused("--gpu", "rocm"), /unknown GPU backend 'rocm': use cpu, cuda, metal or vulkan/);
+    // Cross builds: a toolchain file each, and only the target's packaged CPU builds, without a GPU backend.
+    assert.match(
+        refused("--target", "freebsd-x64"),
+        new RegExp(`no toolchain for target 'freebsd-x64': this machine builds ${host}, and cross-builds linux-arm64, win32-x64`)
+    );
+    assert.match(refused("--target", "linux-arm64", "--cpu", "avx512"), /unknown CPU target 'avx512' for linux-arm64: use dotprod, armv8$/m);
+    assert.match(refused("--target", "win32-x64", "--cpu", "native"), /unknown CPU target 'native' for win32-x64: use avx512, portable$/m);
+    assert.match(
+        refused("--target", "win32-x64", "--gpu", "vulkan"),
+        /a cross build \(win32-x64\) is a CPU build: --gpu vulkan builds on the machine it is for/
+    );
 });

@@ -20,6 +20,7 @@ import {
     packagedAddonFile,
     packagedBuildsFor
 } from "../../server/src/runtime/native";
+import { assertNeedsOnlyStatedLibraries } from "../tools/linux-needs";
 import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { repoRoot } from "../tools/test-models";
 
@@ -30,7 +31,7 @@ const NATIVE = inRepo(ADDON_FILE);
 const CPU_PROBE = inRepo(CPU_PROBE_FILE);
 // This CPU's instruction sets that the builds use, as Linux reports them.
 const cpuinfoFlags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "").trim().split(/\s+/));
-const hostFeatures = Object.values(cpuBuilds.cpuFlags)
+const hostFeatures = Object.values(cpuBuilds.x64.cpuFlags)
     .flat()
     .filter((f) => cpuinfoFlags.has(f));
 
@@ -124,36 +125,8 @@ describe("the packaged CPU builds the .vsix carries", { skip: arch() !== "x64" &
     });
 
     it("the packaged builds need of Linux only glibc and libstdc++ of the versions the runtime states, and carry libgomp", () => {
-        // a.b.c <= x.y.z, numerically.
-        const atMost = (a: string, b: string) => {
-            const [x, y] = [a, b].map((v) => v.split(".").map(Number));
-            for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) < (y[i] ?? 0);
-            return true;
-        };
-        const system = ["libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2", "libstdc++.so.6", "libgcc_s.so.1"];
-        for (const build of PACKAGED_BUILDS) {
-            const addon = inRepo(packagedAddonFile(build));
-            const dir = dirname(addon);
-            const dynamic = execFileSync("readelf", ["-d", addon], { encoding: "utf8" });
-            const needed = [...dynamic.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]);
-            assert.deepEqual(
-                needed.filter((n) => !system.includes(n)),
-                ["libgomp.so.1"],
-                `${build}: needs ${needed.join(", ")}`
-            );
-            assert.match(dynamic, /\(RUNPATH\).*\[\$ORIGIN\]/, `${build} looks for libgomp beside itself first`);
-            for (const file of [addon, join(dir, "libgomp.so.1"), ...(build === "portable" ? [CPU_PROBE] : [])]) {
-                const symbols = execFileSync("objdump", ["-T", file], { encoding: "utf8", maxBuffer: 1 << 26 });
-                for (const [lib, limit] of [
-                    ["GLIBC", cpuBuilds.glibc],
-                    ["GLIBCXX", cpuBuilds.glibcxx]
-                ]) {
-                    const versions = [...symbols.matchAll(new RegExp(`\\(${lib}_([\\d.]+)\\)`, "g"))].map((m) => m[1]);
-                    const newest = versions.reduce((a, b) => (atMost(a, b) ? b : a), "0");
-                    assert.ok(atMost(newest, limit), `${file} needs ${lib}_${newest}, newer than the ${limit} native/cpu-builds.json states`);
-                }
-            }
-        }
+        for (const build of PACKAGED_BUILDS)
+            assertNeedsOnlyStatedLibraries(inRepo(packagedAddonFile(build)), "ld-linux-x86-64.so.2", "objdump", build === "portable" ? [CPU_PROBE] : []);
         // ... which the README tells users, and the runtime checks before it loads one.
         assert.ok(readFileSync(join(repoRoot, "README.md"), "utf8").includes(`glibc ${cpuBuilds.glibc}+`), "the README states the glibc the .vsix needs");
         for (const ok of ["2.34", "2.36", "2.40", "3.0"]) assert.equal(glibcProblem(ok), null, ok);

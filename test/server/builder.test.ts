@@ -436,6 +436,33 @@ describe("which built runtime is used", () => {
         assert.equal(stale.status, 1);
         assert.match(stale.stderr, /the native runtime is not built \(no native\/build\/cmake-\w+\/Release\/dream_native\.node/);
     });
+
+    test("a package with no runtime of its own (macOS's) loads the runtime built for this machine, and without one says to build it", () => {
+        // The macOS package's layout: dist/ and the source archive, no CPU probe and no packaged builds.
+        const root = tmp("package-without-runtime");
+        const script = bundlePackagedFill(root);
+        mkdirSync(dirname(join(root, RUNTIME_SOURCE_FILE)), { recursive: true });
+        symlinkSync(runtimeSource(), join(root, RUNTIME_SOURCE_FILE));
+        const home = tmp("home-without-runtime");
+        const folder = join(home, ".cache", "dream-coder", "runtime", "cpu");
+        mkdirSync(folder, { recursive: true });
+        symlinkSync(join(repoRoot, ADDON_FILE), join(folder, BUILT_ADDON));
+        const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
+        const fill = (s: RuntimeStamp) => {
+            writeFileSync(join(folder, "stamp.json"), JSON.stringify(s));
+            return spawnSync(process.execPath, [script, testModel({ arch: "dream" })], {
+                encoding: "utf8",
+                env: { ...process.env, HOME: home },
+                timeout: 120_000
+            });
+        };
+        const used = fill(stamp({ gpu: "cpu", packageVersion: version, sourceHash: sourceHash(runtimeSource()) }));
+        assert.equal(used.status, 0, used.stderr);
+        assert.equal((JSON.parse(used.stdout) as PackagedFill).backend, "CPU (build for this machine)");
+        const stale = fill(stamp({ gpu: "cpu", packageVersion: "0.0.9", sourceHash: sourceHash(runtimeSource()) }));
+        assert.equal(stale.status, 1);
+        assert.match(stale.stderr, /this package carries no runtime for linux-x64: build it on this machine with "Build the Runtime for This Machine…"/);
+    });
 });
 
 describe("the build's command lines and output", () => {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { applyEdits, spanEdits } from "../../server/src/spanEdits";
+import { applyEdits, lineEnding, spanEdits, withLineEnding } from "../../server/src/spanEdits";
 
 // Code-like text: identifiers, operators, spaces and newlines, so that diffs have lines and tokens to keep.
 const codeText = fc
@@ -67,4 +67,18 @@ test("a rename across a function is several small edits", () => {
     const edits = spanEdits(original, rewritten);
     assert.equal(edits.length, 3);
     for (const e of edits) assert.deepEqual([original.slice(e.start, e.end), e.text], ["result", "scaled"]);
+});
+
+test("generated text takes the document's line breaks: a CRLF document (Windows) gets CRLF, whatever the model wrote", () => {
+    assert.equal(lineEnding("a = 1\r\nb = 2\n"), "\r\n", "the first line decides");
+    assert.equal(lineEnding("a = 1\nb = 2\r\n"), "\n");
+    assert.equal(lineEnding("one line"), "\n");
+    assert.equal(withLineEnding("if x:\n    y\r\n", "\r\n"), "if x:\r\n    y\r\n");
+    assert.equal(withLineEnding("if x:\n    y\n", "\n"), "if x:\n    y\n");
+    const doc = "def f():\r\n    ???\r\n";
+    const at = doc.indexOf("???");
+    assert.equal(
+        applyEdits(doc, [{ start: at, end: at + 3, text: withLineEnding("a = 1\nreturn a", lineEnding(doc)) }]),
+        "def f():\r\n    a = 1\r\nreturn a\r\n"
+    );
 });

@@ -66,3 +66,16 @@ export async function buildRuntime(ctx: Ctx, gpu?: lsp.RuntimeTarget): Promise<s
         return undefined;
     }
 }
+
+/** At start: where the package carries no runtime for this system (macOS) and none is built, offers to build one. */
+export async function offerRuntimeBuild(ctx: Ctx): Promise<void> {
+    const { missing } = await ctx.client.sendRequest(lsp.runtimeTargets);
+    if (!missing) return;
+    const how = process.platform === "darwin" ? "Metal, for Apple GPUs: needs Xcode's command line tools and CMake" : "needs CMake and a C/C++ compiler";
+    const pick = await vscode.window.showInformationMessage(
+        `Dream-Coder runs models with llama.cpp compiled on this machine, which its package for ${process.platform} does not carry. Build it now? (a few minutes; ${how})`,
+        "Build Runtime…",
+        "Later"
+    );
+    if (pick === "Build Runtime…") await buildRuntime(ctx);
+}

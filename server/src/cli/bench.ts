@@ -5,7 +5,7 @@
 // user types the answer's first character, as when accepting ghost text by typing it out, and that request is
 // timed too. Each cache mode asked for gets its own server and the same session, one after the other in the same run.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { DidChangeTextDocumentNotification, InlineCompletionRequest } from "vscode-languageserver-protocol/node";
 import { percentile } from "../eval/harness";
 import { packagedFile } from "../packageFiles";
@@ -90,7 +90,7 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
         const lines = source.split("\n");
         const candidates = lines.map((l, i) => ({ l, i })).filter((x) => x.l.trim().length > BURST_KEYS + 2);
         const picks = Array.from({ length: bursts }, (_, k) => candidates[Math.floor((k * candidates.length) / bursts)]);
-        const uri = `file:///bench/${file.split("/").pop()}`;
+        const uri = `file:///bench/${basename(file)}`;
         const latencies: number[] = [];
         const typedOut: number[] = [];
         let firstRequestMs = 0;

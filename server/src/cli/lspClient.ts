@@ -1,7 +1,8 @@
 // A client for the language server as a real child process on its real transport (Node IPC, as VS Code starts
-// it): the CLI's latency benchmark and the server tests drive the server through it. Settings are answered
-// through workspace/configuration, as the editor does.
-import { fork, type ChildProcess } from "node:child_process";
+// it; or a socket for a Node that cannot share an IPC channel): the CLI's latency benchmark and the server tests drive
+// the server through it. Settings are answered through workspace/configuration, as the editor does.
+import { fork, spawn, type ChildProcess, type ForkOptions } from "node:child_process";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import {
     ConfigurationRequest,
@@ -14,6 +15,8 @@ import {
     LogMessageNotification,
     IPCMessageReader,
     IPCMessageWriter,
+    SocketMessageReader,
+    SocketMessageWriter,
     WorkDoneProgressCreateRequest,
     type InitializeResult,
     type ProtocolConnection
@@ -45,14 +48,44 @@ export interface LanguageServerProcess {
     stop(): Promise<void>;
 }
 
+/** How the server's process starts, where not as this Node with this environment: e.g. another system's Node under
+ *  an emulator (`execPath` qemu-aarch64, `execArgv` its options and that Node). */
+export interface NodeCommand extends Pick<ForkOptions, "execPath" | "execArgv" | "env"> {
+    /** Over a TCP connection (the server's --socket) instead of Node IPC, with the server's output written to these
+     *  file descriptors: for Windows' node.exe under Wine, which can share neither an IPC channel nor a pipe with this
+     *  process. Its process ids are Windows', so the server is not told this one (it would exit, taking it for a
+     *  client that has gone). */
+    socket?: { stdout: number; stderr: number };
+}
+
 /** The server as a child process and a connection to it, not yet listening nor initialized. */
-export function spawnLanguageServer(main = SERVER_MAIN): { child: ChildProcess; connection: ProtocolConnection } {
-    const child = fork(main, ["--node-ipc"], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+export function spawnLanguageServer(main = SERVER_MAIN, node?: NodeCommand): { child: ChildProcess; connection: ProtocolConnection } {
+    const child = fork(main, ["--node-ipc"], { stdio: ["ignore", "ignore", "inherit", "ipc"], ...node });
     return { child, connection: createProtocolConnection(new IPCMessageReader(child), new IPCMessageWriter(child)) };
 }
 
-export async function startLanguageServer(settings: Record<string, unknown>, main = SERVER_MAIN): Promise<LanguageServerProcess> {
-    const { child, connection } = spawnLanguageServer(main);
+/** The server started with --socket=PORT: it connects to the port this process listens on. */
+async function spawnOverSocket(main: string, node: NodeCommand, output: { stdout: number; stderr: number }) {
+    const listener = createServer();
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    const port = (listener.address() as AddressInfo).port;
+    const child = spawn(node.execPath ?? process.execPath, [...(node.execArgv ?? []), main, `--socket=${port}`], {
+        stdio: ["ignore", output.stdout, output.stderr],
+        env: node.env
+    });
+    try {
+        const socket = await new Promise<Socket>((resolve, reject) => {
+            listener.once("connection", resolve);
+            child.once("exit", (code, signal) => reject(new Error(`the language server exited (${code ?? signal}) before it connected`)));
+        });
+        return { child, connection: createProtocolConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket)) };
+    } finally {
+        listener.close();
+    }
+}
+
+export async function startLanguageServer(settings: Record<string, unknown>, main = SERVER_MAIN, node?: NodeCommand): Promise<LanguageServerProcess> {
+    const { child, connection } = node?.socket ? await spawnOverSocket(main, node, node.socket) : spawnLanguageServer(main, node);
     let configurationPulled = () => {};
     const server: LanguageServerProcess = {
         connection,
@@ -98,7 +131,7 @@ export async function startLanguageServer(settings: Record<string, unknown>, mai
     });
     connection.listen();
     server.initialized = await connection.sendRequest(InitializeRequest.type, {
-        processId: process.pid,
+        processId: node?.socket ? null : process.pid,
         rootUri: null,
         capabilities: { workspace: { configuration: true, didChangeConfiguration: { dynamicRegistration: true } }, window: { workDoneProgress: true } },
         initializationOptions: { settings }

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import cpuBuilds from "../../../native/cpu-builds.json";
 import { builtRuntime } from "../builder/built";
 import { TARGET_NAMES } from "../builder/prerequisites";
+import { RUNTIME_SOURCE_FILE } from "../builder/source";
 import { packagedFile } from "../packageFiles";
 
 export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
@@ -49,6 +50,9 @@ export interface DecodeParams {
      *  the row (native/patches/0002). "auto" (default): where the logits are on a GPU (on the CPU backend the
      *  host scan is faster); true: always (tests); false: never (the rows, scanned on the host). */
     deviceReductions?: boolean | "auto";
+    /** Variable-length holes: the tokens that grow and shrink a hole, instead of the model's (NativeModelInfo). */
+    expandToken?: number;
+    deleteToken?: number;
 }
 
 export interface NativeModelInfo {
@@ -65,6 +69,10 @@ export interface NativeModelInfo {
     eos: number;
     addBos: boolean;
     endTokens: Int32Array;
+    /** Variable-length holes (DreamOn): the token that grows a hole and the one that shrinks it; -1 when the model
+     *  has none (its holes have fixed lengths). */
+    expandToken: number;
+    deleteToken: number;
     chatTemplate: string | null;
     sizeBytes: number;
 }
@@ -82,11 +90,16 @@ export interface NativeStep {
     confidences: Float32Array;
     candidates?: Int32Array;
     logits?: Float32Array;
+    /** Variable-length holes: every hole's tokens after the step, hole after hole, and each hole's length. */
+    holeTokens?: Int32Array;
+    holeLengths?: Int32Array;
 }
 
 export interface NativeDecodeResult {
     tokens: Int32Array;
     revealStep: Int32Array;
+    /** Where each hole ended: (start, length) pairs. */
+    holes: Int32Array;
     forwardPasses: number;
     fullPasses: number;
     reusedTokens: number;
@@ -102,6 +115,7 @@ export interface NativeModel {
     info(): NativeModelInfo;
     tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
     detokenize(tokens: Int32Array, renderSpecial: boolean): string;
+    /** `holes`: (start, length, maxLength) triples; maxLength above length makes the hole's length variable. */
     decode(tokens: Int32Array, holes: Int32Array, params: DecodeParams, onStep?: (s: NativeStep) => void): Promise<NativeDecodeResult>;
     forwardLogits(tokens: Int32Array): Promise<Float32Array>;
     cancel(): void;
@@ -163,19 +177,52 @@ export interface NativeAddon {
 // Where the runtime's files are, from the package (or checkout) root; the tests check the package against these.
 /** The build from source (scripts/build-native.mjs): for this machine's CPU. */
 export const ADDON_FILE = "native/build/cmake/Release/dream_native.node";
-/** The packaged CPU builds (native/cpu-builds.json), best first, and the file of each. */
-export type PackagedBuild = keyof typeof cpuBuilds.builds;
-export const PACKAGED_BUILDS = Object.keys(cpuBuilds.builds) as PackagedBuild[];
-export const packagedAddonFile = (build: PackagedBuild) => `native/build/cmake-${build}/Release/dream_native.node`;
-/** The CPU probe (native/src/cpu_features.cpp), built for any x86-64 CPU beside the portable build: in a package,
- *  it says which packaged build this CPU runs. */
-export const CPU_PROBE_FILE = "native/build/cmake-portable/Release/dream_cpu.node";
+/** A system a package is built for, as Node names it (`${process.platform}-${process.arch}`): "linux-x64", "win32-x64". */
+export type Target = string;
+/** The system this process runs on. */
+export const HOST_TARGET: Target = `${process.platform}-${process.arch}`;
+/** The processor architectures with packaged CPU builds (native/cpu-builds.json). */
+export type PackagedArch = "x64" | "arm64";
+const archOf = (target: Target) => target.split("-")[1] as PackagedArch;
+const HOST_ARCH = archOf(HOST_TARGET);
+/** The packaged CPU builds for a processor architecture (native/cpu-builds.json), best first; none for another. */
+export const packagedBuilds = (arch: PackagedArch = HOST_ARCH): string[] => Object.keys(cpuBuilds[arch]?.builds ?? {});
+export const PACKAGED_BUILDS = packagedBuilds();
+/** A packaged build's folder: cmake-BUILD/ when built on the system it is for, cmake-BUILD-TARGET/ when cross-built
+ *  (scripts/build-native.mjs --target TARGET). The runtime looks for both; a package holds its target's only. */
+const packagedFolder = (build: string, crossTarget?: Target) => `native/build/cmake-${build}${crossTarget ? `-${crossTarget}` : ""}/Release`;
+export const packagedAddonFile = (build: string, crossTarget?: Target) => `${packagedFolder(build, crossTarget)}/dream_native.node`;
+/** The CPU probe (native/src/cpu_features.cpp), built for any CPU of its architecture beside the most portable build:
+ *  in a package, it says which packaged build this CPU runs. */
+export const cpuProbeFile = (crossTarget?: Target) =>
+    `${packagedFolder(packagedBuilds(crossTarget ? archOf(crossTarget) : HOST_ARCH).at(-1) ?? "portable", crossTarget)}/dream_cpu.node`;
+export const CPU_PROBE_FILE = cpuProbeFile();
+/** Where a package for this system has the probe: built here, or cross-built for it. */
+const PROBE_FILES = [CPU_PROBE_FILE, cpuProbeFile(HOST_TARGET)].map((f) => join(f));
+const buildTable = cpuBuilds as unknown as Record<PackagedArch, { builds: Record<string, string[]>; cpuFlags: Record<string, string[]> }>;
 /** The packaged GPU build: Vulkan, whose loader (libvulkan) GPU drivers install, on the portable build's CPU code
  *  (scripts/build-native.mjs --cpu portable --gpu vulkan), so it needs what that build needs of the CPU. */
 export const PACKAGED_GPU_FILE = "native/build/cmake-portable-vulkan/Release/dream_native.node";
-const PACKAGED_GPU_CPU_BUILD: PackagedBuild = "portable";
+const PACKAGED_GPU_CPU_BUILD = "portable";
 /** GPU builds from source (scripts/build-native.mjs --gpu NAME, for this machine's CPU), looked for in a checkout. */
 const SOURCE_GPU_FILES = ["cuda", "metal", "vulkan"].map((gpu) => `native/build/cmake-${gpu}/Release/dream_native.node`);
+
+/** The systems `npm run package` makes a .vsix for; macOS's carry no runtime (see packageRuntimeFiles). */
+export const PACKAGE_TARGETS: Target[] = ["linux-x64", "win32-x64", "linux-arm64", "darwin-arm64", "darwin-x64"];
+
+/** The runtime files the .vsix for `target` carries, from the package root, when packed on `packedOn`: its CPU builds
+ *  (with the OpenMP runtime they load, on Linux) and the CPU probe, and on Linux x86-64 the Vulkan build. None for
+ *  macOS: nothing here builds for it, and its users build the runtime on their Mac (Build the Runtime for This
+ *  Machine…, from the source archive every package carries). */
+export function packageRuntimeFiles(target: Target, packedOn: Target = HOST_TARGET): string[] {
+    if (target.startsWith("darwin-")) return [];
+    const cross = target === packedOn ? undefined : target;
+    const withLibs = (addon: string) => [addon, ...(target.startsWith("linux-") ? [`${addon.slice(0, addon.lastIndexOf("/"))}/libgomp.so.1`] : [])];
+    const files = packagedBuilds(archOf(target)).flatMap((b) => withLibs(packagedAddonFile(b, cross)));
+    files.push(cpuProbeFile(cross));
+    if (target === "linux-x64" && !cross) files.push(...withLibs(PACKAGED_GPU_FILE));
+    return files;
+}
 
 /** Where the model runs: "auto" (a GPU runtime's GPU when it finds one, else the CPU), "cpu", or "VulkanN": that
  *  device of the Vulkan driver's list (ggml's GGML_VK_VISIBLE_DEVICES), a CPU Vulkan driver such as lavapipe
@@ -196,7 +243,7 @@ export interface LoadedRuntime {
 let preference: DevicePreference = "auto";
 let runtime: LoadedRuntime | undefined;
 let cpuRuntime: LoadedRuntime | undefined;
-let addonBuild: PackagedBuild | undefined;
+let addonBuild: string | undefined;
 
 /** Where the next first load looks; the first load decides for the process (the client restarts the language
  *  server when dreamCoder.device changes). False when a runtime of another choice is already loaded. */
@@ -233,9 +280,10 @@ export function loadRuntime(): LoadedRuntime {
     // The packaged one's CPU code must run on this CPU: loading it runs ggml's initialisation (SIGILL without AVX2).
     // Its folder has the CPU probe in a checkout; a package carries the probe once, beside the portable build.
     const probe =
-        gpuFile && [join(dirname(gpuFile), "dream_cpu.node"), join(gpuFile.slice(0, -join(PACKAGED_GPU_FILE).length), CPU_PROBE_FILE)].find(existsSync);
+        gpuFile &&
+        [join(dirname(gpuFile), "dream_cpu.node"), ...PROBE_FILES.map((p) => join(gpuFile.slice(0, -join(PACKAGED_GPU_FILE).length), p))].find(existsSync);
     const lacking =
-        gpuFile?.endsWith(join(PACKAGED_GPU_FILE)) && process.arch === "x64" && probe ? missingCpuFlags(PACKAGED_GPU_CPU_BUILD, cpuFeatures(probe)) : [];
+        gpuFile?.endsWith(join(PACKAGED_GPU_FILE)) && process.arch === "x64" && probe ? missingCpuFlags(PACKAGED_GPU_CPU_BUILD, cpuFeatures(probe) ?? []) : [];
     if (lacking.length) fallback = `this CPU lacks ${lacking.join(", ").toUpperCase()}, which the Vulkan runtime's CPU code needs`;
     else if (gpuFile) {
         const named = /^vulkan(\d+)$/i.exec(preference);
@@ -281,30 +329,56 @@ export function cpuRuntimeOnly(): LoadedRuntime {
         cpuRuntime = { addon: require(built.file) as NativeAddon, gpu: false, build: "build for this machine" };
         return cpuRuntime;
     }
-    const found = packagedFile(ADDON_FILE, CPU_PROBE_FILE);
+    const found = runtimeHome();
+    if (found?.endsWith(join(RUNTIME_SOURCE_FILE))) throw new NoRuntimeError();
     if (!found) throw new Error(`the native runtime is not built (no ${ADDON_FILE} in any folder above ${__dirname}): run "npm run build:native"`);
-    const probe = join(CPU_PROBE_FILE); // with this platform's separators, as packagedFile gives it
-    if (!found.endsWith(probe)) {
+    const probe = PROBE_FILES.find((p) => found.endsWith(p));
+    if (!probe) {
         cpuRuntime = { addon: require(found) as NativeAddon, gpu: false, build: "build from source" };
     } else {
-        const addon = requirePackaged<NativeAddon>(packagedAddon(found.slice(0, -probe.length)));
+        const addon = requirePackaged<NativeAddon>(packagedAddon(found.slice(0, -probe.length), found));
         cpuRuntime = { addon, gpu: false, build: `${addonBuild} build` };
     }
     return cpuRuntime;
 }
 
-/** The instruction sets `build`'s code assumes (named as in /proc/cpuinfo) that `features` lacks: without one of them
- *  that build would die with SIGILL, not say why. */
-export function missingCpuFlags(build: PackagedBuild, features: readonly string[]): string[] {
-    const needs = cpuBuilds.builds[build].flatMap((option) => cpuBuilds.cpuFlags[option as keyof typeof cpuBuilds.cpuFlags]);
-    return needs.filter((f) => !features.includes(f));
+/** A package with no runtime for this system (macOS's carry none) and none built for this machine: what models load
+ *  with must be built first. */
+export function runtimeMissing(): boolean {
+    return !!runtimeHome()?.endsWith(join(RUNTIME_SOURCE_FILE)) && !builtRuntime();
 }
 
-/** The packaged builds a CPU with `features` runs, best first; null (not x86-64, none of these sets) gives the most
- *  portable one, which is ggml's generic build there. */
-export function packagedBuildsFor(features: readonly string[] | null): PackagedBuild[] {
-    if (features === null) return PACKAGED_BUILDS.slice(-1);
-    return PACKAGED_BUILDS.filter((b) => missingCpuFlags(b, features).length === 0);
+/** The nearest folder's runtime, by its first file found: this machine's build from source (a checkout), a packaged
+ *  CPU probe (a package with builds for this system), or only the runtime builder's source (a package with none, as
+ *  macOS's); null where none is. */
+function runtimeHome(): string | null {
+    return packagedFile(ADDON_FILE, ...PROBE_FILES, join(RUNTIME_SOURCE_FILE));
+}
+
+/** Loading a model where runtimeMissing(): the sentence says what to do. */
+export class NoRuntimeError extends Error {
+    constructor() {
+        const gpu = process.platform === "darwin" ? "Metal, for Apple GPUs: needs Xcode's command line tools and CMake" : "needs CMake and a C/C++ compiler";
+        super(
+            `this package carries no runtime for ${process.platform}-${process.arch}: build it on this machine with "Build the Runtime for This Machine…" (a few minutes; ${gpu})`
+        );
+        this.name = "NoRuntimeError";
+    }
+}
+
+/** The instruction sets `build`'s code assumes (named as in /proc/cpuinfo) that `features` lacks: without one of them
+ *  that build would die with SIGILL, not say why. */
+export function missingCpuFlags(build: string, features: readonly string[], arch: PackagedArch = HOST_ARCH): string[] {
+    const { builds, cpuFlags } = buildTable[arch];
+    return builds[build].flatMap((option) => cpuFlags[option]).filter((f) => !features.includes(f));
+}
+
+/** The packaged builds a CPU with `features` runs, best first; null (the probe reads nothing on this system) gives
+ *  the most portable one. */
+export function packagedBuildsFor(features: readonly string[] | null, arch: PackagedArch = HOST_ARCH): string[] {
+    const builds = packagedBuilds(arch);
+    if (features === null) return builds.slice(-1);
+    return builds.filter((b) => missingCpuFlags(b, features, arch).length === 0);
 }
 
 /** Why this Linux cannot load the packaged builds, or null: they need glibc (`glibc`: the version it runs, undefined
@@ -318,15 +392,16 @@ export function glibcProblem(glibc: string | undefined): string | null {
     return `this Linux has ${has}, and the packaged runtime needs glibc ${needed} or newer: build Dream-Coder from source on this machine (docs/building.md)`;
 }
 
-/** The best packaged build that this CPU runs in the package at `root`, or a sentence for a system or CPU that runs none. */
-function packagedAddon(root: string): string {
+/** The best packaged build that this CPU runs in the package at `root` (whose CPU probe is `probe`), or a sentence for
+ *  a system or CPU that runs none. */
+function packagedAddon(root: string, probe: string): string {
     if (process.platform === "linux") {
         // Node's diagnostic report names the glibc it runs on (none: musl); a host without reports is not checked.
         const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
         const problem = header ? glibcProblem(header.glibcVersionRuntime) : null;
         if (problem) throw new Error(problem);
     }
-    const features = process.arch === "x64" ? cpuFeatures(join(root, CPU_PROBE_FILE)) : null;
+    const features = cpuFeatures(probe);
     const builds = packagedBuildsFor(features);
     if (builds.length === 0 && features) {
         const portable = PACKAGED_BUILDS[PACKAGED_BUILDS.length - 1];
@@ -334,26 +409,29 @@ function packagedAddon(root: string): string {
             `this CPU lacks ${missingCpuFlags(portable, features).join(", ").toUpperCase()}, which the packaged runtime needs: build Dream-Coder from source on this machine (docs/building.md), which compiles for its CPU`
         );
     }
-    addonBuild = builds.find((b) => existsSync(join(root, packagedAddonFile(b))));
-    if (!addonBuild) throw new Error(`the native runtime is not built (no ${packagedAddonFile(builds[0])} in ${root}): run "npm run build:native"`);
-    return join(root, packagedAddonFile(addonBuild));
+    const files = builds.flatMap((b) => [packagedAddonFile(b, HOST_TARGET), packagedAddonFile(b)].map((f) => ({ build: b, file: join(root, f) })));
+    const found = files.find((f) => existsSync(f.file));
+    if (!found) throw new Error(`the native runtime is not built (no ${packagedAddonFile(builds[0])} in ${root}): run "npm run build:native"`);
+    addonBuild = found.build;
+    return found.file;
 }
 
 /** Which packaged CPU build loadAddon() loaded; undefined for a build from source or $DREAM_CODER_ADDON. */
-export function loadedPackagedBuild(): PackagedBuild | undefined {
+export function loadedPackagedBuild(): string | undefined {
     return addonBuild;
 }
 
 /** The runtime Build the Runtime for This Machine… made (server/src/builder/), while it matches this package: preferred
  *  over the packaged builds. Not in a checkout, whose own build from source is for this machine already. */
 function machineBuilt(): ReturnType<typeof builtRuntime> {
-    const source = packagedFile(ADDON_FILE, CPU_PROBE_FILE);
-    return source && !source.endsWith(join(ADDON_FILE)) ? builtRuntime() : undefined;
+    const home = runtimeHome();
+    return home && !home.endsWith(join(ADDON_FILE)) ? builtRuntime() : undefined;
 }
 
-/** The instruction sets this CPU has, as the CPU probe `probe` (native/src/cpu_features.cpp) reads them (x86-64 only). */
-function cpuFeatures(probe: string): string[] {
-    return requirePackaged<{ features(): string[] }>(probe).features();
+/** The instruction sets this CPU has that the packaged builds use, as the CPU probe `probe` (native/src/cpu_features.cpp)
+ *  reads them; null where it reads none (not x86-64, or arm64 outside Linux). */
+function cpuFeatures(probe: string): string[] | null {
+    return requirePackaged<{ features(): string[] | null }>(probe).features();
 }
 
 /** Loads a file of the packaged runtime, or says why this system cannot. */
