@@ -7,9 +7,11 @@ same tree's llama-quantize.
 
 The converter names a BPE pre-tokenizer by hashing how the tokenizer splits a fixed text; a newly trained
 tokenizer has a hash the converter's table cannot know. Ours uses Qwen2's pre-tokenizer by construction
-(tokenizer.py), so the conversion runs with the converter's Dream class answering "qwen2" for it: the one change
-to the converter, made here at run time rather than by editing the tree. The pipeline test checks that llama.cpp
-then tokenizes exactly as the training tokenizer does.
+(tokenizer.py), so the conversion runs (train/hf_to_gguf.py) with the converter's Dream class answering "qwen2" for
+it, and with the GGUF declaring DreamOn's <|expand|> and <|delete|> ids (diffusion.expand_token_id and
+diffusion.delete_token_id; the tokens themselves are CONTROL tokens, as every special added token): the two changes
+to the converter, made at run time rather than by editing the tree. The pipeline test checks that llama.cpp then
+tokenizes exactly as the training tokenizer does.
 """
 
 import argparse
@@ -49,16 +51,9 @@ def write_hf(checkpoint: Path, tokenizer: Path, out: Path) -> None:
 
 
 def convert(hf: Path, outfile: Path, outtype: str, name: str) -> None:
-    """Runs the tree's convert_hf_to_gguf.py main() with the pre-tokenizer named (see the module docstring)."""
-    code = (
-        "import sys, runpy\n"
-        f"sys.path.insert(0, {str(LLAMA_CPP)!r}); sys.path.insert(1, {str(LLAMA_CPP / 'gguf-py')!r})\n"
-        "from conversion.dream import DreamModel\n"
-        "DreamModel.get_vocab_base_pre = lambda self, tokenizer: 'qwen2'\n"
-        f"sys.argv = ['convert_hf_to_gguf.py', {str(hf)!r}, '--outfile', {str(outfile)!r}, '--outtype', {outtype!r}, '--model-name', {name!r}]\n"
-        f"runpy.run_path({str(LLAMA_CPP / 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    """Runs the tree's convert_hf_to_gguf.py through hf_to_gguf.py (see the module docstring)."""
+    subprocess.run([sys.executable, str(Path(__file__).parent / "hf_to_gguf.py"), "--pre", "qwen2", str(hf),
+                    "--outfile", str(outfile), "--outtype", outtype, "--model-name", name], check=True)
 
 
 def quantize(source: Path, out: Path, qtype: str) -> None:

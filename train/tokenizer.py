@@ -22,7 +22,11 @@ END = "<|endoftext|>"
 MASK = "<|mask|>"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
-SPECIAL = [END, MASK, IM_START, IM_END]
+# DreamOn's tokens (holes of unknown length): predicted at a mask, <|expand|> turns it into two masks and <|delete|>
+# removes it (and the masks after it in its hole). Last, so that the four above keep ids 0-3.
+EXPAND = "<|expand|>"
+DELETE = "<|delete|>"
+SPECIAL = [END, MASK, IM_START, IM_END, EXPAND, DELETE]
 
 # ChatML, as Qwen2 and Dream write it; the model is not trained on chats, but the tokens and the template let the
 # runtime lay out an instruction the same way it does for Dream-Coder.

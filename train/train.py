@@ -1,7 +1,9 @@
 """Trains the Dream model with Dream's masked-diffusion objective: a mask ratio t ~ U(0, 1], cross-entropy on the
 masked positions weighted 1 / t, read from the shifted logits. Part of every batch is shaped like the editor's
-infilling: one to three holes (whole lines, token runs or single tokens) masked inside a file, each followed by
-end-of-text padding as a hole that is longer than its text is.
+infilling: one to three holes (whole lines, token runs or single tokens) masked inside a file. With --objective dream
+each hole is followed by end-of-text padding, as a hole that is longer than its text is; with --objective dreamon
+(DreamOn, train/dreamon.py) a hole gets fewer or more masks than its text, the missing room asked for with
+<|expand|> targets and the extra positions given <|delete|> targets.
 
     python train/train.py --corpus train/work/corpus --tokenizer train/work/tokenizer --out train/work/run --minutes 100
 
@@ -23,10 +25,30 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from inputs import require_file
+from dreamon import hole_positions, hole_targets
 from model import DreamConfig, DreamModel
-from tokenizer import END, MASK
+from tokenizer import DELETE, END, EXPAND, MASK
 
 MAX_PAD = 40
+OBJECTIVES = ("dream", "dreamon")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def uses_bf16(precision: str) -> bool:
+    """Whether to train under bf16 autocast. "auto": where PyTorch's CPU kernels have AVX-512 (the shipped run's
+    machine); on an AVX2-only CPU its bf16 matmuls are about 27 times slower than fp32 (measured: 72 s against 2.7 s
+    for a forward and backward pass of 16 x 512 tokens on 2 cores), so fp32 there."""
+    if precision == "auto":
+        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return precision == "bf16"
+
+
+class Tokens:
+    """The special ids the examples use; expand and delete are None with a tokenizer made before DreamOn's tokens."""
+
+    def __init__(self, tok: Tokenizer):
+        self.end, self.mask = tok.token_to_id(END), tok.token_to_id(MASK)
+        self.expand, self.delete = tok.token_to_id(EXPAND), tok.token_to_id(DELETE)
 
 
 class Corpus:
@@ -63,13 +85,18 @@ def line_span(rng: random.Random, newline: np.ndarray, lo: int, hi: int) -> tupl
     return ends[k] + 1, ends[last] + 1
 
 
-def make_example(rng: random.Random, data: Corpus, n: int, end: int, mask: int):
-    """(noisy tokens, clean tokens, loss weight per position) for one sequence."""
+def make_example(rng: random.Random, data: Corpus, n: int, ids: Tokens, objective: str = "dream"):
+    """(noisy tokens, clean tokens, loss weight per position) for one sequence. `clean` holds each position's target:
+    with the DreamOn objective a hole's positions hold its hole_targets, expand and delete ones always masked."""
+    end, mask = ids.end, ids.mask
+    dreamon = objective == "dreamon"
+    forced: list[int] = []  # positions masked whatever the ratio: DreamOn's expand and delete targets
     if rng.random() < 0.4:
         clean = data.window(rng, n)
         eligible = list(range(1, n))  # nothing predicts position 0 of a shifted model
     else:
-        clean = data.window(rng, n + 64)
+        # A DreamOn hole can be shorter than its text: the window's tail refills what merges take out.
+        clean = data.window(rng, n + 64 + (n if dreamon else 0))
         holes = []  # (start, length) in the final sequence
         n_holes = rng.choice((1, 1, 2, 3))
         segment = (n - 1) // n_holes
@@ -83,12 +110,18 @@ def make_example(rng: random.Random, data: Corpus, n: int, end: int, mask: int):
                 a = rng.randrange(max(lo, cursor), max(lo, cursor) + max(1, hi - max(lo, cursor) - length))
                 span = (a, a + length)
             a, b = span
-            pad = 0 if rng.random() < 0.3 or b - a == 1 else rng.randint(1, MAX_PAD)
             pieces.append(clean[cursor:a])
             start = sum(len(p) for p in pieces)
-            pieces.append(clean[a:b])
-            pieces.append(np.full(pad, end, dtype=np.int32))
-            holes.append((start, b - a + pad))
+            if dreamon:
+                targets, runs = hole_targets(rng, clean[a:b], hole_positions(rng, b - a, MAX_PAD), ids.expand, ids.delete)
+                pieces.append(targets)
+                forced.extend(start + i for i, run in enumerate(runs) if run != 1 and start + i < n)
+                holes.append((start, len(targets)))
+            else:
+                pad = 0 if rng.random() < 0.3 or b - a == 1 else rng.randint(1, MAX_PAD)
+                pieces.append(clean[a:b])
+                pieces.append(np.full(pad, end, dtype=np.int32))
+                holes.append((start, b - a + pad))
             cursor = b
         pieces.append(clean[cursor:])
         clean = np.concatenate(pieces)[:n]
@@ -96,17 +129,20 @@ def make_example(rng: random.Random, data: Corpus, n: int, end: int, mask: int):
         eligible = [i for start, length in holes for i in range(start, min(start + length, n))] or list(range(1, n))
     # Mask ratio t ~ U(0, 1] in its discrete form: k of the eligible positions, k uniform in 1..len. Weighting
     # each masked position by 1 / t / len = 1 / k is Dream's 1/t weighting per position that may be masked,
-    # without the huge weight a forced single mask at a tiny t would get.
-    k = rng.randint(1, len(eligible))
+    # without the huge weight a forced single mask at a tiny t would get. DreamOn's expand and delete positions are
+    # always among the k, so k starts at their count.
+    k = rng.randint(max(1, len(forced)), len(eligible))
+    free = sorted(set(eligible) - set(forced)) if forced else eligible
     masked = np.zeros(n, dtype=bool)
-    masked[rng.sample(eligible, k)] = True
+    masked[forced] = True
+    masked[rng.sample(free, k - len(forced))] = True
     noisy = np.where(masked, mask, clean)
     weight = masked.astype(np.float32) / k
     return noisy, clean, weight
 
 
-def batch(rng: random.Random, data: Corpus, size: int, n: int, end: int, mask: int):
-    rows = [make_example(rng, data, n, end, mask) for _ in range(size)]
+def batch(rng: random.Random, data: Corpus, size: int, n: int, ids: Tokens, objective: str = "dream"):
+    rows = [make_example(rng, data, n, ids, objective) for _ in range(size)]
     return tuple(torch.from_numpy(np.stack(col)) for col in zip(*rows))
 
 
@@ -155,13 +191,22 @@ def main() -> None:
     ap.add_argument("--config", type=str, default="{}", help="JSON overrides of DreamConfig (for tiny test runs)")
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--objective", choices=OBJECTIVES, default="dreamon",
+                    help="dreamon: holes of any length with <|expand|> and <|delete|> targets (train/dreamon.py); "
+                         "dream: holes padded with end-of-text, the shipped model's objective")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="bf16 autocast or fp32; auto: bf16 where the CPU has AVX-512, else fp32 (bf16 is far slower there)")
     ap.add_argument("--log-every", type=int, default=50)
     args = ap.parse_args()
     overrides = check_args(args)
     torch.set_num_threads(args.threads)
 
     tok = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
-    end, mask = tok.token_to_id(END), tok.token_to_id(MASK)
+    ids = Tokens(tok)
+    end, mask = ids.end, ids.mask
+    if args.objective == "dreamon" and (ids.expand is None or ids.delete is None):
+        raise SystemExit(f"{args.tokenizer / 'tokenizer.json'} has no {EXPAND} and {DELETE}, which --objective dreamon "
+                         "predicts: make the tokenizer again with train/tokenizer.py (or train with --objective dream)")
     cfg = DreamConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=args.seq, mask_token_id=mask,
                       pad_token_id=end, eos_token_id=end, **overrides)
     train_data, val_data = Corpus(args.corpus, "train", tok), Corpus(args.corpus, "val", tok)
@@ -174,17 +219,21 @@ def main() -> None:
         ckpt = torch.load(ckpt_path, weights_only=False)
         if ckpt["config"] != asdict(cfg):
             raise SystemExit(f"{ckpt_path} is a run with another model configuration: give a new --out to start one")
+        if ckpt.get("objective", "dream") != args.objective:
+            raise SystemExit(f"{ckpt_path} is a run with --objective {ckpt.get('objective', 'dream')}: give that, or a new --out to start one")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
         print(f"resumed at step {state['step']}, {state['seconds'] / 60:.1f} min, {state['tokens']:,} tokens", flush=True)
     rng = random.Random(args.seed * 1_000_003 + state["step"])
-    val_batch = batch(random.Random(12345), val_data, 32, args.seq, end, mask)
-    print(f"{model.parameter_count():,} parameters; train {len(train_data.ids):,} tokens, val {len(val_data.ids):,}", flush=True)
+    val_batch = batch(random.Random(12345), val_data, 32, args.seq, ids, args.objective)
+    bf16 = uses_bf16(args.precision)
+    print(f"{model.parameter_count():,} parameters; train {len(train_data.ids):,} tokens, val {len(val_data.ids):,}; "
+          f"objective {args.objective}; {'bf16 autocast' if bf16 else 'fp32'}", flush=True)
 
     def save():
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-                    "config": asdict(cfg)}, ckpt_path.with_suffix(".tmp"))
+                    "config": asdict(cfg), "objective": args.objective}, ckpt_path.with_suffix(".tmp"))
         ckpt_path.with_suffix(".tmp").replace(ckpt_path)
         (args.out / "log.json").write_text(json.dumps(state["log"]) + "\n")
 
@@ -199,8 +248,8 @@ def main() -> None:
         lr = args.lr * min(1.0, (state["step"] + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        noisy, clean, weight = batch(rng, train_data, args.batch, args.seq, end, mask)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        noisy, clean, weight = batch(rng, train_data, args.batch, args.seq, ids, args.objective)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss, ce = diffusion_loss(model, noisy, clean, weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -210,7 +259,7 @@ def main() -> None:
         state["tokens"] += args.batch * args.seq
         state["seconds"] = time.time() - started
         if state["step"] % args.log_every == 0 or state["step"] == 1:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 val_loss, val_ce = diffusion_loss(model, *val_batch)
             entry = {"step": state["step"], "minutes": round(state["seconds"] / 60, 2), "tokens": state["tokens"], "lr": lr,
                      "loss": round(loss.item(), 4), "masked_ce": round(ce.item(), 4), "val_loss": round(val_loss.item(), 4),

@@ -1,12 +1,13 @@
 """Writes a Hugging Face checkpoint folder with random weights, laid out as a real one, for the converter's tests.
 
     train/.venv/bin/python test/tools/synthetic_checkpoint.py --shape dream-coder-7b --out DIR
-        [--vocab-json] [--size small|large] [--config JSON] [--shards N] [--seed N]
+        [--vocab-json] [--dreamon] [--size small|large] [--config JSON] [--shards N] [--seed N]
 
 Shapes:
   dream-coder-7b  Dream-Coder-v0-Instruct-7B's config.json values (DreamModel, bf16) with the widths shrunk, and
                   synthetic_tokenizer.py's dream-coder layout (tokenizer.json, or with --vocab-json the slow
-                  tokenizer's vocab.json, merges.txt and added_tokens.json that Dream's repositories ship)
+                  tokenizer's vocab.json, merges.txt and added_tokens.json that Dream's repositories ship; with
+                  --dreamon, DreamOn's <|expand|> and <|delete|> added after Dream's tokens, as DreamOn's checkpoint)
   llada-8b        LLaDA-8B-Instruct's config.json layout (LLaDAModelLM, bf16) with the widths shrunk, and
                   synthetic_tokenizer.py's llada layout
   dream-mini      the tiny Dream checkpoint this project's training pipeline writes (train/export.py's write_hf:
@@ -259,6 +260,7 @@ def main() -> None:
     ap.add_argument("--shape", required=True, choices=[*SHAPES, "dream-mini"])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--vocab-json", action="store_true", help="the slow tokenizer's files instead of tokenizer.json (dream-coder-7b)")
+    ap.add_argument("--dreamon", action="store_true", help="DreamOn's <|expand|> and <|delete|> in the tokenizer (dream-coder-7b)")
     ap.add_argument("--size", choices=["small", "large"], default="small")
     ap.add_argument("--config", default="{}", help="JSON object of config.json values to override")
     ap.add_argument("--shards", type=int, default=2)
@@ -270,6 +272,8 @@ def main() -> None:
         raise SystemExit(f"--config is not JSON: {args.config}")
     if args.vocab_json and args.shape != "dream-coder-7b":
         raise SystemExit("--vocab-json is Dream's tokenizer layout: use it with --shape dream-coder-7b")
+    if args.dreamon and args.shape != "dream-coder-7b":
+        raise SystemExit("--dreamon adds DreamOn's tokens to Dream's tokenizer: use it with --shape dream-coder-7b")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.shape == "dream-mini":
         with tempfile.TemporaryDirectory() as tmp:
@@ -278,7 +282,7 @@ def main() -> None:
         print(args.out)
         return
     real, shrunk, layout, tensors_of, card, generation = SHAPES[args.shape]
-    write_layout(layout, args.out, vocab_json=args.vocab_json)
+    write_layout(layout, args.out, vocab_json=args.vocab_json, dreamon=args.dreamon)
     # The tokenizer layout writes the config.json values it depends on; they must be the real checkpoint's.
     tokenizer_config = json.loads((args.out / "config.json").read_text())
     differing = {k: (v, real.get(k)) for k, v in tokenizer_config.items() if real.get(k) != v}

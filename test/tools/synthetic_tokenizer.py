@@ -4,7 +4,7 @@ decoder, its added tokens at their real ids, its tokenizer_config.json, and a co
 and special token ids. The real vocabularies are not needed, only the ids of the special tokens: the ids between the
 small vocabulary and them are gaps, which the converter fills with [PAD{i}] tokens.
 
-    train/.venv/bin/python test/tools/synthetic_tokenizer.py --layout dream-coder --out DIR [--chat-template-file] [--vocab-json]
+    train/.venv/bin/python test/tools/synthetic_tokenizer.py --layout dream-coder --out DIR [--chat-template-file] [--vocab-json] [--dreamon]
 
 Layouts:
   dream-coder  Dream-org/Dream-Coder-v0-Instruct-7B: Qwen2.5's tokenizer (NFC, Qwen2's Split regex, ByteLevel), the
@@ -12,6 +12,9 @@ Layouts:
   llada        GSAI-ML/LLaDA-8B-Instruct: the Ling tokenizer's regex, <|startoftext|> 126080, <|endoftext|> 126081,
                <|mdm_mask|> 126336, <|start_header_id|> 126346, <|end_header_id|> 126347, <|eot_id|> 126348, 126464
                tokens in config.json.
+
+--dreamon adds DreamOn's special tokens to the dream-coder layout, after Dream's: <|expand|> 151667 (the id DreamOn's
+training code gives it) and <|delete|> 151668.
 
 --vocab-json writes the files of a slow tokenizer instead of tokenizer.json: vocab.json, merges.txt, added_tokens.json
 and special_tokens_map.json, as Dream's checkpoints ship them for their DreamTokenizer (tokenization_dream.py, loaded
@@ -66,6 +69,7 @@ QWEN25_ADDED = [
     (151664, "<|file_sep|>", False),
 ]
 DREAM_ADDED = QWEN25_ADDED + [(151665, "<|beginoftext|>", True), (151666, "<|mask|>", True)]
+DREAMON_ADDED = DREAM_ADDED + [(151667, "<|expand|>", True), (151668, "<|delete|>", True)]
 LLADA_ADDED = [
     (126080, "<|startoftext|>", True), (126081, "<|endoftext|>", True), (126336, "<|mdm_mask|>", True),
     (126346, "<|start_header_id|>", True), (126347, "<|end_header_id|>", True), (126348, "<|eot_id|>", True),
@@ -113,13 +117,13 @@ def decoder_entries(added: list) -> dict:
             for i, text, special in added}
 
 
-def dream_coder() -> tuple[dict, dict, dict, str]:
-    tokenizer = with_added(bpe(QWEN2_SPLIT, normalizers.NFC(), 300), DREAM_ADDED)
+def dream_coder(added: list = DREAM_ADDED) -> tuple[dict, dict, dict, str]:
+    tokenizer = with_added(bpe(QWEN2_SPLIT, normalizers.NFC(), 300), added)
     # Qwen2.5's tokenizer.json writes its merges as "a b" strings.
     tokenizer["model"]["merges"] = [" ".join(pair) for pair in tokenizer["model"]["merges"]]
     config = {
         "add_prefix_space": False,
-        "added_tokens_decoder": decoder_entries(DREAM_ADDED),
+        "added_tokens_decoder": decoder_entries(added),
         "additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
                                       "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
                                       "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"],
@@ -181,9 +185,11 @@ def write_vocab_json(tokenizer: dict, config: dict, out: Path) -> None:
 LAYOUTS = {"dream-coder": dream_coder, "llada": llada}
 
 
-def write_layout(layout: str, out: Path, chat_template_file: bool = False, vocab_json: bool = False) -> None:
+def write_layout(layout: str, out: Path, chat_template_file: bool = False, vocab_json: bool = False, dreamon: bool = False) -> None:
     """Writes the layout's tokenizer files and its config.json (the values the tokenizer needs) into `out`."""
-    tokenizer, config, hf, template = LAYOUTS[layout]()
+    if dreamon and layout != "dream-coder":
+        raise SystemExit("--dreamon adds DreamOn's tokens to Dream's tokenizer: use it with --layout dream-coder")
+    tokenizer, config, hf, template = dream_coder(DREAMON_ADDED) if dreamon else LAYOUTS[layout]()
     out.mkdir(parents=True, exist_ok=True)
     if chat_template_file:
         del config["chat_template"]
@@ -203,8 +209,9 @@ def main() -> None:
     ap.add_argument("--chat-template-file", action="store_true",
                     help="write the chat template to chat_template.jinja instead of tokenizer_config.json")
     ap.add_argument("--vocab-json", action="store_true", help="write a slow tokenizer's vocab.json and merges.txt, not tokenizer.json")
+    ap.add_argument("--dreamon", action="store_true", help="add DreamOn's <|expand|> and <|delete|> (dream-coder)")
     args = ap.parse_args()
-    write_layout(args.layout, args.out, args.chat_template_file, args.vocab_json)
+    write_layout(args.layout, args.out, args.chat_template_file, args.vocab_json, args.dreamon)
 
 
 if __name__ == "__main__":

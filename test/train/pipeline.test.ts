@@ -1,7 +1,8 @@
 // The training pipeline (train/) end to end at toy size, as the shipped model was made: a corpus from this
 // interpreter's standard library, a BPE tokenizer, a short training run, the Hugging Face checkpoint, llama.cpp's own
-// convert_hf_to_gguf.py and llama-quantize. Then llama.cpp must tokenize exactly as training did and compute the
-// logits PyTorch computes.
+// convert_hf_to_gguf.py and llama-quantize. The run uses DreamOn's objective (holes of unknown length, with
+// <|expand|> and <|delete|> targets), whose GGUF must declare those tokens. Then llama.cpp must tokenize exactly as
+// training did and compute the logits PyTorch computes.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadAddon, type NativeModel } from "../../server/src/runtime/native";
 import { DiffusionModel } from "../../server/src/runtime/runtime";
+import { readTypedGguf } from "../tools/gguf-diff";
 import { repoRoot } from "../tools/test-models";
 
 const PYTHON = join(repoRoot, "train", ".venv", "bin", "python");
@@ -58,6 +60,8 @@ describe("training pipeline (toy size)", () => {
             String(SEQ),
             "--threads",
             "1",
+            "--objective",
+            "dreamon",
             "--config",
             JSON.stringify(TINY)
         ]);
@@ -103,6 +107,71 @@ describe("training pipeline (toy size)", () => {
         }
     });
 
+    it("DreamOn's example maker: a hole's targets expand back to its text, expand and delete positions always masked", () => {
+        // hole_targets for every text length 1..40 and mask count 1..length+44, then 200 training sequences of each
+        // objective made from the toy corpus and tokenizer.
+        const code = `
+import random, sys
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, "train")
+from tokenizers import Tokenizer
+from dreamon import expanded, hole_targets
+from train import Corpus, Tokens, make_example
+rng = random.Random(7)
+EXPAND, DELETE = 4, 5
+for L in range(1, 41):
+    text = np.array([rng.randrange(10, 500) for _ in range(L)], dtype=np.int32)
+    for M in range(1, L + 45):
+        targets, runs = hole_targets(rng, text, M, EXPAND, DELETE)
+        assert len(targets) == M == len(runs), (L, M)
+        assert expanded(targets, runs, text, EXPAND, DELETE) == text.tolist(), (L, M)
+        if M < L:
+            assert sum(runs) == L and (targets == EXPAND).sum() >= 1 and (targets == DELETE).sum() == 0, (L, M)
+        else:
+            assert targets[:L].tolist() == text.tolist() and (targets[L:] == DELETE).all(), (L, M)
+tok = Tokenizer.from_file(sys.argv[2] + "/tokenizer.json")
+ids = Tokens(tok)
+data = Corpus(Path(sys.argv[1]), "train", tok)
+counts = {}
+for objective in ("dream", "dreamon"):
+    for _ in range(200):
+        noisy, clean, weight = make_example(rng, data, ${SEQ}, ids, objective)
+        assert len(noisy) == len(clean) == ${SEQ}
+        assert abs(weight.sum() - 1) < 1e-5 and ((weight > 0) == (noisy == ids.mask)).all()
+        for t in (ids.expand, ids.delete):
+            assert (noisy[clean == t] == ids.mask).all(), "an expand or delete target is always masked"
+            counts[objective, t] = counts.get((objective, t), 0) + int((clean == t).sum())
+print(counts[("dream", ids.expand)], counts[("dream", ids.delete)], counts[("dreamon", ids.expand)], counts[("dreamon", ids.delete)])
+`;
+        const [dreamExpand, dreamDelete, expand, del] = python(["-c", code, p("corpus"), p("tok")])
+            .trim()
+            .split(" ")
+            .map(Number);
+        assert.deepEqual([dreamExpand, dreamDelete], [0, 0], "Dream's objective has no DreamOn targets");
+        assert.ok(expand > 0 && del > 0, `DreamOn's objective: ${expand} expand and ${del} delete targets`);
+    });
+
+    it("the GGUF declares DreamOn's tokens: the tokenizer's <|expand|> and <|delete|> ids, CONTROL tokens", async () => {
+        const vocab: { added_tokens: { id: number; content: string }[] } = JSON.parse(readFileSync(p("tok/tokenizer.json"), "utf8"));
+        const id = (s: string) => vocab.added_tokens.find((t) => t.content === s)!.id;
+        for (const file of ["f16.gguf", "q8.gguf"]) {
+            const kv = new Map((await readTypedGguf(p(file))).kvs.map((k) => [k.key, k]));
+            for (const [key, token] of [
+                ["diffusion.expand_token_id", "<|expand|>"],
+                ["diffusion.delete_token_id", "<|delete|>"]
+            ]) {
+                assert.equal(kv.get(key)?.type, "u32", `${file}: ${key}`);
+                assert.equal(kv.get(key)?.value, id(token), `${file}: ${key}`);
+                assert.equal((kv.get("tokenizer.ggml.token_type")!.value as number[])[id(token)], 3, `${file}: ${token} is a CONTROL token`);
+            }
+        }
+        // llama.cpp loaded both files (before()): the decoder takes the declared ids, and reads the tokens as single
+        // special tokens.
+        for (const m of [f16, q8]) assert.deepEqual([m.info().expandToken, m.info().deleteToken], [id("<|expand|>"), id("<|delete|>")]);
+        for (const token of ["<|expand|>", "<|delete|>"]) assert.deepEqual([...f16.tokenize(token, false, true)], [id(token)]);
+    });
+
     it("llama.cpp tokenizes the validation split exactly as the training tokenizer does", () => {
         const files: { path: string; text: string; ids: number[] }[] = JSON.parse(
             python(["train/reference.py", "tokenize", "--tokenizer", p("tok"), "--corpus", p("corpus"), "--split", "val"])
@@ -137,7 +206,7 @@ describe("training pipeline (toy size)", () => {
         const run = ["--corpus", p("corpus"), "--tokenizer", p("tok"), "--out", p("run"), "--max-steps", "1", "--seq", String(SEQ)];
         assert.match(refused(["train/corpus.py", "--root", none, "--out", p("c2")]), /--root .*no-such-folder is not a folder/);
         assert.match(refused(["train/tokenizer.py", "--corpus", none, "--out", p("t2")]), /train\.jsonl is missing: make it with train\/corpus\.py/);
-        assert.match(refused(["train/tokenizer.py", "--corpus", p("corpus"), "--out", p("t2"), "--vocab", "100"]), /--vocab must be at least 260/);
+        assert.match(refused(["train/tokenizer.py", "--corpus", p("corpus"), "--out", p("t2"), "--vocab", "100"]), /--vocab must be at least 262/);
         assert.match(refused(["train/train.py", ...run, "--tokenizer", none]), /tokenizer\.json is missing: make it with train\/tokenizer\.py/);
         assert.match(refused(["train/train.py", ...run, "--batch", "0"]), /--batch must be more than 0 \(it is 0\)/);
         assert.match(refused(["train/train.py", ...run, "--config", "{hidden: 8}"]), /--config is not JSON/);
@@ -146,6 +215,10 @@ describe("training pipeline (toy size)", () => {
         assert.match(
             refused(["train/train.py", ...run, "--config", JSON.stringify({ ...TINY, hidden_size: 32 })]),
             /is a run with another model configuration: give a new --out/
+        );
+        assert.match(
+            refused(["train/train.py", ...run, "--config", JSON.stringify(TINY), "--objective", "dream"]),
+            /is a run with --objective dreamon: give that, or a new --out/
         );
         const common = ["--tokenizer", p("tok"), "--hf", p("hf2"), "--gguf", p("x.gguf")];
         assert.match(
@@ -163,6 +236,10 @@ describe("training pipeline (toy size)", () => {
             const r = await model.decode(["def f(x):\n    return ", { hole: 6 }, "\n"], {});
             assert.equal(r.holes.length, 1);
             assert.equal(typeof r.holes[0].text, "string");
+            // A hole of variable length (the decoder's DreamOn mode), which the declared tokens make possible.
+            const v = await model.decode(["def f(x):\n    return ", { hole: 4, maxLength: 12 }, "\n"], {});
+            assert.equal(v.holes.length, 1);
+            assert.equal(typeof v.holes[0].text, "string");
         } finally {
             model.dispose();
         }
