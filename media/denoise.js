@@ -32,7 +32,9 @@
                 if (hole >= 0) text.appendChild(document.createTextNode("\n"));
                 const tag = document.createElement("span");
                 tag.className = "hole";
-                tag.textContent = `hole ${t.hole + 1}\n`;
+                // A variable-length hole: its length at this step (the model grows and shrinks it).
+                const lengths = trace.holeLengths?.[Math.min(upTo, trace.holeLengths.length - 1)];
+                tag.textContent = lengths ? `hole ${t.hole + 1} · ${lengths[t.hole]} tokens at this step\n` : `hole ${t.hole + 1}\n`;
                 text.appendChild(tag);
                 hole = t.hole;
             }
@@ -67,6 +69,17 @@
                 trace.reusedTokens ? `${trace.reusedTokens} tokens` : "none",
                 "tokens of the KV cache kept from the previous request on this document, not computed again"
             ],
+            ...(trace.holeLengths?.length
+                ? [
+                      [
+                          "Hole lengths",
+                          trace.holeLengths[0]
+                              .map((_, h) => `${trace.holeLengths[0][h]} → ${Math.max(...trace.holeLengths.map((l) => l[h]))} → ${trace.holeLengths.at(-1)[h]}`)
+                              .join(", "),
+                          "each hole's tokens after the first step → at its longest → at the end: the model asked for room and gave it back"
+                      ]
+                  ]
+                : []),
             ["Total time", `${Math.round(trace.totalMs)} ms`, "from the request to the answer"],
             ["Speed", `${trace.tokensPerSecond.toFixed(1)} tokens/s`, "tokens generated per second"]
         ];

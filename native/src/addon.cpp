@@ -153,6 +153,8 @@ dc_params to_params(const Napi::Object & o) {
     p.reuse_key            = opt(o, "reuseKey", "");
     p.reuse_max_requests   = (int32_t) opt(o, "reuseMaxRequests", (double) p.reuse_max_requests);
     p.reuse_max_changed    = (int32_t) opt(o, "reuseMaxChanged", (double) p.reuse_max_changed);
+    p.expand_token         = (llama_token) opt(o, "expandToken", (double) p.expand_token);
+    p.delete_token         = (llama_token) opt(o, "deleteToken", (double) p.delete_token);
     return p;
 }
 
@@ -173,6 +175,10 @@ Napi::Object to_js(Napi::Env env, const dc_step & s, bool trace) {
         o.Set("candidates", to_js(env, s.candidates));
         o.Set("logits", to_js(env, s.logits));
     }
+    if (!s.hole_lengths.empty()) {
+        o.Set("holeTokens", to_js(env, s.hole_tokens));
+        o.Set("holeLengths", to_js(env, s.hole_lengths));
+    }
     return o;
 }
 
@@ -181,6 +187,11 @@ Napi::Object to_js(Napi::Env env, const dc_result & r) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("tokens", to_js(env, r.tokens));
     o.Set("revealStep", to_js(env, r.reveal_step));
+    std::vector<int32_t> holes;
+    for (const dc_hole & h : r.holes) {
+        holes.insert(holes.end(), { h.start, h.length });
+    }
+    o.Set("holes", to_js(env, holes));
     o.Set("forwardPasses", r.forward_passes);
     o.Set("fullPasses", r.full_passes);
     o.Set("reusedTokens", r.reused_tokens);
@@ -414,6 +425,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         o.Set("eos", llama_vocab_eos(vocab));
         o.Set("addBos", llama_vocab_get_add_bos(vocab));
         o.Set("endTokens", to_js(env, state_->decoder->end_tokens()));
+        o.Set("expandToken", state_->decoder->expand_token());
+        o.Set("deleteToken", state_->decoder->delete_token());
         const char * tmpl = llama_model_chat_template(model, nullptr);
         o.Set("chatTemplate", tmpl ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
         o.Set("sizeBytes", (double) llama_model_size(model));
@@ -543,17 +556,17 @@ class DecodeWorker : public JobWorker<Napi::AsyncProgressQueueWorker<dc_step>> {
     dc_result                result_;
 };
 
-// decode(tokens: Int32Array, holes: Int32Array [start, length]*, params, onStep?) -> Promise<result>
+// decode(tokens: Int32Array, holes: Int32Array [start, length, maxLength]*, params, onStep?) -> Promise<result>
 Napi::Value NativeModel::Decode(const Napi::CallbackInfo & info) {
     Napi::Env                env    = info.Env();
     std::vector<llama_token> tokens = to_tokens(info[0]);
     std::vector<int32_t>     flat   = to_tokens(info[1]);
-    if (flat.size() % 2 != 0) {
-        throw Napi::TypeError::New(env, "holes must hold (start, length) pairs");
+    if (flat.size() % 3 != 0) {
+        throw Napi::TypeError::New(env, "holes must hold (start, length, maxLength) triples");
     }
     std::vector<dc_hole> holes;
-    for (size_t i = 0; i < flat.size(); i += 2) {
-        holes.push_back({ flat[i], flat[i + 1] });
+    for (size_t i = 0; i < flat.size(); i += 3) {
+        holes.push_back({ flat[i], flat[i + 1], flat[i + 2] });
     }
     if (!info[2].IsObject()) {
         throw Napi::TypeError::New(env, "decode params must be an object");

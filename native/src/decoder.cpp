@@ -31,6 +31,32 @@ std::string model_arch(const llama_model * model) {
     return buf;
 }
 
+// A special token the GGUF names by a metadata key (our converter and train/export.py write them), else the control
+// token with that text; LLAMA_TOKEN_NULL when there is neither.
+llama_token declared_token(const llama_model * model, const char * key, const char * text) {
+    const llama_vocab * vocab = llama_model_get_vocab(model);
+    const int32_t       n     = llama_vocab_n_tokens(vocab);
+    char                buf[32];
+    if (llama_model_meta_val_str(model, key, buf, sizeof(buf)) >= 0) {
+        char *     end = nullptr;
+        const long id  = std::strtol(buf, &end, 10);
+        return *end == '\0' && id >= 0 && id < n ? (llama_token) id : LLAMA_TOKEN_NULL;
+    }
+    for (llama_token t = 0; t < n; t++) {
+        if ((llama_vocab_get_attr(vocab, t) & LLAMA_TOKEN_ATTR_CONTROL) &&
+            std::strcmp(llama_vocab_get_text(vocab, t), text) == 0) {
+            return t;
+        }
+    }
+    return LLAMA_TOKEN_NULL;
+}
+
+// A variable-length hole's cap on expansions: each asks for room, and deletes can give room back, so the cap is
+// what ends a model that keeps asking and giving back (DreamOn's default budget: twice the maximum length).
+int32_t expansion_budget(const dc_hole & h) {
+    return 2 * h.max_length;
+}
+
 }  // namespace
 
 bool dc_model_shift_logits(const llama_model * model) {
@@ -57,6 +83,11 @@ DiffusionDecoder::DiffusionDecoder(llama_model * model, int32_t n_threads) :
         if (llama_vocab_is_eog(vocab_, t) || t == llama_vocab_pad(vocab_)) {
             end_tokens_.push_back(t);
         }
+    }
+    expand_ = declared_token(model, "diffusion.expand_token_id", "<|expand|>");
+    delete_ = declared_token(model, "diffusion.delete_token_id", "<|delete|>");
+    if (expand_ != LLAMA_TOKEN_NULL && delete_ == LLAMA_TOKEN_NULL) {
+        delete_ = llama_vocab_eos(vocab_);
     }
 }
 
@@ -557,6 +588,21 @@ int32_t DiffusionDecoder::schedule::reveal_count(int32_t  step,
     return k;
 }
 
+void DiffusionDecoder::active_rows(request & rq) const {
+    rq.rows.clear();
+    for (int32_t pos : rq.active) {
+        rq.rows.push_back(shift_ ? pos - 1 : pos);
+    }
+}
+
+bool DiffusionDecoder::refresh_cache(request & rq, dc_step & ev, const std::atomic<bool> & cancel) {
+    const int32_t n      = (int32_t) rq.tokens.size();
+    ev.n_rows            = n;
+    slots_[seq_].reuses  = 0;
+    slots_[seq_].changed = 0;
+    return forward_kv(rq.tokens, 0, n, rq.rows, true, rq.reduce, cancel);
+}
+
 bool DiffusionDecoder::forward_step(request &                 rq,
                                     const schedule &          sched,
                                     int32_t                   step,
@@ -565,15 +611,14 @@ bool DiffusionDecoder::forward_step(request &                 rq,
                                     int32_t &                 r0,
                                     const std::atomic<bool> & cancel) {
     const int32_t n = (int32_t) rq.tokens.size();
-    // The rows the step reads: row p - 1 for Dream's shifted logits, else row p. Only those are output.
-    rq.rows.clear();
-    for (int32_t pos : rq.active) {
-        rq.rows.push_back(shift_ ? pos - 1 : pos);
-    }
+    active_rows(rq);
     r0 = 0;
     if (p.cache == dc_cache::none) {
         ev.n_rows = n;
         return forward(rq.tokens, rq.n_outputs, &rq.rows, rq.reduce, cancel);
+    }
+    if (rq.expand != LLAMA_TOKEN_NULL) {
+        return variable_pass(rq, p, ev, r0, cancel);
     }
     const std::vector<int32_t> & gen     = rq.gen;
     const int32_t                b       = sched.block(step);
@@ -602,10 +647,7 @@ bool DiffusionDecoder::forward_step(request &                 rq,
     }
     if (refresh && !p.refresh_every_step) {
         // A new block: one full pass refreshes the cache (prefix and suffix) and gives this step's rows.
-        ev.n_rows            = n;
-        slots_[seq_].reuses  = 0;
-        slots_[seq_].changed = 0;
-        return forward_kv(rq.tokens, 0, n, rq.rows, true, rq.reduce, cancel);
+        return refresh_cache(rq, ev, cancel);
     }
     bool ok = true;
     if (refresh) {
@@ -668,13 +710,18 @@ void DiffusionDecoder::read_picks(request &         rq,
                 ev.candidates.push_back(pos);
                 ev.logits.insert(ev.logits.end(), src, src + n_vocab_);
             }
-            if (penalty == 0.0f && p.temperature <= 0.0f) {
+            // A variable-length hole with no room left cannot ask for more (DreamOn pushes the logit down by 1e9).
+            const bool no_expand = !rq.no_expand.empty() && rq.no_expand[rq.picks.size()];
+            if (penalty == 0.0f && p.temperature <= 0.0f && !no_expand) {
                 // Greedy reads the row in place (sample() writes only when it applies a temperature).
                 rq.picks.push_back(sampler_.sample(const_cast<float *>(src), p, need_entropy, rq.rng));
             } else {
                 rq.row.assign(src, src + n_vocab_);
                 for (llama_token t : end_tokens_) {
                     rq.row[t] -= penalty;
+                }
+                if (no_expand) {
+                    rq.row[rq.expand] -= 1e9f;
                 }
                 rq.picks.push_back(sampler_.sample(rq.row.data(), p, need_entropy, rq.rng));
             }
@@ -767,6 +814,48 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     threads_now_ = p.threads > 0 ? p.threads : n_threads_;
 
     request rq;
+    rq.holes     = holes;
+    int32_t grow = 0;  // how much longer than now the sequence may get
+    for (dc_hole & h : rq.holes) {
+        if (h.max_length == 0) {
+            h.max_length = h.length;
+        }
+        if (h.max_length < h.length) {
+            throw dc_error("a hole's maximum length (" + std::to_string(h.max_length) + ") is below its length (" +
+                           std::to_string(h.length) + ")");
+        }
+        grow += h.max_length - h.length;
+    }
+    if (grow > 0) {
+        rq.expand = p.expand_token != LLAMA_TOKEN_NULL ? p.expand_token : expand_;
+        rq.del    = p.delete_token != LLAMA_TOKEN_NULL ? p.delete_token : delete_;
+        if (rq.expand == LLAMA_TOKEN_NULL || rq.del == LLAMA_TOKEN_NULL) {
+            throw dc_error(
+                "this model has no expand and delete tokens (<|expand|>, <|delete|>): its holes have fixed lengths");
+        }
+        for (llama_token t : { rq.expand, rq.del }) {
+            if (t < 0 || t >= n_vocab_ || t == mask_) {
+                throw dc_error("expand and delete tokens must be tokens of the vocabulary other than the mask");
+            }
+        }
+        if (rq.expand == rq.del) {
+            throw dc_error("the expand and the delete token must differ");
+        }
+        if (p.algorithm == dc_algorithm::origin) {
+            throw dc_error("variable-length holes need a confidence-ordered algorithm, not origin");
+        }
+        for (size_t h = 1; h < rq.holes.size(); h++) {
+            if (rq.holes[h].start < rq.holes[h - 1].start) {
+                throw dc_error("variable-length holes must be given in sequence order");
+            }
+        }
+        const int32_t n_train = llama_model_n_ctx_train(model_);
+        if ((int64_t) tokens.size() + grow > n_train) {
+            throw dc_error("the holes may grow the sequence to " + std::to_string(tokens.size() + grow) +
+                           " tokens, more than the model's trained context of " + std::to_string(n_train) +
+                           ": lower their maximum lengths");
+        }
+    }
     rq.gen          = place_holes(tokens, holes);
     rq.tokens       = std::move(tokens);
     const int32_t n = (int32_t) rq.tokens.size();
@@ -779,12 +868,36 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     rq.rng.seed(p.seed);
     // Greedy over the whole vocabulary needs of a row only its argmax, top two, z and s: llama.cpp computes them
     // where it computed the logits and copies those out instead of n_vocab floats a row (native/patches/0002).
+    // Variable-length holes push a full hole's expand logit down on the host: the reductions would hide the runner-up.
     rq.reduce = p.device_reductions && p.temperature <= 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab_) &&
-                p.top_p >= 1.0f && p.eot_penalty == 0.0f && !p.trace_logits;
+                p.top_p >= 1.0f && p.eot_penalty == 0.0f && !p.trace_logits && rq.expand == LLAMA_TOKEN_NULL;
     const schedule sched(p, (int32_t) rq.gen.size());
     // A step outputs the rows of its active masks (with the reductions, its block's every row): at most a block's.
     rq.n_outputs = p.schedule == dc_schedule::block ? std::min(p.block_length, sched.n_gen) : sched.n_gen;
 
+    if (rq.expand != LLAMA_TOKEN_NULL) {
+        run_variable(rq, sched, p, on_step, cancel);
+    } else {
+        rq.res.holes = rq.holes;
+        run_fixed(rq, holes, sched, p, on_step, cancel);
+    }
+
+    // What the context's compute buffers hold on every device (the reserve llama.cpp made for its largest graph).
+    for (const auto & [buft, mb] : llama_get_memory_breakdown(p.cache != dc_cache::none ? cached_.ctx : exact_.ctx)) {
+        rq.res.compute_bytes += (int64_t) mb.compute;
+    }
+    rq.res.tokens   = std::move(rq.tokens);
+    rq.res.total_ms = ms_since(t_start);
+    return std::move(rq.res);
+}
+
+void DiffusionDecoder::run_fixed(request &                               rq,
+                                 const std::vector<dc_hole> &            holes,
+                                 const schedule &                        sched,
+                                 const dc_params &                       p,
+                                 const std::function<void(dc_step &&)> & on_step,
+                                 const std::atomic<bool> &               cancel) {
+    const int32_t n = (int32_t) rq.tokens.size();
     if (p.cache != dc_cache::none) {
         // Reuse slots exist once a request has asked for one; until then the cache holds one sequence.
         ensure_kv_context(n, rq.n_outputs, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots,
@@ -811,19 +924,11 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
         }
 
         dc_step ev;
-        ev.step          = step;
-        copied_          = 0;
-        int32_t    r0    = 0;  // cached modes: the batch's first position (its output rows are packed)
-        const auto t_fwd = clock_type::now();
-        if (!forward_step(rq, sched, step, p, ev, r0, cancel)) {
-            rq.res.cancelled = true;
+        ev.step    = step;
+        int32_t r0 = 0;  // cached modes: the batch's first position (its output rows are packed)
+        if (!timed_pass(rq, ev, [&] { return forward_step(rq, sched, step, p, ev, r0, cancel); })) {
             break;
         }
-        if (ev.full) {
-            rq.res.full_passes++;
-        }
-        ev.forward_ms     = ms_since(t_fwd);
-        ev.copied_bytes   = copied_;
         const auto t_samp = clock_type::now();
 
         read_picks(rq, p, r0, step, sched.total_steps, p_origin, ev);
@@ -843,21 +948,172 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
             stop_at_end(rq, holes, step, ev);
         }
 
-        ev.sample_ms = ms_since(t_samp);
-        rq.res.forward_passes++;
-        rq.res.forward_ms += ev.forward_ms;
-        rq.res.sample_ms += ev.sample_ms;
-        rq.res.copied_bytes += ev.copied_bytes;
-        if (on_step) {
-            on_step(std::move(ev));
+        end_step(rq, std::move(ev), ms_since(t_samp), on_step);
+    }
+}
+
+bool DiffusionDecoder::timed_pass(request & rq, dc_step & ev, const std::function<bool()> & pass) {
+    copied_          = 0;
+    const auto t_fwd = clock_type::now();
+    if (!pass()) {
+        rq.res.cancelled = true;
+        return false;
+    }
+    if (ev.full) {
+        rq.res.full_passes++;
+    }
+    ev.forward_ms   = ms_since(t_fwd);
+    ev.copied_bytes = copied_;
+    return true;
+}
+
+void DiffusionDecoder::end_step(request &                               rq,
+                                dc_step &&                              ev,
+                                double                                  sample_ms,
+                                const std::function<void(dc_step &&)> & on_step) {
+    ev.sample_ms = sample_ms;
+    rq.res.forward_passes++;
+    rq.res.forward_ms += ev.forward_ms;
+    rq.res.sample_ms += ev.sample_ms;
+    rq.res.copied_bytes += ev.copied_bytes;
+    if (on_step) {
+        on_step(std::move(ev));
+    }
+}
+
+void DiffusionDecoder::run_variable(request &                               rq,
+                                    const schedule &                        sched,
+                                    const dc_params &                       p,
+                                    const std::function<void(dc_step &&)> & on_step,
+                                    const std::atomic<bool> &               cancel) {
+    int32_t budget = 0;  // every hole at its maximum length
+    int32_t bound  = p.steps;
+    for (const dc_hole & h : rq.holes) {
+        budget += h.max_length;
+        bound += h.length + 3 * expansion_budget(h);  // a reveal a step at least; an expansion adds two masks
+    }
+    rq.expansions.assign(rq.holes.size(), 0);
+    rq.n_outputs           = budget;
+    const int32_t per_step = std::max(1, budget / p.steps);
+    const int32_t n_max    = (int32_t) rq.tokens.size() - (int32_t) rq.gen.size() + budget;
+    if (p.cache != dc_cache::none) {
+        ensure_kv_context(n_max, budget, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots,
+                          false);
+        seq_ = take_slot(p.reuse_key);
+    } else {
+        ensure_context(n_max, budget, false);
+    }
+    rq.resized = true;  // the cache holds nothing of this request yet
+
+    // A step that reveals nothing (every chosen prediction the mask) still counts towards the bound: it ends a
+    // model that predicts the mask forever.
+    for (int32_t step = 0; step < bound && rq.n_masked > 0; step++) {
+        if (cancel.load()) {
+            rq.res.cancelled = true;
+            break;
+        }
+        rq.active.clear();
+        rq.no_expand.clear();
+        for (size_t h = 0; h < rq.holes.size(); h++) {
+            const dc_hole & hole = rq.holes[h];
+            const bool      full = hole.length >= hole.max_length || rq.expansions[h] >= expansion_budget(hole);
+            for (int32_t i = hole.start; i < hole.start + hole.length; i++) {
+                if (rq.masked[i]) {
+                    rq.active.push_back(i);
+                    rq.no_expand.push_back(full ? 1 : 0);
+                }
+            }
+        }
+
+        dc_step ev;
+        ev.step    = step;
+        int32_t r0 = 0;
+        if (!timed_pass(rq, ev, [&] { return forward_step(rq, sched, step, p, ev, r0, cancel); })) {
+            break;
+        }
+        const auto t_samp = clock_type::now();
+
+        read_picks(rq, p, r0, step, p.steps, 1.0, ev);
+        choose(rq, p, std::min(per_step, (int32_t) rq.active.size()));
+        for (int32_t c : rq.chosen) {
+            if (rq.picks[c].token != mask_) {  // Dream's rule: a predicted mask stays masked
+                reveal(rq, rq.active[c], rq.picks[c].token, (float) rq.picks[c].confidence, step, ev);
+            }
+        }
+        resize_holes(rq, step, ev);
+        for (const dc_hole & h : rq.holes) {
+            ev.hole_lengths.push_back(h.length);
+            ev.hole_tokens.insert(ev.hole_tokens.end(), rq.tokens.begin() + h.start,
+                                  rq.tokens.begin() + h.start + h.length);
+        }
+
+        end_step(rq, std::move(ev), ms_since(t_samp), on_step);
+    }
+    rq.res.holes = rq.holes;
+}
+
+bool DiffusionDecoder::variable_pass(request &                 rq,
+                                     const dc_params &         p,
+                                     dc_step &                 ev,
+                                     int32_t &                 r0,
+                                     const std::atomic<bool> & cancel) {
+    const int32_t n = (int32_t) rq.tokens.size();
+    if (rq.resized || p.refresh_every_step) {
+        rq.resized = false;
+        return refresh_cache(rq, ev, cancel);
+    }
+    r0               = rq.rows.front();
+    const int32_t r1 = p.cache == dc_cache::dual ? rq.active.back() + 1 : n;
+    ev.n_rows        = r1 - r0;
+    ev.full          = false;
+    return forward_kv(rq.tokens, r0, r1, rq.rows, false, false, cancel);
+}
+
+void DiffusionDecoder::resize_holes(request & rq, int32_t step, dc_step & ev) {
+    const auto erase = [&](int32_t i) {
+        rq.tokens.erase(rq.tokens.begin() + i);
+        rq.masked.erase(rq.masked.begin() + i);
+        rq.res.reveal_step.erase(rq.res.reveal_step.begin() + i);
+    };
+    for (int32_t h = (int32_t) rq.holes.size() - 1; h >= 0; h--) {
+        dc_hole &     hole     = rq.holes[h];
+        const int32_t was      = hole.length;
+        // Pad to the right: the masks after the hole's first delete are deletes too.
+        bool          deleting = false;
+        for (int32_t i = hole.start; i < hole.start + hole.length; i++) {
+            if (deleting && rq.masked[i]) {
+                reveal(rq, i, rq.del, std::numeric_limits<float>::quiet_NaN(), step, ev);
+            }
+            deleting = deleting || (!rq.masked[i] && rq.tokens[i] == rq.del);
+        }
+        for (int32_t i = hole.start + hole.length - 1; i >= hole.start; i--) {
+            if (!rq.masked[i] && rq.tokens[i] == rq.del) {
+                erase(i);
+                hole.length--;
+                rq.resized = true;  // every later position moved: the cached cells are stale
+            }
+        }
+        // Right to left, so that the rightmost expansions get the room left.
+        for (int32_t i = hole.start + hole.length - 1; i >= hole.start; i--) {
+            if (rq.masked[i] || rq.tokens[i] != rq.expand) {
+                continue;
+            }
+            rq.tokens[i]          = mask_;
+            rq.masked[i]          = 1;
+            rq.res.reveal_step[i] = -1;
+            rq.n_masked++;
+            if (hole.length < hole.max_length && rq.expansions[h] < expansion_budget(hole)) {
+                rq.tokens.insert(rq.tokens.begin() + i, mask_);
+                rq.masked.insert(rq.masked.begin() + i, 1);
+                rq.res.reveal_step.insert(rq.res.reveal_step.begin() + i, -1);
+                rq.n_masked++;
+                hole.length++;
+                rq.expansions[h]++;
+                rq.resized = true;
+            }
+        }
+        for (size_t j = h + 1; j < rq.holes.size(); j++) {
+            rq.holes[j].start += hole.length - was;
         }
     }
-
-    // What the context's compute buffers hold on every device (the reserve llama.cpp made for its largest graph).
-    for (const auto & [buft, mb] : llama_get_memory_breakdown(p.cache != dc_cache::none ? cached_.ctx : exact_.ctx)) {
-        rq.res.compute_bytes += (int64_t) mb.compute;
-    }
-    rq.res.tokens   = std::move(rq.tokens);
-    rq.res.total_ms = ms_since(t_start);
-    return std::move(rq.res);
 }

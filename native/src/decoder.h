@@ -47,6 +47,13 @@ class DiffusionDecoder {
 
     const std::vector<llama_token> & end_tokens() const { return end_tokens_; }
 
+    // Variable-length holes (DreamOn): the tokens that grow and shrink a hole; LLAMA_TOKEN_NULL when the model has
+    // none. Read from the GGUF's diffusion.expand_token_id / diffusion.delete_token_id, else from control tokens
+    // named <|expand|> / <|delete|>; a model with an expand token and no delete token deletes with end-of-text.
+    llama_token expand_token() const { return expand_; }
+
+    llama_token delete_token() const { return delete_; }
+
   private:
     // Refuses, before llama.cpp would abort on it, a sequence that is empty, too long or outside the vocabulary.
     void check_sequence(const std::vector<llama_token> & tokens) const;
@@ -143,6 +150,14 @@ class DiffusionDecoder {
         std::vector<int32_t>     chosen;             // indices into picks that this step reveals
         std::vector<float>       row;                // a logits row copied to apply the end-of-text penalty
         std::vector<span>        spans;              // reuse: the spans to re-decode
+        // Variable-length holes: where each hole is now, its expansions so far, the tokens that resize it, and per
+        // active position whether its hole has no room left (its expand logit is pushed down).
+        std::vector<dc_hole>     holes;
+        std::vector<int32_t>     expansions;
+        llama_token              expand = LLAMA_TOKEN_NULL;
+        llama_token              del    = LLAMA_TOKEN_NULL;
+        std::vector<char>        no_expand;
+        bool                     resized = false;  // a hole changed length at the last step: the cache is stale
     };
 
     // The schedule: which masks a step may reveal (all, or its block's) and how many it reveals.
@@ -166,28 +181,60 @@ class DiffusionDecoder {
     void                 check_params(const dc_params & p) const;
     // Masks the holes' places of `tokens` and returns them in sequence order; refuses bad or overlapping holes.
     std::vector<int32_t> place_holes(std::vector<llama_token> & tokens, const std::vector<dc_hole> & holes) const;
+    // A step's forward pass `pass` (false: cancelled, and the request is marked so), timed, its copied bytes counted.
+    bool                 timed_pass(request & rq, dc_step & ev, const std::function<bool()> & pass);
+    // A step's end: its sampling time and counts added to the result, the event handed to `on_step`.
+    void end_step(request & rq, dc_step && ev, double sample_ms, const std::function<void(dc_step &&)> & on_step);
+    // The rows a step reads: row p - 1 for Dream's shifted logits, else row p, of each active position. Only those
+    // are output.
+    void active_rows(request & rq) const;
+    // A cached mode's full pass: it refills the request's sequence of the cache and gives the step's rows.
+    bool refresh_cache(request & rq, dc_step & ev, const std::atomic<bool> & cancel);
     // The step's forward pass: exact, or the cached modes' refresh, reuse or block pass. `r0`: the first position
     // of the rows it output. False when cancelled.
-    bool                 forward_step(request &                 rq,
-                                      const schedule &          sched,
-                                      int32_t                   step,
-                                      const dc_params &         p,
-                                      dc_step &                 ev,
-                                      int32_t &                 r0,
-                                      const std::atomic<bool> & cancel);
+    bool forward_step(request &                 rq,
+                      const schedule &          sched,
+                      int32_t                   step,
+                      const dc_params &         p,
+                      dc_step &                 ev,
+                      int32_t &                 r0,
+                      const std::atomic<bool> & cancel);
     // A candidate token with its confidence for every active position (origin: those its draw lets through, chosen).
-    void                 read_picks(request &         rq,
-                                    const dc_params & p,
-                                    int32_t           r0,
-                                    int32_t           step,
-                                    int32_t           total_steps,
-                                    double            p_origin,
-                                    dc_step &         ev);
+    void read_picks(request &         rq,
+                    const dc_params & p,
+                    int32_t           r0,
+                    int32_t           step,
+                    int32_t           total_steps,
+                    double            p_origin,
+                    dc_step &         ev);
     // The confidence-ordered algorithms: the `k` most confident, or more under the threshold or entropy bound.
-    static void          choose(request & rq, const dc_params & p, int32_t k);
-    void reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
+    static void choose(request & rq, const dc_params & p, int32_t k);
+    void        reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
     // Early stop: after a hole's first revealed end-of-text, the rest of the hole is end-of-text.
-    void stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
+    void        stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
+
+    // run()'s loop for fixed-length holes.
+    void run_fixed(request &                               rq,
+                   const std::vector<dc_hole> &            holes,
+                   const schedule &                        sched,
+                   const dc_params &                       p,
+                   const std::function<void(dc_step &&)> & on_step,
+                   const std::atomic<bool> &               cancel);
+    // run()'s loop for a request with a hole whose max_length exceeds its length. Each step reveals
+    // sum(max_length) / steps positions (at least one; more under the threshold or entropy bound), most confident
+    // first, until no mask is left.
+    void run_variable(request &                               rq,
+                      const schedule &                        sched,
+                      const dc_params &                       p,
+                      const std::function<void(dc_step &&)> & on_step,
+                      const std::atomic<bool> &               cancel);
+    // forward_step() of a cached mode for variable-length holes: a full pass on the first step and after a hole
+    // changed length (every later position moved), else a pass over the holes' span (dual) or from it to the end
+    // (prefix).
+    bool variable_pass(request & rq, const dc_params & p, dc_step & ev, int32_t & r0, const std::atomic<bool> & cancel);
+    // After a step's reveals, each hole (last first): the masks after its first delete become deletes, its deletes
+    // are removed, and each expand becomes two masks while the hole has room and budget (else one mask again).
+    void resize_holes(request & rq, int32_t step, dc_step & ev);
 
     llama_model *             model_;
     const llama_vocab *       vocab_;
@@ -199,7 +246,9 @@ class DiffusionDecoder {
     int32_t                   n_vocab_;
     bool                      shift_;
     llama_token               mask_;
-    std::vector<llama_token>  end_tokens_;        // end-of-generation and pad: "shorter" inside a hole
+    std::vector<llama_token>  end_tokens_;  // end-of-generation and pad: "shorter" inside a hole
+    llama_token               expand_ = LLAMA_TOKEN_NULL;
+    llama_token               delete_ = LLAMA_TOKEN_NULL;
     const std::atomic<bool> * cancel_ = nullptr;  // read by llama.cpp's abort callback mid-pass
     std::vector<reuse_slot>   slots_;             // one per sequence of the cached context
     int32_t                   seq_   = 0;         // the slot (sequence) of the request being decoded

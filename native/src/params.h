@@ -52,12 +52,19 @@ struct dc_params {
                                               // it and copies out 20 bytes a row (native/patches/0002); false:
                                               // the rows themselves, scanned here. The addon turns it on
                                               // only where the logits are on a GPU unless told otherwise
+    // Variable-length holes: the token that asks for room and the one that gives it back; LLAMA_TOKEN_NULL: the
+    // model's (DiffusionDecoder::expand_token).
+    llama_token  expand_token       = LLAMA_TOKEN_NULL;
+    llama_token  delete_token       = LLAMA_TOKEN_NULL;
 };
 
-// A hole: `length` mask tokens at `start` in the sequence.
+// A hole: `length` mask tokens at `start` in the sequence. With `max_length` > `length` its length is variable
+// (DreamOn): a revealed expand token becomes two masks while the hole is shorter than `max_length`, a revealed delete
+// token is removed, and once a hole holds a delete the masks after it are deleted too.
 struct dc_hole {
     int32_t start;
     int32_t length;
+    int32_t max_length = 0;  // 0: `length`, fixed
 };
 
 struct dc_step {
@@ -73,10 +80,15 @@ struct dc_step {
     bool                     full         = true;   // a pass over the whole sequence (exact mode, cache refresh)
     bool                     reused       = false;  // a block start that re-decoded only what changed (reuse_key)
     int64_t                  copied_bytes = 0;      // read out of llama.cpp's output buffer: logits rows or reductions
+    // Variable-length holes: every hole's tokens after this step (masks included), hole after hole, and each hole's
+    // length. `positions` above are those before the step grew or shrank the holes.
+    std::vector<llama_token> hole_tokens;
+    std::vector<int32_t>     hole_lengths;
 };
 
 struct dc_result {
     std::vector<llama_token> tokens;
+    std::vector<dc_hole>     holes;               // where the holes ended (their lengths change when variable)
     std::vector<int32_t>     reveal_step;         // per position; -1 for fixed text
     int32_t                  forward_passes = 0;
     int32_t                  full_passes    = 0;  // of which over the whole sequence (all, in exact mode)

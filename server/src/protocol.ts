@@ -29,6 +29,8 @@ export interface DenoiseTrace {
     /** Positions whose cached cells the run kept from the document's previous request (cache reuse). */
     reusedTokens: number;
     tokensPerSecond: number;
+    /** Variable-length holes: each hole's length after each step (indexed by `step`), as the model grew and shrank it. */
+    holeLengths?: number[][];
 }
 
 /** A job's view of the document as the steps go: every hole's text, still-masked tokens shown as PLACEHOLDER. */
@@ -164,9 +166,15 @@ export interface RuntimeTargetInfo {
 }
 /** The targets with what each lacks here, and the built runtime the server would prefer (null: none, or one built by
  * another version of the extension). */
-export const runtimeTargets = new RequestType0<{ targets: RuntimeTargetInfo[]; built: { gpu: RuntimeTarget; file: string } | null }, void>(
-    "dreamCoder/runtimeTargets"
-);
+export const runtimeTargets = new RequestType0<
+    {
+        targets: RuntimeTargetInfo[];
+        built: { gpu: RuntimeTarget; file: string } | null;
+        /** The package carries no runtime for this system (macOS) and none is built: models load only after a build. */
+        missing: boolean;
+    },
+    void
+>("dreamCoder/runtimeTargets");
 export interface BuildRuntimeParams extends WorkDoneProgressParams {
     gpu: RuntimeTarget;
     /** Parallel compile jobs; this machine's cores when absent. */
@@ -181,7 +189,7 @@ export const buildRuntime = new RequestType<BuildRuntimeParams, { file: string; 
  * no model set, a catalog model not downloaded, a model file that cannot be used (missing, a folder, not GGUF,
  * damaged, not a diffusion model), no hole marker to fill, a download or conversion that failed, a gated
  * repository that needs a Hugging Face token. */
-export type Problem = "no-model" | "not-downloaded" | "model-file" | "no-hole" | "download" | "hub-login";
+export type Problem = "no-model" | "not-downloaded" | "model-file" | "no-hole" | "download" | "hub-login" | "no-runtime";
 export interface ProblemData {
     problem: Problem;
 }

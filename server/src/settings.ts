@@ -8,7 +8,7 @@ import type { Algorithm, CacheMode } from "./runtime/native";
 export interface Settings {
     /** A GGUF path or a catalog id; empty: no model set yet. */
     model: string;
-    /** Where catalog models are downloaded; empty: ~/.cache/dream-coder/models. */
+    /** Where catalog models are downloaded; empty: ~/.cache/dream-coder/models (Windows: %LOCALAPPDATA%\dream-coder\models). */
     modelsDirectory: string;
     /** CPU threads for llama.cpp; 0: every core (at most 8), fewer while other programs keep cores busy. */
     threads: number;
@@ -38,6 +38,8 @@ export interface Settings {
         marker: string;
         /** Tokens for a marker without a size (`???` rather than `???:40`). */
         defaultTokens: number;
+        /** With a model that has expand and delete tokens: the masks a hole of no set size starts from (0: fixed). */
+        startTokens: number;
     };
     inlineCompletion: {
         /** Per language id, with "*" for the rest: like github.copilot.enable. */
@@ -102,7 +104,7 @@ function settingsFrom(value: <T>(key: string) => T): Settings {
         blockLength: value("blockLength"),
         confidenceThreshold: value("confidenceThreshold"),
         contextTokens: value("contextTokens"),
-        holes: { marker: value("holes.marker"), defaultTokens: value("holes.defaultTokens") },
+        holes: { marker: value("holes.marker"), defaultTokens: value("holes.defaultTokens"), startTokens: value("holes.startTokens") },
         inlineCompletion: {
             enable: value("inlineCompletion.enable"),
             lineTokens: value("inlineCompletion.lineTokens"),

@@ -61,7 +61,7 @@ describe("quantizeModel", () => {
             const info = model.info();
             const prompt = model.tokenize("def add(a, b):\n    return", false, false);
             const tokens = Int32Array.from([...prompt, ...new Array(8).fill(info.mask)]);
-            const r = await model.decode(tokens, Int32Array.from([prompt.length, 8]), { steps: 8 });
+            const r = await model.decode(tokens, Int32Array.from([prompt.length, 8, 8]), { steps: 8 });
             const filled = [...r.tokens.subarray(prompt.length)];
             assert.equal(filled.length, 8);
             assert.ok(

@@ -78,7 +78,7 @@ export class ReferenceDecoder {
             const row = Array.from(raw, (v) => v);
             // the addon subtracts in float32
             for (const t of this.endTokens) row[t] = Math.fround(row[t] - penalty);
-            return this.pick(row);
+            return greedyPick(row, this.p.algorithm);
         });
         const order = plan.active.map((_, i) => i).sort((a, b) => picks[b].conf - picks[a].conf || a - b);
         let k = plan.k;
@@ -91,23 +91,24 @@ export class ReferenceDecoder {
         for (const i of chosen) this.masked.delete(plan.active[i]);
         return { positions: chosen.map((i) => plan.active[i]), tokens: chosen.map((i) => picks[i].token) };
     }
+}
 
-    private pick(row: number[]): { token: number; conf: number } {
-        let top1 = 0;
-        for (let i = 1; i < row.length; i++) if (row[i] > row[top1]) top1 = i;
-        let top2 = top1 === 0 ? 1 : 0;
-        for (let i = 0; i < row.length; i++) if (i !== top1 && row[i] > row[top2]) top2 = i;
-        const max = row[top1];
-        const e = row.map((v) => Math.exp(v - max));
-        const z = e.reduce((a, b) => a + b, 0);
-        const p = e.map((v) => v / z);
-        switch (this.p.algorithm) {
-            case "maskgit_plus":
-                return { token: top1, conf: p[top1] };
-            case "topk_margin":
-                return { token: top1, conf: p[top1] - p[top2] };
-            case "entropy":
-                return { token: top1, conf: p.reduce((a, pi) => a + pi * Math.log(pi + 1e-10), 0) };
-        }
+/** A greedy row's token (its argmax) and the confidence `algorithm` ranks it by. */
+export function greedyPick(row: number[], algorithm: Exclude<Algorithm, "origin">): { token: number; conf: number } {
+    let top1 = 0;
+    for (let i = 1; i < row.length; i++) if (row[i] > row[top1]) top1 = i;
+    let top2 = top1 === 0 ? 1 : 0;
+    for (let i = 0; i < row.length; i++) if (i !== top1 && row[i] > row[top2]) top2 = i;
+    const max = row[top1];
+    const e = row.map((v) => Math.exp(v - max));
+    const z = e.reduce((a, b) => a + b, 0);
+    const p = e.map((v) => v / z);
+    switch (algorithm) {
+        case "maskgit_plus":
+            return { token: top1, conf: p[top1] };
+        case "topk_margin":
+            return { token: top1, conf: p[top1] - p[top2] };
+        case "entropy":
+            return { token: top1, conf: p.reduce((a, pi) => a + pi * Math.log(pi + 1e-10), 0) };
     }
 }

@@ -43,7 +43,9 @@ const CHECKPOINTS: Checkpoint[] = [
         outTypes: ["auto"]
     },
     { name: "llada-8b", args: ["--shape", "llada-8b"], folder: ["LLaDA-8B-Instruct"], arch: "llada", outTypes: ["auto", "f16"] },
-    { name: "dream-mini", args: ["--shape", "dream-mini"], folder: ["dream-mini"], arch: "dream", outTypes: ["auto", "f16"] }
+    { name: "dream-mini", args: ["--shape", "dream-mini"], folder: ["dream-mini"], arch: "dream", outTypes: ["auto", "f16"] },
+    // Dream-Coder's tokenizer with DreamOn's <|expand|> and <|delete|> added after <|mask|>.
+    { name: "dreamon-7b", args: ["--shape", "dream-coder-7b", "--dreamon"], folder: ["DreamOn-v0-7B"], arch: "dream", outTypes: ["auto"] }
 ];
 
 /** The pre-tokenizer our converter names for the checkpoint's tokenizer, which convert_hf_to_gguf.py is told to write:
@@ -108,6 +110,36 @@ describe("checkpoint to GGUF, against convert_hf_to_gguf.py", () => {
         assert.equal(kv.get("general.file_type"), 32, "a bf16 checkpoint converts to BF16 by default");
         assert.equal(kv.get("dream.context_length"), 131072);
         assert.equal(kv.get("tokenizer.ggml.pre"), "qwen2");
+    });
+
+    it("DreamOn's <|expand|> and <|delete|>: their ids declared as diffusion.* keys and CONTROL tokens where the tokenizer adds them, no keys otherwise", async () => {
+        const kvs = async (name: string) => new Map((await readTypedGguf(outputs.get(name)!.ours)).kvs.map((k) => [k.key, k]));
+        const KEYS = ["diffusion.expand_token_id", "diffusion.delete_token_id"];
+        const dreamOn = await kvs("dreamon-7b-auto");
+        assert.deepEqual(
+            KEYS.map((k) => [dreamOn.get(k)?.type, dreamOn.get(k)?.value]),
+            [
+                ["u32", 151667],
+                ["u32", 151668]
+            ]
+        );
+        const types = dreamOn.get("tokenizer.ggml.token_type")!.value as number[];
+        assert.deepEqual([types[151667], types[151668]], [3, 3], "CONTROL tokens");
+        // The pipeline's own tokenizer (train/tokenizer.py) has them too, as its special tokens 4 and 5.
+        const mini = await kvs("dream-mini-auto");
+        const tokens = mini.get("tokenizer.ggml.tokens")!.value as string[];
+        assert.deepEqual(
+            KEYS.map((k) => tokens[mini.get(k)!.value as number]),
+            ["<|expand|>", "<|delete|>"]
+        );
+        for (const name of ["dream-coder-7b-auto", "dream-coder-7b-vocab-json-auto", "llada-8b-auto"]) {
+            const keys = [...(await kvs(name)).keys()];
+            assert.deepEqual(
+                keys.filter((k) => KEYS.includes(k)),
+                [],
+                `${name} has no DreamOn tokens`
+            );
+        }
     });
 
     it("the comparison notices a changed metadata value, tokenizer array item and tensor byte", async () => {

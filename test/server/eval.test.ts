@@ -11,6 +11,7 @@ import { stripVTControlCharacters } from "node:util";
 import { configParams, parseConfigs } from "../../server/src/eval/configs";
 import { modelCompleter, runEval, substituteCompleter, summarize, type Completer, type EvalRecord } from "../../server/src/eval/harness";
 import { loadProblems, PROBLEM_SETS, programFor, type Problem, type ProblemSet } from "../../server/src/eval/problems";
+import { growingTestModel } from "../tools/variable-model";
 import { DiffusionModel } from "../../server/src/runtime/runtime";
 import { repoRoot, testModel } from "../tools/test-models";
 
@@ -201,6 +202,31 @@ test("--resume skips finished problems and appends only new ones; fixed:N holes"
     assert.match(other.stderr, /made with hole policy fixed:8, not truth/);
 });
 
+test("variable holes: they start at START tokens, the model grows and shrinks them, and its expands and deletes are counted", () => {
+    const dir = scratch();
+    const json = join(dir, "eval.json");
+    const r = run("--configs", "exact,dual", "--hole", "variable:2", "-m", growingTestModel().path, "-t", "1", "--limit", "3", "--json", json);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^hole: variable:2: each hole starts at 2 tokens and the model grows or shrinks it, up to 64$/m);
+    assert.match(r.stdout, /\| expands \/ problem \| deletes \/ problem \|/);
+    const out = JSON.parse(readFileSync(json, "utf8")) as { records: EvalRecord[]; summaries: { expandsPerProblem: number | null }[] };
+    assert.equal(out.records.length, 6);
+    for (const rec of out.records) {
+        assert.equal(rec.policy, "variable:2");
+        assert.ok(rec.expands !== undefined && rec.deletes !== undefined, JSON.stringify(rec));
+        assert.ok(rec.budget <= 64, "no hole grows past 64 tokens");
+    }
+    assert.ok(
+        out.records.some((rec) => rec.expands! > 0),
+        "a hole grew"
+    );
+    assert.ok(out.summaries.every((s) => s.expandsPerProblem !== null));
+    // A model without the tokens cannot run the policy.
+    const plain = run("--configs", "exact", "--hole", "variable", "-m", testModel({ arch: "dream" }), "-t", "1", "--limit", "1");
+    assert.equal(plain.status, 1);
+    assert.match(plain.stderr, /has no expand and delete tokens: the variable hole policy needs a model that has them/);
+});
+
 test("bad input: clear messages and exit status 1", () => {
     const emptyDir = scratch();
     const badJsonl = join(scratch(), "bad.jsonl");
@@ -211,6 +237,7 @@ test("bad input: clear messages and exit status 1", () => {
         [["--configs", "dual+threshold=1.5", "-m", model], /threshold wants a number above 0, at most 1/],
         [["--sets", "mbpp", "-m", model], /"mbpp" is not a problem set: single-line, multi-line/],
         [["--hole", "fixed:0", "-m", model], /bad hole policy "fixed:0"/],
+        [["--hole", "variable:64", "-m", model], /bad hole policy "variable:64": .*variable\[:START\]/],
         [["--data-dir", emptyDir, "-m", model], /missing data file .*HumanEval-SingleLineInfilling\.jsonl\.gz for the single-line set/],
         [["-m", testModel({ arch: "dream", maskToken: false })], /no mask token/],
         [["-m", testModel({ arch: "qwen2" })], /autoregressive/],

@@ -41,6 +41,18 @@ test("a range keeps only the holes lying wholly inside it", () => {
     );
 });
 
+test("in a CRLF document (Windows) a marker ends before the line break, sized or not", () => {
+    const text = "x = ???\r\ny = ???:12\r\n???\r\n";
+    assert.deepEqual(
+        parser.parse(text).map((h) => [text.slice(h.start, h.end), h.size]),
+        [
+            ["???", undefined],
+            ["???:12", 12],
+            ["???", undefined]
+        ]
+    );
+});
+
 test("another marker works the same way", () => {
     const p = new HoleParser("<fill>");
     const text = "a <fill> b <fill>:5 \\<fill>";

@@ -1,5 +1,6 @@
 // The language server end to end: a real server process over Node IPC, the generated dream model.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
     CodeActionRequest,
@@ -10,8 +11,9 @@ import {
     ResponseError
 } from "vscode-languageserver-protocol/node";
 import * as lsp from "../../server/src/protocol";
-import { QUANT_TYPES, quantizedTestModel, testModel } from "../tools/test-models";
+import { QUANT_TYPES, quantizedTestModel, repoRoot, testModel } from "../tools/test-models";
 import { firstInsertText, startLanguageServer as startServer, type LanguageServerProcess as ServerUnderTest } from "../../server/src/cli/lspClient";
+import { growingTestModel } from "../tools/variable-model";
 import { applyTextEdits } from "./apply-edits";
 
 const settings = (over: Record<string, unknown> = {}) => ({
@@ -244,6 +246,60 @@ describe("language server over IPC", () => {
             partials[0].holes.some((h) => h.text.includes(lsp.PLACEHOLDER)),
             "the first step still shows masked places"
         );
+    });
+
+    test("with a model that has expand and delete tokens, `???` starts small and grows, and `???:N` stays N", async () => {
+        await server.configure(settings({ model: growingTestModel().path, holes: { startTokens: 2, defaultTokens: 12 } }));
+        try {
+            const uri = "file:///work/growing.py";
+            await server.open(uri, "x = ???\ny = ???:3\n");
+            const masked: number[][] = [];
+            const token = "grow-1";
+            const sub = server.connection.onProgress(lsp.denoisePartial, token, (p) => {
+                masked.push(p.holes.map((h) => [...h.text].filter((c) => c === lsp.PLACEHOLDER).length));
+            });
+            const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 }, partialResultToken: token });
+            sub.dispose();
+            assert.equal(r.edits.length, 2);
+            assert.ok(masked.length > 0, "partial results stream");
+            const most = (h: number) => Math.max(...masked.map((m) => m[h]));
+            // Two masks to start; the first step reveals one place, which may ask for room (one more mask).
+            assert.ok(masked[0][0] <= 3, `the unsized hole starts small (${masked[0][0]} masked after the first step)`);
+            assert.ok(most(0) > 3, `the unsized hole grew (at most ${most(0)} masked at once)`);
+            assert.ok(most(0) <= 12, "within holes.defaultTokens");
+            assert.ok(most(1) <= 3 && r.trace!.tokens.filter((t) => t.hole === 1).length <= 3, "???:3 stays 3 tokens");
+            // The trace has each hole's length after each step, for the denoising view.
+            const lengths = r.trace!.holeLengths!;
+            assert.equal(lengths.length, r.trace!.forwardPasses, "a length per step");
+            assert.ok(lengths[0][0] <= 3 && Math.max(...lengths.map((l) => l[0])) > 3, JSON.stringify(lengths));
+            // A sized hole never grows; a delete shortens it, as end-of-text shortens a hole's text.
+            assert.ok(
+                lengths.every((l) => l[1] <= 3),
+                "the sized hole never grows"
+            );
+        } finally {
+            await server.configure(settings());
+        }
+    });
+
+    test("in a CRLF document (Windows) a fill's edit sits on its marker, and the lines it writes break with CRLF", async () => {
+        // The bundled model, trained on Python, writes a line break here; the generated test model writes noise.
+        await server.configure(settings({ model: join(repoRoot, "models", "dream-mini-py-q8_0.gguf") }));
+        try {
+            const uri = "file:///work/crlf.py";
+            const doc = "def mean(xs):\r\n    ???:24\r\n\r\ndef rest(self):\r\n    pass\r\n";
+            await server.open(uri, doc);
+            const r = await server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } });
+            assert.deepEqual(
+                r.edits.map((e) => e.range),
+                [{ start: { line: 1, character: 4 }, end: { line: 1, character: 10 } }]
+            );
+            const text = r.edits[0].newText;
+            assert.ok(text.includes("\r\n") && !/(^|[^\r])\n/.test(text), `line breaks, all CRLF: ${JSON.stringify(text)}`);
+            assert.ok(applyTextEdits(doc, r.edits).endsWith("\r\n\r\ndef rest(self):\r\n    pass\r\n"));
+        } finally {
+            await server.configure(settings());
+        }
     });
 
     test("with cacheReuse (the default) a fill after an edit keeps the document's cache; turned off, it does not", async () => {

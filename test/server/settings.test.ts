@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CATALOG, ModelSetupError, resolveModelPath } from "../../server/src/catalog";
+import { CATALOG, cacheDirectory, expandHome, ModelSetupError, resolveModelPath } from "../../server/src/catalog";
 import { DECLARED, DEFAULT_SETTINGS, inlineEnabled, readSettings } from "../../server/src/settings";
 import { repoRoot } from "../tools/test-models";
 
@@ -143,6 +143,17 @@ test("a model setting names a path or a downloaded catalog model, or says what t
     writeFileSync(join(dir, `${id}.gguf`), "");
     assert.equal(resolveModelPath({ model: id, modelsDirectory: dir }), join(dir, `${id}.gguf`));
     assert.equal(resolveModelPath({ model: "rel/x.gguf", modelsDirectory: dir }), join(process.cwd(), "rel/x.gguf"));
+});
+
+test("the cache folder (models, built runtimes): ~/.cache/dream-coder, on Windows %LOCALAPPDATA%\\dream-coder", () => {
+    assert.equal(cacheDirectory("linux", {}, "/home/ada"), "/home/ada/.cache/dream-coder");
+    assert.equal(cacheDirectory("darwin", { LOCALAPPDATA: "ignored" }, "/Users/ada"), "/Users/ada/.cache/dream-coder");
+    assert.equal(cacheDirectory("win32", { LOCALAPPDATA: "D:\\Profiles\\ada\\Local" }, "C:\\Users\\ada"), "D:\\Profiles\\ada\\Local\\dream-coder");
+    // Without the variable (a service's environment): where Windows puts it in a profile.
+    assert.equal(cacheDirectory("win32", {}, "C:\\Users\\ada"), "C:\\Users\\ada\\AppData\\Local\\dream-coder");
+    assert.equal(expandHome("~/models", "linux", "/home/ada"), "/home/ada/models");
+    assert.equal(expandHome("~\\models", "linux", "/home/ada"), "~\\models", "a backslash is part of a Linux file name");
+    for (const p of ["~/models", "~\\models"]) assert.equal(expandHome(p, "win32", "C:\\Users\\ada"), "C:\\Users\\ada\\models");
 });
 
 test("the catalog: every downloadable entry names the authors' checkpoint, says how it is known, and the recommended one converts", () => {

@@ -29,6 +29,8 @@ export interface TestModelOptions {
     maskToken?: boolean; // false: leave out tokenizer.ggml.mask_token_id
     shiftLogits?: boolean; // written only when set (Dream's converter writes nothing)
     maskRowScale?: number; // output row of <|mask|> times this: > 1 makes the mask a likely prediction
+    /** Output rows of these token ids times their scale: > 1 makes the token a likely prediction. */
+    rowScales?: Record<number, number>;
     /** Write the model under another architecture name (general.architecture and the keys' prefix). */
     relabel?: string;
     /** Metadata keys (full names, e.g. "dream.block_count") written over the generated ones. */
@@ -39,8 +41,8 @@ export interface TestModelOptions {
 
 function resolved(
     o: TestModelOptions
-): Required<Omit<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount">> &
-    Pick<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount"> {
+): Required<Omit<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount" | "rowScales">> &
+    Pick<TestModelOptions, "shiftLogits" | "relabel" | "overrides" | "headerOnlyTensorCount" | "rowScales"> {
     return {
         vocab: 4096,
         embd: 64,
@@ -89,10 +91,11 @@ export function writeTestModel(path: string, options: TestModelOptions): void {
     tensor("token_embd.weight", [o.embd, o.vocab], 1);
     tensor("output_norm.weight", [o.embd], "ones");
     tensor("output.weight", [o.embd, o.vocab], 1 / Math.sqrt(o.embd));
-    if (o.maskRowScale !== 1) {
+    const scales: [number, number][] = Object.entries(o.rowScales ?? {}).map(([t, scale]) => [Number(t), scale]);
+    if (o.maskRowScale !== 1) scales.push([vocabNormal + SPECIAL_TOKENS.indexOf("<|mask|>"), o.maskRowScale]);
+    for (const [token, scale] of scales) {
         const out = tensors[tensors.length - 1].data;
-        const mask = vocabNormal + SPECIAL_TOKENS.indexOf("<|mask|>");
-        for (let i = mask * o.embd; i < (mask + 1) * o.embd; i++) out[i] *= o.maskRowScale;
+        for (let i = token * o.embd; i < (token + 1) * o.embd; i++) out[i] *= scale;
     }
     const kv = headDim * o.headsKv;
     for (let l = 0; l < o.layers; l++) {

@@ -55,7 +55,8 @@ const SETTING_FLAGS = {
         ["--cache <mode>", "cache"],
         ["--block-length <n>", "blockLength"],
         ["--threshold <x>", "confidenceThreshold"],
-        ["--context-tokens <n>", "contextTokens"]
+        ["--context-tokens <n>", "contextTokens"],
+        ["--start-tokens <n>", "holes.startTokens"]
     ],
     fill: [
         ["--marker <text>", "holes.marker"],
@@ -413,7 +414,11 @@ withSettingOptions(
 )
     .option("--sets <list>", `${Object.keys(PROBLEM_SETS).join(", ")}`, "single-line")
     .option("--configs <list>", "decoding configurations, e.g. exact,dual,dual+threshold=0.9,dual+entropy=1,block=16", "exact,dual")
-    .option("--hole <policy>", "truth: the ground truth's token count; fixed:N: N tokens, early stop", "truth")
+    .option(
+        "--hole <policy>",
+        "truth: the ground truth's token count; fixed:N: N tokens, early stop; variable[:START]: START tokens (4) that a model with expand and delete tokens grows and shrinks",
+        "truth"
+    )
     .option("--limit <n>", "the first N problems of each set", integer(1))
     .option("--resume <file.jsonl>", "finished problems: skipped if there, appended as they finish")
     .option("--json <path>", "where to write the results", "bench-results/eval.json")

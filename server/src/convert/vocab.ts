@@ -580,7 +580,24 @@ function put(entries: GgufKv[], key: string, value: GgufKvValue): void {
     else entries.push({ key, value });
 }
 
-/** The tokenizer.* entries llama.cpp's convert_hf_to_gguf.py writes for this checkpoint, in its order.
+/** DreamOn's tokens (holes of unknown length): a mask predicted as `<|expand|>` becomes two masks, one predicted as
+ *  `<|delete|>` is removed with the masks after it in its hole. A checkpoint whose tokenizer adds both gets their ids
+ *  declared under these keys (uint32), which the decoder reads. */
+export const DREAMON_TOKENS = [
+    { content: "<|expand|>", key: "diffusion.expand_token_id" },
+    { content: "<|delete|>", key: "diffusion.delete_token_id" }
+] as const;
+
+/** The diffusion.* entries for DreamOn's tokens among the added tokens: both keys when both tokens are there, else none. */
+function dreamOnEntries(added: AddedToken[]): GgufKv[] {
+    const ids = DREAMON_TOKENS.map((t) => added.find((a) => a.content === t.content)?.id);
+    if (ids.some((id) => id === undefined)) return [];
+    return DREAMON_TOKENS.map((t, i) => ({ key: t.key, value: { type: "u32", value: ids[i]! } }));
+}
+
+/** The tokenizer.* entries llama.cpp's convert_hf_to_gguf.py writes for this checkpoint, in its order, then the
+ *  DreamOn token ids (DREAMON_TOKENS) where the tokenizer adds those tokens, which this project's run of the Python
+ *  converter (train/hf_to_gguf.py) writes in the same place.
  *  `dir` holds config.json and the tokenizer files; `hparams` is the parsed config.json. Throws CheckpointError
  *  (a sentence) for a tokenizer it cannot convert (unknown pre-tokenizer, missing files, ids out of range).
  *
@@ -630,7 +647,8 @@ export async function vocabMetadata(dir: string, hparams: Record<string, unknown
     }
 
     // _set_vocab_gpt2.
-    const { tokens, types } = tokenList(base, where, addedTokens(listed, addedFrom, tokenizerConfig), hparams);
+    const added = addedTokens(listed, addedFrom, tokenizerConfig);
+    const { tokens, types } = tokenList(base, where, added, hparams);
     entries.push({ key: "tokenizer.ggml.model", value: { type: "string", value: "gpt2" } });
     entries.push({ key: "tokenizer.ggml.pre", value: { type: "string", value: pre } });
     entries.push({ key: "tokenizer.ggml.tokens", value: { type: "array", itemType: "string", value: tokens } });
@@ -642,5 +660,6 @@ export async function vocabMetadata(dir: string, hparams: Record<string, unknown
     for (const entry of special.entries()) put(entries, entry.key, entry.value);
     // LLaDAModel.set_vocab.
     if (arch === "llada") put(entries, "tokenizer.ggml.add_bos_token", { type: "bool", value: true });
+    for (const entry of dreamOnEntries(added)) put(entries, entry.key, entry.value);
     return entries;
 }

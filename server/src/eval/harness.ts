@@ -3,9 +3,10 @@
 // JSONL file as they finish, so an interrupted run resumes where it stopped; the summary is computed from
 // the records alone.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { cutWindow } from "../contextWindow";
 import { trainedRoom } from "../jobs/denoise";
-import type { DiffusionModel, Segment } from "../runtime/runtime";
+import type { DiffusionModel, Segment, StepEvent } from "../runtime/runtime";
 import { configParams, type DecodeConfig } from "./configs";
 import { programFor, type Problem, type ProblemSet } from "./problems";
 import { DEFAULT_LIMITS, runPython, type Outcome, type RunResult, type SandboxLimits } from "./sandbox";
@@ -14,29 +15,51 @@ import { DEFAULT_LIMITS, runPython, type Outcome, type RunResult, type SandboxLi
  * How many tokens the hole gets. "truth": as many as the ground truth has in the model's tokenizer, decoded
  * to the end (no early stop) — the model is told the answer's length, as in Dream's infilling evaluation.
  * "fixed": the same budget for every hole, and after the first end-of-text the rest of the hole is
- * end-of-text (early stop) — what the editor does, where the length is unknown.
+ * end-of-text (early stop) — what the editor does with a model of fixed-length holes, where the length is unknown.
+ * "variable": the hole starts at `start` masks and the model grows and shrinks it (DreamOn's expand and delete), up
+ * to VARIABLE_MAX_TOKENS — what the editor does with a model that has those tokens.
  */
-export type HolePolicy = { kind: "truth" } | { kind: "fixed"; tokens: number };
+export type HolePolicy = { kind: "truth" } | { kind: "fixed"; tokens: number } | { kind: "variable"; start: number };
+
+/** A variable-length hole's start when the policy names none: DreamOn's. */
+export const VARIABLE_START_TOKENS = 4;
+/** The most tokens a variable-length hole may grow to: more than the sets' answers need. */
+export const VARIABLE_MAX_TOKENS = 64;
 
 export function parseHolePolicy(text: string): HolePolicy {
     if (text === "truth") return { kind: "truth" };
     const m = /^fixed:(\d+)$/.exec(text);
     if (m && Number(m[1]) >= 1) return { kind: "fixed", tokens: Number(m[1]) };
-    throw new Error(`bad hole policy "${text}": truth (the ground truth's token count) or fixed:N (N tokens, early stop at end-of-text)`);
+    const v = /^variable(?::(\d+))?$/.exec(text);
+    if (v && (v[1] === undefined || (Number(v[1]) >= 1 && Number(v[1]) < VARIABLE_MAX_TOKENS))) {
+        return { kind: "variable", start: v[1] === undefined ? VARIABLE_START_TOKENS : Number(v[1]) };
+    }
+    throw new Error(
+        `bad hole policy "${text}": truth (the ground truth's token count), fixed:N (N tokens, early stop at end-of-text) ` +
+            `or variable[:START] (START masks, 1 to ${VARIABLE_MAX_TOKENS - 1}, that the model grows and shrinks)`
+    );
 }
 
 export function describeHolePolicy(policy: HolePolicy): string {
-    return policy.kind === "truth"
-        ? "truth: each hole has the ground truth's token count, decoded without early stop"
-        : `fixed:${policy.tokens}: each hole has ${policy.tokens} tokens, early stop at the first end-of-text`;
+    switch (policy.kind) {
+        case "truth":
+            return "truth: each hole has the ground truth's token count, decoded without early stop";
+        case "fixed":
+            return `fixed:${policy.tokens}: each hole has ${policy.tokens} tokens, early stop at the first end-of-text`;
+        case "variable":
+            return `variable:${policy.start}: each hole starts at ${policy.start} tokens and the model grows or shrinks it, up to ${VARIABLE_MAX_TOKENS}`;
+    }
 }
 
 export interface Completion {
     text: string;
-    /** The hole's size in tokens. */
+    /** The hole's size in tokens (a variable-length hole's as it ended). */
     budget: number;
     forwardPasses: number;
     ms: number;
+    /** Variable-length holes: the expand and delete tokens the model revealed. */
+    expands?: number;
+    deletes?: number;
 }
 
 /** Where completions come from: the model under a configuration, or a stand-in (canonical, empty) for checks. */
@@ -48,16 +71,38 @@ export type Completer = (problem: Problem, config: DecodeConfig) => Promise<Comp
  * tests still run on the whole program).
  */
 export function modelCompleter(model: DiffusionModel, policy: HolePolicy): Completer {
+    const { expandToken, deleteToken } = model.info;
+    if (policy.kind === "variable" && expandToken < 0) {
+        throw new Error(`${basename(model.file.path)} has no expand and delete tokens: the variable hole policy needs a model that has them`);
+    }
     return async (problem, config) => {
-        const budget = policy.kind === "fixed" ? policy.tokens : Math.max(1, model.tokenize(problem.truth).length);
+        const budget =
+            policy.kind === "fixed" ? policy.tokens : policy.kind === "variable" ? VARIABLE_MAX_TOKENS : Math.max(1, model.tokenize(problem.truth).length);
         const text = problem.prefix + problem.suffix;
         const at = problem.prefix.length;
         const win = cutWindow(text, at, at, trainedRoom(model, budget), (piece) => model.tokenize(piece).length);
-        const segments: Segment[] = [text.slice(win.start, at), { hole: budget }];
+        const hole: Segment = policy.kind === "variable" ? { hole: policy.start, maxLength: budget } : { hole: budget };
+        const segments: Segment[] = [text.slice(win.start, at), hole];
         if (win.end > at) segments.push(text.slice(at, win.end));
+        let expands = 0;
+        let deletes = 0;
         const started = performance.now();
-        const r = await model.decode(segments, configParams(config, budget, policy.kind === "fixed"));
-        return { text: r.holes[0].text, budget, forwardPasses: r.forwardPasses, ms: performance.now() - started };
+        const r = await model.decode(segments, {
+            ...configParams(config, budget, policy.kind === "fixed"),
+            ...(policy.kind === "variable"
+                ? {
+                      onStep: (e: StepEvent) => {
+                          for (const t of e.tokens) {
+                              if (t === expandToken) expands++;
+                              else if (t === deleteToken) deletes++;
+                          }
+                      }
+                  }
+                : {})
+        });
+        const ms = performance.now() - started;
+        const c: Completion = { text: r.holes[0].text, budget: r.holes[0].length, forwardPasses: r.forwardPasses, ms };
+        return policy.kind === "variable" ? { ...c, expands, deletes } : c;
     };
 }
 
@@ -92,6 +137,9 @@ export interface EvalRecord {
     exactMatch: boolean;
     forwardPasses: number;
     ms: number;
+    /** Variable-length holes: the expand and delete tokens the model revealed. */
+    expands?: number;
+    deletes?: number;
     /** When it did not pass: the end of its output (the traceback, usually). */
     error?: string;
 }
@@ -146,6 +194,7 @@ export async function runEval(options: EvalOptions): Promise<EvalRecord[]> {
                 forwardPasses: c.forwardPasses,
                 ms: c.ms
             };
+            if (c.expands !== undefined) Object.assign(record, { expands: c.expands, deletes: c.deletes });
             if (!record.passed) record.error = `${result.outcome}: ${result.output.slice(-300)}`;
             records.set(key, record);
             if (options.resume) appendFileSync(options.resume, `${JSON.stringify(record)}\n`);
@@ -182,6 +231,9 @@ export interface ConfigSummary {
     p95Ms: number;
     /** Share of problems whose completion equals the "exact" configuration's; null without an exact row. */
     agreesWithExact: number | null;
+    /** Variable-length holes: expand and delete tokens revealed per problem; null for fixed-length holes. */
+    expandsPerProblem: number | null;
+    deletesPerProblem: number | null;
 }
 
 /** Nearest-rank percentile (`p` in percent); 0 for no values. */
@@ -214,22 +266,34 @@ export function summarize(records: EvalRecord[], configs: DecodeConfig[]): Confi
                 rows.map((r) => r.ms),
                 95
             ),
-            agreesWithExact: compared.length ? compared.filter((r) => r.completion === exact.get(r.taskId)).length / compared.length : null
+            agreesWithExact: compared.length ? compared.filter((r) => r.completion === exact.get(r.taskId)).length / compared.length : null,
+            expandsPerProblem: perProblem(rows, (r) => r.expands),
+            deletesPerProblem: perProblem(rows, (r) => r.deletes)
         };
     });
 }
 
+/** The mean of a per-record count over records that have it; null when none has (fixed-length holes). */
+function perProblem(rows: EvalRecord[], count: (r: EvalRecord) => number | undefined): number | null {
+    const counted = rows.map(count).filter((n): n is number => n !== undefined);
+    return counted.length ? counted.reduce((a, b) => a + b, 0) / counted.length : null;
+}
+
 export function markdownTable(summaries: ConfigSummary[]): string {
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+    // Variable-length holes add what the model did to them.
+    const variable = summaries.some((s) => s.expandsPerProblem !== null);
     const lines = [
-        "| config | problems | pass@1 | exact match | forward passes / problem | tokens / pass | latency p50 | latency p95 | agrees with exact |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        `| config | problems | pass@1 | exact match | forward passes / problem | tokens / pass | latency p50 | latency p95 | agrees with exact |${variable ? " expands / problem | deletes / problem |" : ""}`,
+        `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${variable ? " ---: | ---: |" : ""}`
     ];
+    const count = (x: number | null) => (x === null ? "—" : x.toFixed(1));
     for (const s of summaries) {
         lines.push(
             `| ${s.config} | ${s.problems} | ${pct(s.passAt1)} (${s.passed}/${s.problems}) | ${pct(s.exactMatch)} | ${s.forwardPassesPerProblem.toFixed(1)} | ` +
                 `${s.tokensPerPass === null ? "—" : s.tokensPerPass.toFixed(2)} | ${s.p50Ms.toFixed(0)} ms | ${s.p95Ms.toFixed(0)} ms | ` +
-                `${s.agreesWithExact === null ? "—" : pct(s.agreesWithExact)} |`
+                `${s.agreesWithExact === null ? "—" : pct(s.agreesWithExact)} |` +
+                (variable ? ` ${count(s.expandsPerProblem)} | ${count(s.deletesPerProblem)} |` : "")
         );
     }
     return `${lines.join("\n")}\n`;

@@ -6,7 +6,8 @@ import { cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
 import type { Settings } from "../settings";
-import { contextBudget, decodeParams, denoise, type Denoised, type JobOptions } from "./denoise";
+import { lineEnding, withLineEnding } from "../spanEdits";
+import { budgetHole, contextBudget, decodeParams, denoise, type Denoised, type JobOptions } from "./denoise";
 
 export interface Completion {
     text: string;
@@ -35,7 +36,7 @@ interface Suggestion {
 }
 
 const suggestionIdentity = (settings: Settings, tokens: number) =>
-    JSON.stringify([settings.model, settings.modelsDirectory, settings.contextTokens, tokens, decodeParams(settings, tokens)]);
+    JSON.stringify([settings.model, settings.modelsDirectory, settings.contextTokens, tokens, settings.holes.startTokens, decodeParams(settings, tokens)]);
 
 export class InlineCompleter {
     private readonly cache = new Map<string, string>();
@@ -64,7 +65,7 @@ export class InlineCompleter {
             const win = cutWindow(text, offset, offset, contextBudget(m, settings, tokens), (s) => m.tokenize(s).length);
             const prefix = text.slice(win.start, offset);
             const suffix = text.slice(offset, win.end);
-            const key = JSON.stringify([m.file.path, tokens, decodeParams(settings, tokens), prefix, suffix]);
+            const key = JSON.stringify([m.file.path, tokens, settings.holes.startTokens, decodeParams(settings, tokens), prefix, suffix]);
             const hit = this.cache.get(key);
             if (hit !== undefined) {
                 this.cache.delete(key);
@@ -72,10 +73,14 @@ export class InlineCompleter {
                 this.remember(uri, { offset, length: text.length, prefix, suffix, completion: hit, identity: suggestionIdentity(settings, tokens), tokens });
                 return { text: hit, denoised: null };
             }
-            const denoised = await host.run((model) => denoise(model, model.layout([prefix, { hole: tokens }, suffix]), { ...options, signal, document: uri }));
+            const denoised = await host.run((model) =>
+                denoise(model, model.layout([prefix, budgetHole(model, settings, tokens), suffix]), { ...options, signal, document: uri })
+            );
             let completion = denoised.texts[0];
-            // In the middle of a line the suggestion ends with the line (a lone \r breaks lines in editors too).
+            // In the middle of a line the suggestion ends with the line (a lone \r breaks lines in editors too); a
+            // suggestion of lines breaks them as the document does (CRLF on Windows), as a fill's text does.
             if (midLine) completion = completion.split(/\r\n|\r|\n/)[0];
+            else completion = withLineEnding(completion, lineEnding(text));
             this.cache.set(key, completion);
             if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
             this.remember(uri, { offset, length: text.length, prefix, suffix, completion, identity: suggestionIdentity(settings, tokens), tokens });

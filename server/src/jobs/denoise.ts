@@ -2,7 +2,7 @@
 // (revealed tokens, PLACEHOLDER where still masked) and the trace of the finished run.
 import { PLACEHOLDER, type DenoiseTrace } from "../protocol";
 import type { DecodeParams } from "../runtime/native";
-import type { DecodeResult, DiffusionModel, SequenceLayout } from "../runtime/runtime";
+import type { DecodeResult, DiffusionModel, Segment, SequenceLayout } from "../runtime/runtime";
 import type { Settings } from "../settings";
 
 export interface JobOptions {
@@ -38,6 +38,16 @@ export function decodeParams(settings: Settings, generated: number): DecodeParam
     return params;
 }
 
+/**
+ * A hole of at most `tokens`. With a model that has expand and delete tokens (DreamOn's), it starts at
+ * holes.startTokens masks and grows or shrinks to what the code needs, up to `tokens`; else it is `tokens` masks.
+ */
+export function budgetHole(model: DiffusionModel, settings: Settings, tokens: number): Segment {
+    const start = settings.holes.startTokens;
+    const variable = model.info.expandToken >= 0 && start > 0 && start < tokens && settings.algorithm !== "origin";
+    return variable ? { hole: start, maxLength: tokens } : { hole: tokens };
+}
+
 /** Tokens of document text a request may show around `generated` masked ones: the setting, within the model's trained context. */
 export function contextBudget(model: DiffusionModel, settings: Settings, generated: number): number {
     return Math.min(settings.contextTokens, trainedRoom(model, generated));
@@ -50,7 +60,8 @@ export function trainedRoom(model: DiffusionModel, generated: number): number {
 }
 
 export async function denoise(model: DiffusionModel, layout: SequenceLayout, options: JobOptions): Promise<Denoised> {
-    const generated = layout.holes.reduce((a, h) => a + h.length, 0);
+    // A variable-length hole's budget, not its start: the steps spread over what it may grow to.
+    const generated = layout.holes.reduce((a, h) => a + (h.maxLength ?? h.length), 0);
     const params = decodeParams(options.settings, generated);
     const pieces = new Map<number, string>();
     const piece = (t: number) => {
@@ -62,8 +73,11 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
         return p;
     };
     // The holes' tokens as they are revealed; -1 is still masked.
-    const current = layout.holes.map((h) => new Array<number>(h.length).fill(-1));
+    let current = layout.holes.map((h) => new Array<number>(h.length).fill(-1));
     const onPartial = options.onPartial;
+    const variable = layout.holes.some((h) => h.maxLength !== undefined);
+    // Variable-length holes: each hole's length after each step, for the denoising view.
+    const holeLengths: number[][] = [];
     // Exact mode keeps no cache: the runtime ignores the key there.
     const reuse = options.document !== undefined && options.settings.cacheReuse;
     const result = await model.decodeLayout(layout, {
@@ -71,18 +85,26 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
         ...(reuse ? { reuseKey: options.document } : {}),
         signal: options.signal,
         onStep:
-            onPartial &&
-            ((s) => {
-                s.positions.forEach((pos, i) => {
-                    const h = layout.holes.findIndex((hole) => pos >= hole.start && pos < hole.start + hole.length);
-                    if (h >= 0) current[h][pos - layout.holes[h].start] = s.tokens[i];
-                });
-                onPartial({
-                    step: s.step + 1,
-                    scheduleSteps: params.steps!,
-                    texts: current.map((toks) => partialText(toks, model, piece))
-                });
-            })
+            onPartial || variable
+                ? (s) => {
+                      if (s.holeTokens) holeLengths[s.step] = s.holeTokens.map((toks) => toks.length);
+                      if (!onPartial) return;
+                      if (s.holeTokens) {
+                          // Variable-length holes: the step says what each hole now holds.
+                          current = s.holeTokens.map((toks) => toks.map((t) => (t === model.info.mask ? -1 : t)));
+                      } else {
+                          s.positions.forEach((pos, i) => {
+                              const h = layout.holes.findIndex((hole) => pos >= hole.start && pos < hole.start + hole.length);
+                              if (h >= 0) current[h][pos - layout.holes[h].start] = s.tokens[i];
+                          });
+                      }
+                      onPartial({
+                          step: s.step + 1,
+                          scheduleSteps: params.steps!,
+                          texts: current.map((toks) => partialText(toks, model, piece))
+                      });
+                  }
+                : undefined
     });
     const tokens: DenoiseTrace["tokens"] = [];
     result.holes.forEach((h, hole) => {
@@ -102,7 +124,8 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
             forwardMs: result.forwardMs,
             sampleMs: result.sampleMs,
             reusedTokens: result.reusedTokens,
-            tokensPerSecond: result.tokensPerSecond
+            tokensPerSecond: result.tokensPerSecond,
+            ...(variable ? { holeLengths } : {})
         }
     };
 }

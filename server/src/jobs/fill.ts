@@ -4,7 +4,7 @@ import { cutWindow } from "../contextWindow";
 import type { Hole } from "../holes";
 import type { Segment, DiffusionModel } from "../runtime/runtime";
 import { lineEnding, withLineEnding, type SpanEdit } from "../spanEdits";
-import { contextBudget, denoise, type Denoised, type JobOptions } from "./denoise";
+import { budgetHole, contextBudget, denoise, type Denoised, type JobOptions } from "./denoise";
 
 export async function fillHoles(model: DiffusionModel, text: string, holes: Hole[], options: JobOptions): Promise<{ edits: SpanEdit[]; denoised: Denoised }> {
     if (holes.length === 0) throw new RangeError("there is no hole marker to fill");
@@ -14,7 +14,8 @@ export async function fillHoles(model: DiffusionModel, text: string, holes: Hole
     const segments: Segment[] = [];
     let at = win.start;
     for (const h of holes) {
-        segments.push(text.slice(at, h.start), { hole: h.size ?? settings.holes.defaultTokens });
+        // `???:N` is N masks that never grow; a marker without a size is a budget (variable-length holes).
+        segments.push(text.slice(at, h.start), h.size ? { hole: h.size } : budgetHole(model, settings, settings.holes.defaultTokens));
         at = h.end;
     }
     segments.push(text.slice(at, win.end));

@@ -7,8 +7,10 @@ import { cpuRuntimeOnly, loadRuntime, type DecodeParams, type FitContext, type L
 /** One sampler of the machine's load for every model of the process. */
 const cpuLoad = new CpuLoad();
 
-/** A piece of the sequence: fixed text, fixed text with special tokens parsed (chat markup), or a hole of `hole` tokens. */
-export type Segment = string | { special: string } | { hole: number };
+/** A piece of the sequence: fixed text, fixed text with special tokens parsed (chat markup), or a hole of `hole`
+ *  tokens; with `maxLength` above `hole`, a hole that starts at `hole` tokens and may grow to `maxLength` or shrink
+ *  (a model with expand and delete tokens: NativeModelInfo.expandToken). */
+export type Segment = string | { special: string } | { hole: number; maxLength?: number };
 
 export interface ChatMessage {
     role: "system" | "user" | "assistant";
@@ -55,6 +57,9 @@ export interface StepEvent {
     /** With traceLogits: the masked positions considered and their raw logits rows (n_vocab each). */
     candidates?: number[];
     logits?: Float32Array;
+    /** Variable-length holes: each hole's tokens after the step (masks included); `positions` are those before the
+     *  step grew or shrank the holes. */
+    holeTokens?: number[][];
 }
 
 export interface DecodeOptions extends DecodeParams {
@@ -100,7 +105,14 @@ export interface DecodeResult {
 
 export interface SequenceLayout {
     tokens: Int32Array;
-    holes: { start: number; length: number }[];
+    holes: LayoutHole[];
+}
+
+/** A hole of a layout: `length` masks at `start`; `maxLength` above `length`: variable length. */
+export interface LayoutHole {
+    start: number;
+    length: number;
+    maxLength?: number;
 }
 
 export class DecodeCancelledError extends Error {
@@ -195,7 +207,8 @@ export class DiffusionModel {
     /** Lays segments out as tokens: text tokenized piece by piece, holes as runs of mask tokens. */
     layout(segments: Segment[]): SequenceLayout {
         const out: number[] = [];
-        const holes: { start: number; length: number }[] = [];
+        const holes: LayoutHole[] = [];
+        let grow = 0;
         // One token at a time: spreading a long text's tokens into push() overflows the call stack.
         const append = (tokens: Int32Array) => {
             for (const t of tokens) out.push(t);
@@ -208,14 +221,19 @@ export class DiffusionModel {
                 append(this.tokenize(seg.special, { parseSpecial: true }));
             } else {
                 if (!Number.isInteger(seg.hole) || seg.hole < 1) throw new RangeError(`a hole needs a positive whole number of tokens, not ${seg.hole}`);
+                const maxLength = seg.maxLength ?? seg.hole;
+                if (!Number.isInteger(maxLength) || maxLength < seg.hole) {
+                    throw new RangeError(`a hole's maximum length must be a whole number of tokens no smaller than its ${seg.hole}, not ${seg.maxLength}`);
+                }
                 // A shifted model reads position p from row p - 1: nothing predicts position 0.
                 if (out.length === 0 && this.info.shiftLogits) out.push(this.info.bos >= 0 ? this.info.bos : this.info.eos);
-                holes.push({ start: out.length, length: seg.hole });
+                holes.push(maxLength > seg.hole ? { start: out.length, length: seg.hole, maxLength } : { start: out.length, length: seg.hole });
+                grow += maxLength - seg.hole;
                 for (let i = 0; i < seg.hole; i++) out.push(this.info.mask);
             }
         }
         if (holes.length === 0) throw new RangeError("the request has no hole to fill");
-        this.checkFits(out.length);
+        this.checkFits(out.length + grow);
         return { tokens: Int32Array.from(out), holes };
     }
 
@@ -237,7 +255,7 @@ export class DiffusionModel {
             // Chosen when the request runs, not when it was queued: the load is the one it will meet. 0 is the
             // native default (the model's count), named here so that the result can say it.
             params.threads ||= this.adaptiveThreads ? cpuLoad.threadsFor(this.threads) : this.threads;
-            const holes = Int32Array.from(layout.holes.flatMap((h) => [h.start, h.length]));
+            const holes = Int32Array.from(layout.holes.flatMap((h) => [h.start, h.length, h.maxLength ?? h.length]));
             const abort = () => native.cancel();
             signal?.addEventListener("abort", abort);
             try {
@@ -259,13 +277,15 @@ export class DiffusionModel {
                                 copiedBytes: s.copiedBytes,
                                 confidences: [...s.confidences],
                                 candidates: s.candidates && [...s.candidates],
-                                logits: s.logits
+                                logits: s.logits,
+                                holeTokens: s.holeLengths && splitHoles(s.holeTokens!, s.holeLengths)
                             }))
                 );
                 if (r.cancelled) throw new DecodeCancelledError();
-                const generated = layout.holes.reduce((a, h) => a + h.length, 0);
+                const ended = layout.holes.map((_, i) => ({ start: r.holes[2 * i], length: r.holes[2 * i + 1] }));
+                const generated = ended.reduce((a, h) => a + h.length, 0);
                 return {
-                    holes: layout.holes.map((h) => this.holeResult(h, r.tokens, r.revealStep)),
+                    holes: ended.map((h) => this.holeResult(h, r.tokens, r.revealStep)),
                     tokens: r.tokens,
                     revealStep: r.revealStep,
                     forwardPasses: r.forwardPasses,
@@ -335,6 +355,17 @@ export class DiffusionModel {
         this.queue = run;
         return run;
     }
+}
+
+/** A step's hole tokens, hole after hole, cut into one array a hole. */
+function splitHoles(tokens: Int32Array, lengths: Int32Array): number[][] {
+    const holes: number[][] = [];
+    let at = 0;
+    for (const n of lengths) {
+        holes.push([...tokens.subarray(at, at + n)]);
+        at += n;
+    }
+    return holes;
 }
 
 /** An error's message on one line: llama.cpp's log comes back line by line, and a message is one sentence everywhere. */
