@@ -617,9 +617,6 @@ bool DiffusionDecoder::forward_step(request &                 rq,
         ev.n_rows = n;
         return forward(rq.tokens, rq.n_outputs, &rq.rows, rq.reduce, cancel);
     }
-    if (rq.expand != LLAMA_TOKEN_NULL) {
-        return variable_pass(rq, p, ev, r0, cancel);
-    }
     const std::vector<int32_t> & gen     = rq.gen;
     const int32_t                b       = sched.block(step);
     const int32_t                g1      = std::min(sched.n_gen, (b + 1) * p.block_length);
@@ -871,15 +868,10 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
     // Variable-length holes push a full hole's expand logit down on the host: the reductions would hide the runner-up.
     rq.reduce = p.device_reductions && p.temperature <= 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab_) &&
                 p.top_p >= 1.0f && p.eot_penalty == 0.0f && !p.trace_logits && rq.expand == LLAMA_TOKEN_NULL;
-    const schedule sched(p, (int32_t) rq.gen.size());
-    // A step outputs the rows of its active masks (with the reductions, its block's every row): at most a block's.
-    rq.n_outputs = p.schedule == dc_schedule::block ? std::min(p.block_length, sched.n_gen) : sched.n_gen;
-
     if (rq.expand != LLAMA_TOKEN_NULL) {
-        run_variable(rq, sched, p, on_step, cancel);
+        run_variable(rq, p, on_step, cancel);
     } else {
-        rq.res.holes = rq.holes;
-        run_fixed(rq, holes, sched, p, on_step, cancel);
+        run_fixed(rq, p, on_step, cancel);
     }
 
     // What the context's compute buffers hold on every device (the reserve llama.cpp made for its largest graph).
@@ -892,12 +884,14 @@ dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
 }
 
 void DiffusionDecoder::run_fixed(request &                               rq,
-                                 const std::vector<dc_hole> &            holes,
-                                 const schedule &                        sched,
                                  const dc_params &                       p,
                                  const std::function<void(dc_step &&)> & on_step,
                                  const std::atomic<bool> &               cancel) {
-    const int32_t n = (int32_t) rq.tokens.size();
+    const int32_t  n = (int32_t) rq.tokens.size();
+    const schedule sched(p, (int32_t) rq.gen.size());
+    // A step outputs the rows of its active masks (with the reductions, its block's every row): at most a block's.
+    rq.n_outputs = p.schedule == dc_schedule::block ? std::min(p.block_length, sched.n_gen) : sched.n_gen;
+    rq.res.holes = rq.holes;
     if (p.cache != dc_cache::none) {
         // Reuse slots exist once a request has asked for one; until then the cache holds one sequence.
         ensure_kv_context(n, rq.n_outputs, p.cache_f16, p.reuse_key.empty() && cached_.n_seq == 1 ? 1 : kReuseSlots,
@@ -945,7 +939,7 @@ void DiffusionDecoder::run_fixed(request &                               rq,
         }
         if (p.early_stop) {
             // Everything after a hole's first revealed end-of-text is end-of-text too.
-            stop_at_end(rq, holes, step, ev);
+            stop_at_end(rq, rq.holes, step, ev);
         }
 
         end_step(rq, std::move(ev), ms_since(t_samp), on_step);
@@ -982,7 +976,6 @@ void DiffusionDecoder::end_step(request &                               rq,
 }
 
 void DiffusionDecoder::run_variable(request &                               rq,
-                                    const schedule &                        sched,
                                     const dc_params &                       p,
                                     const std::function<void(dc_step &&)> & on_step,
                                     const std::atomic<bool> &               cancel) {
@@ -1028,7 +1021,14 @@ void DiffusionDecoder::run_variable(request &                               rq,
         dc_step ev;
         ev.step    = step;
         int32_t r0 = 0;
-        if (!timed_pass(rq, ev, [&] { return forward_step(rq, sched, step, p, ev, r0, cancel); })) {
+        if (!timed_pass(rq, ev, [&] {
+                active_rows(rq);
+                if (p.cache == dc_cache::none) {
+                    ev.n_rows = (int32_t) rq.tokens.size();
+                    return forward(rq.tokens, rq.n_outputs, &rq.rows, rq.reduce, cancel);
+                }
+                return variable_pass(rq, p, ev, r0, cancel);
+            })) {
             break;
         }
         const auto t_samp = clock_type::now();

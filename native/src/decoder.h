@@ -190,7 +190,7 @@ class DiffusionDecoder {
     void active_rows(request & rq) const;
     // A cached mode's full pass: it refills the request's sequence of the cache and gives the step's rows.
     bool refresh_cache(request & rq, dc_step & ev, const std::atomic<bool> & cancel);
-    // The step's forward pass: exact, or the cached modes' refresh, reuse or block pass. `r0`: the first position
+    // A fixed-length step's forward pass: exact, or the cached modes' refresh, reuse or block pass. `r0`: the first position
     // of the rows it output. False when cancelled.
     bool forward_step(request &                 rq,
                       const schedule &          sched,
@@ -215,8 +215,6 @@ class DiffusionDecoder {
 
     // run()'s loop for fixed-length holes.
     void run_fixed(request &                               rq,
-                   const std::vector<dc_hole> &            holes,
-                   const schedule &                        sched,
                    const dc_params &                       p,
                    const std::function<void(dc_step &&)> & on_step,
                    const std::atomic<bool> &               cancel);
@@ -224,11 +222,10 @@ class DiffusionDecoder {
     // sum(max_length) / steps positions (at least one; more under the threshold or entropy bound), most confident
     // first, until no mask is left.
     void run_variable(request &                               rq,
-                      const schedule &                        sched,
                       const dc_params &                       p,
                       const std::function<void(dc_step &&)> & on_step,
                       const std::atomic<bool> &               cancel);
-    // forward_step() of a cached mode for variable-length holes: a full pass on the first step and after a hole
+    // A cached mode's forward pass for variable-length holes: a full pass on the first step and after a hole
     // changed length (every later position moved), else a pass over the holes' span (dual) or from it to the end
     // (prefix).
     bool variable_pass(request & rq, const dc_params & p, dc_step & ev, int32_t & r0, const std::atomic<bool> & cancel);
