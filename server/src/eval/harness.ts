@@ -92,10 +92,13 @@ export function modelCompleter(model: DiffusionModel, policy: HolePolicy): Compl
             ...(policy.kind === "variable"
                 ? {
                       onStep: (e: StepEvent) => {
-                          for (const t of e.tokens) {
+                          // Chosen reveals only: the decoder's own fills (the deletes after a hole's first delete)
+                          // come with a NaN confidence.
+                          e.tokens.forEach((t, k) => {
+                              if (Number.isNaN(e.confidences[k])) return;
                               if (t === expandToken) expands++;
                               else if (t === deleteToken) deletes++;
-                          }
+                          });
                       }
                   }
                 : {})
