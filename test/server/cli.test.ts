@@ -107,6 +107,7 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
         [["fill", file, "--in-place", "-m", join(tmpdir(), "missing.gguf")], /missing\.gguf: model file not found/],
         [["fill", file, "--in-place", "-m", testModel({ arch: "qwen2" })], /autoregressive/],
         [["fill", join(tmpdir(), "no-such-file.py"), "-m", "x"], /cannot read .*no such file/],
+        [["fill", dirname(file), "-m", "x"], /^dream-coder: cannot read .*: it is a folder; name a file in it\n$/],
         [["fill", noHoles, "-m", testModel({ arch: "dream" })], /plain\.py has no hole marker/],
         [["complete", file, "--at", "99:1", "-m", "x"], /99:1 is outside the file/],
         [["fill", file, "-m", "x", "--steps", "-2"], /^dream-coder: dreamCoder\.steps: -2 is not valid \(a whole number from 0 to 4096\)\n$/],

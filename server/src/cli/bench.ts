@@ -4,10 +4,11 @@
 // request to its answer; earlier requests of a burst are cancelled by the server, as in the editor. Then the
 // user types the answer's first character, as when accepting ghost text by typing it out, and that request is
 // timed too. Each cache mode asked for gets its own server and the same session, one after the other in the same run.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { DidChangeTextDocumentNotification, InlineCompletionRequest } from "vscode-languageserver-protocol/node";
 import { percentile } from "../eval/harness";
+import { readSource } from "./source";
 import { packagedFile } from "../packageFiles";
 import type { CacheMode } from "../runtime/native";
 import type { Settings } from "../settings";
@@ -43,7 +44,7 @@ const BENCH_FILE = "server/src/holes.ts";
 export async function runLatencyBench(settings: Settings, flags: { file?: string; bursts: number; json: string; modes: BenchMode[] }): Promise<void> {
     const file = flags.file ?? packagedFile(BENCH_FILE);
     if (!file) throw new Error(`this installation has no ${BENCH_FILE} to type: name a source file with --file`);
-    const source = readFileSync(file, "utf8");
+    const source = readSource(file);
     const sessions: SessionResult[] = [];
     for (const m of flags.modes)
         sessions.push(await typingSession({ ...settings, cache: m.cache, cacheReuse: m.reuse }, modeName(m), file, source, flags.bursts));

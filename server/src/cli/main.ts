@@ -3,7 +3,7 @@
 // print a diff (or the completion), or change the file with --in-place; models lists and downloads the
 // catalog; runtime builds the runtime for this machine; bench measures inline-completion latency through a real
 // server process.
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import manifest from "../../../package.json";
@@ -22,6 +22,7 @@ import type { CacheMode } from "../runtime/native";
 import { DECLARED, readSettings, type Settings } from "../settings";
 import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { runLatencyBench } from "./bench";
+import { readSource } from "./source";
 import { generationOrder, JobProgress, PullProgressBar, unifiedDiff } from "./output";
 import { convertedModelPath, convertFolder, DEFAULT_QUANTIZATION, parseQuantization, pullModel } from "../pull";
 import { type PullProgress, QUANT_TYPES, type QuantType, RUNTIME_TARGETS, type RuntimeTarget } from "../protocol";
@@ -188,22 +189,6 @@ function lineRange(text: string, range: string): [number, number] {
     const start = lineOffset(lines, Number(m[1]) - 1);
     const end = Math.min(text.length, lineOffset(lines, Number(m[2])));
     return [start, end];
-}
-
-/** The file's text. Only UTF-8 is read, so that writing it back keeps every byte the jobs did not change. */
-function readSource(path: string): string {
-    let bytes: Buffer;
-    try {
-        bytes = readFileSync(path);
-    } catch (e) {
-        throw new InvalidArgumentError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
-    }
-    try {
-        // ignoreBOM keeps a byte-order mark in the text, so that it is written back too.
-        return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
-    } catch {
-        throw new InvalidArgumentError(`${path} is not UTF-8 text; dream-coder reads and writes UTF-8 only, so it leaves the file alone`);
-    }
 }
 
 const program = new Command("dream-coder")
