@@ -1,7 +1,8 @@
 // The extension's in-host suite (test/e2e/suite/) and the test profile it expects: the generated dream model,
 // one thread, no debounce, short holes, and a local Hugging Face Hub (test/tools/hub-stand-in.ts) that serves a
 // Dream-Coder-shaped checkpoint as Dream-org/Dream-Coder-v0-Instruct-7B, with an empty models directory, for the
-// Download Model… test. The code-server runners (checkout and .vsix) and the electron runner all start it from here.
+// Download Model… test, and a model that grows holes (DREAM_CODER_TEST_GROWING_MODEL). The code-server runners
+// (checkout and .vsix) and the electron runner all start it from here.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { catalogEntry } from "../../server/src/catalog";
 import { dreamCoderCheckpoint } from "../tools/checkpoints";
 import { startHubStandIn } from "../tools/hub-stand-in";
 import { testModel } from "../tools/test-models";
+import { growingTestModel } from "../tools/variable-model";
 import { runInHostSuite, type InHostSuiteResult } from "./harness/in-host";
 import { repoRoot } from "./harness/tools";
 
@@ -34,7 +36,14 @@ export async function withSuiteHub<T>(body: (hub: { env: Record<string, string>;
     try {
         const models = mkdtempSync(join(scratch, "models-"));
         // The checkpoint's folder, for the Convert a Checkpoint Folder… test.
-        const env = { HF_ENDPOINT: hub.endpoint, HF_TOKEN: "", HF_TOKEN_PATH: join(scratch, "no-token"), DREAM_CODER_TEST_CHECKPOINT: checkpoint };
+        const env = {
+            HF_ENDPOINT: hub.endpoint,
+            HF_TOKEN: "",
+            HF_TOKEN_PATH: join(scratch, "no-token"),
+            DREAM_CODER_TEST_CHECKPOINT: checkpoint,
+            // A model with expand and delete tokens, for the variable-length holes test.
+            DREAM_CODER_TEST_GROWING_MODEL: growingTestModel().path
+        };
         return await body({ env, settings: suiteSettings(models) });
     } finally {
         await hub.close();

@@ -313,6 +313,38 @@ describe("Dream-Coder in VS Code", () => {
         await until("the test model back", () => goodModel.endsWith(ctx.status.model));
     });
 
+    it("with a model that has expand and delete tokens, a `???` hole starts small, grows past its start, and `???:N` stays N", async () => {
+        // The runner's generated model whose output head favours two tokens it declares expand and delete
+        // (test/tools/variable-model.ts): its holes grow and shrink as a DreamOn model's do.
+        const growing = process.env.DREAM_CODER_TEST_GROWING_MODEL;
+        assert.ok(growing, "the runner names the growing model");
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        await config.update("holes.startTokens", 2, vscode.ConfigurationTarget.Global);
+        await config.update("holes.defaultTokens", 12, vscode.ConfigurationTarget.Global);
+        await config.update("model", growing, vscode.ConfigurationTarget.Global);
+        try {
+            await until("the growing model in the status", () => growing.endsWith(ctx.status.model));
+            const before = "x = ???\ny = ???:3\n";
+            const editor = await openDoc(before);
+            assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 2);
+            assertOnlyHolesChanged(before, editor.document.getText());
+            const lengths = ctx.lastTrace?.holeLengths;
+            assert.ok(lengths && lengths.length === ctx.lastTrace!.forwardPasses, "the trace has each hole's length after each step");
+            // Two masks to start; the first step reveals one place, which may ask for room (one more mask).
+            assert.ok(lengths[0][0] <= 3, `the unsized hole starts small: ${JSON.stringify(lengths)}`);
+            assert.ok(Math.max(...lengths.map((l) => l[0])) > 3, `the unsized hole grew: ${JSON.stringify(lengths)}`);
+            assert.ok(
+                lengths.every((l) => l[0] <= 12 && l[1] <= 3),
+                `within holes.defaultTokens, and ???:3 never grows: ${JSON.stringify(lengths)}`
+            );
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+            await config.update("holes.startTokens", undefined, vscode.ConfigurationTarget.Global);
+            await config.update("holes.defaultTokens", undefined, vscode.ConfigurationTarget.Global);
+        }
+        await until("the test model back", () => goodModel.endsWith(ctx.status.model));
+    });
+
     it("the bundled model, named by its catalog id, loads from the package and fills holes with printable text", async () => {
         const config = vscode.workspace.getConfiguration("dreamCoder");
         await config.update("model", "dream-mini-py", vscode.ConfigurationTarget.Global);
