@@ -24,7 +24,7 @@
             return;
         }
         const upTo = Number(slider.value);
-        const steps = trace.scheduleSteps;
+        const steps = trace.totalSteps;
         stepLabel.textContent = `${upTo + 1} / ${steps}`;
         let hole = -1;
         for (const t of trace.tokens) {
@@ -54,15 +54,15 @@
         // Each row: a plain label, its value, and a tooltip with the technical meaning.
         const passes = Math.max(1, trace.forwardPasses);
         const rows = [
-            ["Denoising steps", trace.forwardPasses, "forward passes of the model; a step that would reveal nothing runs none"],
+            ["Forward passes", trace.forwardPasses, `passes of the model over ${trace.totalSteps} denoising steps; a step that would reveal nothing runs none`],
             ["Tokens generated", trace.tokens.length, "tokens the model wrote into the holes"],
-            ["Tokens per step", (trace.tokens.length / passes).toFixed(2), "tokens revealed per forward pass (more = fewer passes)"],
-            ["Time per step", `${trace.msPerStep.toFixed(1)} ms`, "whole run time / forward passes, cache refreshes included"],
+            ["Tokens per pass", (trace.tokens.length / passes).toFixed(2), "tokens revealed per forward pass (more = fewer passes)"],
+            ["Time per pass", `${trace.msPerStep.toFixed(1)} ms`, "whole run time / forward passes, cache refreshes included"],
             // Forward includes the device's work (the runtime waits for it), sampling is host work only.
             [
                 "of which model / sampling",
                 `${(trace.forwardMs / passes).toFixed(1)} / ${(trace.sampleMs / passes).toFixed(1)} ms`,
-                "per step: the model's forward pass / choosing the tokens from its output"
+                "per pass: the model's forward pass / choosing the tokens from its output"
             ],
             [
                 "Reused from the last request",
@@ -98,7 +98,7 @@
         if (event.data && event.data.type === "trace") {
             trace = event.data.trace;
             vscode.setState({ trace });
-            const last = Math.max(0, trace.scheduleSteps - 1);
+            const last = Math.max(0, trace.totalSteps - 1);
             slider.max = String(last);
             slider.value = String(last);
             render();

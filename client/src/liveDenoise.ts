@@ -52,7 +52,7 @@ export class LiveDenoise implements vscode.Disposable {
             texts.push({
                 range: new vscode.Range(range.end, range.end),
                 renderOptions: { after: { contentText: ` ${text}` } },
-                hoverMessage: `Dream-Coder: step ${partial.step} of ${partial.scheduleSteps}`
+                hoverMessage: `Dream-Coder: step ${partial.step} of ${partial.totalSteps}`
             });
         }
         this.editor.setDecorations(this.dimmed, spans);

@@ -19,7 +19,7 @@ export function describeStatus(s: ServerStatus): string {
         case "loading":
             return `loading ${Math.round(100 * (s.progress ?? 0))}%`;
         case "busy":
-            return s.scheduleSteps ? `step ${s.step}/${s.scheduleSteps}` : STATE_WORDS.busy;
+            return s.totalSteps ? `step ${s.step}/${s.totalSteps}` : STATE_WORDS.busy;
         case "ready":
             return s.lastLatencyMs !== undefined ? `ready · ${s.lastLatencyMs} ms` : STATE_WORDS.ready;
         default:

@@ -162,6 +162,7 @@ dc_params to_params(const Napi::Object & o) {
 Napi::Object to_js(Napi::Env env, const dc_step & s, bool trace) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("step", s.step);
+    o.Set("totalSteps", s.total_steps);
     o.Set("positions", to_js(env, s.positions));
     o.Set("tokens", to_js(env, s.tokens));
     o.Set("forwardMs", s.forward_ms);

@@ -568,6 +568,19 @@ void DiffusionDecoder::schedule::active_masks(int32_t step, request & rq) const 
     }
 }
 
+bool DiffusionDecoder::schedule::masks_ahead(int32_t step, const request & rq) const {
+    if (step + 1 >= total_steps) {
+        return false;
+    }
+    const int32_t g0 = p.schedule == dc_schedule::block ? block(step + 1) * p.block_length : 0;
+    for (int32_t g = g0; g < n_gen; g++) {
+        if (rq.masked[rq.gen[g]]) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int32_t DiffusionDecoder::schedule::reveal_count(int32_t  step,
                                                  int32_t  n_active,
                                                  int32_t  block_masks,
@@ -942,6 +955,7 @@ void DiffusionDecoder::run_fixed(request &                               rq,
             stop_at_end(rq, rq.holes, step, ev);
         }
 
+        ev.total_steps = sched.masks_ahead(step, rq) ? sched.total_steps : step + 1;
         end_step(rq, std::move(ev), ms_since(t_samp), on_step);
     }
 }
@@ -1047,6 +1061,7 @@ void DiffusionDecoder::run_variable(request &                               rq,
                                   rq.tokens.begin() + h.start + h.length);
         }
 
+        ev.total_steps = std::min(bound, step + 1 + (rq.n_masked + per_step - 1) / per_step);
         end_step(rq, std::move(ev), ms_since(t_samp), on_step);
     }
     rq.res.holes = rq.holes;

@@ -173,6 +173,9 @@ class DiffusionDecoder {
         int32_t local(int32_t step) const { return p.schedule == dc_schedule::block ? step % steps_per_block : step; }
 
         void    active_masks(int32_t step, request & rq) const;
+        // Whether a step after `step` has masks to reveal (in the next step's block or after it): if not, `step` was
+        // the run's last. A mask left in a finished block (the model predicted the mask) is not revealed again.
+        bool    masks_ahead(int32_t step, const request & rq) const;
         // The count the schedule reveals of `n_active` masks; p_origin: the per-place chance for origin.
         int32_t reveal_count(int32_t step, int32_t n_active, int32_t block_masks, double & p_origin) const;
     };

@@ -68,7 +68,11 @@ struct dc_hole {
 };
 
 struct dc_step {
-    int32_t                  step = 0;     // index in the schedule (steps that reveal nothing are skipped)
+    int32_t                  step        = 0;  // index in the schedule (steps that reveal nothing are skipped)
+    // The steps the run plans as of this one: step + 1 once nothing is left to reveal (so the last event of a run that
+    // ended has step + 1 == total_steps), never less than step + 1. Fixed-length holes: the schedule's count until
+    // then; variable-length holes: this step plus the steps the masks left need at this step's rate.
+    int32_t                  total_steps = 0;
     std::vector<int32_t>     positions;    // revealed this step, in reveal order
     std::vector<llama_token> tokens;
     std::vector<float>       confidences;  // of each revealed position (NaN: filled by early_stop)

@@ -114,17 +114,17 @@ export class ModelHost {
     async run<T>(job: (model: DiffusionModel) => Promise<T>): Promise<T> {
         const model = await this.model();
         const started = performance.now();
-        this.report({ state: "busy", step: 0, scheduleSteps: undefined });
+        this.report({ state: "busy", step: 0, totalSteps: undefined });
         try {
             return await job(model);
         } finally {
-            this.report({ state: "ready", step: undefined, scheduleSteps: undefined, lastLatencyMs: Math.round(performance.now() - started) });
+            this.report({ state: "ready", step: undefined, totalSteps: undefined, lastLatencyMs: Math.round(performance.now() - started) });
         }
     }
 
     /** A running job's progress, for the status. */
-    step(step: number, scheduleSteps: number): void {
-        this.report({ state: "busy", step, scheduleSteps });
+    step(step: number, totalSteps: number): void {
+        this.report({ state: "busy", step, totalSteps });
     }
 
     async dispose(): Promise<void> {

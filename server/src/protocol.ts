@@ -18,8 +18,9 @@ import {
 export interface DenoiseTrace {
     /** The generated tokens in document order; `hole` indexes the result's holes. End-of-text tokens are left out. */
     tokens: { text: string; step: number; hole: number }[];
-    /** Steps of the schedule, up to the last that revealed a token: the scale of `step`. */
-    scheduleSteps: number;
+    /** The steps the decoder ran (the last one's index + 1): the scale of `step`. Skipped steps, which would
+     *  reveal nothing, count here but run no forward pass. */
+    totalSteps: number;
     /** Forward passes of the model: a step that would reveal nothing runs none. */
     forwardPasses: number;
     totalMs: number;
@@ -35,9 +36,11 @@ export interface DenoiseTrace {
 
 /** A job's view of the document as the steps go: every hole's text, still-masked tokens shown as PLACEHOLDER. */
 export interface DenoisePartial {
+    /** Steps done (the step's index + 1), never more than totalSteps. */
     step: number;
-    /** The schedule's steps. */
-    scheduleSteps: number;
+    /** The steps the decoder plans as of this one; equal to `step` on a finished job's last partial. Variable-length
+     *  holes change the plan as they grow and shrink. */
+    totalSteps: number;
     holes: { range: Range; text: string }[];
 }
 export const PLACEHOLDER = "░";
@@ -209,8 +212,8 @@ export interface ServerStatus {
     progress?: number;
     /** Busy: the running job's step. */
     step?: number;
-    /** Busy: the running job's schedule steps. */
-    scheduleSteps?: number;
+    /** Busy: the running job's planned steps (DenoisePartial.totalSteps). */
+    totalSteps?: number;
     /** Error: what went wrong, in words. */
     message?: string;
     /** The last finished job's latency. */

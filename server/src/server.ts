@@ -200,7 +200,7 @@ type JobOptionsFor = (ranges: Range[]) => {
     settings: Settings;
     signal: AbortSignal;
     document: string;
-    onPartial: (p: { step: number; scheduleSteps: number; texts: string[] }) => void;
+    onPartial: (p: { step: number; totalSteps: number; texts: string[] }) => void;
 };
 
 /**
@@ -238,12 +238,12 @@ async function editJob<X extends object>(
         signal,
         document: uri,
         onPartial: (p) => {
-            host.step(p.step, p.scheduleSteps);
-            progress.report(Math.round((100 * p.step) / Math.max(1, p.scheduleSteps)), `step ${p.step}/${p.scheduleSteps}`);
+            host.step(p.step, p.totalSteps);
+            progress.report(Math.round((100 * p.step) / Math.max(1, p.totalSteps)), `step ${p.step}/${p.totalSteps}`);
             if (params.partialResultToken !== undefined) {
                 connection.sendProgress(lsp.denoisePartial, params.partialResultToken, {
                     step: p.step,
-                    scheduleSteps: p.scheduleSteps,
+                    totalSteps: p.totalSteps,
                     holes: ranges.map((range, i) => ({ range, text: p.texts[i] ?? "" }))
                 });
             }

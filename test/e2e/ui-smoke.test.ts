@@ -170,8 +170,8 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             await view.locator("#counts dt").first().waitFor({ timeout: 30_000 });
             const counts = (await view.locator("#counts").textContent()) ?? "";
             // Plain-language labels, each with its value (and the technical meaning in a tooltip).
-            assert.match(counts, /Denoising steps\d+Tokens generated\d+Tokens per step\d+\.\d\d/);
-            assert.match(counts, /Time per step\d+\.\d msof which model \/ sampling\d+\.\d \/ \d+\.\d ms/);
+            assert.match(counts, /Forward passes\d+Tokens generated\d+Tokens per pass\d+\.\d\d/);
+            assert.match(counts, /Time per pass\d+\.\d msof which model \/ sampling\d+\.\d \/ \d+\.\d ms/);
             assert.match(counts, /Reused from the last request(none|\d+ tokens)Total time\d+ msSpeed\d+\.\d tokens\/s$/);
             assert.equal(await view.locator("#counts dt[title]").count(), 8, "every number says what it measures in a tooltip");
             // The legend says what the colours mean.

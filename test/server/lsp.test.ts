@@ -238,9 +238,13 @@ describe("language server over IPC", () => {
         assert.ok(r.trace);
         assert.ok(r.trace.tokens.every((t) => t.hole >= 0 && t.hole < 3));
         assert.ok(r.trace.forwardPasses > 0 && r.trace.forwardPasses <= 16 + 4 + 3);
-        const { scheduleSteps } = r.trace;
-        assert.ok(scheduleSteps >= 1 && r.trace.tokens.every((t) => t.step < scheduleSteps));
+        const { totalSteps } = r.trace;
+        assert.ok(totalSteps >= 1 && r.trace.tokens.every((t) => t.step < totalSteps));
         assert.ok(partials.length > 0, "partial results stream through $/progress");
+        // Progress never passes its total and ends at it, which is the trace's.
+        for (const p of partials) assert.ok(p.step <= p.totalSteps, `step ${p.step} of ${p.totalSteps}`);
+        assert.equal(partials.at(-1)!.step, partials.at(-1)!.totalSteps);
+        assert.equal(partials.at(-1)!.totalSteps, totalSteps);
         assert.equal(partials[0].holes.length, 3);
         assert.ok(
             partials[0].holes.some((h) => h.text.includes(lsp.PLACEHOLDER)),

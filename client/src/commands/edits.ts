@@ -45,8 +45,9 @@ async function runJob(ctx: Ctx, editor: vscode.TextEditor, title: string, job: J
                 let reported = 0;
                 const partials = client.onProgress(lsp.denoisePartial, partialResultToken, (p) => {
                     live.show(p);
-                    const percent = (100 * p.step) / Math.max(1, p.scheduleSteps);
-                    progress.report({ message: `step ${p.step} of ${p.scheduleSteps}`, increment: percent - reported });
+                    // The bar only moves forward: a hole that grows adds steps to the plan.
+                    const percent = Math.max(reported, (100 * p.step) / Math.max(1, p.totalSteps));
+                    progress.report({ message: `step ${p.step} of ${p.totalSteps}`, increment: percent - reported });
                     reported = percent;
                 });
                 try {

@@ -141,7 +141,7 @@ async function runJob<T extends { denoised: Denoised | null }>(
     const onSigint = () => interrupt.abort();
     process.once("SIGINT", onSigint);
     try {
-        const result = await job(host, { settings, signal: interrupt.signal, onPartial: (p) => progress.step(p.step, p.scheduleSteps) });
+        const result = await job(host, { settings, signal: interrupt.signal, onPartial: (p) => progress.step(p.step, p.totalSteps) });
         progress.stop();
         if (flags.order && result.denoised) process.stdout.write(await generationOrder(result.denoised.trace));
         return result;

@@ -86,7 +86,7 @@ function stepColour(step: number, steps: number): string {
 export async function generationOrder(trace: DenoiseTrace): Promise<string> {
     const { default: ansis } = await import("ansis");
     const holes = new Map<number, string>();
-    const steps = trace.scheduleSteps;
+    const steps = trace.totalSteps;
     for (const t of trace.tokens) holes.set(t.hole, (holes.get(t.hole) ?? "") + ansis.hex(stepColour(t.step, steps))(t.text));
     const legend = [0, 0.25, 0.5, 0.75, 1].map((f) => ansis.hex(stepColour(Math.round(f * (steps - 1)), steps))("■")).join("");
     const lines = [...holes.entries()].sort((a, b) => a[0] - b[0]).map(([h, text]) => `${ansis.dim(`hole ${h + 1}:`)} ${text}`);

@@ -14,7 +14,7 @@ export interface JobOptions {
      */
     document?: string;
     /** After every step: each hole's text so far. */
-    onPartial?: (partial: { step: number; scheduleSteps: number; texts: string[] }) => void;
+    onPartial?: (partial: { step: number; totalSteps: number; texts: string[] }) => void;
 }
 
 export interface Denoised {
@@ -78,33 +78,29 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
     const variable = layout.holes.some((h) => h.maxLength !== undefined);
     // Variable-length holes: each hole's length after each step, for the denoising view.
     const holeLengths: number[][] = [];
+    // The decoder's plan as of its last step: the run's step count once it has ended.
+    let totalSteps = 0;
     // Exact mode keeps no cache: the runtime ignores the key there.
     const reuse = options.document !== undefined && options.settings.cacheReuse;
     const result = await model.decodeLayout(layout, {
         ...params,
         ...(reuse ? { reuseKey: options.document } : {}),
         signal: options.signal,
-        onStep:
-            onPartial || variable
-                ? (s) => {
-                      if (s.holeTokens) holeLengths[s.step] = s.holeTokens.map((toks) => toks.length);
-                      if (!onPartial) return;
-                      if (s.holeTokens) {
-                          // Variable-length holes: the step says what each hole now holds.
-                          current = s.holeTokens.map((toks) => toks.map((t) => (t === model.info.mask ? -1 : t)));
-                      } else {
-                          s.positions.forEach((pos, i) => {
-                              const h = layout.holes.findIndex((hole) => pos >= hole.start && pos < hole.start + hole.length);
-                              if (h >= 0) current[h][pos - layout.holes[h].start] = s.tokens[i];
-                          });
-                      }
-                      onPartial({
-                          step: s.step + 1,
-                          scheduleSteps: params.steps!,
-                          texts: current.map((toks) => partialText(toks, model, piece))
-                      });
-                  }
-                : undefined
+        onStep: (s) => {
+            totalSteps = s.totalSteps;
+            if (s.holeTokens) holeLengths[s.step] = s.holeTokens.map((toks) => toks.length);
+            if (!onPartial) return;
+            if (s.holeTokens) {
+                // Variable-length holes: the step says what each hole now holds.
+                current = s.holeTokens.map((toks) => toks.map((t) => (t === model.info.mask ? -1 : t)));
+            } else {
+                s.positions.forEach((pos, i) => {
+                    const h = layout.holes.findIndex((hole) => pos >= hole.start && pos < hole.start + hole.length);
+                    if (h >= 0) current[h][pos - layout.holes[h].start] = s.tokens[i];
+                });
+            }
+            onPartial({ step: s.step + 1, totalSteps: s.totalSteps, texts: current.map((toks) => partialText(toks, model, piece)) });
+        }
     });
     const tokens: DenoiseTrace["tokens"] = [];
     result.holes.forEach((h, hole) => {
@@ -117,7 +113,7 @@ export async function denoise(model: DiffusionModel, layout: SequenceLayout, opt
         result,
         trace: {
             tokens,
-            scheduleSteps: 1 + Math.max(0, ...tokens.map((t) => t.step)),
+            totalSteps,
             forwardPasses: result.forwardPasses,
             totalMs: result.totalMs,
             msPerStep: result.msPerStep,

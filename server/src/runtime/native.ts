@@ -79,6 +79,7 @@ export interface NativeModelInfo {
 
 export interface NativeStep {
     step: number;
+    totalSteps: number;
     positions: Int32Array;
     tokens: Int32Array;
     forwardMs: number;

@@ -38,7 +38,10 @@ export interface LoadOptions {
 }
 
 export interface StepEvent {
+    /** The step's index in the schedule (steps that would reveal nothing are skipped, so an index may be missing). */
     step: number;
+    /** The steps the decoder plans as of this one: at least step + 1, and step + 1 on a finished run's last event. */
+    totalSteps: number;
     /** Sequence positions revealed this step, and their tokens. */
     positions: number[];
     tokens: number[];
@@ -267,6 +270,7 @@ export class DiffusionModel {
                         ((s) =>
                             onStep({
                                 step: s.step,
+                                totalSteps: s.totalSteps,
                                 positions: [...s.positions],
                                 tokens: [...s.tokens],
                                 forwardMs: s.forwardMs,
