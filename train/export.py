@@ -3,7 +3,7 @@ llama.cpp's own convert_hf_to_gguf.py (the path a user takes to convert Dream-Co
 same tree's llama-quantize.
 
     python train/export.py --checkpoint train/work/run/checkpoint.pt --tokenizer train/work/tokenizer \
-        --hf train/work/hf --gguf models/dream-coder-mini-q8_0.gguf --type Q8_0
+        --hf train/work/hf --gguf models/dream-mini-py-q8_0.gguf --type Q8_0
 
 The converter names a BPE pre-tokenizer by hashing how the tokenizer splits a fixed text; a newly trained
 tokenizer has a hash the converter's table cannot know. Ours uses Qwen2's pre-tokenizer by construction
