@@ -5,13 +5,22 @@ import { describe, it } from "node:test";
 import { DiffusionModel, type StepEvent } from "../../server/src/runtime/runtime";
 import { useTestModels } from "./test-models-loaded";
 import { ReferenceDecoder, type ReferenceParams } from "./reference-decoder";
-import { testModel } from "../tools/test-models";
+import { SPECIAL_TOKENS, testModel } from "../tools/test-models";
+import { growingTestModel } from "../tools/variable-model";
 
 const m = useTestModels();
 
+/** <|endoftext|> in the generated models' vocabulary (test/tools/test-models.ts: the special tokens end it). */
+const END_OF_TEXT = 4096 - SPECIAL_TOKENS.length + SPECIAL_TOKENS.indexOf("<|endoftext|>");
+/** A confidence the growing model's favoured token passes at some places (its output row is scaled by 10). */
+const THRESHOLD = 0.5;
+
 const SEGMENTS = ["function clamp(x, lo, hi) {\n    ", { hole: 9 }, "\n}\n\nconst y = clamp(", { hole: 4 }, ");\n", { hole: 7 }];
 
-async function compare(model: DiffusionModel, params: ReferenceParams): Promise<{ steps: number; keptMasked: number; left: number }> {
+async function compare(
+    model: DiffusionModel,
+    params: ReferenceParams
+): Promise<{ steps: number; keptMasked: number; left: number; thresholdSteps: number; penaltyFlips: number }> {
     const layout = model.layout(SEGMENTS);
     const events: StepEvent[] = [];
     const result = await model.decodeLayout(layout, { ...params, temperature: 0, traceLogits: true, onStep: (e) => events.push(e) });
@@ -32,7 +41,7 @@ async function compare(model: DiffusionModel, params: ReferenceParams): Promise<
     for (; step < ref.totalSteps && ref.left > 0; step++) assert.equal(ref.plan(step), null, `the reference still runs step ${step}`);
     const left = result.holes.flatMap((h) => h.tokens).filter((t) => t === model.info.mask).length;
     assert.equal(left, ref.left, "both leave the same number of places masked");
-    return { steps: events.length, keptMasked: ref.keptMasked, left };
+    return { steps: events.length, keptMasked: ref.keptMasked, left, thresholdSteps: ref.thresholdSteps, penaltyFlips: ref.penaltyFlips };
 }
 
 const BASE: ReferenceParams = {
@@ -61,8 +70,22 @@ describe("differential: addon vs TypeScript reference, step by step", () => {
         }
     }
     it("confidence threshold", async () => {
-        await compare(m.dream, { ...BASE, confidenceThreshold: 0.02 });
-        await compare(m.llada, { ...BASE, schedule: "block", confidenceThreshold: 0.02 });
+        // Random weights are never sure of a token: a model whose output head favours one token is, at some places
+        // (test/tools/variable-model.ts), so the threshold reveals more than the schedule on some steps.
+        const model = await DiffusionModel.load(growingTestModel().path, { threads: 1 });
+        try {
+            for (const params of [
+                { ...BASE, confidenceThreshold: THRESHOLD },
+                { ...BASE, schedule: "block" as const, confidenceThreshold: THRESHOLD }
+            ]) {
+                const { steps, thresholdSteps } = await compare(model, params);
+                assert.ok(thresholdSteps > 0, `the threshold revealed more than the schedule on ${thresholdSteps} of ${steps} steps`);
+            }
+        } finally {
+            await model.dispose();
+        }
+        // On random weights it only ever keeps the schedule's count (at least one a step).
+        assert.equal((await compare(m.llada, { ...BASE, schedule: "block", confidenceThreshold: 0.02 })).thresholdSteps, 0);
     });
     it("a place whose prediction is the mask token stays masked and is predicted again (Dream's rule)", async () => {
         // The mask's output row scaled up: its logit wins at some places, not all.
@@ -94,7 +117,15 @@ describe("differential: addon vs TypeScript reference, step by step", () => {
         }
     });
     it("end-of-text penalty with decay", async () => {
-        await compare(m.dream, { ...BASE, eotPenalty: 3, eotPenaltyDecay: 2 });
-        await compare(m.dream, { ...BASE, algorithm: "entropy", eotPenalty: -4, eotPenaltyDecay: 1 });
+        // End-of-text's output row scaled up: it is the argmax at some places, which a penalty then takes from it.
+        const model = await DiffusionModel.load(testModel({ arch: "dream", rowScales: { [END_OF_TEXT]: 4 } }), { threads: 1 });
+        try {
+            const down = await compare(model, { ...BASE, eotPenalty: 3, eotPenaltyDecay: 2 });
+            assert.ok(down.penaltyFlips > 0, "a penalty changed a pick");
+        } finally {
+            await model.dispose();
+        }
+        const up = await compare(m.dream, { ...BASE, algorithm: "entropy", eotPenalty: -4, eotPenaltyDecay: 1 });
+        assert.ok(up.penaltyFlips > 0, "a negative penalty (a bonus) changed a pick");
     });
 });

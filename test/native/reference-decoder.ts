@@ -28,6 +28,10 @@ export class ReferenceDecoder {
     private blockMasks = 0;
     /** Chosen places whose prediction was the mask token (left masked). */
     keptMasked = 0;
+    /** Steps where the confidence threshold revealed more than the schedule's count. */
+    thresholdSteps = 0;
+    /** Rows whose pick the end-of-text penalty changed (another token than the raw argmax). */
+    penaltyFlips = 0;
 
     constructor(
         holes: { start: number; length: number }[],
@@ -78,12 +82,24 @@ export class ReferenceDecoder {
             const row = Array.from(raw, (v) => v);
             // the addon subtracts in float32
             for (const t of this.endTokens) row[t] = Math.fround(row[t] - penalty);
-            return greedyPick(row, this.p.algorithm);
+            const pick = greedyPick(row, this.p.algorithm);
+            if (
+                penalty !== 0 &&
+                pick.token !==
+                    greedyPick(
+                        Array.from(raw, (v) => v),
+                        this.p.algorithm
+                    ).token
+            )
+                this.penaltyFlips++;
+            return pick;
         });
         const order = plan.active.map((_, i) => i).sort((a, b) => picks[b].conf - picks[a].conf || a - b);
         let k = plan.k;
         if (this.p.confidenceThreshold > 0) {
-            k = Math.max(k, picks.filter((x) => x.conf > this.p.confidenceThreshold).length, 1);
+            const sure = picks.filter((x) => x.conf > this.p.confidenceThreshold).length;
+            if (sure > k) this.thresholdSteps++;
+            k = Math.max(k, sure, 1);
         }
         // Dream writes the chosen predictions back; one that is the mask token leaves its place masked.
         const chosen = order.slice(0, k).filter((i) => picks[i].token !== this.mask);
