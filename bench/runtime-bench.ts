@@ -36,7 +36,8 @@ import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../server/src/runtime/runtime";
 import { describeRuntime } from "../server/src/runtime/native";
-import { BUNDLED_MODEL_ID, resolveModelPath } from "../server/src/catalog";
+import { BUNDLED_MODEL_ID } from "../common/catalog";
+import { resolveModelPath } from "../server/src/modelPaths";
 import { quantizedTestModel, repoRoot, testModel, type QuantType, type TestModelOptions } from "../test/tools/test-models";
 
 const SMALL: TestModelOptions = { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 4096, context: 8192, type: "f16", seed: 11 };

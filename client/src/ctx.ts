@@ -3,7 +3,7 @@
 // the last denoising trace.
 import * as vscode from "vscode";
 import { CloseAction, ErrorAction, LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
-import * as lsp from "../../server/src/protocol";
+import * as lsp from "../../common/protocol";
 import { config } from "./config";
 import { StatusBar } from "./statusBar";
 

@@ -3,7 +3,7 @@
 // script, its own stylesheet, nothing remote); its colours come from the theme.
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
-import type { DenoiseTrace } from "../../server/src/protocol";
+import type { DenoiseTrace } from "../../common/protocol";
 
 export class DenoiseView implements vscode.Disposable {
     private panel: vscode.WebviewPanel | undefined;

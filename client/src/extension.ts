@@ -1,9 +1,9 @@
 // Activation: start the language server, register the commands (one file per group under commands/), the
 // status bar, the denoising view and the rewrite preview; offer a model on first run.
 import * as vscode from "vscode";
-import { CLIENT_COMMANDS, type QuantType, type RuntimeTarget } from "../../server/src/protocol";
+import { CLIENT_COMMANDS, type QuantType, type RuntimeTarget } from "../../common/protocol";
 import { fillHoles, rewriteSelection, sketchFunction } from "./commands/edits";
-import { convertCheckpoint, downloadModel, modelActions, offerFirstModel, selectModel, setHuggingFaceToken } from "./commands/models";
+import { chooseModelFile, convertCheckpoint, downloadModel, modelActions, offerFirstModel, selectModel, setHuggingFaceToken } from "./commands/models";
 import { buildRuntime, offerRuntimeBuild } from "./commands/runtime";
 import { Ctx } from "./ctx";
 import { DenoiseView } from "./denoiseView";
@@ -34,6 +34,8 @@ export async function activate(extension: vscode.ExtensionContext): Promise<Ctx>
         vscode.commands.registerCommand("dreamCoder.downloadModel", (id?: string) => downloadModel(c, id)),
         vscode.commands.registerCommand("dreamCoder.convertCheckpoint", (folder?: string, type?: QuantType) => convertCheckpoint(c, folder, type)),
         vscode.commands.registerCommand("dreamCoder.setHuggingFaceToken", () => setHuggingFaceToken(c)),
+        // Not in the palette (Select Model… offers it): the error notifications' "Choose GGUF File…" runs it.
+        vscode.commands.registerCommand("dreamCoder.chooseModelFile", () => chooseModelFile(c)),
         vscode.commands.registerCommand("dreamCoder.buildRuntime", (gpu?: RuntimeTarget) => buildRuntime(c, gpu)),
         vscode.commands.registerCommand("dreamCoder.modelActions", () => modelActions(c)),
         vscode.commands.registerCommand("dreamCoder.restartServer", () => c.restart()),

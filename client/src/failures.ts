@@ -3,8 +3,7 @@
 // marker is not an error but a hint, shown as information.
 import * as vscode from "vscode";
 import { ResponseError } from "vscode-languageclient/node";
-import type { Problem, ProblemData } from "../../server/src/protocol";
-import { chooseModelFile, setHuggingFaceToken } from "./commands/models";
+import type { Problem, ProblemData } from "../../common/protocol";
 import type { Ctx } from "./ctx";
 
 type Fix = "Select Model…" | "Download Model…" | "Choose GGUF File…" | "Open Setting" | "Set Hugging Face Token…" | "Build Runtime…" | "Retry";
@@ -41,12 +40,13 @@ export async function showProblem(ctx: Ctx, message: string, problem: Problem | 
             return void vscode.commands.executeCommand("dreamCoder.selectModel");
         case "Download Model…":
             return void vscode.commands.executeCommand("dreamCoder.downloadModel");
+        // Through the commands, not commands/models.ts, which shows its own failures here.
         case "Choose GGUF File…":
-            return void chooseModelFile(ctx);
+            return void vscode.commands.executeCommand("dreamCoder.chooseModelFile");
         case "Open Setting":
             return void vscode.commands.executeCommand("workbench.action.openSettings", "dreamCoder.model");
         case "Set Hugging Face Token…":
-            if (await setHuggingFaceToken(ctx)) void retry();
+            if (await vscode.commands.executeCommand<boolean>("dreamCoder.setHuggingFaceToken")) void retry();
             return;
         case "Build Runtime…":
             return void vscode.commands.executeCommand("dreamCoder.buildRuntime");

@@ -1,7 +1,7 @@
 // Shows a running fill, sketch or rewrite forming in the editor: each hole's text so far, with ░ where tokens
 // are still masked, drawn as decorations (never edits) after the span it will replace, the span itself dimmed.
 import * as vscode from "vscode";
-import type { DenoisePartial } from "../../server/src/protocol";
+import type { DenoisePartial } from "../../common/protocol";
 import { toRange } from "./ranges";
 
 /** Characters of a hole's text shown at most, and how many past the first still-masked place. */

@@ -1,8 +1,8 @@
 // What the model pickers say about each catalog model: the recommended one, the download size and the memory a
 // model needs. No vscode import, so that a unit test (test/server/model-items.test.ts) can check the words.
-import catalog from "../../server/src/catalog.json";
-import { modelRoute } from "../../server/src/catalog";
-import type { CatalogModel } from "../../server/src/protocol";
+import catalog from "../../common/catalog.json";
+import { modelRoute } from "../../common/catalog";
+import type { CatalogModel } from "../../common/protocol";
 
 /** Memory a run needs besides the model file (which is mapped whole): the KV cache and llama.cpp's compute buffer
  * at the default 1,024-token context — about 0.24 GB and 0.6 GB for a 7B model with a 152k vocabulary (docs/speed.md). */

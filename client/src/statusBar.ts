@@ -1,7 +1,7 @@
 // The status bar item, in words: "Dream-Coder · model · ready · 140 ms" (loading n %, step i/N, error); the
 // tooltip says the same at length.
 import * as vscode from "vscode";
-import type { ServerState, ServerStatus } from "../../server/src/protocol";
+import type { ServerState, ServerStatus } from "../../common/protocol";
 
 /** The server's states as a user reads them. */
 const STATE_WORDS: Record<ServerState, string> = {

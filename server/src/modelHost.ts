@@ -3,12 +3,12 @@
 import { availableParallelism } from "node:os";
 import { statSync } from "node:fs";
 import { basename } from "node:path";
-import { resolveModelPath } from "./catalog";
-import type { ServerStatus } from "./protocol";
+import { resolveModelPath } from "./modelPaths";
+import type { ServerStatus } from "../../common/protocol";
 import { checkModelFileStart } from "./runtime/modelFile";
 import { loadRuntime, preferDevice } from "./runtime/native";
 import { DiffusionModel } from "./runtime/runtime";
-import { DEFAULT_SETTINGS, type Settings } from "./settings";
+import { DEFAULT_SETTINGS, type Settings } from "../../common/settings";
 
 export class ModelHost {
     private settings: Settings | undefined;

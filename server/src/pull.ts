@@ -5,12 +5,14 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { type CatalogEntry, catalogPath, modelsDirectory } from "./catalog";
-import { CheckpointError, checkpointArchitecture, convertCheckpoint, readCheckpointConfig } from "./convert/convert";
+import type { CatalogEntry } from "../../common/catalog";
+import { catalogPath, modelsDirectory } from "./modelPaths";
+import { CheckpointError } from "./convert/checkpointError";
+import { checkpointArchitecture, convertCheckpoint, readCheckpointConfig } from "./convert/convert";
 import { checkpointFiles, downloadRepoFile, ensureFreeSpace, formatBytes, HubError, type HubFile, listRepoFiles } from "./hub/hub";
-import { BITS_PER_WEIGHT, type PullProgress, QUANT_TYPES, type QuantType } from "./protocol";
+import { BITS_PER_WEIGHT, type PullProgress, QUANT_TYPES, type QuantType } from "../../common/protocol";
 import { quantizationOf, quantizeModel } from "./runtime/quantize";
-import type { Settings } from "./settings";
+import type { Settings } from "../../common/settings";
 
 export type { PullProgress };
 

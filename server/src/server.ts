@@ -26,7 +26,8 @@ import {
 import { buildRuntime, RuntimeBuildError } from "./builder/build";
 import { builtRuntime } from "./builder/built";
 import { checkPrerequisites, TARGET_NAMES } from "./builder/prerequisites";
-import { catalogEntry, DEFAULT_MODEL_ID, listCatalog, ModelSetupError, modelsDirectory } from "./catalog";
+import { catalogEntry, DEFAULT_MODEL_ID } from "../../common/catalog";
+import { listCatalog, ModelSetupError, modelsDirectory } from "./modelPaths";
 import { HubError } from "./hub/hub";
 import { convertedModelPath, convertFolder, DEFAULT_QUANTIZATION, type PullProgress, pullModel } from "./pull";
 import { HoleParser } from "./holes";
@@ -36,12 +37,12 @@ import { fillHoles } from "./jobs/fill";
 import { rewriteSelection } from "./jobs/rewrite";
 import { sketchBody } from "./jobs/sketch";
 import { ModelHost } from "./modelHost";
-import * as lsp from "./protocol";
+import * as lsp from "../../common/protocol";
 import { ModelFileError } from "./runtime/modelFile";
 import { NoRuntimeError, runtimeMissing } from "./runtime/native";
 import manifest from "../../package.json";
 import { DecodeCancelledError } from "./runtime/runtime";
-import { inlineEnabled, readSettings, type Settings } from "./settings";
+import { inlineEnabled, readSettings, type Settings } from "../../common/settings";
 import { lineEnding, type SpanEdit } from "./spanEdits";
 
 const connection = createConnection(ProposedFeatures.all);

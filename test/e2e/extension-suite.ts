@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { catalogEntry } from "../../server/src/catalog";
+import { catalogEntry } from "../../common/catalog";
 import { dreamCoderCheckpoint } from "../tools/checkpoints";
 import { startHubStandIn } from "../tools/hub-stand-in";
 import { testModel } from "../tools/test-models";

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { RUNTIME_SOURCE_FILE } from "../../server/src/builder/source";
 import { ADDON_FILE, CPU_PROBE_FILE, PACKAGED_GPU_FILE, packageRuntimeFiles, packagedAddonFile } from "../../server/src/runtime/native";
 import { startLanguageServer } from "../../server/src/cli/lspClient";
-import * as lsp from "../../server/src/protocol";
+import * as lsp from "../../common/protocol";
 import { runExtensionSuite } from "./extension-suite";
 import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { e2eCacheDir, repoRoot } from "./harness/tools";
@@ -44,7 +44,7 @@ test("the .vsix installs into code-server and passes the in-host suite, and its 
     const pictures = [...readFileSync(join(repoRoot, "README.md"), "utf8").matchAll(/\]\((media\/readme\/[\w-]+\.png)\)/g)].map((m) => m[1]);
     assert.ok(pictures.length >= 4, "the README shows pictures");
     // ... and the bundled model, which the in-host suite then picks by its catalog id.
-    const bundled = (require(join(repoRoot, "server", "src", "catalog.json")) as { models: { bundled?: string }[] }).models.find((m) => m.bundled)?.bundled;
+    const bundled = (require(join(repoRoot, "common", "catalog.json")) as { models: { bundled?: string }[] }).models.find((m) => m.bundled)?.bundled;
     assert.ok(bundled, "the catalog names a bundled model");
     // The runtime's packaged CPU builds and the probe that picks one (test/native/portable.test.ts), not the build
     // for this machine's CPU.

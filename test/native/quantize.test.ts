@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ModelFileError } from "../../server/src/runtime/modelFile";
 import { loadAddon } from "../../server/src/runtime/native";
-import { QUANT_TYPES } from "../../server/src/protocol";
+import { QUANT_TYPES } from "../../common/protocol";
 import { quantizeModel, type QuantizeProgress } from "../../server/src/runtime/quantize";
 import { brokenHeaderFile, notGgufFile, QUANTIZABLE, quantizedTestModel, repoRoot, testModel, truncatedFile } from "../tools/test-models";
 

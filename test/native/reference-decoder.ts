@@ -1,6 +1,6 @@
 // A deliberately simple TypeScript statement of the decoding rules (greedy only), to check the C++ loop
 // step by step against: which positions a step considers, how many it reveals, which ones and with what.
-import type { Algorithm, Schedule } from "../../server/src/runtime/native";
+import type { Algorithm, Schedule } from "../../common/decoding";
 
 export interface ReferenceParams {
     steps: number;

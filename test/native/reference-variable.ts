@@ -1,7 +1,7 @@
 // A deliberately simple TypeScript statement of DreamOn's variable-length holes (greedy), to check the C++ loop step by
 // step against. Each hole is its own array of cells, so growing and shrinking one is an array edit and every later
 // position follows from the arrays, not from index arithmetic.
-import type { Algorithm } from "../../server/src/runtime/native";
+import type { Algorithm } from "../../common/decoding";
 import type { LayoutHole } from "../../server/src/runtime/runtime";
 import { greedyPick } from "./reference-decoder";
 

@@ -16,7 +16,7 @@ import { stripVTControlCharacters } from "node:util";
 import { buildRuntime, RuntimeBuildError } from "../../server/src/builder/build";
 import { BUILT_ADDON, builtRuntime, type RuntimeStamp } from "../../server/src/builder/built";
 import { runtimeSource, sourceHash } from "../../server/src/builder/source";
-import type { PullProgress } from "../../server/src/protocol";
+import type { PullProgress } from "../../common/protocol";
 import type { BuiltRuntimeFill } from "../tools/built-runtime-fill";
 import { repoRoot, testModel } from "../tools/test-models";
 

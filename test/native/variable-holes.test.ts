@@ -4,7 +4,7 @@
 // (test/tools/variable-model.ts).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { CacheMode } from "../../server/src/runtime/native";
+import type { CacheMode } from "../../common/decoding";
 import { DecodeCancelledError, DiffusionModel, type Segment, type StepEvent } from "../../server/src/runtime/runtime";
 import { frequentTokens, growingTestModel } from "../tools/variable-model";
 import { type Exercised, type VariableMutation, type VariableParams, VariableReference } from "./reference-variable";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { InlineCompletionRequest } from "vscode-languageserver-protocol/node";
 import { firstInsertText, startLanguageServer } from "../../server/src/cli/lspClient";
-import * as lsp from "../../server/src/protocol";
+import * as lsp from "../../common/protocol";
 import { cpuRuntimeOnly, loadRuntime, preferDevice, type LoadedRuntime } from "../../server/src/runtime/native";
 import { DiffusionModel, type DecodeOptions, type Segment, type StepEvent } from "../../server/src/runtime/runtime";
 import { testModel } from "../tools/test-models";

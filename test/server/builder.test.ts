@@ -26,7 +26,7 @@ import {
 import { RUNTIME_SOURCE_FILE, runtimeSource, sourceHash } from "../../server/src/builder/source";
 import { readTar, type TarEntry, writeTar } from "../../server/src/builder/tar";
 import { startLanguageServer } from "../../server/src/cli/lspClient";
-import * as lsp from "../../server/src/protocol";
+import * as lsp from "../../common/protocol";
 import { ADDON_FILE, CPU_PROBE_FILE } from "../../server/src/runtime/native";
 import { bundlePackagedFill, type PackagedFill } from "../tools/packaged";
 import { repoRoot, testModel } from "../tools/test-models";

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
 import { HoleParser } from "../../server/src/holes";
-import { DECLARED } from "../../server/src/settings";
+import { DECLARED } from "../../common/settings";
 import { QUANT_TYPES, quantizedTestModel, repoRoot, standInModel, testModel } from "../tools/test-models";
 
 const CLI = join(repoRoot, "out", "server", "src", "cli", "main.js");
@@ -209,7 +209,7 @@ test("models list shows the catalog", () => {
 test("a package that lost its bundled model says so, and still lists the catalog and runs other models; bench asks for --file there", () => {
     // The built package without models/: out/ copied, its dependencies and the addon linked.
     const root = mkdtempSync(join(tmpdir(), "dream-coder-no-bundled-"));
-    for (const dir of ["server", "native"]) cpSync(join(repoRoot, "out", dir), join(root, "out", dir), { recursive: true });
+    for (const dir of ["common", "server", "native"]) cpSync(join(repoRoot, "out", dir), join(root, "out", dir), { recursive: true });
     copyFileSync(join(repoRoot, "out", "package.json"), join(root, "out", "package.json"));
     for (const dir of ["node_modules", "native"]) symlinkSync(join(repoRoot, dir), join(root, dir));
     const cli = join(root, "out", "server", "src", "cli", "main.js");

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { startLanguageServer } from "../../server/src/cli/lspClient";
-import * as lsp from "../../server/src/protocol";
+import * as lsp from "../../common/protocol";
 import { testModel } from "../tools/test-models";
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;

@@ -14,7 +14,7 @@ import {
     WorkDoneProgressCreateRequest
 } from "vscode-languageserver-protocol/node";
 import { spawnLanguageServer, startLanguageServer, type LanguageServerProcess } from "../../server/src/cli/lspClient";
-import * as lsp from "../../server/src/protocol";
+import * as lsp from "../../common/protocol";
 import { testModel } from "../tools/test-models";
 
 const settings = () => ({ model: testModel({ arch: "dream" }), threads: 1, inlineCompletion: { debounceMs: 0, lineTokens: 4, blockTokens: 8 } });

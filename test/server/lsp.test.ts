@@ -10,7 +10,7 @@ import {
     LSPErrorCodes,
     ResponseError
 } from "vscode-languageserver-protocol/node";
-import * as lsp from "../../server/src/protocol";
+import * as lsp from "../../common/protocol";
 import { QUANT_TYPES, quantizedTestModel, repoRoot, testModel } from "../tools/test-models";
 import { firstInsertText, startLanguageServer as startServer, type LanguageServerProcess as ServerUnderTest } from "../../server/src/cli/lspClient";
 import { growingTestModel } from "../tools/variable-model";

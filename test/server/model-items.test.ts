@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { bundledModel, downloadItems, firstModelOffer, memoryNeededGB, recommendedModel, selectItems } from "../../client/src/modelItems";
-import { BUNDLED_MODEL_ID, CATALOG, DEFAULT_MODEL_ID } from "../../server/src/catalog";
-import type { CatalogModel } from "../../server/src/protocol";
+import { BUNDLED_MODEL_ID, CATALOG, DEFAULT_MODEL_ID } from "../../common/catalog";
+import type { CatalogModel } from "../../common/protocol";
 
 const models: CatalogModel[] = CATALOG.map((m, i) => ({ ...m, path: i === 1 ? "/models/dream-7b-instruct.gguf" : null }));
 

@@ -5,8 +5,9 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CATALOG, cacheDirectory, expandHome, ModelSetupError, resolveModelPath } from "../../server/src/catalog";
-import { DECLARED, DEFAULT_SETTINGS, inlineEnabled, readSettings } from "../../server/src/settings";
+import { CATALOG } from "../../common/catalog";
+import { cacheDirectory, expandHome, ModelSetupError, resolveModelPath } from "../../server/src/modelPaths";
+import { DECLARED, DEFAULT_SETTINGS, inlineEnabled, readSettings } from "../../common/settings";
 import { repoRoot } from "../tools/test-models";
 
 test("known keys override the defaults; wrong values are reported and the default kept", () => {

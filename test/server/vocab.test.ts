@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { CheckpointError } from "../../server/src/convert/convert";
+import { CheckpointError } from "../../server/src/convert/checkpointError";
 import type { GgufKv, GgufScalarType } from "../../server/src/convert/gguf";
 import { PRE_TOKENIZERS, preTokenizerName, vocabJsonPreTokenizerName, vocabMetadata } from "../../server/src/convert/vocab";
 import { readGgufHeader } from "../../server/src/runtime/ggufHeader";

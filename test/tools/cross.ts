@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { InlineCompletionRequest } from "vscode-languageserver-protocol/node";
 import { firstInsertText, type LanguageServerProcess } from "../../server/src/cli/lspClient";
-import * as lsp from "../../server/src/protocol";
+import * as lsp from "../../common/protocol";
 
 export interface CrossTools {
     /** The official Windows x64 node.exe of this Node's version, run by `wine` with WINEPREFIX=winePrefix. */

@@ -3,7 +3,7 @@
 // the affected range, and applies the final result as one edit (one undo step).
 import * as vscode from "vscode";
 import { ResponseError, LSPErrorCodes, type Range, type TextEdit } from "vscode-languageclient/node";
-import * as lsp from "../../../server/src/protocol";
+import * as lsp from "../../../common/protocol";
 import type { Ctx } from "../ctx";
 import { LiveDenoise } from "../liveDenoise";
 import { toLspRange, toRange } from "../ranges";

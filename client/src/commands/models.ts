@@ -3,10 +3,10 @@
 import { basename } from "node:path";
 import * as vscode from "vscode";
 import { WorkDoneProgress, type WorkDoneProgressReport } from "vscode-languageclient/node";
-import * as lsp from "../../../server/src/protocol";
+import * as lsp from "../../../common/protocol";
 import { config } from "../config";
 import type { Ctx } from "../ctx";
-import { inlineEnabled } from "../../../server/src/settings";
+import { inlineEnabled } from "../../../common/settings";
 import { describeStatus } from "../statusBar";
 import { showFailure, showProblem } from "../failures";
 import { bundledModel, downloadItems, firstModelOffer, recommendedModel, selectItems } from "../modelItems";

@@ -2,7 +2,7 @@
 // build it), the build in a cancellable notification, then the language server restarts to load the new runtime.
 import * as vscode from "vscode";
 import { LSPErrorCodes, ResponseError } from "vscode-languageclient/node";
-import * as lsp from "../../../server/src/protocol";
+import * as lsp from "../../../common/protocol";
 import type { Ctx } from "../ctx";
 import { showFailure, showProblem } from "../failures";
 import { withPipelineProgress } from "./models";

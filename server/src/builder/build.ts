@@ -12,7 +12,7 @@ import { availableParallelism } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import manifest from "../../../package.json";
-import type { PullProgress } from "../protocol";
+import type { PullProgress } from "../../../common/protocol";
 import { BUILT_ADDON, type BuiltRuntime, machineId, type RuntimeStamp, runtimeDirectory } from "./built";
 import { type BuildHost, checkPrerequisites, RUNTIME_TARGETS, type RuntimeTarget, systemHost, TARGET_NAMES, type Toolchain } from "./prerequisites";
 import { runtimeSource, sourceHash, unpackSource } from "./source";

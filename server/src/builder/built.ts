@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import manifest from "../../../package.json";
-import { cacheDirectory } from "../catalog";
+import { cacheDirectory } from "../modelPaths";
 import { RUNTIME_TARGETS, type RuntimeTarget } from "./prerequisites";
 import { runtimeSource, sourceHash } from "./source";
 

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { delimiter, dirname, join, normalize } from "node:path";
-import { RUNTIME_TARGETS, type RuntimeTarget } from "../protocol";
+import { RUNTIME_TARGETS, type RuntimeTarget } from "../../../common/protocol";
 
 export { RUNTIME_TARGETS, type RuntimeTarget };
 export const TARGET_NAMES: Record<RuntimeTarget, string> = { cpu: "CPU", vulkan: "Vulkan", cuda: "CUDA", metal: "Metal" };

@@ -10,8 +10,8 @@ import { DidChangeTextDocumentNotification, InlineCompletionRequest } from "vsco
 import { percentile } from "../eval/harness";
 import { readSource } from "./source";
 import { packagedFile } from "../packageFiles";
-import type { CacheMode } from "../runtime/native";
-import type { Settings } from "../settings";
+import type { CacheMode } from "../../../common/decoding";
+import type { Settings } from "../../../common/settings";
 import { firstInsertText, startLanguageServer } from "./lspClient";
 
 const TYPING_INTERVAL_MS = 60;

@@ -21,7 +21,7 @@ import {
     type InitializeResult,
     type ProtocolConnection
 } from "vscode-languageserver-protocol/node";
-import * as lsp from "../protocol";
+import * as lsp from "../../../common/protocol";
 
 /** The text of an inline-completion answer's first item (undefined: no item). */
 export function firstInsertText(answer: InlineCompletionList | InlineCompletionItem[] | null): string | undefined {

@@ -2,7 +2,7 @@
 // view (each generated token coloured by the step that revealed it), and diffs.
 import { SingleBar } from "cli-progress";
 import { createTwoFilesPatch } from "diff";
-import type { DenoiseTrace, PullProgress, ServerStatus } from "../protocol";
+import type { DenoiseTrace, PullProgress, ServerStatus } from "../../../common/protocol";
 
 /** A bar on stderr that follows the model's loading and then the job's steps; silent when stderr is no terminal. */
 export class JobProgress {

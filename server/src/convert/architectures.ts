@@ -3,7 +3,7 @@
 // tensor names (gguf-py/gguf/tensor_mapping.py, for the names these checkpoints use) and LLaDA's q/k un-permute.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CheckpointError } from "./convert";
+import { CheckpointError } from "./checkpointError";
 import type { GgufKvValue } from "./gguf";
 
 export type Architecture = "dream" | "llada";

@@ -15,12 +15,10 @@ import {
     type Architecture
 } from "./architectures";
 import { convertElements, GGML_TYPE_SIZE, GgmlType, type GgufKv, type GgufTensorEntry, GgufStreamWriter } from "./gguf";
+import { CheckpointError } from "./checkpointError";
 import { generalMetadata } from "./metadata";
 import { type CheckpointTensor, checkpointTensors, readChunks, readRange } from "./safetensors";
 import { vocabMetadata } from "./vocab";
-
-/** The checkpoint cannot be converted: one sentence naming the cause and the fix. */
-export class CheckpointError extends Error {}
 
 /** As convert_hf_to_gguf.py's --outtype; "auto": the checkpoint's own 16-bit type (BF16 or F16), F16 for an F32 one. */
 export type ConvertOutType = "auto" | "f32" | "f16" | "bf16";

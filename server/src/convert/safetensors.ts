@@ -4,7 +4,7 @@
 // or hostile file is refused with a sentence; tensor data is read later by positioned reads in bounded chunks.
 import { type FileHandle, open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { CheckpointError } from "./convert";
+import { CheckpointError } from "./checkpointError";
 import { SOURCE_DTYPE_SIZE, type SourceDtype } from "./gguf";
 
 export interface CheckpointTensor {

@@ -4,9 +4,9 @@
 // (_set_vocab_gpt2, get_vocab_base) and gguf-py/gguf/vocab.py (SpecialVocab), in the bundled llama.cpp tree.
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Architecture } from "./architectures.js";
-import { CheckpointError } from "./convert.js";
-import type { GgufKv, GgufKvValue } from "./gguf.js";
+import type { Architecture } from "./architectures";
+import { CheckpointError } from "./checkpointError";
+import type { GgufKv, GgufKvValue } from "./gguf";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { SingleBar } from "cli-progress";
 import { ModelHost } from "../modelHost";
-import type { Settings } from "../settings";
+import type { Settings } from "../../../common/settings";
 import { parseConfigs } from "./configs";
 import {
     describeHolePolicy,

@@ -1,8 +1,9 @@
 // Decoding configurations as the command line names them: terms joined by "+", e.g. "exact",
 // "dual+threshold=0.9", "dual+entropy=1", "block=16". Each becomes the decoder's parameters for one hole.
 import { decodeParams } from "../jobs/denoise";
-import type { Algorithm, CacheMode, DecodeParams } from "../runtime/native";
-import { DEFAULT_SETTINGS, type Settings } from "../settings";
+import type { Algorithm, CacheMode } from "../../../common/decoding";
+import type { DecodeParams } from "../runtime/native";
+import { DEFAULT_SETTINGS, type Settings } from "../../../common/settings";
 
 export interface DecodeConfig {
     /** As given on the command line: the row's name. */

@@ -5,7 +5,7 @@
 import { cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
-import type { Settings } from "../settings";
+import type { Settings } from "../../../common/settings";
 import { lineEnding, withLineEnding } from "../spanEdits";
 import { budgetHole, contextBudget, decodeParams, denoise, type Denoised, type JobOptions } from "./denoise";
 

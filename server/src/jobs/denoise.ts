@@ -1,9 +1,9 @@
 // What every job shares: decoding parameters from the settings, the per-step partial text of each hole
 // (revealed tokens, PLACEHOLDER where still masked) and the trace of the finished run.
-import { PLACEHOLDER, type DenoiseTrace } from "../protocol";
+import { PLACEHOLDER, type DenoiseTrace } from "../../../common/protocol";
 import type { DecodeParams } from "../runtime/native";
 import type { DecodeResult, DiffusionModel, Segment, SequenceLayout } from "../runtime/runtime";
-import type { Settings } from "../settings";
+import type { Settings } from "../../../common/settings";
 
 export interface JobOptions {
     settings: Settings;

@@ -2,7 +2,7 @@
 // result comes back as the smallest set of span edits. "remask" (experimental, diffusion-native): the selection
 // stays in place as the model's reply; each round re-masks the tokens the model finds least likely under the
 // instruction and denoises only those, so the edits stay local by construction.
-import { PLACEHOLDER } from "../protocol";
+import { PLACEHOLDER } from "../../../common/protocol";
 import type { DiffusionModel, SequenceLayout } from "../runtime/runtime";
 import { spanEdits, withLineEnding, type SpanEdit } from "../spanEdits";
 import { denoise, type Denoised, type JobOptions } from "./denoise";

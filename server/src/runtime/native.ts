@@ -5,12 +5,8 @@ import cpuBuilds from "../../../native/cpu-builds.json";
 import { builtRuntime } from "../builder/built";
 import { TARGET_NAMES } from "../builder/prerequisites";
 import { RUNTIME_SOURCE_FILE } from "../builder/source";
+import type { Algorithm, CacheMode, Schedule } from "../../../common/decoding";
 import { packagedFile } from "../packageFiles";
-
-export type Algorithm = "origin" | "maskgit_plus" | "topk_margin" | "entropy";
-export type Schedule = "timestep" | "block";
-/** none: exact, every step recomputes the sequence; prefix / dual: Fast-dLLM's KV caches (docs/speed.md). */
-export type CacheMode = "none" | "prefix" | "dual";
 
 /** Decoding parameters; every field has the default documented in docs/runtime.md "Decoding parameters". */
 export interface DecodeParams {

@@ -2,7 +2,7 @@
 // a checkpoint converted in the editor becomes the file users run without llama.cpp's command-line tools.
 import { rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { QUANT_TYPES, type QuantType } from "../protocol";
+import { QUANT_TYPES, type QuantType } from "../../../common/protocol";
 import { readGgufHeader } from "./ggufHeader";
 import { inspectModelFile } from "./modelFile";
 import { loadAddon, type NativeQuantization } from "./native";

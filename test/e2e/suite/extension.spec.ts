@@ -9,7 +9,7 @@ import * as vscode from "vscode";
 import { type InlineCompletionItem, type InlineCompletionList, InlineCompletionRequest, InlineCompletionTriggerKind } from "vscode-languageserver-protocol";
 import type { Ctx } from "../../../client/src/ctx";
 import { firstInsertText } from "../../../server/src/cli/lspClient";
-import { DEFAULT_SETTINGS } from "../../../server/src/settings";
+import { DEFAULT_SETTINGS } from "../../../common/settings";
 
 const EXTENSION_ID = "dream-coder.dream-coder-vscode";
 let ctx: Ctx;

@@ -2,8 +2,8 @@
 // contributes.configuration (what VS Code's Settings editor shows): each one's type, default, range, choices and
 // pattern are read from there, for the defaults below and for checking what the editor or the CLI sends.
 // test/server/settings.test.ts checks that every declared key is read here and listed in the README.
-import manifest from "../../package.json";
-import type { Algorithm, CacheMode } from "./runtime/native";
+import manifest from "../package.json";
+import type { Algorithm, CacheMode } from "./decoding";
 
 export interface Settings {
     /** A GGUF path or a catalog id; empty: no model set yet. */

@@ -1,17 +1,12 @@
-// The models a user can pick by name (catalog.json) and where their files live; pull.ts downloads and converts them.
+// Where the catalog's models (common/catalog.ts) and the user's own model files live on this computer, and the
+// sentences for a model setting that cannot be used; pull.ts downloads and converts them.
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, posix, resolve, win32 } from "node:path";
-import data from "./catalog.json";
+import { CATALOG, type CatalogEntry, catalogEntry } from "../../common/catalog";
+import type { CatalogModel } from "../../common/protocol";
+import type { Settings } from "../../common/settings";
 import { packagedFile } from "./packageFiles";
-import type { CatalogModel } from "./protocol";
-import type { Settings } from "./settings";
-
-export type CatalogEntry = Omit<CatalogModel, "path">;
-
-export const CATALOG: readonly CatalogEntry[] = data.models as CatalogEntry[];
-/** The catalog's recommended model (its entry says `"recommended": true`): what a user without a setting gets offered. */
-export const DEFAULT_MODEL_ID: string = (CATALOG.find((m) => m.recommended) ?? CATALOG[0]).id;
 
 /** A model setting that cannot be used as it stands; the message says what to do. */
 export class ModelSetupError extends Error {
@@ -35,13 +30,6 @@ export function cacheDirectory(platform: NodeJS.Platform = process.platform, env
 export function modelsDirectory(settings: Pick<Settings, "modelsDirectory">): string {
     return settings.modelsDirectory ? expandHome(settings.modelsDirectory) : join(cacheDirectory(), "models");
 }
-
-export function catalogEntry(id: string): CatalogEntry | undefined {
-    return CATALOG.find((m) => m.id === id);
-}
-
-/** The bundled model (its entry has `"bundled"`): the small one this project trains (train/), the CLI's default. */
-export const BUNDLED_MODEL_ID: string = CATALOG.find((m) => m.bundled)!.id;
 
 /** Where a catalog model's file is, or will be once downloaded; null for a bundled one the package has lost. */
 function expectedPath(entry: CatalogEntry, settings: Pick<Settings, "modelsDirectory">): string | null {
@@ -98,12 +86,4 @@ export function resolveModelPath(settings: Pick<Settings, "model" | "modelsDirec
 export function expandHome(p: string, platform: NodeJS.Platform = process.platform, home = homedir()): string {
     const path = platform === "win32" ? win32 : posix;
     return p === "~" || p.startsWith("~/") || (platform === "win32" && p.startsWith("~\\")) ? path.join(home, p.slice(1)) : p;
-}
-
-/** How a catalog model comes to this machine, in words: its GGUF, or its checkpoint converted here. */
-export function modelRoute(m: Pick<CatalogEntry, "bundled" | "gguf" | "checkpoint">): string {
-    if (m.bundled) return "comes with the extension";
-    const convert = m.checkpoint && `converted on this machine from ${m.checkpoint.repo} (a ${(m.checkpoint.sizeBytes / 1e9).toFixed(1)} GB download)`;
-    if (!m.gguf) return convert ?? "no download";
-    return `GGUF ${m.gguf.repo}/${m.gguf.file}${convert ? `; should it be gone, ${convert}` : ""}`;
 }
