@@ -88,13 +88,18 @@ std::string opt(const Napi::Object & o, const char * key, const char * fallback)
     return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
 }
 
-// A string field that names one of `choices`; anything else is refused with the names it may take.
+// A string field that names one of `choices`, or `fallback` (dc_params' default) when it is absent; anything else
+// is refused with the names it may take.
 template <typename T>
 T opt_choice(const Napi::Object &                              o,
              const char *                                      key,
              const char *                                      what,
+             T                                                 fallback,
              std::initializer_list<std::pair<const char *, T>> choices) {
-    const std::string name = opt(o, key, choices.begin()->first);
+    if (!o.Get(key).IsString()) {
+        return fallback;
+    }
+    const std::string name = opt(o, key, "");
     std::string       names;
     size_t            i = 0;
     for (const auto & [n, value] : choices) {
@@ -109,27 +114,26 @@ T opt_choice(const Napi::Object &                              o,
 
 dc_params to_params(const Napi::Object & o) {
     dc_params p;
-    // The first choice of each is the default when the field is absent.
-    p.algorithm = opt_choice<dc_algorithm>(o, "algorithm", "algorithm",
+    p.algorithm = opt_choice<dc_algorithm>(o, "algorithm", "algorithm", p.algorithm,
                                            {
                                                { "maskgit_plus", dc_algorithm::maskgit_plus },
                                                { "origin",       dc_algorithm::origin       },
                                                { "topk_margin",  dc_algorithm::topk_margin  },
                                                { "entropy",      dc_algorithm::entropy      }
     });
-    p.schedule  = opt_choice<dc_schedule>(o, "schedule", "schedule",
+    p.schedule  = opt_choice<dc_schedule>(o, "schedule", "schedule", p.schedule,
                                           {
                                              { "timestep", dc_schedule::timestep },
                                              { "block",    dc_schedule::block    }
     });
     p.cache     = opt_choice<dc_cache>(
-        o, "cache", "cache mode",
+        o, "cache", "cache mode", p.cache,
         {
             { "none",   dc_cache::none   },
             { "prefix", dc_cache::prefix },
             { "dual",   dc_cache::dual   }
     });
-    p.cache_f16            = opt_choice<bool>(o, "cacheType", "cache type",
+    p.cache_f16            = opt_choice<bool>(o, "cacheType", "cache type", p.cache_f16,
                                               {
                                        { "f32", false },
                                        { "f16", true  }
