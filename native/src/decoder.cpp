@@ -303,20 +303,40 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
                                   int32_t                          hi,
                                   const dc_params &                p,
                                   std::vector<span> &              spans) {
-    reuse_slot &  s     = slots_[seq_];
-    const int32_t n     = (int32_t) tokens.size();
-    const int32_t n_old = (int32_t) s.cells.size();
-    if (p.reuse_key.empty() || n_old == 0 || s.reuses >= p.reuse_max_requests) {
+    reuse_slot &  s = slots_[seq_];
+    const int32_t n = (int32_t) tokens.size();
+    if (p.reuse_key.empty() || s.cells.empty() || s.reuses >= p.reuse_max_requests) {
         return false;
     }
-    llama_memory_t mem       = llama_get_memory(cached_.ctx);
-    const bool     can_shift = llama_memory_can_shift(mem);
+    std::vector<kept_run> runs = find_runs(tokens, lo, hi, llama_memory_can_shift(llama_get_memory(cached_.ctx)));
+    spans                      = plan_spans(runs, n);
+    int32_t decoded            = 0;
+    for (const span & g : spans) {
+        decoded += g.r1 - g.r0;
+    }
+    const int32_t changed = decoded - (hi + 1 - lo);  // outside the rows the holes need
+    if (runs.empty() || s.changed + changed > p.reuse_max_changed) {
+        return false;
+    }
+    // The span holding the holes goes last, so that its rows, which the first step reads, see every other change.
+    std::stable_partition(spans.begin(), spans.end(), [&](const span & g) { return !(g.r0 <= lo && lo < g.r1); });
+    move_cells(runs, n);
+    s.reuses++;
+    s.changed += changed;
+    return true;
+}
 
-    // Runs of text found in the old cells, in order, outside [lo, hi] (the holes and the row before them): the
-    // window may have moved, lines may have been typed or deleted, so a run may sit at another position now.
-    constexpr int32_t kGram = 8;   // runs are found by their first kGram tokens ...
-    constexpr int32_t kKeep = 32;  // ... and kept when at least this long (a shorter one would cost a decode call)
-    auto              gram  = [](const llama_token * t) {
+std::vector<DiffusionDecoder::kept_run> DiffusionDecoder::find_runs(const std::vector<llama_token> & tokens,
+                                                                    int32_t                          lo,
+                                                                    int32_t                          hi,
+                                                                    bool                             can_shift) const {
+    const std::vector<llama_token> & cells = slots_[seq_].cells;
+    const int32_t                    n     = (int32_t) tokens.size();
+    const int32_t                    n_old = (int32_t) cells.size();
+    constexpr int32_t                kGram = 8;   // runs are found by their first kGram tokens ...
+    constexpr int32_t                kKeep = 32;  // ... and kept when at least this long (a shorter one would cost a
+                                                  // decode call)
+    auto                             gram  = [](const llama_token * t) {
         uint64_t h = 1469598103934665603ull;  // FNV-1a
         for (int32_t i = 0; i < kGram; i++) {
             h = (h ^ (uint32_t) t[i]) * 1099511628211ull;
@@ -325,16 +345,12 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
     };
     std::unordered_map<uint64_t, std::vector<int32_t>> starts;
     for (int32_t c = 0; c + kGram <= n_old; c++) {
-        starts[gram(&s.cells[c])].push_back(c);
+        starts[gram(&cells[c])].push_back(c);
     }
 
-    struct run {
-        int32_t p, c, len;  // tokens[p, p + len) == old cells[c, c + len)
-    };
-
-    std::vector<run> runs;
-    int32_t          c_min = 0;
-    auto             scan  = [&](int32_t q, int32_t end) {
+    std::vector<kept_run> runs;
+    int32_t               c_min = 0;
+    auto                  scan  = [&](int32_t q, int32_t end) {
         while (q + kGram <= end) {
             int32_t c  = -1;
             auto    it = starts.find(gram(&tokens[q]));
@@ -348,7 +364,7 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
                 }
             }
             int32_t len = 0;
-            while (c >= 0 && q + len < end && c + len < n_old && tokens[q + len] == s.cells[c + len]) {
+            while (c >= 0 && q + len < end && c + len < n_old && tokens[q + len] == cells[c + len]) {
                 len++;
             }
             if (len >= kKeep) {
@@ -362,14 +378,14 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
     };
     scan(0, lo);
     scan(hi + 1, n);
+    return runs;
+}
 
-    // What is re-decoded: the gaps between kept runs. At most three decode calls: drop the shortest run between
-    // two gaps until so (its tokens are re-decoded instead). The gap holding the holes goes last, so that its
-    // rows, which the first step reads, see every other change.
+std::vector<DiffusionDecoder::span> DiffusionDecoder::plan_spans(std::vector<kept_run> & runs, int32_t n) {
     auto gaps = [&]() {
         std::vector<span> g;
         int32_t           at = 0;
-        for (const run & r : runs) {
+        for (const kept_run & r : runs) {
             if (r.p > at) {
                 g.push_back({ at, r.p });
             }
@@ -380,9 +396,10 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
         }
         return g;
     };
-    auto inner = [&](const run & r) {
+    auto inner = [&](const kept_run & r) {
         return r.p > 0 && r.p + r.len < n;
     };  // between two gaps
+    std::vector<span> spans;
     for (spans = gaps(); spans.size() > 3; spans = gaps()) {
         auto shortest = runs.end();
         for (auto it = runs.begin(); it != runs.end(); ++it) {
@@ -392,41 +409,34 @@ bool DiffusionDecoder::keep_cells(const std::vector<llama_token> & tokens,
         }
         runs.erase(shortest);
     }
-    int32_t decoded = 0;
-    for (const span & g : spans) {
-        decoded += g.r1 - g.r0;
-    }
-    const int32_t changed = decoded - (hi + 1 - lo);  // outside the rows the holes need
-    if (runs.empty() || s.changed + changed > p.reuse_max_changed) {
-        return false;
-    }
-    std::stable_partition(spans.begin(), spans.end(), [&](const span & g) { return !(g.r0 <= lo && lo < g.r1); });
+    return spans;
+}
 
-    // Drop every other cell, then move the runs: first out of the way (past any position), then to their places,
-    // so that no move lands on cells still waiting for theirs. RoPE is re-applied at the next decode.
-    int32_t at = 0;
-    for (const run & r : runs) {
+void DiffusionDecoder::move_cells(const std::vector<kept_run> & runs, int32_t n) {
+    // First out of the way (past any position), then to their places, so that no move lands on cells still waiting
+    // for theirs. RoPE is re-applied at the next decode.
+    reuse_slot &   s   = slots_[seq_];
+    llama_memory_t mem = llama_get_memory(cached_.ctx);
+    int32_t        at  = 0;
+    for (const kept_run & r : runs) {
         llama_memory_seq_rm(mem, seq_, at, r.c);
         at = r.c + r.len;
     }
     llama_memory_seq_rm(mem, seq_, at, -1);
     constexpr llama_pos kAside = 1 << 28;
-    for (const run & r : runs) {
+    for (const kept_run & r : runs) {
         if (r.p != r.c) {
             llama_memory_seq_add(mem, seq_, r.c, r.c + r.len, kAside);
         }
     }
     std::vector<llama_token> cells(n, LLAMA_TOKEN_NULL);
-    for (const run & r : runs) {
+    for (const kept_run & r : runs) {
         if (r.p != r.c) {
             llama_memory_seq_add(mem, seq_, r.c + kAside, r.c + kAside + r.len, r.p - r.c - kAside);
         }
         std::copy(s.cells.begin() + r.c, s.cells.begin() + r.c + r.len, cells.begin() + r.p);
     }
     s.cells = std::move(cells);
-    s.reuses++;
-    s.changed += changed;
-    return true;
 }
 
 void DiffusionDecoder::ensure_context(int32_t n_tokens, int32_t n_outputs, bool reduce) {

@@ -116,21 +116,39 @@ class DiffusionDecoder {
                     int32_t                          hi,
                     const dc_params &                p,
                     std::vector<span> &              spans);
+
+    // keep_cells()'s steps. A run: tokens[p, p + len) equal to the slot's old cells[c, c + len).
+    struct kept_run {
+        int32_t p, c, len;
+    };
+
+    // The runs of `tokens` outside [lo, hi] (the holes and the row before them) found in the slot's cells, in order:
+    // the window may have moved and lines may have been typed or deleted, so a run may sit elsewhere now (only where
+    // the memory can shift positions).
+    std::vector<kept_run>    find_runs(const std::vector<llama_token> & tokens,
+                                       int32_t                          lo,
+                                       int32_t                          hi,
+                                       bool                             can_shift) const;
+    // The spans between the runs, to re-decode: at most three decode calls, so the shortest run between two spans is
+    // dropped (re-decoded instead) until so.
+    static std::vector<span> plan_spans(std::vector<kept_run> & runs, int32_t n);
+    // Drops every other cell of the slot's sequence and moves the runs' cells to their new positions.
+    void                     move_cells(const std::vector<kept_run> & runs, int32_t n);
     // Exact mode: the whole sequence, output rows as in decode(); false when cancelled.
-    bool forward(const std::vector<llama_token> & tokens,
-                 int32_t                          n_outputs,
-                 const std::vector<int32_t> *     rows,
-                 bool                             reduce,
-                 const std::atomic<bool> &        cancel);
+    bool                     forward(const std::vector<llama_token> & tokens,
+                                     int32_t                          n_outputs,
+                                     const std::vector<int32_t> *     rows,
+                                     bool                             reduce,
+                                     const std::atomic<bool> &        cancel);
     // Cached modes: decodes tokens[r0, r1) of the request's sequence against the cache (after removing those
     // cells; all of them when `clear`) with output rows `rows` only; false when cancelled.
-    bool forward_kv(const std::vector<llama_token> & tokens,
-                    int32_t                          r0,
-                    int32_t                          r1,
-                    const std::vector<int32_t> &     rows,
-                    bool                             clear,
-                    bool                             reduce,
-                    const std::atomic<bool> &        cancel);
+    bool                     forward_kv(const std::vector<llama_token> & tokens,
+                                        int32_t                          r0,
+                                        int32_t                          r1,
+                                        const std::vector<int32_t> &     rows,
+                                        bool                             clear,
+                                        bool                             reduce,
+                                        const std::atomic<bool> &        cancel);
 
     // One request's state through its steps: run() makes it, the steps below read and update it.
     struct request {
