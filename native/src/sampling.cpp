@@ -143,6 +143,48 @@ dc_pick dc_greedy_pick(dc_algorithm algorithm,
 
 RowSampler::RowSampler(int32_t n_vocab) : n_vocab_(n_vocab), probs_(n_vocab) {}
 
+int32_t RowSampler::keep(const float * row, int32_t top_k, float top_p) {
+    const int32_t n = n_vocab_;
+    order_.resize(n);
+    std::iota(order_.begin(), order_.end(), 0);
+    auto by_logit = [row](int32_t a, int32_t b) {
+        return row[a] > row[b] || (row[a] == row[b] && a < b);
+    };
+    if (top_p >= 1.0f) {
+        std::partial_sort(order_.begin(), order_.begin() + top_k, order_.end(), by_logit);
+        return top_k;
+    }
+    std::sort(order_.begin(), order_.end(), by_logit);
+    const double mx = row[order_[0]];
+    double       z  = 0;
+    for (int32_t i = 0; i < n; i++) {
+        z += std::exp((double) row[order_[i]] - mx);
+    }
+    // Remove a token once the mass before it already exceeds top_p (the first always stays).
+    double  cum = 0;
+    int32_t m   = n;
+    for (int32_t i = 0; i < n; i++) {
+        if (cum > top_p) {
+            m = i;
+            break;
+        }
+        cum += std::exp((double) row[order_[i]] - mx) / z;
+    }
+    return std::min(m, top_k);
+}
+
+int32_t RowSampler::draw(int32_t m, double z, std::mt19937 & rng) const {
+    const double u   = std::uniform_real_distribution<double>(0.0, 1.0)(rng) * z;
+    double       cum = 0;
+    for (int32_t i = 0; i < m; i++) {
+        cum += probs_[i];
+        if (u < cum) {
+            return i;
+        }
+    }
+    return m - 1;
+}
+
 dc_pick RowSampler::sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng) {
     const int32_t n      = n_vocab_;
     const bool    greedy = p.temperature <= 0.0f;
@@ -168,37 +210,8 @@ dc_pick RowSampler::sample(float * row, const dc_params & p, bool need_entropy, 
     // Kept set, as in Dream: top-p over the whole distribution, then top-k. `id(i)` is its i-th member.
     const int32_t top_k    = (p.top_k > 0 && p.top_k < n) ? p.top_k : n;
     const bool    filtered = top_k < n || p.top_p < 1.0f;
-    int32_t       m        = n;
-    if (filtered) {
-        order_.resize(n);
-        std::iota(order_.begin(), order_.end(), 0);
-        auto by_logit = [row](int32_t a, int32_t b) {
-            return row[a] > row[b] || (row[a] == row[b] && a < b);
-        };
-        if (p.top_p < 1.0f) {
-            std::sort(order_.begin(), order_.end(), by_logit);
-            const double mx = row[order_[0]];
-            double       z  = 0;
-            for (int32_t i = 0; i < n; i++) {
-                z += std::exp((double) row[order_[i]] - mx);
-            }
-            // Remove a token once the mass before it already exceeds top_p (the first always stays).
-            double cum = 0;
-            m          = n;
-            for (int32_t i = 0; i < n; i++) {
-                if (cum > p.top_p) {
-                    m = i;
-                    break;
-                }
-                cum += std::exp((double) row[order_[i]] - mx) / z;
-            }
-            m = std::min(m, top_k);
-        } else {
-            std::partial_sort(order_.begin(), order_.begin() + top_k, order_.end(), by_logit);
-            m = top_k;
-        }
-    }
-    auto id = [&](int32_t i) {
+    const int32_t m        = filtered ? keep(row, top_k, p.top_p) : n;
+    auto          id       = [&](int32_t i) {
         return filtered ? order_[i] : i;
     };
 
@@ -222,19 +235,7 @@ dc_pick RowSampler::sample(float * row, const dc_params & p, bool need_entropy, 
         z += probs_[i];
     }
 
-    llama_token token = top1;
-    if (!greedy) {
-        const double u   = std::uniform_real_distribution<double>(0.0, 1.0)(rng) * z;
-        double       cum = 0;
-        token            = id(m - 1);
-        for (int32_t i = 0; i < m; i++) {
-            cum += probs_[i];
-            if (u < cum) {
-                token = id(i);
-                break;
-            }
-        }
-    }
+    const llama_token token = greedy ? top1 : id(draw(m, z, rng));
 
     // sum(p * log p) over the kept set: minus the entropy (Dream's sign for the entropy algorithm).
     double neg_entropy = 0;

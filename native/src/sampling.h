@@ -23,6 +23,11 @@ class RowSampler {
     dc_pick sample(float * row, const dc_params & p, bool need_entropy, std::mt19937 & rng);
 
   private:
+    // sample()'s steps: the kept set's size after top-k and top-p (top_p < 1 or top_k < n_vocab), its members in
+    // order_, best first; and the draw of a member (its index) from probs_[0, m), which sum to z.
+    int32_t keep(const float * row, int32_t top_k, float top_p);
+    int32_t draw(int32_t m, double z, std::mt19937 & rng) const;
+
     int32_t              n_vocab_;
     std::vector<int32_t> order_;  // scratch for top-k / top-p
     std::vector<double>  probs_;
