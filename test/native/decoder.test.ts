@@ -139,6 +139,7 @@ describe("decoder", () => {
         // The first step reveals one end-of-text per hole at most by count, early stop fills the rest of each hole.
         assert.ok(ended.events.length < 15, `early stop ended in ${ended.events.length} steps`);
         const never = await run(m.dream, { steps: 15, eotPenalty: 1000, eotPenaltyDecay: 0 });
+        assert.ok(never.result.holes.length > 0);
         for (const h of never.result.holes) assert.ok(h.tokens.every((t) => !m.dream.isEndToken(t)));
         const plain = await run(m.dream, { steps: 15 });
         for (const h of plain.result.holes) {

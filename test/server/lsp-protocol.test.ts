@@ -136,6 +136,7 @@ describe("malformed params and places outside the document", () => {
         ] as const) {
             const r = await complete(position);
             const items = Array.isArray(r) ? r : (r?.items ?? []);
+            assert.ok(items.length > 0, `a suggestion at ${JSON.stringify(position)}, so that its range is checked`);
             for (const item of items) assert.deepEqual(item.range, { start: real, end: real }, `asked at ${JSON.stringify(position)}`);
         }
     });
