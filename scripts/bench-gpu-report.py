@@ -96,7 +96,8 @@ def gather(d):
 
 results = {b: gather(os.path.join(res, b)) for b in backends}
 
-f = lambda v, d=1: "–" if v is None else f"{v:,.{d}f}"
+def f(v, d=1):
+    return "–" if v is None else f"{v:,.{d}f}"
 
 
 def cell(r, mode, context):

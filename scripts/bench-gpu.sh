@@ -183,7 +183,7 @@ if (!d.some((x) => x.name.startsWith(own))) {
         # The Vulkan loader finds drivers by their manifests: a container given only the GPU's compute libraries
         # has no NVIDIA one.
         local icd
-        icd=$(ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>/dev/null | grep json | tr '\n' ' ')
+        icd=$(find /usr/share/vulkan/icd.d /etc/vulkan/icd.d -name '*.json' -printf '%f ' 2>/dev/null || true)
         [ "$BACKEND" != vulkan ] || echo "Vulkan driver manifests: ${icd:-none}"
         return 1
     }

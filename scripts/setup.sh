@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pair in cmake:cmake ninja:ninja-build g++:g++ git:git; do
+for pair in cmake:cmake ninja:ninja-build g++:g++ git:git shellcheck:shellcheck; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 # dream-coder eval runs the HumanEval tests with Debian's python3 (a pyenv or conda python on PATH is not it).
@@ -52,7 +52,7 @@ python_env() {
         cp "$2" "$1/requirements.txt"
     fi
 }
-# The training pipeline (train/) runs in its own environment; clang-format (npm run lint) in a small one.
+# The training pipeline (train/) runs in its own environment; clang-format and ruff (npm run lint) in a small one.
 python_env train/.venv train/requirements.txt
 python_env node_modules/.lint-venv scripts/lint-requirements.txt
 rm -rf out

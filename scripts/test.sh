@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# Lint and format (biome.json for TypeScript, native/.clang-format for C++): a finding fails the run;
+# Lint and format (biome.json for TypeScript, native/.clang-format for C++, ruff.toml for Python, ShellCheck for
+# scripts/): a finding fails the run;
 # `npm run format` fixes what it can.
 npm run --silent lint
 # The real-editor tests need Node 24, code-server and Chromium: installed once, cached outside the clone.

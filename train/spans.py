@@ -120,7 +120,6 @@ def main() -> None:
     trivial = {"py-lines": line_counts.most_common(1)[0][0], "py-token": tok.decode([token_counts.most_common(1)[0][0]])}
 
     files = [f for f in read_split(args.corpus, "test") if usable(f["text"])]
-    texts = {f["path"]: f["text"] for f in files}
     rng = random.Random(args.seed)
     records = []
     for set_name, make in (("py-lines", line_problem), ("py-token", token_problem)):

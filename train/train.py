@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from inputs import require_file
 from dreamon import hole_positions, hole_targets
+from inputs import require_file
 from model import DreamConfig, DreamModel
 from tokenizer import DELETE, END, EXPAND, MASK
 
@@ -65,7 +65,7 @@ class Corpus:
         self.ids = np.array(ids, dtype=np.int32)
         vocab = tok.get_vocab()
         self.newline = np.zeros(tok.get_vocab_size(), dtype=bool)
-        for piece, i in vocab.items():
+        for i in vocab.values():
             text = tok.decode([i])
             self.newline[i] = text.endswith("\n")
 

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO / "train"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic_tokenizer import write_layout
+from synthetic_tokenizer import write_layout  # noqa: E402 (found through the sys.path entry above)
 
 # Dream-Coder-v0-Instruct-7B's config.json (Dream-org/Dream-Coder-v0-Instruct-7B) with its widths (hidden 3584,
 # intermediate 18944, 28 layers, 28 heads, 4 KV heads) replaced by SHRUNK below.
@@ -269,7 +269,7 @@ def main() -> None:
     try:
         overrides = json.loads(args.config)
     except json.JSONDecodeError:
-        raise SystemExit(f"--config is not JSON: {args.config}")
+        raise SystemExit(f"--config is not JSON: {args.config}") from None
     if args.vocab_json and args.shape != "dream-coder-7b":
         raise SystemExit("--vocab-json is Dream's tokenizer layout: use it with --shape dream-coder-7b")
     if args.dreamon and args.shape != "dream-coder-7b":
