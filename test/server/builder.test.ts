@@ -364,6 +364,22 @@ describe("tar", () => {
 });
 
 describe("which built runtime is used", () => {
+    const PACKAGE_VERSION = (require(join(repoRoot, "package.json")) as { version: string }).version;
+    /** `home` with this checkout's addon as its built cpu runtime; the fill runs the package's `script` there, with
+     *  the runtime's stamp `s`. */
+    const fillWithBuiltRuntime = (script: string, home: string) => {
+        const folder = join(home, ".cache", "dream-coder", "runtime", "cpu");
+        mkdirSync(folder, { recursive: true });
+        symlinkSync(join(repoRoot, ADDON_FILE), join(folder, BUILT_ADDON));
+        return (s: RuntimeStamp) => {
+            writeFileSync(join(folder, "stamp.json"), JSON.stringify(s));
+            return spawnSync(process.execPath, [script, testModel({ arch: "dream" })], {
+                encoding: "utf8",
+                env: { ...process.env, HOME: home },
+                timeout: 120_000
+            });
+        };
+    };
     const source = join(scratch, "source.tar.br");
     writeFileSync(source, "the source archive");
     const stamp = (change: Partial<RuntimeStamp> = {}): RuntimeStamp => ({
@@ -415,20 +431,8 @@ describe("which built runtime is used", () => {
         };
         link(join(repoRoot, "native", "build", "cmake-portable-vulkan", "Release", "dream_cpu.node"), CPU_PROBE_FILE);
         link(runtimeSource(), RUNTIME_SOURCE_FILE);
-        const home = tmp("home");
-        const folder = join(home, ".cache", "dream-coder", "runtime", "cpu");
-        mkdirSync(folder, { recursive: true });
-        symlinkSync(join(repoRoot, ADDON_FILE), join(folder, BUILT_ADDON));
-        const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
-        const fill = (s: RuntimeStamp) => {
-            writeFileSync(join(folder, "stamp.json"), JSON.stringify(s));
-            return spawnSync(process.execPath, [script, testModel({ arch: "dream" })], {
-                encoding: "utf8",
-                env: { ...process.env, HOME: home },
-                timeout: 120_000
-            });
-        };
-        const used = fill(stamp({ gpu: "cpu", packageVersion: version, sourceHash: sourceHash(runtimeSource()) }));
+        const fill = fillWithBuiltRuntime(script, tmp("home"));
+        const used = fill(stamp({ gpu: "cpu", packageVersion: PACKAGE_VERSION, sourceHash: sourceHash(runtimeSource()) }));
         assert.equal(used.status, 0, used.stderr);
         assert.equal((JSON.parse(used.stdout) as PackagedFill).backend, "CPU (build for this machine)");
         // Built by another version: the packaged builds, which this package leaves out.
@@ -443,20 +447,8 @@ describe("which built runtime is used", () => {
         const script = bundlePackagedFill(root);
         mkdirSync(dirname(join(root, RUNTIME_SOURCE_FILE)), { recursive: true });
         symlinkSync(runtimeSource(), join(root, RUNTIME_SOURCE_FILE));
-        const home = tmp("home-without-runtime");
-        const folder = join(home, ".cache", "dream-coder", "runtime", "cpu");
-        mkdirSync(folder, { recursive: true });
-        symlinkSync(join(repoRoot, ADDON_FILE), join(folder, BUILT_ADDON));
-        const version = (require(join(repoRoot, "package.json")) as { version: string }).version;
-        const fill = (s: RuntimeStamp) => {
-            writeFileSync(join(folder, "stamp.json"), JSON.stringify(s));
-            return spawnSync(process.execPath, [script, testModel({ arch: "dream" })], {
-                encoding: "utf8",
-                env: { ...process.env, HOME: home },
-                timeout: 120_000
-            });
-        };
-        const used = fill(stamp({ gpu: "cpu", packageVersion: version, sourceHash: sourceHash(runtimeSource()) }));
+        const fill = fillWithBuiltRuntime(script, tmp("home-without-runtime"));
+        const used = fill(stamp({ gpu: "cpu", packageVersion: PACKAGE_VERSION, sourceHash: sourceHash(runtimeSource()) }));
         assert.equal(used.status, 0, used.stderr);
         assert.equal((JSON.parse(used.stdout) as PackagedFill).backend, "CPU (build for this machine)");
         const stale = fill(stamp({ gpu: "cpu", packageVersion: "0.0.9", sourceHash: sourceHash(runtimeSource()) }));
