@@ -53,7 +53,7 @@ test("Select Model…: current, default and recommended; where the file is or wh
     const chosen = selectItems(models, "diffucoder-7b", "diffucoder-7b");
     assert.deepEqual(
         chosen.map((i) => i.description),
-        ["recommended", undefined, "current", undefined, undefined, undefined]
+        ["recommended", undefined, "current", undefined, undefined, undefined, undefined]
     );
     const bundled = unset.find((i) => i.id === "dream-mini-py")!;
     assert.match(bundled.detail, /^Bundled with the extension: a small Python-only model .* · Needs about 2 GB of free memory$/);

@@ -160,7 +160,7 @@ test("the cache folder (models, built runtimes): ~/.cache/dream-coder, on Window
 test("the catalog: every downloadable entry names the authors' checkpoint, says how it is known, and the recommended one converts", () => {
     assert.deepEqual(
         CATALOG.map((m) => m.id),
-        ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "diffucoder-7b-instruct", "llada-8b-instruct", "dream-mini-py"]
+        ["dream-coder-7b-instruct", "dream-7b-instruct", "diffucoder-7b", "diffucoder-7b-instruct", "llada-8b-instruct", "dreamon-7b", "dream-mini-py"]
     );
     for (const m of CATALOG.filter((m) => !m.bundled)) {
         assert.match(m.checkpoint?.repo ?? "", /^[\w.-]+\/[\w.-]+$/, m.id);
