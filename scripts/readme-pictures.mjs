@@ -3,7 +3,8 @@
 // (the newest run's folder by default; with names, only those pictures, e.g. fill-forming.png from a run whose
 // screenshot caught the masked `░` places on screen — how far a fill has formed when it is taken varies).
 // It crops (and scales) each screenshot with the E2E tools' headless Chromium (playwright-core), so it needs no
-// image tool. The test runs a generated model with random weights: the text in the pictures is noise.
+// image tool. The ghost text, the fill and the rewrite in the pictures are the bundled model's; the long fill forming is
+// the generated random-weight model's (its text is noise).
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
