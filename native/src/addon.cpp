@@ -152,6 +152,7 @@ dc_params to_params(const Napi::Object & o) {
     p.eot_penalty          = (float) opt(o, "eotPenalty", (double) p.eot_penalty);
     p.eot_penalty_decay    = (float) opt(o, "eotPenaltyDecay", (double) p.eot_penalty_decay);
     p.early_stop           = opt(o, "earlyStop", p.early_stop);
+    p.stop_at_line_end     = opt(o, "stopAtLineEnd", p.stop_at_line_end);
     p.trace_logits         = opt(o, "traceLogits", p.trace_logits);
     p.threads              = (int32_t) opt(o, "threads", (double) p.threads);
     p.reuse_key            = opt(o, "reuseKey", "");

@@ -823,6 +823,44 @@ void DiffusionDecoder::stop_at_end(request & rq, const std::vector<dc_hole> & ho
     }
 }
 
+bool DiffusionDecoder::breaks_line(llama_token t) {
+    if (line_breaks_.empty()) {
+        line_breaks_.assign(n_vocab_, 0);
+        std::vector<char> piece(256);
+        for (llama_token v = 0; v < n_vocab_; v++) {
+            int32_t n = llama_token_to_piece(vocab_, v, piece.data(), (int32_t) piece.size(), 0, false);
+            if (n < 0) {  // the piece is -n bytes long
+                piece.resize(-n);
+                n = llama_token_to_piece(vocab_, v, piece.data(), (int32_t) piece.size(), 0, false);
+            }
+            const auto end  = piece.begin() + std::max<int32_t>(0, n);
+            line_breaks_[v] = std::find_if(piece.begin(), end, [](char c) { return c == '\n' || c == '\r'; }) != end;
+        }
+    }
+    return line_breaks_[t] != 0;
+}
+
+void DiffusionDecoder::stop_at_line_end(request & rq, int32_t step, dc_step & ev) {
+    if (end_tokens_.empty()) {
+        return;  // no token to fill with: the hole runs to its end
+    }
+    for (const dc_hole & hole : rq.holes) {
+        const int32_t end = hole.start + hole.length;
+        int32_t       i   = hole.start;
+        while (i < end && !rq.masked[i] && !breaks_line(rq.tokens[i])) {
+            i++;
+        }
+        // The hole's text up to its line break is final (revealed places never change): what follows is cut.
+        if (i < end && !rq.masked[i]) {
+            for (int32_t j = i + 1; j < end; j++) {
+                if (rq.masked[j]) {
+                    reveal(rq, j, end_tokens_.front(), std::numeric_limits<float>::quiet_NaN(), step, ev);
+                }
+            }
+        }
+    }
+}
+
 dc_result DiffusionDecoder::run(std::vector<llama_token>                tokens,
                                 const std::vector<dc_hole> &            holes,
                                 const dc_params &                       p,
@@ -963,6 +1001,9 @@ void DiffusionDecoder::run_fixed(request &                               rq,
         if (p.early_stop) {
             // Everything after a hole's first revealed end-of-text is end-of-text too.
             stop_at_end(rq, rq.holes, step, ev);
+        }
+        if (p.stop_at_line_end) {
+            stop_at_line_end(rq, step, ev);
         }
 
         ev.total_steps = sched.masks_ahead(step, rq) ? sched.total_steps : step + 1;

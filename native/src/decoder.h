@@ -233,6 +233,10 @@ class DiffusionDecoder {
     void        reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
     // Early stop: after a hole's first revealed end-of-text, the rest of the hole is end-of-text.
     void        stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
+    // Line end: once a hole's places up to a line break are all revealed, the rest of the hole is end-of-text.
+    void        stop_at_line_end(request & rq, int32_t step, dc_step & ev);
+    // Whether a token's text holds a line break (\n or \r); the table is made on first use.
+    bool        breaks_line(llama_token t);
 
     // run()'s loop for fixed-length holes.
     void run_fixed(request &                               rq,
@@ -264,7 +268,8 @@ class DiffusionDecoder {
     int32_t                   n_vocab_;
     bool                      shift_;
     llama_token               mask_;
-    std::vector<llama_token>  end_tokens_;  // end-of-generation and pad: "shorter" inside a hole
+    std::vector<llama_token>  end_tokens_;   // end-of-generation and pad: "shorter" inside a hole
+    std::vector<char>         line_breaks_;  // per token: its text holds a line break (breaks_line)
     llama_token               expand_ = LLAMA_TOKEN_NULL;
     llama_token               delete_ = LLAMA_TOKEN_NULL;
     const std::atomic<bool> * cancel_ = nullptr;  // read by llama.cpp's abort callback mid-pass

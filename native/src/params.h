@@ -36,6 +36,9 @@ struct dc_params {
     float        eot_penalty          = 0.0f;   // subtracted from end-of-text / pad logits ...
     float        eot_penalty_decay    = 1.0f;   // ... times (1 - step / steps) ^ decay
     bool         early_stop           = false;  // a revealed end-of-text ends its hole
+    bool         stop_at_line_end     = false;  // fixed-length holes: a revealed line break with every place
+                                                // before it revealed ends its hole (line completions: what
+                                                // follows the line is cut, so its steps are not run)
     // Cached modes, across requests: a non-empty key (the editor's document) keeps that sequence's cache after
     // the request. The next request with the same key keeps the cells of text it still has (runs of 32 tokens or
     // more, moved to their new positions when the window moved or lines came and went) and re-decodes the rest

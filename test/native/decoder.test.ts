@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../../server/src/runtime/runtime";
 import { timestepCount } from "./reference-decoder";
-import { QUANT_TYPES } from "../tools/test-models";
+import { QUANT_TYPES, testModel } from "../tools/test-models";
 import { useQuantizedModels, useTestModels } from "./test-models-loaded";
 
 const m = useTestModels();
@@ -146,6 +146,47 @@ describe("decoder", () => {
             const end = h.tokens.findIndex((t) => m.dream.isEndToken(t));
             assert.equal(h.text, m.dream.detokenize(end < 0 ? h.tokens : h.tokens.slice(0, end)), "the text ends at the first end-of-text");
         }
+    });
+
+    it("stopAtLineEnd: a hole's first line is the same as without it, with fewer steps once the line is revealed early", async () => {
+        // A model whose output head favours the line break token at some places (the scale multiplies its row, so
+        // places whose hidden state points away from it avoid it): lines end inside the hole.
+        const lineBreak = m.dream.tokenize("\n");
+        assert.equal(lineBreak.length, 1, "the generated vocabulary has a line break token");
+        const model = await DiffusionModel.load(testModel({ arch: "dream", rowScales: { [lineBreak[0]]: 10 } }), { threads: 1 });
+        const firstLine = (text: string) => text.split(/\r\n|\r|\n/)[0];
+        let fewer = 0;
+        let ended = 0;
+        try {
+            for (const cache of ["none", "prefix", "dual"] as const) {
+                for (const algorithm of ["entropy", "maskgit_plus"] as const) {
+                    for (const [prefix, suffix] of [
+                        ["def area(w, h):\n    return ", "\n\nprint(area(2, 3))\n"],
+                        ["x = [", "]\ny = x\n"],
+                        ["for i in range(10):\n    ", "\n"]
+                    ]) {
+                        const layout = model.layout([prefix, { hole: 16 }, suffix]);
+                        const base = {
+                            steps: 16,
+                            algorithm,
+                            cache,
+                            earlyStop: true,
+                            ...(cache === "none" ? {} : { schedule: "block" as const, blockLength: 8 })
+                        };
+                        const full = await model.decodeLayout(layout, base);
+                        const cut = await model.decodeLayout(layout, { ...base, stopAtLineEnd: true });
+                        const where = `${cache}, ${algorithm}, ${JSON.stringify(prefix)}`;
+                        assert.equal(firstLine(cut.holes[0].text), firstLine(full.holes[0].text), where);
+                        assert.ok(cut.forwardPasses <= full.forwardPasses, `${where}: ${cut.forwardPasses} passes against ${full.forwardPasses}`);
+                        if (/[\r\n]/.test(full.holes[0].text)) ended++;
+                        if (cut.forwardPasses < full.forwardPasses) fewer++;
+                    }
+                }
+            }
+        } finally {
+            await model.dispose();
+        }
+        assert.ok(ended > 0 && fewer > 0, `lines ended inside ${ended} of 18 holes, and ${fewer} runs took fewer passes`);
     });
 
     it("instruct requests go through the model's chat template", async () => {

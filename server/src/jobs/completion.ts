@@ -1,7 +1,8 @@
 // Inline completion: infill between the text before and after the cursor. The hole is one line's worth in the
-// middle of a line and a block at an empty line; end-of-text inside it shortens it. A newer request for the
-// same document cancels the older one, and a small cache answers a repeated request at once. While the user
-// types out a suggestion, its rest is the answer: no new decode, and the ghost text does not change under them.
+// middle of a line (its run ends once that line is revealed) and a block at an empty line; end-of-text inside it
+// shortens it. A newer request for the same document cancels the older one, and a small cache answers a repeated
+// request at once. While the user types out a suggestion, its rest is the answer: no new decode, and the ghost
+// text does not change under them.
 import { cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
@@ -74,7 +75,12 @@ export class InlineCompleter {
                 return { text: hit, denoised: null };
             }
             const denoised = await host.run((model) =>
-                denoise(model, model.layout([prefix, budgetHole(model, settings, tokens), suffix]), { ...options, signal, document: uri })
+                denoise(model, model.layout([prefix, budgetHole(model, settings, tokens), suffix]), {
+                    ...options,
+                    signal,
+                    document: uri,
+                    firstLineOnly: midLine
+                })
             );
             let completion = denoised.texts[0];
             // In the middle of a line the suggestion ends with the line (a lone \r breaks lines in editors too); a

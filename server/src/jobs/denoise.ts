@@ -15,6 +15,8 @@ export interface JobOptions {
     document?: string;
     /** After every step: each hole's text so far. */
     onPartial?: (partial: { step: number; totalSteps: number; texts: string[] }) => void;
+    /** Only the holes' first lines are kept (a completion in the middle of a line): see DecodeParams.stopAtLineEnd. */
+    firstLineOnly?: boolean;
 }
 
 export interface Denoised {
@@ -62,7 +64,7 @@ export function trainedRoom(model: DiffusionModel, generated: number): number {
 export async function denoise(model: DiffusionModel, layout: SequenceLayout, options: JobOptions): Promise<Denoised> {
     // A variable-length hole's budget, not its start: the steps spread over what it may grow to.
     const generated = layout.holes.reduce((a, h) => a + (h.maxLength ?? h.length), 0);
-    const params = decodeParams(options.settings, generated);
+    const params = { ...decodeParams(options.settings, generated), ...(options.firstLineOnly ? { stopAtLineEnd: true } : {}) };
     const pieces = new Map<number, string>();
     const piece = (t: number) => {
         let p = pieces.get(t);

@@ -30,6 +30,9 @@ export interface DecodeParams {
     eotPenalty?: number;
     eotPenaltyDecay?: number;
     earlyStop?: boolean;
+    /** Fixed-length holes: once a hole's places up to a revealed line break are all revealed, the rest of the hole
+     *  is end-of-text and its steps are not run (line completions, which keep only the first line). */
+    stopAtLineEnd?: boolean;
     traceLogits?: boolean;
     /** CPU threads for this request (1 to 512); absent or 0: the model's, or fewer on a busy machine (LoadOptions.adaptiveThreads). */
     threads?: number;
