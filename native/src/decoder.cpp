@@ -807,17 +807,25 @@ void DiffusionDecoder::reveal(request &   rq,
     rq.n_masked--;
 }
 
+void DiffusionDecoder::fill_rest(request &       rq,
+                                 const dc_hole & hole,
+                                 int32_t         from,
+                                 llama_token     fill,
+                                 int32_t         step,
+                                 dc_step &       ev) {
+    for (int32_t i = from; i < hole.start + hole.length; i++) {
+        if (rq.masked[i]) {
+            reveal(rq, i, fill, std::numeric_limits<float>::quiet_NaN(), step, ev);
+        }
+    }
+}
+
 void DiffusionDecoder::stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev) {
     for (const dc_hole & hole : holes) {
-        llama_token fill = LLAMA_TOKEN_NULL;
         for (int32_t i = hole.start; i < hole.start + hole.length; i++) {
-            if (fill == LLAMA_TOKEN_NULL) {
-                if (!rq.masked[i] &&
-                    std::find(end_tokens_.begin(), end_tokens_.end(), rq.tokens[i]) != end_tokens_.end()) {
-                    fill = rq.tokens[i];
-                }
-            } else if (rq.masked[i]) {
-                reveal(rq, i, fill, std::numeric_limits<float>::quiet_NaN(), step, ev);
+            if (!rq.masked[i] && std::find(end_tokens_.begin(), end_tokens_.end(), rq.tokens[i]) != end_tokens_.end()) {
+                fill_rest(rq, hole, i + 1, rq.tokens[i], step, ev);
+                break;
             }
         }
     }
@@ -852,11 +860,7 @@ void DiffusionDecoder::stop_at_line_end(request & rq, int32_t step, dc_step & ev
         }
         // The hole's text up to its line break is final (revealed places never change): what follows is cut.
         if (i < end && !rq.masked[i]) {
-            for (int32_t j = i + 1; j < end; j++) {
-                if (rq.masked[j]) {
-                    reveal(rq, j, end_tokens_.front(), std::numeric_limits<float>::quiet_NaN(), step, ev);
-                }
-            }
+            fill_rest(rq, hole, i + 1, end_tokens_.front(), step, ev);
         }
     }
 }

@@ -231,12 +231,14 @@ class DiffusionDecoder {
     // The confidence-ordered algorithms: the `k` most confident, or more under the threshold or entropy bound.
     static void choose(request & rq, const dc_params & p, int32_t k);
     void        reveal(request & rq, int32_t pos, llama_token token, float confidence, int32_t step, dc_step & ev);
+    // Reveals the hole's still-masked places from `from` on as `fill` (the two stops below).
+    void fill_rest(request & rq, const dc_hole & hole, int32_t from, llama_token fill, int32_t step, dc_step & ev);
     // Early stop: after a hole's first revealed end-of-text, the rest of the hole is end-of-text.
-    void        stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
+    void stop_at_end(request & rq, const std::vector<dc_hole> & holes, int32_t step, dc_step & ev);
     // Line end: once a hole's places up to a line break are all revealed, the rest of the hole is end-of-text.
-    void        stop_at_line_end(request & rq, int32_t step, dc_step & ev);
+    void stop_at_line_end(request & rq, int32_t step, dc_step & ev);
     // Whether a token's text holds a line break (\n or \r); the table is made on first use.
-    bool        breaks_line(llama_token t);
+    bool breaks_line(llama_token t);
 
     // run()'s loop for fixed-length holes.
     void run_fixed(request &                               rq,
