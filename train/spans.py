@@ -22,7 +22,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from inputs import require_file
-from tokenizer import SPECIAL
+from tokenizer import DREAMON, SPECIAL
 
 # The model's context is 512 tokens: prompt, span and suffix together stay within this (a little room for a
 # begin token and for pieces tokenized apart), three quarters of what the span leaves before it.
@@ -113,7 +113,7 @@ def main() -> None:
 
     train = read_split(args.corpus, "train")
     line_counts = Counter(line for f in train for line in f["text"].splitlines(keepends=True) if line.strip())
-    special = {tok.token_to_id(s) for s in SPECIAL}
+    special = {tok.token_to_id(s) for s in SPECIAL + DREAMON}
     token_counts = Counter(i for enc in tok.encode_batch([f["text"] for f in train]) for i in enc.ids if i not in special)
     # The problems are non-blank lines and tokens, so the best trivial filler is the most frequent non-blank one.
     token_counts = Counter({i: n for i, n in token_counts.items() if tok.decode([i]).strip()})

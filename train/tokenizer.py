@@ -3,6 +3,10 @@ llama.cpp's `qwen2` pre-tokenizer splits text exactly as training did.
 
     python train/tokenizer.py --corpus train/work/corpus --out train/work/tokenizer --vocab 4096
 
+DreamOn's two tokens get ids 4 and 5 (a tokenizer for a model trained from scratch), or with --dreamon-tokens last the
+ids after the merges: the shipped model's vocabulary (trained before the two existed) plus the two, to fine-tune it
+(train/from_gguf.py).
+
 Writes tokenizer.json and tokenizer_config.json (the files transformers' AutoTokenizer and llama.cpp's
 convert_hf_to_gguf.py read).
 """
@@ -23,10 +27,12 @@ MASK = "<|mask|>"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 # DreamOn's tokens (holes of unknown length): predicted at a mask, <|expand|> turns it into two masks and <|delete|>
-# removes it (and the masks after it in its hole). Last, so that the four above keep ids 0-3.
+# removes it (and the masks after it in its hole). After the four above, so that those keep ids 0-3.
 EXPAND = "<|expand|>"
 DELETE = "<|delete|>"
-SPECIAL = [END, MASK, IM_START, IM_END, EXPAND, DELETE]
+SPECIAL = [END, MASK, IM_START, IM_END]
+DREAMON = [EXPAND, DELETE]
+DREAMON_PLACES = ("first", "last")
 
 # ChatML, as Qwen2 and Dream write it; the model is not trained on chats, but the tokens and the template let the
 # runtime lay out an instruction the same way it does for Dream-Coder.
@@ -40,16 +46,20 @@ def texts(corpus: Path, split: str):
             yield json.loads(line)["text"]
 
 
-def train(corpus: Path, out: Path, vocab: int) -> Tokenizer:
+def train(corpus: Path, out: Path, vocab: int, dreamon_tokens: str = "first") -> Tokenizer:
+    """`vocab` tokens with DreamOn's first (ids 4 and 5, among them), or `vocab` + 2 with DreamOn's last."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL, min_frequency=2,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    first = dreamon_tokens == "first"
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL + DREAMON if first else SPECIAL,
+                                  min_frequency=2, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts(corpus, "train"), trainer=trainer)
+    if not first:
+        tok.add_special_tokens(DREAMON)
     out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / "tokenizer.json"))
     config = {
@@ -73,11 +83,14 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--vocab", type=int, default=4096)
+    ap.add_argument("--dreamon-tokens", choices=DREAMON_PLACES, default="first",
+                    help="ids 4 and 5 for <|expand|> and <|delete|> (first), or the two after --vocab (last)")
     args = ap.parse_args()
     require_file(args.corpus / "train.jsonl", "corpus.py")
-    if not 256 + len(SPECIAL) <= args.vocab:
-        raise SystemExit(f"--vocab must be at least {256 + len(SPECIAL)}: the 256 bytes and the special tokens")
-    tok = train(args.corpus, args.out, args.vocab)
+    least = 256 + len(SPECIAL) + (len(DREAMON) if args.dreamon_tokens == "first" else 0)
+    if not least <= args.vocab:
+        raise SystemExit(f"--vocab must be at least {least}: the 256 bytes and the special tokens")
+    tok = train(args.corpus, args.out, args.vocab, args.dreamon_tokens)
     print(f"vocabulary {tok.get_vocab_size()} tokens -> {args.out}")
 
 

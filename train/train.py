@@ -8,7 +8,9 @@ each hole is followed by end-of-text padding, as a hole that is longer than its 
     python train/train.py --corpus train/work/corpus --tokenizer train/work/tokenizer --out train/work/run --minutes 100
 
 Checkpoints to OUT/checkpoint.pt every few minutes and at the end; run again with the same OUT to resume. The
-learning-rate schedule follows the time budget, so a resumed run ends where the uninterrupted one would.
+learning-rate schedule follows the time budget, so a resumed run ends where the uninterrupted one would. --init
+starts a new run from a checkpoint's weights instead of random ones (train/from_gguf.py makes one from the shipped
+model, to fine-tune it with DreamOn's objective).
 """
 
 import argparse
@@ -85,7 +87,7 @@ def line_span(rng: random.Random, newline: np.ndarray, lo: int, hi: int) -> tupl
     return ends[k] + 1, ends[last] + 1
 
 
-def make_example(rng: random.Random, data: Corpus, n: int, ids: Tokens, objective: str = "dream"):
+def make_example(rng: random.Random, data: Corpus, n: int, ids: Tokens, objective: str = "dream", max_pad: int = MAX_PAD):
     """(noisy tokens, clean tokens, loss weight per position) for one sequence. `clean` holds each position's target:
     with the DreamOn objective a hole's positions hold its hole_targets, expand and delete ones always masked."""
     end, mask = ids.end, ids.mask
@@ -113,12 +115,12 @@ def make_example(rng: random.Random, data: Corpus, n: int, ids: Tokens, objectiv
             pieces.append(clean[cursor:a])
             start = sum(len(p) for p in pieces)
             if dreamon:
-                targets, runs = hole_targets(rng, clean[a:b], hole_positions(rng, b - a, MAX_PAD), ids.expand, ids.delete)
+                targets, runs = hole_targets(rng, clean[a:b], hole_positions(rng, b - a, max_pad), ids.expand, ids.delete)
                 pieces.append(targets)
                 forced.extend(start + i for i, run in enumerate(runs) if run != 1 and start + i < n)
                 holes.append((start, len(targets)))
             else:
-                pad = 0 if rng.random() < 0.3 or b - a == 1 else rng.randint(1, MAX_PAD)
+                pad = 0 if rng.random() < 0.3 or b - a == 1 else rng.randint(1, max_pad)
                 pieces.append(clean[a:b])
                 pieces.append(np.full(pad, end, dtype=np.int32))
                 holes.append((start, b - a + pad))
@@ -141,8 +143,8 @@ def make_example(rng: random.Random, data: Corpus, n: int, ids: Tokens, objectiv
     return noisy, clean, weight
 
 
-def batch(rng: random.Random, data: Corpus, size: int, n: int, ids: Tokens, objective: str = "dream"):
-    rows = [make_example(rng, data, n, ids, objective) for _ in range(size)]
+def batch(rng: random.Random, data: Corpus, size: int, n: int, ids: Tokens, objective: str = "dream", max_pad: int = MAX_PAD):
+    rows = [make_example(rng, data, n, ids, objective, max_pad) for _ in range(size)]
     return tuple(torch.from_numpy(np.stack(col)) for col in zip(*rows))
 
 
@@ -158,13 +160,15 @@ def diffusion_loss(model: DreamModel, noisy, clean, weight):
 
 def check_args(args: argparse.Namespace) -> dict:
     """Refuses what would fail later with a traceback, in a sentence; returns the --config overrides."""
-    for name in ("batch", "seq", "lr", "threads", "checkpoint_minutes", "log_every"):
+    for name in ("batch", "seq", "lr", "threads", "checkpoint_minutes", "log_every", "max_pad"):
         if not getattr(args, name) > 0:
             raise SystemExit(f"--{name.replace('_', '-')} must be more than 0 (it is {getattr(args, name)})")
     for name in ("minutes", "max_steps"):
         if not getattr(args, name) >= 0:
             raise SystemExit(f"--{name.replace('_', '-')} must be 0 or more (it is {getattr(args, name)})")
     require_file(args.tokenizer / "tokenizer.json", "tokenizer.py")
+    if args.init:
+        require_file(args.init, "from_gguf.py")
     for split in ("train", "val"):
         require_file(args.corpus / f"{split}.jsonl", "corpus.py")
     try:
@@ -197,6 +201,9 @@ def main() -> None:
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="bf16 autocast or fp32; auto: bf16 where the CPU has AVX-512, else fp32 (bf16 is far slower there)")
     ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--max-pad", type=int, default=MAX_PAD,
+                    help="most padding positions (end-of-text, or DreamOn's deletes) a hole gets beyond its text")
+    ap.add_argument("--init", type=Path, help="a checkpoint whose weights a new run starts from (train/from_gguf.py)")
     args = ap.parse_args()
     overrides = check_args(args)
     torch.set_num_threads(args.threads)
@@ -225,8 +232,14 @@ def main() -> None:
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
         print(f"resumed at step {state['step']}, {state['seconds'] / 60:.1f} min, {state['tokens']:,} tokens", flush=True)
+    elif args.init:
+        init = torch.load(args.init, map_location="cpu", weights_only=False)
+        if init["config"] != asdict(cfg):
+            raise SystemExit(f"{args.init} is a model with another configuration (or tokenizer) than this run's")
+        model.load_state_dict(init["model"])
+        print(f"starting from the weights of {args.init}", flush=True)
     rng = random.Random(args.seed * 1_000_003 + state["step"])
-    val_batch = batch(random.Random(12345), val_data, 32, args.seq, ids, args.objective)
+    val_batch = batch(random.Random(12345), val_data, 32, args.seq, ids, args.objective, args.max_pad)
     bf16 = uses_bf16(args.precision)
     print(f"{model.parameter_count():,} parameters; train {len(train_data.ids):,} tokens, val {len(val_data.ids):,}; "
           f"objective {args.objective}; {'bf16 autocast' if bf16 else 'fp32'}", flush=True)
@@ -248,7 +261,7 @@ def main() -> None:
         lr = args.lr * min(1.0, (state["step"] + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        noisy, clean, weight = batch(rng, train_data, args.batch, args.seq, ids, args.objective)
+        noisy, clean, weight = batch(rng, train_data, args.batch, args.seq, ids, args.objective, args.max_pad)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss, ce = diffusion_loss(model, noisy, clean, weight)
         loss.backward()

@@ -32,6 +32,34 @@ function refused(args: string[]): string {
     return r.stderr.trim();
 }
 
+// Saves the tokenizer in argv[1] with one more special token, to argv[2].
+const ADD_TOKEN = `
+import pathlib, shutil, sys
+from tokenizers import Tokenizer
+out = pathlib.Path(sys.argv[2])
+shutil.copytree(sys.argv[1], out)
+tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+tok.add_special_tokens(["<|extra|>"])
+tok.save(str(out / "tokenizer.json"))
+`;
+
+// The largest difference between two checkpoints' weights (argv[1]: the run's, argv[2]: from_gguf.py's, which may
+// have more vocabulary rows: those must be the mean of the others).
+const COMPARE_CHECKPOINTS = `
+import sys, torch
+a, b = (torch.load(f, map_location="cpu", weights_only=False)["model"] for f in sys.argv[1:3])
+assert set(a) == set(b), "the checkpoints hold different tensors"
+worst = 0.0
+for name, x in a.items():
+    y = b[name]
+    if y.shape != x.shape:
+        extra = y[x.shape[0]:]
+        assert (extra - x.float().mean(dim=0)).abs().max() < 1e-3, f"{name}: an added row is not the mean row"
+        y = y[:x.shape[0]]
+    worst = max(worst, (x.float() - y.float()).abs().max().item())
+print(worst)
+`;
+
 describe("training pipeline (toy size)", () => {
     const dir = mkdtempSync(join(tmpdir(), "dream-train-"));
     const p = (name: string) => join(dir, name);
@@ -199,6 +227,47 @@ print(counts[("dream", ids.expand)], counts[("dream", ids.delete)], counts[("dre
             for (const [i, row] of ref.entries()) for (const [v, x] of row.entries()) worst = Math.max(worst, Math.abs(got[i * info.nVocab + v] - x));
             assert.ok(worst <= tol * Math.max(1, scale), `max |llama.cpp − PyTorch| ${worst} (largest logit ${scale})`);
         }
+    });
+
+    it("the shipped model's layout: --dreamon-tokens last puts <|expand|> and <|delete|> after the merges", () => {
+        python(["train/tokenizer.py", "--corpus", p("corpus"), "--out", p("tok-last"), "--vocab", "512", "--dreamon-tokens", "last"]);
+        const vocab: { added_tokens: { id: number; content: string }[] } = JSON.parse(readFileSync(p("tok-last/tokenizer.json"), "utf8"));
+        assert.deepEqual(
+            vocab.added_tokens.map((t) => [t.id, t.content]),
+            [
+                [0, "<|endoftext|>"],
+                [1, "<|mask|>"],
+                [2, "<|im_start|>"],
+                [3, "<|im_end|>"],
+                [512, "<|expand|>"],
+                [513, "<|delete|>"]
+            ]
+        );
+    });
+
+    it("from_gguf.py turns a GGUF back into the checkpoint it was made from, and train.py --init fine-tunes it", () => {
+        // The toy tokenizer plus one token: the added row is the mean of the model's rows, as DreamOn's two are for
+        // the shipped model.
+        python(["-c", ADD_TOKEN, p("tok"), p("tok-plus")]);
+        python(["train/from_gguf.py", "--gguf", p("f16.gguf"), "--tokenizer", p("tok-plus"), "--out", p("init.pt")]);
+        const worst = python(["-c", COMPARE_CHECKPOINTS, p("run/checkpoint.pt"), p("init.pt")]).trim();
+        assert.ok(Number(worst) < 2e-3, `the GGUF's weights differ from the checkpoint's by up to ${worst}`);
+        python(["train/from_gguf.py", "--gguf", p("f16.gguf"), "--tokenizer", p("tok"), "--out", p("init.pt")]);
+        const log = (dir: string): { val_loss: number }[] => JSON.parse(readFileSync(p(`${dir}/log.json`), "utf8"));
+        const fine = ["train/train.py", "--corpus", p("corpus"), "--tokenizer", p("tok"), "--out", p("fine"), "--max-steps", "1"];
+        python([...fine, "--log-every", "1", "--batch", "2", "--seq", String(SEQ), "--threads", "1", "--config", JSON.stringify(TINY), "--init", p("init.pt")]);
+        // The first step's learning rate is a hundredth of the warm-up's end: the loss is where the toy run ended.
+        const ran = log("run");
+        const [start, end, resumed] = [ran[0].val_loss, ran[ran.length - 1].val_loss, log("fine")[0].val_loss];
+        assert.ok(Math.abs(resumed - end) < 0.05 && resumed < start - 0.3, `val loss ${start} -> ${end}; from the GGUF ${resumed}`);
+        assert.match(
+            refused(["train/from_gguf.py", "--gguf", p("f16.gguf"), "--tokenizer", p("tok-last"), "--out", p("x.pt")]),
+            /is not the GGUF's vocabulary \(\d+ of its 512 ids differ\): make it with tokenizer\.py/
+        );
+        assert.match(refused(["train/from_gguf.py", "--gguf", p("no.gguf"), "--tokenizer", p("tok"), "--out", p("x.pt")]), /no\.gguf is missing/);
+        assert.match(refused([...fine, "--init", p("no.pt")]), /no\.pt is missing: make it with train\/from_gguf\.py/);
+        assert.match(refused([...fine, "--out", p("fine2"), "--init", p("init.pt")]), /init\.pt is a model with another configuration/);
+        assert.ok(!existsSync(p("x.pt")), "a refused conversion writes nothing");
     });
 
     it("each script refuses bad input with a sentence that names what to do", () => {
