@@ -212,6 +212,18 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
     return { settings, problems };
 }
 
+/** Sets a setting by its declared key ("holes.marker") in a raw settings object, whose sections are nested objects as
+ * the editor sends them; readSettings checks the value. */
+export function setSetting(raw: Record<string, unknown>, key: string, value: unknown): void {
+    const path = key.split(".");
+    let at = raw;
+    for (const part of path.slice(0, -1)) {
+        if (!isObject(at[part])) at[part] = {};
+        at = at[part] as Record<string, unknown>;
+    }
+    at[path[path.length - 1]] = value;
+}
+
 /** Whether inline completions are on for a language, from the per-language switch (`*` for the rest). The client's
  * status menu reads it too. */
 export function inlineEnabled(enable: Record<string, boolean>, languageId: string): boolean {

@@ -20,7 +20,7 @@ import { rewriteSelection } from "../jobs/rewrite";
 import { sketchBody } from "../jobs/sketch";
 import { ModelHost } from "../modelHost";
 import type { CacheMode } from "../../../common/decoding";
-import { DECLARED, readSettings, type Settings } from "../../../common/settings";
+import { DECLARED, readSettings, setSetting, type Settings } from "../../../common/settings";
 import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { runLatencyBench } from "./bench";
 import { readSource } from "./source";
@@ -111,14 +111,7 @@ function settingsFrom(flags: ModelFlags, extra: Record<string, unknown> = {}): S
     const raw: Record<string, unknown> = { model: flags.model || process.env.DREAM_CODER_MODEL || BUNDLED_MODEL_ID, ...extra };
     for (const [flag, key] of Object.values(SETTING_FLAGS).flatMap(flagList)) {
         const value = (flags as Record<string, unknown>)[new Option(flag).attributeName()];
-        if (value === undefined) continue;
-        const path = key.split(".");
-        let at = raw;
-        for (const part of path.slice(0, -1)) {
-            at[part] ??= {};
-            at = at[part] as Record<string, unknown>;
-        }
-        at[path[path.length - 1]] = value;
+        if (value !== undefined) setSetting(raw, key, value);
     }
     const { settings, problems } = readSettings(raw);
     // The server keeps the default for a wrong setting; a command line stops, before anything is loaded.
