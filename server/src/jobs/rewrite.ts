@@ -5,6 +5,7 @@
 import { PLACEHOLDER } from "../../../common/protocol";
 import type { DiffusionModel, SequenceLayout } from "../runtime/runtime";
 import { spanEdits, withLineEnding, type SpanEdit } from "../spanEdits";
+import { replyTo } from "./chat";
 import { denoise, type Denoised, type JobOptions } from "./denoise";
 
 export interface RewriteRequest {
@@ -58,8 +59,7 @@ function userPrompt(r: RewriteRequest): string {
 async function instruct(model: DiffusionModel, r: RewriteRequest, options: JobOptions): Promise<{ text: string; denoised: Denoised }> {
     const prompt = await model.formatChat([{ role: "user", content: userPrompt(r) }]);
     const budget = Math.min(MAX_REWRITE_TOKENS, Math.ceil(model.tokenize(r.selection).length * 1.5) + 32);
-    // A chat prompt, not a window of the document: keeping its cache would only push the document's out.
-    const denoised = await denoise(model, model.layout([{ special: prompt }, { hole: budget }]), { ...options, document: undefined });
+    const denoised = await replyTo(model, prompt, budget, options);
     return { text: codeBlock(denoised.texts[0]), denoised };
 }
 
