@@ -3,7 +3,7 @@
 // shortens it. A newer request for the same document cancels the older one, and a small cache answers a repeated
 // request at once. While the user types out a suggestion, its rest is the answer: no new decode, and the ghost
 // text does not change under them.
-import { cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
+import { type ContextWindow, cutWindow, lineEndAfter, lineStartBefore } from "../contextWindow";
 import type { ModelHost } from "../modelHost";
 import { DecodeCancelledError } from "../runtime/runtime";
 import type { Settings } from "../../../common/settings";
@@ -14,6 +14,8 @@ export interface Completion {
     text: string;
     /** The run that made it; null when it came from the cache. */
     denoised: Denoised | null;
+    /** The part of the text the model was shown; absent for the rest of a suggestion that is being typed out. */
+    window?: ContextWindow;
 }
 
 /** The hole's size: a line's worth when the cursor's line has text, a block when it is blank. */
@@ -48,7 +50,9 @@ export class InlineCompleter {
 
     /**
      * Completes at `offset` of document `uri`. Cancels the request still running for the same document, waits
-     * `debounceMs` (a newer keystroke cancels this one meanwhile), then decodes.
+     * `debounceMs` (a newer keystroke cancels this one meanwhile), then decodes. The cache kept for reuse is `uri`'s,
+     * or options.document's where the caller names another (the HTTP server's requests: each its own `uri`, a
+     * client's document for the cache).
      */
     async complete(host: ModelHost, uri: string, text: string, offset: number, options: JobOptions): Promise<Completion> {
         this.running.get(uri)?.abort();
@@ -72,13 +76,13 @@ export class InlineCompleter {
                 this.cache.delete(key);
                 this.cache.set(key, hit);
                 this.remember(uri, { offset, length: text.length, prefix, suffix, completion: hit, identity: suggestionIdentity(settings, tokens), tokens });
-                return { text: hit, denoised: null };
+                return { text: hit, denoised: null, window: win };
             }
             const denoised = await host.run((model) =>
                 denoise(model, model.layout([prefix, budgetHole(model, settings, tokens), suffix]), {
                     ...options,
                     signal,
-                    document: uri,
+                    document: options.document ?? uri,
                     firstLineOnly: midLine
                 })
             );
@@ -90,7 +94,7 @@ export class InlineCompleter {
             this.cache.set(key, completion);
             if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
             this.remember(uri, { offset, length: text.length, prefix, suffix, completion, identity: suggestionIdentity(settings, tokens), tokens });
-            return { text: completion, denoised };
+            return { text: completion, denoised, window: win };
         } finally {
             if (this.running.get(uri) === own) this.running.delete(uri);
         }
