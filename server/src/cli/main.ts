@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // dream-coder: the language server's jobs from a terminal. fill, complete, rewrite and sketch read a file and
-// print a diff (or the completion), or change the file with --in-place; models lists and downloads the
-// catalog; runtime builds the runtime for this machine; bench measures inline-completion latency through a real
-// server process.
+// print a diff (or the completion), or change the file with --in-place; serve runs the same jobs behind HTTP;
+// models lists and downloads the catalog; runtime builds the runtime for this machine; bench measures
+// inline-completion latency through a real server process.
 import { writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -22,6 +22,7 @@ import { ModelHost } from "../modelHost";
 import type { CacheMode } from "../../../common/decoding";
 import { DECLARED, readSettings, setSetting, type Settings } from "../../../common/settings";
 import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
+import { serve } from "../serve/serve";
 import { runLatencyBench } from "./bench";
 import { readSource } from "./source";
 import { generationOrder, JobProgress, PullProgressBar, unifiedDiff } from "./output";
@@ -34,6 +35,11 @@ import { checkPrerequisites } from "../builder/prerequisites";
 const integer = (min: number) => (v: string) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number of at least ${min}`);
+    return n;
+};
+const port = (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port from 0 to 65535");
     return n;
 };
 const decimal = (v: string) => {
@@ -359,6 +365,52 @@ runtime
         }
         const built = builtRuntime();
         process.stdout.write(`\nBuilt runtime: ${built ? `${built.gpu}, ${built.file}` : `none for this version (in ${runtimeDirectory()})`}\n`);
+    });
+
+withSettingOptions(
+    program
+        .command("serve")
+        .description(
+            "an HTTP server for editors and tools: llama-server's /infill, OpenAI's /v1/completions and /v1/chat/completions, and /dream/fill and /dream/rewrite"
+        )
+        .option(...MODEL_OPTION),
+    "model",
+    "machine",
+    "decoding",
+    "fill"
+)
+    .option("--host <address>", "the address to listen on; any but loopback needs an API key", "127.0.0.1")
+    .option("--port <n>", "the port (0: a free one, printed)", port, 8012)
+    .option("--api-key <key>", "the key clients must send (Authorization: Bearer KEY); default $DREAM_CODER_API_KEY, which ps does not show")
+    .option("--queue <n>", "requests that may wait while one runs; one more is answered 503", integer(0), 16)
+    .option("--timeout <seconds>", "the longest a request may take, waiting included; then it is stopped and answered 504", integer(1), 300)
+    .option("--max-body <bytes>", "the largest request body; a larger one is answered 413", integer(1024), 1 << 20)
+    .option("--max-text <chars>", "the most characters of text one request may ask the model to read; more is answered 413", integer(1), 1 << 18)
+    .action(async (flags: ModelFlags & { host: string; port: number; apiKey?: string; queue: number; timeout: number; maxBody: number; maxText: number }) => {
+        const settings = settingsFrom(flags);
+        const log = (line: string) => process.stderr.write(`dream-coder: ${line}\n`);
+        const serving = await serve({
+            settings,
+            host: flags.host,
+            port: flags.port,
+            apiKey: flags.apiKey ?? (process.env.DREAM_CODER_API_KEY || undefined),
+            queue: flags.queue,
+            timeoutSeconds: flags.timeout,
+            maxBodyBytes: flags.maxBody,
+            maxTextChars: flags.maxText,
+            log
+        });
+        process.stdout.write(`dream-coder: serving ${serving.modelId} on ${serving.url}\n`);
+        const stop = () => void serving.close().then(() => process.exit(0));
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+        try {
+            await serving.loaded;
+        } catch (e) {
+            await serving.close();
+            throw e;
+        }
+        log(`${serving.modelId} is loaded`);
     });
 
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))
