@@ -219,6 +219,30 @@ describe("serve without a key, on loopback", () => {
         assert.equal(none.json().content, "");
     });
 
+    test("streamed completions (/infill's events, /v1/completions' chunks) join to the plain answer", async () => {
+        // Streamed first, so that it decodes (the plain request then gets the completer's cached answer).
+        const infill = { input_prefix: `${PREFIX}    total = 0\n`, input_suffix: "    return total\n", n_predict: 48, stream: true };
+        const streamed = await post(`${server.url}/infill`, infill);
+        assert.match(streamed.headers.get("content-type") ?? "", /^text\/event-stream/);
+        const data = events(streamed.text).map((d) => JSON.parse(d));
+        assert.ok(data.slice(0, -1).every((d) => d.stop === false && typeof d.content === "string"));
+        const last = data.at(-1);
+        assert.equal(last.stop, true);
+        assert.equal(last.content, "");
+        assert.ok(last.timings.predicted_ms > 0, "the last event carries the whole answer's fields");
+        const plain = (await post(`${server.url}/infill`, { ...infill, stream: false })).json();
+        assert.equal(data.map((d) => d.content).join(""), plain.content);
+
+        const completion = { prompt: `${PREFIX}    for x in xs:\n`, suffix: "    return total\n", max_tokens: 48 };
+        const chunks = events((await post(`${server.url}/v1/completions`, { ...completion, stream: true })).text);
+        assert.equal(chunks.at(-1), "[DONE]");
+        const parsed = chunks.slice(0, -1).map((c) => JSON.parse(c));
+        assert.ok(parsed.every((c) => c.object === "text_completion"));
+        assert.ok(["stop", "length"].includes(parsed.at(-1).choices[0].finish_reason));
+        const text = (await post(`${server.url}/v1/completions`, completion)).json().choices[0].text;
+        assert.equal(parsed.map((c) => c.choices[0].text).join(""), text);
+    });
+
     test("/v1/chat/completions answers, and streamed as server-sent events gives the same text ending with [DONE]", async () => {
         const request = { model: "dream-coder", messages: [{ role: "user", content: "def add(a, b):" }], max_tokens: 48 };
         const plain = await post(`${server.url}/v1/chat/completions`, request);
@@ -238,6 +262,7 @@ describe("serve without a key, on loopback", () => {
         for (const c of chunks) assert.equal(c.object, "chat.completion.chunk");
         assert.equal(chunks[0].choices[0].delta.role, "assistant");
         assert.equal(chunks.map((c) => c.choices[0].delta.content ?? "").join(""), content);
+        assert.ok(chunks.filter((c) => c.choices[0].delta.content).length >= 2, "the reply streams in pieces as it settles, not all at the end");
         assert.equal(chunks.at(-1).choices[0].finish_reason, reply.choices[0].finish_reason);
         assert.ok(chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null));
     });
