@@ -127,7 +127,7 @@ export class ModelService {
     async complete(exchange: Exchange, request: CompletionRequest): Promise<CompletionAnswer> {
         const { text, offset, settings } = request;
         const budget = completionBudget(text, offset, settings);
-        const stream = request.onText && new SettledStream(request.onText, budget.midLine, request.stop);
+        const stream = request.onText && new SettledStream(request.onText, budget.midLine, request.stop, lineEnding(text));
         // Stops the decode when t_max_predict_ms has passed and a whole line is settled.
         const enough = new AbortController();
         let settled = "";
@@ -238,14 +238,16 @@ export class SettledStream {
     constructor(
         private readonly onText: (piece: string) => void,
         private readonly firstLineOnly: boolean,
-        private readonly stop: string[]
+        private readonly stop: string[],
+        /** The document's line break, which the final text has (models write LF). */
+        private readonly eol: "\r\n" | "\n" = "\n"
     ) {
         this.holdBack = Math.max(0, ...stop.map((s) => s.length - 1));
     }
 
     /** After a step: the hole's partial text. */
     step(partial: string): void {
-        let text = settledPart(partial);
+        let text = withLineEnding(settledPart(partial), this.eol);
         if (this.firstLineOnly) text = text.split(/\r\n|\r|\n/)[0];
         const cut = cutAtStop(text, this.stop);
         this.send(cut.word ? cut.text : cut.text.slice(0, cut.text.length - this.holdBack));
