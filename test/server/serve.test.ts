@@ -265,6 +265,23 @@ describe("serve without a key, on loopback", () => {
         assert.ok(chunks.filter((c) => c.choices[0].delta.content).length >= 2, "the reply streams in pieces as it settles, not all at the end");
         assert.equal(chunks.at(-1).choices[0].finish_reason, reply.choices[0].finish_reason);
         assert.ok(chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null));
+        // llama.vscode's chat body: llama-server's sampler fields, and max_tokens -1 for "the server's".
+        const llamaVscode = await post(`${server.url}/v1/chat/completions`, {
+            messages: [
+                { role: "system", content: "You are an expert coder." },
+                { role: "user", content: "def add(a, b):" }
+            ],
+            stream: false,
+            cache_prompt: true,
+            samplers: "edkypmxt",
+            temperature: 0.8,
+            top_k: 40,
+            min_p: 0.05,
+            dry_penalty_last_n: -1,
+            max_tokens: -1
+        });
+        assert.equal(llamaVscode.status, 200, llamaVscode.text);
+        assert.equal(typeof llamaVscode.json().choices[0].message.content, "string");
     });
 
     test("/dream/fill fills every hole jointly, each step streamed with the holes' text so far", async () => {

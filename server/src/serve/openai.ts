@@ -45,9 +45,11 @@ function refuseUnsupported(fields: RequestFields): void {
     if (fields.boolean("echo")) throw new HttpError(400, `"echo" must be false: this server answers with the completion only.`);
 }
 
-/** The hole's size: max_tokens (or max_completion_tokens, its newer name). */
+/** The hole's size: max_tokens (or max_completion_tokens, its newer name); -1, as llama.vscode's chat sends it, or
+ * none: the server's. */
 function maxTokens(fields: RequestFields): number | undefined {
-    return fields.integer("max_completion_tokens", 0) ?? fields.integer("max_tokens", 0);
+    const tokens = fields.integer("max_completion_tokens", -1) ?? fields.integer("max_tokens", -1);
+    return tokens === undefined || tokens < 0 ? undefined : tokens;
 }
 
 /** The message texts in order, each message a role and text (parts of type "text" joined). */
