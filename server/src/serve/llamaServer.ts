@@ -5,7 +5,7 @@ import manifest from "../../../package.json";
 import { DECLARED, type Settings } from "../../../common/settings";
 import { type Exchange, HttpError, type Route } from "./http";
 import type { RequestFields } from "./fields";
-import type { CompletionAnswer, ModelService } from "./service";
+import { type CompletionAnswer, type ModelService, NOTHING_RAN } from "./service";
 
 /** n_predict sets both hole sizes of a completion (in the middle of a line, at an empty line), each within its setting's
  * maximum; 0 asks for no completion, so it sets no hole. */
@@ -104,7 +104,7 @@ async function completion(service: ModelService, exchange: Exchange, around: (fi
         stoppingWord: "",
         truncated: false,
         budget: 0,
-        usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0, ms: 0 }
+        usage: NOTHING_RAN
     };
     const events = stream ? exchange.events() : undefined;
     // n_predict 0 asks llama-server to read the prompt into its cache only (llama.vscode sends one as new context

@@ -8,7 +8,7 @@ import type { ChatMessage } from "../runtime/runtime";
 import { type Exchange, HttpError, type Route } from "./http";
 import type { RequestFields } from "./fields";
 import { completionSettings } from "./llamaServer";
-import { cutAtStop, holeEnded, type ModelService, SettledStream, type StopType, type Usage, usageOf } from "./service";
+import { cutAtStop, holeEnded, type ModelService, NOTHING_RAN, SettledStream, type StopType, type Usage, usageOf } from "./service";
 
 /** A chat reply's hole when the client names no max_tokens: a diffusion model decodes the whole hole, so the cost
  * of a reply is set by this, not by where the reply ends. */
@@ -130,7 +130,7 @@ export function openAiRoutes(service: ModelService): Route[] {
                               onText: events && ((piece) => events.send({ ...base, choices: [choice(piece, null)] }))
                           });
                 const finish = answer ? finishReason(answer.stopType) : "length";
-                const usage = usageBody(answer?.usage ?? { promptTokens: 0, completionTokens: 0, cachedTokens: 0, ms: 0 });
+                const usage = usageBody(answer?.usage ?? NOTHING_RAN);
                 if (!events) return { ...base, choices: [choice(answer?.text ?? "", finish)], usage };
                 events.send({ ...base, choices: [choice("", finish)], usage });
                 events.end(true);

@@ -191,9 +191,12 @@ export function holeEnded(denoised: Denoised): boolean {
     return hole !== undefined && hole.textTokens.length < hole.tokens.length;
 }
 
-/** The counts of a run; a completion from the cache ran nothing. */
+/** The counts of a request that ran nothing: an answer from the cache, or a request for no tokens. */
+export const NOTHING_RAN: Readonly<Usage> = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, ms: 0 };
+
+/** The counts of a run. */
 export function usageOf(denoised: Denoised | null, text: string): Usage {
-    if (!denoised) return { promptTokens: 0, completionTokens: 0, cachedTokens: 0, ms: 0 };
+    if (!denoised) return NOTHING_RAN;
     const { result } = denoised;
     const generated = result.holes.reduce((a, h) => a + h.length, 0);
     return {
