@@ -4,12 +4,16 @@
 // Each (model, threads, context, hole, mode) cell runs in its own child process, so that its peak memory
 // (max RSS) is its own. Prints a Markdown table and writes JSON. Not a test: the numbers depend on the machine.
 //
-//   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,small-Q4_K_M,small-Q8_0,vocab152k] [--holes 32,128]
+//   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,small-Q4_K_M,small-Q8_0,vocab152k,mini,bench-small,7b] [--holes 32,128]
 //       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy,dual+reuse]
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
 //       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16] [--compete N]
 //       [--reductions auto,on,off | --no-device-reductions]
 //       [--model-file FILE.gguf] [--gpu-layers N] [--write-prompt TOKENS PATH]
+//
+// Models: the default set is small, small-Q4_K_M, vocab152k and mini; bench-small and 7b are bench/bench-model.ts's
+// shapes (random Q4_0 weights), written once into .cache/models: 7b is Dream-Coder 7B's shape, 4.3 GB, hours of CPU
+// for the whole grid (for it: --models 7b --modes dual,dual+reuse --contexts 1024 --holes 16 --threads N).
 //
 // --reductions: greedy steps with llama.cpp's device row reductions (on: 20 bytes a row copied out,
 // native/patches/0002), with the full logits rows copied out and scanned on the host (off), or as users get
@@ -39,23 +43,45 @@ import { describeRuntime } from "../server/src/runtime/native";
 import { BUNDLED_MODEL_ID } from "../common/catalog";
 import { resolveModelPath } from "../server/src/modelPaths";
 import { quantizedTestModel, repoRoot, testModel, type QuantType, type TestModelOptions } from "../test/tools/test-models";
+import { SHAPES, writeBenchModel } from "./bench-model";
 
 const SMALL: TestModelOptions = { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 4096, context: 8192, type: "f16", seed: 11 };
+type BenchShape = keyof typeof SHAPES;
+/** bench/bench-model.ts's shapes: random Q4_0 weights, written once into .cache/models (7b: 4.3 GB). */
+function benchShape(shape: BenchShape): TestModelOptions & { shape: BenchShape } {
+    const s = SHAPES[shape];
+    return { arch: "dream", embd: s.embd, layers: s.layers, heads: s.heads, headsKv: s.headsKv, ff: s.ff, vocab: s.vocab, context: s.context, shape };
+}
 // The quantized rows: the small model through llama-quantize, as users run real models.
-const MODELS: Record<string, TestModelOptions & { quant?: QuantType }> = {
+const MODELS: Record<string, TestModelOptions & { quant?: QuantType; shape?: BenchShape }> = {
     small: SMALL,
     "small-Q4_K_M": { ...SMALL, quant: "Q4_K_M" },
     "small-Q8_0": { ...SMALL, quant: "Q8_0" },
     vocab152k: { ...SMALL, vocab: 151936 },
     // The bundled trained model: the one whose confidences mean something, so the threshold and entropy rows
     // show how many tokens a step reveals on code. Its trained context (512) limits the context column.
-    mini: { arch: "dream", context: 512 }
+    mini: { arch: "dream", context: 512 },
+    // Not in the default set: Dream-Coder 7B's shape (the GPU benchmark's model; hours of CPU for the full grid) and
+    // bench-model.ts's small shape, which goes the same way through the code in seconds.
+    "7b": benchShape("7b"),
+    "bench-small": benchShape("small")
 };
+
+function benchModelPath(shape: BenchShape): string {
+    const path = join(repoRoot, ".cache", "models", `bench-${shape}-dream.gguf`);
+    if (!existsSync(path)) {
+        mkdirSync(dirname(path), { recursive: true });
+        console.error(`writing ${path} (bench/bench-model.ts, --size ${shape})`);
+        writeBenchModel(path, "dream", SHAPES[shape]);
+    }
+    return path;
+}
 
 function modelPath(name: string): string {
     if (name === "file") return arg("model-file", "");
     if (name === "mini") return resolveModelPath({ model: BUNDLED_MODEL_ID, modelsDirectory: "" });
-    const { quant, ...options } = MODELS[name];
+    const { quant, shape, ...options } = MODELS[name];
+    if (shape) return benchModelPath(shape);
     return quant ? quantizedTestModel(quant, options) : testModel(options);
 }
 const MODES = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy", "dual+reuse"] as const;
@@ -100,6 +126,8 @@ interface CellResult extends Cell {
     equalToFresh?: number;
     reusedTokens?: number;
     positions?: number;
+    /** dual+reuse: the tokens before the first one the edit changed (what an autoregressive prompt cache keeps). */
+    editedAt?: number;
 }
 
 function arg(name: string, fallback: string): string {
@@ -155,13 +183,16 @@ async function reuseAfterEdit(model: DiffusionModel, cell: Cell, options: Decode
     const ids = model.tokenize(text).subarray(0, cell.context);
     const before = model.detokenize(ids.subarray(0, cell.context / 2));
     const after = model.detokenize(ids.subarray(cell.context / 2));
-    await model.decodeLayout(model.layout([before, { hole: cell.hole }, after]), options);
+    const previous = model.layout([before, { hole: cell.hole }, after]);
+    await model.decodeLayout(previous, options);
     const line = before.indexOf("\n", Math.floor(before.length / 4));
     const edited = `${before.slice(0, line)} // edited${before.slice(line)}`;
     const layout = model.layout([edited, { hole: cell.hole }, after]);
     const reused = await model.decodeLayout(layout, { ...options, onStep });
     const fresh = await model.decodeLayout(layout, { ...options, reuseKey: undefined });
     const equal = reused.holes[0].tokens.filter((t, i) => t === fresh.holes[0].tokens[i]).length;
+    let editedAt = 0;
+    while (editedAt < layout.tokens.length && layout.tokens[editedAt] === previous.tokens[editedAt]) editedAt++;
     return {
         tokens: reused.holes[0].tokens,
         full: reused.fullPasses,
@@ -171,7 +202,8 @@ async function reuseAfterEdit(model: DiffusionModel, cell: Cell, options: Decode
             freshMs: fresh.totalMs,
             equalToFresh: equal / reused.holes[0].tokens.length,
             reusedTokens: reused.reusedTokens,
-            positions: layout.tokens.length
+            positions: layout.tokens.length,
+            editedAt
         }
     };
 }
@@ -382,7 +414,7 @@ function main(): void {
             ? `file = ${modelFile}, ${gpuLayers} GPU layers`
             : m === "mini"
               ? `mini = ${modelPath("mini")} (trained, Q8_0; contexts up to ${MODELS.mini.context} tokens with the hole)`
-              : `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].quant ?? MODELS[m].type}`;
+              : `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].shape ? "random Q4_0 (bench-model.ts)" : (MODELS[m].quant ?? MODELS[m].type)}`;
     console.log(`runtime ${describeRuntime()}; models: ${models.map(describe).join("; ")}`);
     console.log(
         `steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}` +
