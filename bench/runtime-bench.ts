@@ -9,11 +9,22 @@
 //       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
 //       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16] [--compete N]
 //       [--reductions auto,on,off | --no-device-reductions]
-//       [--model-file FILE.gguf] [--gpu-layers N] [--write-prompt TOKENS PATH]
+//       [--model-file FILE.gguf] [--gpu-layers N] [--write-prompt TOKENS PATH] [--vs-ar MODE|off] [--llama-bench PATH]
 //
 // Models: the default set is small, small-Q4_K_M, vocab152k and mini; bench-small and 7b are bench/bench-model.ts's
 // shapes (random Q4_0 weights), written once into .cache/models: 7b is Dream-Coder 7B's shape, 4.3 GB, hours of CPU
 // for the whole grid (for it: --models 7b --modes dual,dual+reuse --contexts 1024 --holes 16 --threads N).
+//
+// --vs-ar MODE (default dual; off: none): llama.cpp's llama-bench times the same requests on each model's
+// autoregressive twin (the same GGUF renamed qwen2, so the very same tensors, run causally one token at a time;
+// written once into .cache/models/twins), with the same threads and GPU layers, and a second table gives our time
+// over its time for the editor's two request kinds: fresh (the MODE cell against reading the context, then
+// generating the hole: llama-bench -pg CONTEXT,HOLE) and after a one-line edit (the dual+reuse cell against a
+// prompt cache that keeps the tokens before the first one the edit changed and reads the rest of the edited context
+// again: -pg REST,HOLE -d KEPT). On by default where llama-bench is found (native/build/cmake/bin, or
+// --llama-bench PATH) and --modes has MODE or dual+reuse; asked for with --vs-ar, it must run. llama-bench runs as
+// our cells do: without a warm-up run, as many times as the cell (--repeat), each in a process of its own, the
+// fastest kept; flash attention off as in our runtime, its KV cache F16 (it has no F32: --cache-type f16 for ours).
 //
 // --reductions: greedy steps with llama.cpp's device row reductions (on: 20 bytes a row copied out,
 // native/patches/0002), with the full logits rows copied out and scanned on the host (off), or as users get
@@ -35,15 +46,16 @@
 // cells decode, cut to TOKENS tokens of the model, to PATH, print its length in tokens once in the model's chat
 // template, and exit (the prompt llama-diffusion-cli gets).
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../server/src/runtime/runtime";
 import { describeRuntime } from "../server/src/runtime/native";
 import { BUNDLED_MODEL_ID } from "../common/catalog";
 import { resolveModelPath } from "../server/src/modelPaths";
 import { quantizedTestModel, repoRoot, testModel, type QuantType, type TestModelOptions } from "../test/tools/test-models";
-import { SHAPES, writeBenchModel } from "./bench-model";
+import { SHAPES, writeBenchModel, writeQwen2Twin } from "./bench-model";
 
 const SMALL: TestModelOptions = { arch: "dream", embd: 256, layers: 4, heads: 4, headsKv: 4, ff: 1024, vocab: 4096, context: 8192, type: "f16", seed: 11 };
 type BenchShape = keyof typeof SHAPES;
@@ -291,6 +303,93 @@ async function runCell(cell: Cell): Promise<CellResult> {
     };
 }
 
+// --vs-ar: llama-bench, llama.cpp's autoregressive benchmark, on each model's qwen2 twin (the same file and tensor
+// bytes, another architecture name: bench-model.ts's writeQwen2Twin), for the editor's two request kinds.
+const FRESH_MODES: readonly Mode[] = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy"];
+const LLAMA_BENCH = join(repoRoot, "native", "build", "cmake", "bin", "llama-bench");
+
+/** One test as `llama-bench -o json` prints it: the fields read here (the JSON keeps them all). */
+interface LlamaBenchTest {
+    model_type: string;
+    n_prompt: number;
+    n_gen: number;
+    n_depth: number;
+    samples_ns: number[];
+    avg_ns: number;
+    [field: string]: unknown;
+}
+
+interface ArRow {
+    model: string;
+    threads: number;
+    adaptiveThreads: boolean;
+    context: number;
+    hole: number;
+    request: "fresh" | "edit"; // edit: the request after a one-line edit
+    mode: Mode; // our cell's
+    oursMs: number;
+    oursEstimated: boolean;
+    /** The autoregressive request: `prompt` tokens read with `depth` tokens already in its cache, then `hole` generated. */
+    prompt: number;
+    depth: number;
+    arMs: number; // the fastest llama-bench run (as --repeat keeps our fastest cell)
+    ratio: number; // oursMs / arMs
+    busyBefore?: number;
+    llamaBench: { args: string[]; tests: LlamaBenchTest[] }; // one test a run
+}
+
+/** --vs-ar [MODE|off]: the mode whose fresh cell is compared (default dual), or none; explicit: the flag was given. */
+function vsArOption(): { mode?: Mode; explicit: boolean } {
+    const i = process.argv.indexOf("--vs-ar");
+    if (i < 0) return { mode: "dual", explicit: false };
+    const v = process.argv[i + 1];
+    if (v === undefined || v.startsWith("--")) return { mode: "dual", explicit: true };
+    if (v === "off") return { explicit: true };
+    if (!FRESH_MODES.includes(v as Mode)) {
+        throw new Error(`--vs-ar takes off or the mode whose fresh request is compared (${FRESH_MODES.join(", ")}; after an edit it is dual+reuse), not ${v}`);
+    }
+    return { mode: v as Mode, explicit: true };
+}
+
+/** The qwen2 twin of a dream GGUF, written once into .cache/models/twins (again when the model is newer). */
+function twinPath(file: string): string {
+    const key = createHash("sha256").update(resolve(file)).digest("hex").slice(0, 8);
+    const path = join(repoRoot, ".cache", "models", "twins", `${basename(file, ".gguf")}-${key}.qwen2.gguf`);
+    if (!existsSync(path) || statSync(path).mtimeMs < statSync(file).mtimeMs) {
+        mkdirSync(dirname(path), { recursive: true });
+        writeQwen2Twin(file, path);
+    }
+    return path;
+}
+
+/**
+ * One autoregressive request timed by llama-bench: `prompt` tokens read after `depth` already cached (-d: filled
+ * untimed), then `gen` generated, as one test (-pg). Same threads and GPU layers as ours, flash attention off as in
+ * our runtime; the KV cache is llama-bench's F16 (it has no F32). Timed as our cells are: no warm-up run (a fresh
+ * request is the first decode after loading the model, an edited one follows the depth's), each of `runs` runs
+ * in a process of its own, the fastest kept.
+ */
+function llamaBench(bin: string, twin: string, prompt: number, gen: number, depth: number, threads: number, gpuLayers: number, runs: number) {
+    const args = ["-m", twin, "-p", "0", "-n", "0", "-pg", `${prompt},${gen}`, "-d", String(depth), "-t", String(threads), "-ngl", String(gpuLayers)];
+    args.push("-fa", "off", "--no-warmup", "-r", "1", "-o", "json");
+    const tests: LlamaBenchTest[] = [];
+    for (let k = 0; k < runs; k++) {
+        let json: string;
+        try {
+            json = execFileSync(bin, args, { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "pipe"] });
+        } catch (e) {
+            throw new Error(`${bin} ${args.join(" ")} failed: ${String((e as { stderr?: string }).stderr || e).slice(-2000)}`);
+        }
+        const printed = JSON.parse(json) as LlamaBenchTest[];
+        const test = printed[0];
+        if (printed.length !== 1 || test.n_prompt !== prompt || test.n_gen !== gen || test.n_depth !== depth || test.samples_ns?.length !== 1) {
+            throw new Error(`llama-bench printed no pp${prompt}+tg${gen} test at depth ${depth}: ${json.slice(0, 2000)}`);
+        }
+        tests.push(test);
+    }
+    return { args, tests, ms: Math.min(...tests.map((t) => t.samples_ns[0])) / 1e6 };
+}
+
 /** The share of CPU time the whole machine spent busy over `ms` (Linux /proc/stat; 0 elsewhere). */
 function busyShare(ms: number): number {
     if (!existsSync("/proc/stat")) return 0;
@@ -309,6 +408,11 @@ function waitIdle(maxS: number): number {
     let busy = busyShare(1000);
     while (busy > 0.15 && Date.now() < until) busy = busyShare(2000);
     return busy;
+}
+
+/** llama-bench's name for the request: pp1024 + tg16, pp900 @ d124 + tg16. */
+function arRequest(a: ArRow): string {
+    return `pp${a.prompt}${a.depth ? ` @ d${a.depth}` : ""} + tg${a.hole}`;
 }
 
 function list(name: string, fallback: string): string[] {
@@ -345,7 +449,29 @@ function main(): void {
     });
     for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
     for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
+    const vsAr = vsArOption();
+    const llamaBenchBin = arg("llama-bench", LLAMA_BENCH);
+    let arMode = vsAr.mode;
+    // On by default where there is something to compare and llama-bench to compare it with; asked for, it must run.
+    if (arMode && !modes.includes(arMode) && !modes.includes("dual+reuse")) {
+        if (vsAr.explicit) throw new Error(`--vs-ar ${arMode} compares the ${arMode} and dual+reuse cells, and --modes has neither`);
+        arMode = undefined;
+    }
+    if (arMode && !existsSync(llamaBenchBin)) {
+        if (vsAr.explicit) throw new Error(`--vs-ar needs llama-bench: no ${llamaBenchBin} (--llama-bench PATH)`);
+        console.error(`no ${llamaBenchBin}: the comparison with the autoregressive twins (--vs-ar) is left out`);
+        arMode = undefined;
+    }
     for (const m of models) modelPath(m); // generate before timing anything
+    const twins = new Map<string, string>();
+    for (const m of arMode ? models : []) {
+        try {
+            twins.set(m, twinPath(modelPath(m)));
+        } catch (e) {
+            if (vsAr.explicit) throw e;
+            console.error(`${m}: no autoregressive twin, so no comparison: ${(e as Error).message}`);
+        }
+    }
 
     const compete = Number(arg("compete", "0"));
     // Unreferenced, so that they do not keep the benchmark alive when it is done; killed as it exits.
@@ -356,6 +482,7 @@ function main(): void {
     });
 
     const rows: CellResult[] = [];
+    const arRows: ArRow[] = [];
     for (const model of models)
         for (const t of threads)
             for (const context of contexts)
@@ -406,6 +533,52 @@ function main(): void {
                                 `${model} t${t.adaptiveThreads ? "a" : ""}${t.threads} ctx ${context} hole ${hole} ${mode} reductions ${red}: ${r.estimated ? "~" : ""}${r.totalMs.toFixed(0)} ms, ${r.msPerStep.toFixed(2)} ms/step, busy before ${busyBefore === undefined ? "-" : `${(busyBefore * 100).toFixed(0)}%`}`
                             );
                         }
+                    const twin = twins.get(model);
+                    if (arMode && twin) {
+                        const ours = (mode: Mode) =>
+                            rows.find(
+                                (r) =>
+                                    r.model === model &&
+                                    r.threads === t.threads &&
+                                    r.adaptiveThreads === t.adaptiveThreads &&
+                                    r.context === context &&
+                                    r.hole === hole &&
+                                    r.mode === mode &&
+                                    r.reductions === reductions[0]
+                            );
+                        const fresh = ours(arMode),
+                            edit = ours("dual+reuse");
+                        // Fresh: the whole context read, then the hole generated. After the edit, a prompt cache keeps the
+                        // tokens before the edited one; the rest of the (edited) context is read again, then the hole.
+                        const requests: { request: ArRow["request"]; r: CellResult; prompt: number; depth: number }[] = [];
+                        if (fresh) requests.push({ request: "fresh", r: fresh, prompt: context, depth: 0 });
+                        if (edit) requests.push({ request: "edit", r: edit, prompt: edit.positions! - hole - edit.editedAt!, depth: edit.editedAt! });
+                        for (const q of requests) {
+                            const busyBefore = idleWait > 0 ? waitIdle(idleWait) : undefined;
+                            const ar = llamaBench(llamaBenchBin, twin, q.prompt, hole, q.depth, t.threads, gpuLayers, q.r.runs ?? 1);
+                            const row: ArRow = {
+                                model,
+                                threads: t.threads,
+                                adaptiveThreads: t.adaptiveThreads,
+                                context,
+                                hole,
+                                request: q.request,
+                                mode: q.r.mode,
+                                oursMs: q.r.totalMs,
+                                oursEstimated: q.r.estimated,
+                                prompt: q.prompt,
+                                depth: q.depth,
+                                arMs: ar.ms,
+                                ratio: q.r.totalMs / ar.ms,
+                                busyBefore,
+                                llamaBench: { args: ar.args, tests: ar.tests }
+                            };
+                            arRows.push(row);
+                            console.error(
+                                `${model} t${t.adaptiveThreads ? "a" : ""}${t.threads} ctx ${context} hole ${hole} ${q.request}: autoregressive ${arRequest(row)} ${ar.ms.toFixed(0)} ms, ours (${q.r.mode}) ${q.r.totalMs.toFixed(0)} ms`
+                            );
+                        }
+                    }
                 }
 
     const fmt = (v: number, d = 2) => v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
@@ -489,10 +662,34 @@ function main(): void {
             `vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}, reductions ${r.reductions}: sampling ${fmt((100 * r.sampleMsPerStep) / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`
         );
     }
+    if (arMode && arRows.length) {
+        console.log("");
+        console.log(
+            `Against the autoregressive twin: llama-bench ${llamaBenchBin} on the same weights as qwen2, the same threads, flash attention off, KV cache F16, ` +
+                `no warm-up; fresh: the context read, then the hole generated; after a one-line edit: a prompt cache keeps the tokens before the edited one, ` +
+                `the rest is read again, then the hole generated. Each side the fastest of as many runs (--repeat), each in a process of its own.`
+        );
+        console.log("");
+        console.log(
+            "| model | threads | context | hole | request | ours | ours ms | autoregressive (llama-bench) | autoregressive ms | ours / autoregressive |"
+        );
+        console.log("|---|--:|--:|--:|---|---|--:|---|--:|--:|");
+        for (const a of arRows) {
+            console.log(
+                `| ${a.model} | ${a.adaptiveThreads ? `≤${a.threads}` : a.threads} | ${a.context} | ${a.hole} | ${a.request === "fresh" ? "fresh" : "after a one-line edit"} | ${a.mode} | ` +
+                    `${a.oursEstimated ? "~" : ""}${fmt(a.oursMs, 0)} | ${arRequest(a)} | ${fmt(a.arMs, 0)} | ${fmt(a.ratio)} |`
+            );
+        }
+    }
     mkdirSync(dirname(out), { recursive: true });
+    const vsArJson = arMode ? { mode: arMode, llamaBench: llamaBenchBin, twins: Object.fromEntries(twins), rows: arRows } : undefined;
     writeFileSync(
         out,
-        JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), compete, runtime: describeRuntime(), models: MODELS, rows }, null, 2)
+        JSON.stringify(
+            { date: new Date().toISOString(), argv: process.argv.slice(2), compete, runtime: describeRuntime(), models: MODELS, rows, vsAr: vsArJson },
+            null,
+            2
+        )
     );
     console.log(`wrote ${out}`);
 }
