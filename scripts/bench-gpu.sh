@@ -244,7 +244,7 @@ models() {
 # Exit status 3: the mode is not in this build (another branch adds it); reported as skipped, not failed.
 runtime_mode() {
     local m=$1 err=$BRES/runtime-$1.err
-    limited node "$KIT/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --threads "$THREADS" \
+    limited node "$KIT/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --threads "$THREADS" --vs-ar off \
         --contexts "$CONTEXTS" --holes "$HOLE" --modes "$m" --exact-max-steps "$EXACT_STEPS" --out "$BRES/runtime-$m.json" 2>"$err"
     local rc=$?
     cat "$err" >&2
@@ -259,7 +259,7 @@ runtime_variant() {
     shift 2
     while (($#)) && [ "$1" != "--" ]; do env+=("$1"); shift; done
     (($#)) && shift && flags=("$@")
-    limited env "${env[@]}" node "$KIT/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --threads "$THREADS" \
+    limited env "${env[@]}" node "$KIT/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --threads "$THREADS" --vs-ar off \
         --contexts "${CONTEXTS##*,}" --holes "$HOLE" --modes "$m" "${flags[@]}" --out "$BRES/runtime-$m, $label.json"
 }
 
