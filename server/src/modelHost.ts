@@ -69,7 +69,8 @@ export class ModelHost {
             path = resolveModelPath(settings);
             key = this.key(settings, path);
         } catch (e) {
-            this.report({ state: "error", message: (e as Error).message });
+            // No model chosen is a state of its own ("unset"), which a request does not turn into an error.
+            if (settings.model) this.report({ state: "error", message: (e as Error).message });
             return Promise.reject(e);
         }
         if (this.loaded?.key === key) return this.loaded.model;

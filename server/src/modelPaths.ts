@@ -63,10 +63,7 @@ export function listCatalog(settings: Pick<Settings, "modelsDirectory">): Catalo
 export function resolveModelPath(settings: Pick<Settings, "model" | "modelsDirectory">): string {
     const model = settings.model;
     if (!model) {
-        throw new ModelSetupError(
-            `No model is set. Choose one with "Dream-Coder: Select Model" or set dreamCoder.model to a GGUF file or one of: ${CATALOG.map((m) => m.id).join(", ")}.`,
-            "no-model"
-        );
+        throw new ModelSetupError("No model is chosen yet: download one, choose a GGUF file, or try the small bundled model.", "no-model");
     }
     const entry = catalogEntry(model);
     if (entry) {

@@ -531,6 +531,19 @@ describe("language server over IPC", () => {
         await server.configure(settings());
     });
 
+    test("with no model chosen a request says so, and the status stays unset rather than turning into an error", async () => {
+        const uri = "file:///work/no-model.py";
+        await server.open(uri, "a = ???\n");
+        await server.configure(settings({ model: "" }));
+        await assert.rejects(
+            server.connection.sendRequest(lsp.fillHoles, { textDocument: { uri, version: 1 } }),
+            (e: unknown) =>
+                e instanceof ResponseError && (e.data as lsp.ProblemData | undefined)?.problem === "no-model" && /^No model is chosen yet/.test(e.message)
+        );
+        assert.equal(server.statuses.at(-1)?.state, "unset");
+        await server.configure(settings());
+    });
+
     test("a bad model setting gives a clear error while other requests still answer", async () => {
         const uri = "file:///work/bad.py";
         await server.open(uri, "a = ???\n");

@@ -134,7 +134,7 @@ test("a model setting names a path or a downloaded catalog model, or says what t
     const dir = mkdtempSync(join(tmpdir(), "dream-coder-models-"));
     assert.throws(
         () => resolveModelPath({ model: "", modelsDirectory: dir }),
-        (e: Error) => e instanceof ModelSetupError && /No model is set/.test(e.message)
+        (e: Error) => e instanceof ModelSetupError && /No model is chosen yet/.test(e.message)
     );
     const id = CATALOG[0].id;
     assert.throws(

@@ -274,6 +274,22 @@ describe("Dream-Coder in VS Code", () => {
         assert.ok(ctx.client.isRunning());
     });
 
+    it('with no model chosen, a command leaves the status a plain "no model chosen", not an error', async () => {
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        await config.update("model", "", vscode.ConfigurationTarget.Global);
+        try {
+            await until("no model in the status", () => ctx.status.state === "unset", 10_000);
+            const editor = await openDoc("a = ???\n");
+            assert.equal(await vscode.commands.executeCommand<number>("dreamCoder.fillHoles"), 0);
+            assert.equal(ctx.status.state, "unset", `${ctx.status.state}: ${ctx.status.message}`);
+            assert.match(ctx.statusBar.text, /· no model chosen$/);
+            assert.equal(editor.document.getText(), "a = ???\n");
+        } finally {
+            await config.update("model", goodModel, vscode.ConfigurationTarget.Global);
+        }
+        await until("the test model back", () => goodModel.endsWith(ctx.status.model));
+    });
+
     it("the extension's default keys take none of VS Code's own on this platform", async () => {
         await vscode.commands.executeCommand("workbench.action.openDefaultKeybindingsFile");
         const file = await until(
