@@ -18,7 +18,9 @@ export class ModelHost {
     constructor(
         private readonly onStatus: (status: ServerStatus) => void = () => undefined,
         /** Where a setting the model or the machine cannot honour is reported, with what is used instead. */
-        private readonly onNotice: (message: string) => void = () => undefined
+        private readonly onNotice: (message: string) => void = () => undefined,
+        /** Where a model load is recorded when it finishes: the file, the time it took and where it runs. */
+        private readonly onLoaded: (message: string) => void = () => undefined
     ) {}
 
     get status(): ServerStatus {
@@ -81,6 +83,7 @@ export class ModelHost {
         if (settings.threads > cores) this.onNotice(`dreamCoder.threads: ${settings.threads} is more than this machine's ${cores} cores; using ${cores}`);
         const fallback = this.runtimeFallback();
         if (fallback) this.onNotice(fallback);
+        const started = performance.now();
         const model = DiffusionModel.load(path, {
             // The default: every core (at most 8) while the machine is idle, fewer while other programs keep cores
             // busy (cpuLoad.ts); a count the user chose is kept.
@@ -103,6 +106,7 @@ export class ModelHost {
                     );
                 }
                 const { backend, gpu } = m.runsOn;
+                this.onLoaded(`loaded ${basename(path)} in ${((performance.now() - started) / 1000).toFixed(1)} s on ${backend}`);
                 this.report({ state: "ready", backend, gpu, progress: undefined });
             },
             (e: Error) => this.report({ state: "error", message: e.message, progress: undefined })

@@ -49,7 +49,8 @@ const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
 const host = new ModelHost(
     (s) => void connection.sendNotification(lsp.status, s),
-    (message) => connection.console.warn(message)
+    (message) => connection.console.warn(message),
+    (message) => connection.console.info(message)
 );
 const completer = new InlineCompleter();
 let settings: Settings = readSettings(undefined).settings;
@@ -224,7 +225,12 @@ async function editJob<X extends object>(
     const doc = documents.get(uri);
     if (!doc) throw new ResponseError(LSPErrorCodes.RequestFailed, `${uri} is not open in the editor`);
     const version = doc.version;
-    const stale = (): lsp.EditResult & X => ({ edits: [], stale: true, trace: null, ...empty });
+    // Each job leaves one line in the log (the client's Show Log): what came of it.
+    const log = (outcome: string) => connection.console.info(`${title} (${basename(uri)}): ${outcome}`);
+    const stale = (): lsp.EditResult & X => {
+        log("the document changed meanwhile, so nothing was returned");
+        return { edits: [], stale: true, trace: null, ...empty };
+    };
     if (params.textDocument.version !== version) return stale();
     completer.cancelAll();
     const progress = connection.window.attachWorkDoneProgress(params.workDoneToken);
@@ -253,6 +259,7 @@ async function editJob<X extends object>(
     try {
         const r = await job(doc, options);
         if (doc.version !== version || documents.get(doc.uri) !== doc) return stale();
+        log(jobSummary(r.edits.length, r.denoised?.trace));
         return {
             edits: r.edits.map((e) => ({ range: { start: doc.positionAt(e.start), end: doc.positionAt(e.end) }, newText: e.text })),
             stale: false,
@@ -262,7 +269,10 @@ async function editJob<X extends object>(
     } catch (e) {
         if (e instanceof ResponseError) throw e;
         if (outdated.signal.aborted) return stale();
-        if (e instanceof DecodeCancelledError || signal.aborted) throw new ResponseError(LSPErrorCodes.RequestCancelled, "The request was cancelled.");
+        if (e instanceof DecodeCancelledError || signal.aborted) {
+            log("cancelled");
+            throw new ResponseError(LSPErrorCodes.RequestCancelled, "The request was cancelled.");
+        }
         connection.console.error(`${title}: ${(e as Error).message}`);
         const problem =
             e instanceof ModelSetupError ? e.problem : e instanceof ModelFileError ? "model-file" : e instanceof NoRuntimeError ? "no-runtime" : undefined;
@@ -272,6 +282,12 @@ async function editJob<X extends object>(
         if (watchers.size === 0 && staleWatchers.get(uri) === watchers) staleWatchers.delete(uri);
         progress.done();
     }
+}
+
+/** A finished job in the log's words: the edits, the tokens the model generated in how many passes, the time. */
+function jobSummary(edits: number, trace: lsp.DenoiseTrace | undefined): string {
+    const generated = trace ? `, ${trace.tokens.length} tokens in ${trace.forwardPasses} passes, ${Math.round(trace.totalMs)} ms` : "";
+    return `${edits} edit${edits === 1 ? "" : "s"}${generated}`;
 }
 
 /** The running edit jobs of each document, to stop when it changes or closes. */

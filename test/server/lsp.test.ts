@@ -130,6 +130,11 @@ describe("language server over IPC", () => {
             server.statuses.some((s) => s.state === "ready" && typeof s.lastLatencyMs === "number"),
             "a job's latency is reported"
         );
+        // The log (the editor's Show Log) says which file loaded, how long it took and where it runs.
+        assert.ok(
+            server.logs.some((l) => /^loaded \S+\.gguf in \d+\.\d s on CPU/.test(l)),
+            server.logs.join("\n")
+        );
     });
 
     test("a newer inline request for the same document cancels the older one", async () => {
@@ -249,6 +254,12 @@ describe("language server over IPC", () => {
         assert.ok(
             partials[0].holes.some((h) => h.text.includes(lsp.PLACEHOLDER)),
             "the first step still shows masked places"
+        );
+        // The job leaves one line in the log.
+        const summary = `Filling holes (holes.py): 3 edits, ${r.trace.tokens.length} tokens in ${r.trace.forwardPasses} passes, `;
+        assert.ok(
+            server.logs.some((l) => l.startsWith(summary) && / \d+ ms$/.test(l)),
+            `${summary}… in:\n${server.logs.join("\n")}`
         );
     });
 
