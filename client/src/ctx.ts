@@ -5,6 +5,8 @@ import * as vscode from "vscode";
 import { CloseAction, ErrorAction, LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
 import * as lsp from "../../common/protocol";
 import { config } from "./config";
+import { LOG_LINK, offerActions } from "./failures";
+import { MODEL_CRASHED } from "./notificationActions";
 import { StatusBar } from "./statusBar";
 
 /** Restart delays after crashes in a row: 1 s, 2 s, 4 s … at most 30 s; a minute up and running resets it. */
@@ -149,9 +151,7 @@ export class Ctx implements vscode.Disposable {
         this._client = undefined;
         this.statusBar.show("stopped");
         this.output.error(`the language server stopped; restarting in ${delay / 1000} s (crash ${this.crashes} in a row)`);
-        void vscode.window
-            .showWarningMessage(`Dream-Coder's language server stopped unexpectedly. Restarting in ${delay / 1000} s.`, "Show Log")
-            .then((pick) => pick && this.output.show());
+        void vscode.window.showWarningMessage(`Dream-Coder's language server stopped unexpectedly. Restarting in ${delay / 1000} s. ${LOG_LINK}`);
         this.restartTimer = setTimeout(() => {
             void old?.dispose().catch(() => undefined);
             this.start().catch((e: Error) => this.output.error(`restart failed: ${e.message}`));
@@ -166,18 +166,11 @@ export class Ctx implements vscode.Disposable {
         void old?.dispose().catch(() => undefined);
         this._haltedFor = model;
         const what = `Dream-Coder's language server crashed ${crashes} times while ${this._status.state === "loading" ? "loading" : "running"} the model ${model}`;
-        const advice = "Try another quantization of the model (Q8_0 or Q4_K_M), set dreamCoder.gpuLayers to 0 if it runs on a GPU, or read the log.";
+        const advice = "Try another quantization of the model (Q8_0 or Q4_K_M), or set dreamCoder.gpuLayers to 0 if it runs on a GPU.";
         this._status = { ...this._status, state: "error", message: `${what}. It is not restarted with this model. ${advice}` };
         this.statusBar.show(this._status);
         this.output.error(`${what}; the server is not restarted with it until the model, gpuLayers or threads setting changes, or "Restart Server".`);
-        void vscode.window
-            .showErrorMessage(`${what}, so it is not restarted with it. ${advice}`, "Select Model…", "Open Settings", "Show Log", "Restart Anyway")
-            .then((pick) => {
-                if (pick === "Select Model…") void vscode.commands.executeCommand("dreamCoder.selectModel");
-                else if (pick === "Open Settings") void vscode.commands.executeCommand("workbench.action.openSettings", "dreamCoder.gpuLayers");
-                else if (pick === "Show Log") this.output.show();
-                else if (pick === "Restart Anyway") void this.restart();
-            });
+        void offerActions("error", `${what}, so it is not restarted with it. ${advice} ${LOG_LINK}`, MODEL_CRASHED);
     }
 
     dispose(): void {

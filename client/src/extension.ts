@@ -30,11 +30,11 @@ export async function activate(extension: vscode.ExtensionContext): Promise<Ctx>
         vscode.commands.registerCommand("dreamCoder.sketchFunction", (uri?: string, position?: vscode.Position) => sketchFunction(c, uri, position)),
         vscode.commands.registerCommand("dreamCoder.cancel", () => c.runningJob?.cancel()),
         vscode.commands.registerCommand("dreamCoder.showDenoising", () => view.show(c.lastTrace)),
-        vscode.commands.registerCommand("dreamCoder.selectModel", () => selectModel(c)),
+        vscode.commands.registerCommand("dreamCoder.selectModel", (id?: string) => selectModel(c, id)),
         vscode.commands.registerCommand("dreamCoder.downloadModel", (id?: string) => downloadModel(c, id)),
         vscode.commands.registerCommand("dreamCoder.convertCheckpoint", (folder?: string, type?: QuantType) => convertCheckpoint(c, folder, type)),
         vscode.commands.registerCommand("dreamCoder.setHuggingFaceToken", () => setHuggingFaceToken(c)),
-        // Not in the palette (Select Model… offers it): the error notifications' "Choose GGUF File…" runs it.
+        // Not in the palette (Select Model… offers it): the notifications' "Choose File…" runs it.
         vscode.commands.registerCommand("dreamCoder.chooseModelFile", () => chooseModelFile(c)),
         vscode.commands.registerCommand("dreamCoder.buildRuntime", (gpu?: RuntimeTarget) => buildRuntime(c, gpu)),
         vscode.commands.registerCommand("dreamCoder.modelActions", () => modelActions(c)),

@@ -234,7 +234,9 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
                 (await wb.notifications()).find((n) => n.message.includes("not a GGUF model file"))
             );
             assert.equal(failure.severity, "error");
-            assert.deepEqual(failure.buttons, ["Choose GGUF File…", "Select Model…", "Open Setting", "Show Log"], "the actions that fix it");
+            assert.deepEqual(failure.buttons, ["Choose File…", "Select Model…", "Open Setting"], "the actions that fix it");
+            assert.deepEqual(failure.cut, [], "every button reads whole");
+            assert.ok(failure.message.endsWith("Show Log"), `the message links to the log: ${failure.message}`);
             const errorActions = await wb.screenshot("dream-coder-ui-error-actions");
 
             // Choosing a good model is confirmed by name.

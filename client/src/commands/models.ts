@@ -8,10 +8,12 @@ import { config } from "../config";
 import type { Ctx } from "../ctx";
 import { inlineEnabled } from "../../../common/settings";
 import { describeStatus } from "../statusBar";
-import { showFailure, showProblem } from "../failures";
-import { bundledModel, downloadItems, firstModelOffer, recommendedModel, selectItems } from "../modelItems";
+import { offerActions, showFailure, showProblem } from "../failures";
+import { downloadItems, firstModelOffer, selectItems } from "../modelItems";
+import { GET_A_MODEL } from "../notificationActions";
 
-/** Set by "Don't Ask Again": no model prompt at start (the walkthrough and Select Model… remain). */
+/** Set once the first-run offer is closed unanswered: no model prompt at start any more (the status item's "no model
+ * chosen", its menu, the walkthrough, and the commands' own offer remain). */
 const NO_FIRST_MODEL_OFFER = "dreamCoder.noFirstModelOffer";
 
 /** The model file the user chose last: the file dialog opens in its folder (models are rarely in the workspace). A
@@ -55,22 +57,26 @@ async function useModel(ctx: Ctx, model: string): Promise<void> {
     await reported;
     const s = ctx.status;
     if (s.state === "error") {
-        await showProblem(ctx, s.message ?? `${name} cannot be used`, "model-file", () => undefined);
+        await showProblem(s.message ?? `${name} cannot be used`, "model-file", () => undefined);
         return;
     }
     void vscode.window.showInformationMessage(`Dream-Coder will use ${name}. Type in a file for ghost text, or write ??? and run Fill Holes.`);
 }
 
-/** Quick pick over the catalog and "Choose a GGUF file…"; downloads a catalog model that is not there yet. */
-export async function selectModel(ctx: Ctx): Promise<void> {
+/** Makes the catalog model `id` the model, downloading it first if it is not there yet; with no `id`, asks which in a
+ * quick pick over the catalog and "Choose a GGUF file…". */
+export async function selectModel(ctx: Ctx, id?: string): Promise<void> {
     const { models, selected } = await ctx.client.sendRequest(lsp.listModels);
-    type Item = vscode.QuickPickItem & { id?: string; file?: boolean };
-    const items: Item[] = selectItems(models, config.model, selected);
-    items.push({ label: "$(folder-opened) Choose a GGUF file…", file: true });
-    const pick = await vscode.window.showQuickPick(items, { title: "Dream-Coder: Select Model", matchOnDetail: true });
-    if (!pick) return;
-    if (pick.file) return chooseModelFile(ctx);
-    const entry = models.find((m) => m.id === pick.id)!;
+    let entry = models.find((m) => m.id === id);
+    if (!entry) {
+        type Item = vscode.QuickPickItem & { id?: string; file?: boolean };
+        const items: Item[] = selectItems(models, config.model, selected);
+        items.push({ label: "$(folder-opened) Choose a GGUF file…", file: true });
+        const pick = await vscode.window.showQuickPick(items, { title: "Dream-Coder: Select Model", matchOnDetail: true });
+        if (!pick) return;
+        if (pick.file) return chooseModelFile(ctx);
+        entry = models.find((m) => m.id === pick.id)!;
+    }
     if (!entry.path && !(await downloadModel(ctx, entry.id))) return;
     await useModel(ctx, entry.id);
 }
@@ -182,29 +188,12 @@ const QUANT_NOTES: Record<lsp.QuantType, string> = {
 };
 const sevenB = (t: lsp.QuantType) => `a 7B model: ${((7.6e9 * lsp.BITS_PER_WEIGHT[t]) / 8e9).toFixed(1)} GB`;
 
-/** On start with no model set (until "Don't Ask Again"), offers the catalog download, a local file or the walkthrough. */
+/** On start with no model set, offers the recommended model's download, a local file or the bundled model; until the
+ * offer is once closed unanswered. */
 export async function offerFirstModel(ctx: Ctx): Promise<void> {
     if (config.model || ctx.extension.globalState.get<boolean>(NO_FIRST_MODEL_OFFER)) return;
-    const recommended = recommendedModel();
-    const pick = await vscode.window.showInformationMessage(
-        firstModelOffer(recommended),
-        "Download…",
-        "Choose File…",
-        "Try the Bundled Model",
-        "Get Started",
-        "Don't Ask Again"
-    );
-    if (pick === "Download…") {
-        if (await downloadModel(ctx, recommended.id)) await useModel(ctx, recommended.id);
-    } else if (pick === "Choose File…") {
-        await chooseModelFile(ctx);
-    } else if (pick === "Try the Bundled Model") {
-        await useModel(ctx, bundledModel().id);
-    } else if (pick === "Get Started") {
-        await vscode.commands.executeCommand("workbench.action.openWalkthrough", `${ctx.extension.extension.id}#start`, false);
-    } else if (pick === "Don't Ask Again") {
-        await ctx.extension.globalState.update(NO_FIRST_MODEL_OFFER, true);
-    }
+    const pick = await offerActions("info", firstModelOffer(), GET_A_MODEL);
+    if (!pick) await ctx.extension.globalState.update(NO_FIRST_MODEL_OFFER, true);
 }
 
 /** The status bar's menu: the model actions, completions on or off (everywhere, and for the active editor's

@@ -44,7 +44,7 @@ export async function buildRuntime(ctx: Ctx, gpu?: lsp.RuntimeTarget): Promise<s
     const chosen = target?.gpu ?? gpu!;
     const name = target?.name ?? chosen;
     if (target?.problems.length) {
-        await showProblem(ctx, target.problems.join(" "), undefined, () => buildRuntime(ctx, chosen));
+        await showProblem(target.problems.join(" "), undefined, () => buildRuntime(ctx, chosen));
         return undefined;
     }
     try {

@@ -172,23 +172,29 @@ export class Workbench {
 
     /**
      * The notifications shown so far, newest first, read from the notification center (this headless workbench
-     * keeps them there without showing toasts): the message, the icon's severity, the buttons.
+     * keeps them there without showing toasts; its list is as wide as a toast): the message, the icon's severity,
+     * the buttons, and those of them whose label is cut short with an ellipsis.
      */
-    async notifications(): Promise<{ message: string; severity: "info" | "warning" | "error" | undefined; buttons: string[] }[]> {
+    async notifications(): Promise<{ message: string; severity: "info" | "warning" | "error" | undefined; buttons: string[]; cut: string[] }[]> {
         await this.runCommand("Notifications: Show Notifications");
         const items = this.page.locator(".notifications-center .notification-list-item");
         const list = await items.evaluateAll((els) =>
-            els.map((el) => ({
-                message: el.querySelector(".notification-list-item-message")?.textContent ?? "",
-                icon: el.querySelector(".notification-list-item-icon")?.className ?? "",
-                buttons: [...el.querySelectorAll(".monaco-button")].map((b) => b.textContent ?? "")
-            }))
+            els.map((el) => {
+                const buttons = [...el.querySelectorAll(".monaco-button")];
+                return {
+                    message: el.querySelector(".notification-list-item-message")?.textContent ?? "",
+                    icon: el.querySelector(".notification-list-item-icon")?.className ?? "",
+                    buttons: buttons.map((b) => b.textContent ?? ""),
+                    cut: buttons.filter((b) => b.scrollWidth > b.clientWidth).map((b) => b.textContent ?? "")
+                };
+            })
         );
         await this.runCommand("Notifications: Hide Notifications");
         return list.map((n) => ({
             message: domText(n.message),
             severity: (["error", "warning", "info"] as const).find((s) => n.icon.includes(`codicon-${s}`)),
-            buttons: n.buttons
+            buttons: n.buttons,
+            cut: n.cut
         }));
     }
 
