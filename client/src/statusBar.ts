@@ -1,5 +1,5 @@
-// The status bar item, in words: "Dream-Coder · model · ready · 140 ms" (loading n %, step i/N, error); the
-// tooltip says the same at length.
+// The status bar item, in words: "Dream-Coder · model · ready · 140 ms" (loading n %, step i/N, error); a click opens
+// its menu, whose title carries an error's message.
 import * as vscode from "vscode";
 import type { ServerState, ServerStatus } from "../../common/protocol";
 
@@ -27,12 +27,16 @@ export function describeStatus(s: ServerStatus): string {
     }
 }
 
+/** One line: the item sits right below the notifications, and a focused item shows its tooltip over them. */
+const TOOLTIP = "Dream-Coder: click for the model and completion settings";
+
 export class StatusBar implements vscode.Disposable {
     private readonly item = vscode.window.createStatusBarItem("dreamCoder.status", vscode.StatusBarAlignment.Right, 100);
 
     constructor() {
         this.item.name = "Dream-Coder";
         this.item.command = "dreamCoder.modelActions";
+        this.item.tooltip = TOOLTIP;
         this.show({ state: "unset", model: "", backend: "CPU" });
         this.item.show();
     }
@@ -41,33 +45,26 @@ export class StatusBar implements vscode.Disposable {
         this.item.backgroundColor = undefined;
         if (s === "starting" || s === "stopped") {
             this.item.text = s === "starting" ? "$(sync~spin) Dream-Coder · starting" : "$(debug-disconnect) Dream-Coder · stopped";
-            this.item.tooltip = s === "starting" ? "Starting the language server" : "The language server is not running";
             return;
         }
         const icon = { unset: "$(circle-slash)", idle: "$(sparkle)", loading: "$(sync~spin)", ready: "$(sparkle)", busy: "$(sync~spin)", error: "$(error)" }[
             s.state
         ];
-        // The GPU's name where layers run on one ("· Vulkan0"): the tooltip says which card and how many layers.
+        // The GPU's name where layers run on one ("· Vulkan0"): the log's line for the model's load says which card and
+        // how many layers.
         const model = (s.model ? ` · ${s.model}` : "") + (s.gpu && s.state !== "error" ? ` · ${s.gpu}` : "");
         this.item.text = s.state === "error" ? `${icon} Dream-Coder${model} · error` : `${icon} Dream-Coder${model} · ${describeStatus(s)}`;
         if (s.state === "error") this.item.backgroundColor = new vscode.ThemeColor("statusBarItem.errorBackground");
-        this.item.tooltip = new vscode.MarkdownString(
-            [
-                `**Dream-Coder** — ${STATE_WORDS[s.state]}`,
-                `Model: ${s.model || "none chosen"}`,
-                `Runs on: ${s.backend}`,
-                s.message ? `\n${s.message}` : "",
-                s.lastLatencyMs !== undefined ? `Last request: ${s.lastLatencyMs} ms` : "",
-                "\nClick for model and completion settings."
-            ]
-                .filter(Boolean)
-                .join("  \n")
-        );
     }
 
     /** What the item shows (the in-host suite reads it). */
     get text(): string {
         return this.item.text;
+    }
+
+    /** What the item says on hover and focus (the in-host suite reads it). */
+    get tooltip(): vscode.StatusBarItem["tooltip"] {
+        return this.item.tooltip;
     }
 
     dispose(): void {

@@ -153,15 +153,16 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             assert.match(said, /^\s*Dream-Coder · dream-\S+\.gguf · ready · \d+ ms$/);
             await item.click();
             const menu = (await wb.quickInputRows()).rows.join("\n");
-            for (const action of ["Turn Off Completions", "Turn Off Completions for python", "Open Settings"])
+            // The language by its name, not its id.
+            for (const action of ["Turn Off Completions", "Turn Off Completions for Python", "Open Settings"])
                 assert.ok(menu.includes(action), `the menu offers ${action}: ${menu}`);
-            await wb.type("Turn Off Completions for python");
+            await wb.type("Turn Off Completions for Python");
             await wb.press("Enter");
             await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
             await item.click();
             assert.ok(
-                (await wb.quickInputRows()).rows.some((r) => r.includes("Turn On Completions for python")),
-                "completions are off for python now"
+                (await wb.quickInputRows()).rows.some((r) => r.includes("Turn On Completions for Python")),
+                "completions are off for Python now"
             );
             await wb.press("Escape");
 

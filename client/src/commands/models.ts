@@ -196,6 +196,16 @@ export async function offerFirstModel(ctx: Ctx): Promise<void> {
     if (!pick) await ctx.extension.globalState.update(NO_FIRST_MODEL_OFFER, true);
 }
 
+/** A language's name as VS Code shows it ("Python" for python): the first alias that an extension declares for it. */
+function languageName(id: string): string {
+    for (const extension of vscode.extensions.all) {
+        const languages = extension.packageJSON?.contributes?.languages as { id: string; aliases?: string[] }[] | undefined;
+        const name = languages?.find((l) => l.id === id)?.aliases?.[0];
+        if (name) return name;
+    }
+    return id;
+}
+
 /** The status bar's menu: the model actions, completions on or off (everywhere, and for the active editor's
  * language), the settings. */
 export async function modelActions(ctx: Ctx): Promise<void> {
@@ -221,7 +231,7 @@ export async function modelActions(ctx: Ctx): Promise<void> {
     if (language) {
         const here = inlineEnabled(enable, language);
         actions.push({
-            label: `${here ? "$(circle-slash) Turn Off" : "$(check) Turn On"} Completions for ${language}`,
+            label: `${here ? "$(circle-slash) Turn Off" : "$(check) Turn On"} Completions for ${languageName(language)}`,
             run: () => config.setInlineCompletion(language, !here)
         });
     }
@@ -235,5 +245,9 @@ export async function modelActions(ctx: Ctx): Promise<void> {
     const pick = await vscode.window.showQuickPick(actions, {
         title: `Dream-Coder: ${describeStatus(s)}${s.message ? ` — ${s.message}` : ""}`
     });
-    await pick?.run();
+    if (!pick) return;
+    // The closed menu hands the focus back to the status item, whose tooltip would then cover the notification that
+    // the action may show (it sits right above it).
+    await vscode.commands.executeCommand("workbench.action.focusActiveEditorGroup");
+    await pick.run();
 }

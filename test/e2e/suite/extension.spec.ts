@@ -104,6 +104,14 @@ describe("Dream-Coder in VS Code", () => {
         }
     });
 
+    it("the status item's tooltip is one line, without the runtime build's details", async () => {
+        await until("the model loaded", () => ctx.status.state === "ready");
+        // The item sits right below the notifications, and a focused item shows its tooltip over them.
+        const tooltip = ctx.statusBar.tooltip;
+        assert.equal(typeof tooltip, "string", "plain text, not Markdown lines");
+        assert.doesNotMatch(tooltip as string, /\n|Runs on|build/, `${tooltip}`);
+    });
+
     it("fill holes replaces every marker and nothing else, as one undo step", async () => {
         const before = "def mean(xs):\n    total = ???\n    return total / ???:4\n\n# keep \\??? literal\nprint(mean([1, 2]), ???:3)\n";
         const editor = await openDoc(before);
