@@ -1,7 +1,11 @@
 // A rewrite is shown as a diff (the document against the document with the span edits applied) to accept or
 // discard; accepting applies all span edits as one edit (one undo step), unless the document changed meanwhile.
+// The preview itself is where it is accepted or discarded: the diff's title buttons and its keys, which the status
+// bar names while it is open. Not a notification: that cannot be closed with the preview, and its buttons would
+// outlive it.
 import * as vscode from "vscode";
 import type { TextEdit } from "vscode-languageclient/node";
+import { changedLines } from "./changedLines";
 import { toRange } from "./ranges";
 
 const SCHEME = "dream-coder-preview";
@@ -16,9 +20,14 @@ interface Pending {
 export class RewritePreview implements vscode.Disposable, vscode.TextDocumentContentProvider {
     private readonly texts = new Map<string, string>();
     private pending: Pending | undefined;
-    /** The status bar's reminder of the keys while a preview is open (the notification hides itself). */
+    /** The status bar's reminder of the keys while a preview is open. */
     private keysHint: vscode.Disposable | undefined;
     private readonly registration = vscode.workspace.registerTextDocumentContentProvider(SCHEME, this);
+    /** A preview closed another way (its tab's close button, Close All) is discarded: nothing is pending any more. */
+    private readonly tabWatch = vscode.window.tabGroups.onDidChangeTabs((e) => {
+        const p = this.pending;
+        if (p && e.closed.some((tab) => isPreviewOf(tab, p))) void this.discard();
+    });
     private counter = 0;
 
     provideTextDocumentContent(uri: vscode.Uri): string {
@@ -34,21 +43,11 @@ export class RewritePreview implements vscode.Disposable, vscode.TextDocumentCon
         this.pending = { document, version: document.version, edits, preview };
         await vscode.commands.executeCommand("setContext", "dreamCoder.rewritePreview", true);
         const name = document.uri.path.split("/").pop();
-        await vscode.commands.executeCommand(
-            "vscode.diff",
-            document.uri,
-            preview,
-            `Dream-Coder rewrite: ${name} (${edits.length} edit${edits.length === 1 ? "" : "s"})`
-        );
+        const lines = changedLines(edits);
+        await vscode.commands.executeCommand("vscode.diff", document.uri, preview, `Dream-Coder rewrite: ${name}, ${lines}`);
         // The keys are package.json's keybindings for dreamCoder.acceptRewrite and .discardRewrite.
         const accept = process.platform === "darwin" ? "Cmd+Enter" : "Ctrl+Enter";
-        this.keysHint = vscode.window.setStatusBarMessage(`$(diff) Dream-Coder rewrite: ${accept} accepts, Escape discards`);
-        void vscode.window
-            .showInformationMessage(`Dream-Coder proposes ${edits.length} edit${edits.length === 1 ? "" : "s"} to ${name}.`, "Accept", "Discard")
-            .then(async (pick) => {
-                if (pick === "Accept") await this.accept();
-                else if (pick === "Discard") await this.discard();
-            });
+        this.keysHint = vscode.window.setStatusBarMessage(`$(diff) Dream-Coder's rewrite changes ${lines}: ${accept} accepts, Escape discards`);
     }
 
     /** Applies the pending edits; false when there is nothing to apply or the document changed. */
@@ -78,16 +77,20 @@ export class RewritePreview implements vscode.Disposable, vscode.TextDocumentCon
         if (!p) return;
         for (const group of vscode.window.tabGroups.all) {
             for (const tab of group.tabs) {
-                if (tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === p.preview.toString())
-                    await vscode.window.tabGroups.close(tab);
+                if (isPreviewOf(tab, p)) await vscode.window.tabGroups.close(tab);
             }
         }
         this.texts.delete(p.preview.toString());
     }
 
     dispose(): void {
+        this.tabWatch.dispose();
         this.registration.dispose();
     }
+}
+
+function isPreviewOf(tab: vscode.Tab, p: Pending): boolean {
+    return tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === p.preview.toString();
 }
 
 function applyTextEdits(document: vscode.TextDocument, edits: TextEdit[]): string {

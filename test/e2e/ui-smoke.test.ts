@@ -23,10 +23,16 @@ async function selectAllAndAskRewrite(wb: Workbench): Promise<void> {
 async function discardRewritePreview(wb: Workbench, shot?: string): Promise<string | undefined> {
     const preview = wb.page.locator(".tab", { hasText: "Dream-Coder rewrite" });
     await preview.waitFor({ state: "visible", timeout: 60_000 });
-    await wb.page.locator("#workbench\\.parts\\.statusbar", { hasText: "Ctrl+Enter accepts, Escape discards" }).waitFor({ timeout: 30_000 });
+    // The hint names the lines the rewrite changes, not its count of span edits.
+    const hint = wb.page.locator("#workbench\\.parts\\.statusbar", { hasText: "Ctrl+Enter accepts, Escape discards" });
+    await hint.waitFor({ timeout: 30_000 });
+    assert.match(domText((await hint.textContent()) ?? ""), /rewrite changes lines? \d+(–\d+)?: Ctrl\+Enter accepts/);
     const file = shot ? await wb.screenshot(shot) : undefined;
     await wb.press("Escape");
     await preview.waitFor({ state: "detached", timeout: 30_000 });
+    // Nothing outlives the preview: no notification whose Accept would now do nothing.
+    const left = (await wb.notifications()).filter((n) => n.buttons.includes("Accept"));
+    assert.deepEqual(left, [], "no Accept button is left after the preview closed");
     return file;
 }
 

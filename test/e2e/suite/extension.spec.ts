@@ -231,6 +231,31 @@ describe("Dream-Coder in VS Code", () => {
         }
     });
 
+    it("a rewrite preview closed by its tab's close button is discarded: Accept applies nothing afterwards", async () => {
+        const config = vscode.workspace.getConfiguration("dreamCoder");
+        await config.update("rewrite.mode", "remask", vscode.ConfigurationTarget.Global);
+        try {
+            const before = "def double(values):\n    out = []\n    for v in values:\n        out.append(v * 2)\n    return out\n";
+            const editor = await openDoc(before);
+            const proposed = await vscode.commands.executeCommand<number>(
+                "dreamCoder.rewriteSelection",
+                editor.document.uri.toString(),
+                new vscode.Range(0, 0, 5, 0),
+                "rename out to doubled"
+            );
+            assert.ok(proposed > 0, "edits are proposed");
+            const preview = vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.input instanceof vscode.TabInputTextDiff);
+            assert.ok(preview, "a diff preview is open");
+            assert.match(preview.label, /^Dream-Coder rewrite: .*, lines? \d+(–\d+)?$/, "its title names the lines it changes");
+            await vscode.window.tabGroups.close(preview);
+            await new Promise((r) => setTimeout(r, 500));
+            assert.equal(await vscode.commands.executeCommand<boolean>("dreamCoder.acceptRewrite"), false, "nothing is pending");
+            assert.equal(editor.document.getText(), before, "the document is untouched");
+        } finally {
+            await config.update("rewrite.mode", undefined, vscode.ConfigurationTarget.Global);
+        }
+    });
+
     it("sketch inserts a function body at the cursor", async () => {
         const before = 'def fib(n):\n    """The n-th Fibonacci number."""\n';
         const editor = await openDoc(before);
