@@ -1,7 +1,7 @@
-// One smoke test through the browser, as a user: type in a file and see Dream-Coder's ghost text, accept it with
+// Smoke tests through the browser, as a user: type in a file and see Dream-Coder's ghost text, accept it with
 // Tab, fill a hole from the command palette, save, rewrite, open the denoising view, the download picker, choose a
-// bad model file. The screenshots stay in test-results/e2e/ as the run's artifacts; the README's pictures
-// (media/readme/) are copies of some of them.
+// bad model file; and a new user's first minutes, with no model. The screenshots stay in test-results/e2e/ as the
+// runs' artifacts; the README's pictures (media/readme/) are copies of some of them.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { basename, join } from "node:path";
 import { test } from "node:test";
 import type { Locator } from "playwright-core";
 import { domText, repoRoot, withWorkbench, type Workbench } from "./harness";
+import { GET_A_MODEL } from "../../client/src/notificationActions";
 import { testModel } from "../tools/test-models";
 
 /** Selects the whole file (the active editor's) and opens the rewrite box. */
@@ -249,6 +250,80 @@ test("type, ghost text, Tab, a palette command, save, rewrite, the denoising vie
             // Choosing a good model is confirmed by name.
             await chooseModelFile(wb, testModel({ arch: "dream" }));
             return [ghostShot, rewriteShot!, formingShot, denoising, downloadShot, badModel, errorActions];
+        }
+    );
+    for (const shot of shots) assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);
+});
+
+test("a new user with no model: the first-run offer, a command that needs a model, the status menu, the bundled model", { timeout: 300_000 }, async () => {
+    const shots = await withWorkbench(
+        {
+            name: "dream-coder-new-user",
+            extensionPath: repoRoot,
+            files: { "demo.py": "def add(a, b):\n    return a + b\n\nx = ???\n" },
+            settings: { "dreamCoder.threads": 1 },
+            timeoutMs: 240_000
+        },
+        async (wb) => {
+            // The first-run offer: the three ways to a model, each button read whole.
+            const offer = await until(
+                "the first-run offer",
+                async () => (await wb.notifications()).find((n) => n.message.includes("needs a diffusion model")),
+                60_000
+            );
+            assert.equal(offer.severity, "info");
+            assert.deepEqual(offer.buttons, GET_A_MODEL);
+            assert.deepEqual(offer.cut, [], "no button is cut short");
+            await wb.runCommand("Notifications: Show Notifications");
+            const offerShot = await wb.screenshot("dream-coder-ui-first-run");
+            await wb.runCommand("Notifications: Hide Notifications");
+
+            // The rewrite key with nothing selected says what to do.
+            await wb.openFile("demo.py");
+            await wb.press("Control+Alt+W");
+            const select = await until("the rewrite key's hint", async () =>
+                (await wb.notifications()).find((n) => n.message.includes("select the code to rewrite first"))
+            );
+            assert.equal(select.severity, "info");
+
+            // A command that needs a model: a plain next step with the same three ways, and no error anywhere.
+            await wb.focusEditor();
+            await wb.runCommand("Dream-Coder: Fill Holes");
+            const noModel = await until("the no-model message", async () =>
+                (await wb.notifications()).find((n) => n.message.includes("No model is chosen yet"))
+            );
+            assert.equal(noModel.severity, "info", "information, not an error");
+            assert.deepEqual(noModel.buttons, GET_A_MODEL);
+            assert.deepEqual(noModel.cut, []);
+            assert.doesNotMatch(noModel.message, /dreamCoder\./, "no setting ids");
+            const item = wb.page.locator("#workbench\\.parts\\.statusbar .statusbar-item", { hasText: "Dream-Coder" }).first();
+            assert.match(domText((await item.textContent()) ?? ""), /Dream-Coder · no model chosen$/);
+            assert.equal(await item.evaluate((el) => el.classList.contains("error-kind")), false, "the status item is not an error");
+
+            // The status menu's action runs with the editor focused: a focused status item would show its tooltip
+            // over the notification the action brings up.
+            await item.click();
+            await wb.type("Turn Off Completions for Python");
+            await wb.press("Enter");
+            await wb.page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30_000 });
+            await new Promise((r) => setTimeout(r, 1000));
+            const focused = await wb.page.evaluate(() => {
+                const active = (globalThis as unknown as { document: { activeElement: { closest(s: string): unknown } | null } }).document.activeElement;
+                return active?.closest(".monaco-editor") ? "the editor" : active?.closest(".part.statusbar") ? "the status bar" : "something else";
+            });
+            assert.equal(focused, "the editor");
+
+            // "Try the Bundled Model" on the no-model message makes it the model.
+            await wb.runCommand("Notifications: Show Notifications");
+            await wb.page
+                .locator(".notifications-center .notification-list-item", { hasText: "No model is chosen yet" })
+                .getByRole("button", { name: "Try the Bundled Model" })
+                .click();
+            await until("the confirmation", async () => (await wb.notifications()).find((n) => n.message.includes("Dream-Coder will use dream-mini-py")));
+            await until("the bundled model in the status", async () =>
+                /Dream-Coder · dream-mini-py · /.test(domText((await item.textContent()) ?? "")) ? true : undefined
+            );
+            return [offerShot];
         }
     );
     for (const shot of shots) assert.ok(statSync(shot).size > 1000, `screenshot at ${shot}`);
