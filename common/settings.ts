@@ -141,6 +141,18 @@ function check(key: string, v: unknown): { ok: boolean; expected: string } {
     return checkDeclared(declared(key), v);
 }
 
+/**
+ * A setting's value from command-line text: a number where the setting takes one and the text is one, else the
+ * text itself, which readSettings then refuses with what the setting expects (or keeps, for a setting that is
+ * also a string: gpuLayers "auto").
+ */
+export function settingFromText(key: string, text: string): unknown {
+    const d = declared(key);
+    const types: readonly DeclaredType[] = Array.isArray(d.type) ? d.type : [d.type];
+    const numeric = types.includes("integer") || types.includes("number");
+    return numeric && text.trim() !== "" && Number.isFinite(Number(text)) ? Number(text) : text;
+}
+
 function checkDeclared(d: Declared, v: unknown): { ok: boolean; expected: string } {
     if (Array.isArray(d.type)) {
         const each = d.type.map((type) => checkDeclared({ ...d, type }, v));

@@ -111,7 +111,7 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
         [["fill", noHoles, "-m", testModel({ arch: "dream" })], /plain\.py has no hole marker/],
         [["complete", file, "--at", "99:1", "-m", "x"], /99:1 is outside the file/],
         [["fill", file, "-m", "x", "--steps", "-2"], /^dream-coder: dreamCoder\.steps: -2 is not valid \(a whole number from 0 to 4096\)\n$/],
-        [["fill", file, "-m", "x", "--block-length", "two"], /--block-length <n>' argument 'two' is invalid\. expected a number/],
+        [["fill", file, "-m", "x", "--block-length", "two"], /^dream-coder: dreamCoder\.blockLength: "two" is not valid \(a whole number from 1 to 256\)\n$/],
         [
             ["fill", file, "-m", "x", "--marker", ""],
             /^dream-coder: dreamCoder\.holes\.marker: "" is not valid \(one or more characters, no spaces or backslashes\)\n$/

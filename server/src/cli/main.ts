@@ -20,7 +20,7 @@ import { rewriteSelection } from "../jobs/rewrite";
 import { sketchBody } from "../jobs/sketch";
 import { ModelHost } from "../modelHost";
 import type { CacheMode } from "../../../common/decoding";
-import { DECLARED, readSettings, setSetting, type Settings } from "../../../common/settings";
+import { DECLARED, readSettings, setSetting, settingFromText, type Settings } from "../../../common/settings";
 import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { serve } from "../serve/serve";
 import { runLatencyBench } from "./bench";
@@ -40,11 +40,6 @@ const integer = (min: number) => (v: string) => {
 const port = (v: string) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port from 0 to 65535");
-    return n;
-};
-const decimal = (v: string) => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError("expected a number");
     return n;
 };
 
@@ -78,18 +73,14 @@ const flagList = (g: FlagAndKey | readonly FlagAndKey[]): readonly FlagAndKey[] 
 
 /**
  * A flag for a setting, described by the setting's own declaration in package.json: its description, its name
- * and default, its choices. The value itself is checked, range included, where every setting is read.
+ * and default, its choices. The value itself is checked, type and range included, where every setting is read.
  */
 function settingOption(flag: string, key: string): Option {
     const d = DECLARED[key];
     // The plain description whole; of a longer Markdown one, its first sentence.
     const about = d.description ?? (d.markdownDescription ?? "").replace(/`/g, "").split(/(?<=\.)\s/)[0];
     const option = new Option(flag, `${about} [dreamCoder.${key}, default ${JSON.stringify(d.default)}]`);
-    if (d.enum) return option.choices(d.enum);
-    // A setting of several types (gpuLayers: "auto" or a count) takes a number where the flag's value is one.
-    const types: readonly string[] = Array.isArray(d.type) ? d.type : [d.type];
-    if (!types.includes("integer") && !types.includes("number")) return option;
-    return option.argParser(types.includes("string") ? (v: string) => (v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v) : decimal);
+    return d.enum ? option.choices(d.enum) : option.argParser((text: string) => settingFromText(key, text));
 }
 
 function withSettingOptions(cmd: Command, ...groups: (keyof typeof SETTING_FLAGS)[]): Command {
