@@ -216,7 +216,7 @@ export function readSettings(raw: unknown): { settings: Settings; problems: Sett
     // same with its own parameter names).
     if (settings.algorithm === "origin" && settings.confidenceThreshold > 0) {
         problems.push({
-            message: `dreamCoder.confidenceThreshold: ${settings.confidenceThreshold} needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"; using 0`,
+            message: `dreamCoder.confidenceThreshold: ${settings.confidenceThreshold} needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"`,
             fallback: 0
         });
         settings.confidenceThreshold = 0;

@@ -62,8 +62,13 @@ test("rules between settings: origin reveals at random, so a confidence threshol
     assert.deepEqual(
         problems.map((p) => p.message),
         [
-            'dreamCoder.confidenceThreshold: 0.9 needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"; using 0'
+            'dreamCoder.confidenceThreshold: 0.9 needs an algorithm that ranks by confidence (maskgit_plus, topk_margin or entropy), not dreamCoder.algorithm "origin"'
         ]
+    );
+    assert.deepEqual(
+        problems.map((p) => p.fallback),
+        [0],
+        "the server adds what it uses instead (server.ts: every problem's fallback)"
     );
     assert.deepEqual(readSettings({ algorithm: "maskgit_plus", confidenceThreshold: 0.9 }).problems, []);
 });
