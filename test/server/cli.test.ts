@@ -96,6 +96,8 @@ test("the setting flags are described by the settings' declarations in package.j
         if (d.description) assert.ok(help.includes(d.description), `${key}'s description: ${d.description}`);
         for (const choice of d.enum ?? []) assert.ok(help.includes(`"${choice}"`), `${key} offers ${choice}`);
     }
+    // The flag is the setting's name, as in a decoding configuration's terms (confidence-threshold=0.9).
+    assert.ok(help.includes("--confidence-threshold <x>") && !help.includes("--threshold"), "confidenceThreshold's flag");
 });
 
 test("bad input: clear messages, exit status 1, the file untouched", () => {
@@ -118,7 +120,7 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
         ],
         [["fill", file, "-m", "x", "--threads", "100000"], /^dream-coder: dreamCoder\.threads: 100000 is not valid \(a whole number from 0 to 256\)\n$/],
         [
-            ["fill", file, "-m", "x", "--algorithm", "origin", "--threshold", "0.9"],
+            ["fill", file, "-m", "x", "--algorithm", "origin", "--confidence-threshold", "0.9"],
             /dreamCoder\.confidenceThreshold: 0\.9 needs an algorithm that ranks by confidence .*not dreamCoder\.algorithm "origin"/
         ],
         [["fill", file, "-m", "x", "--gpu-layers", "-2"], /whole number of at least -1/],

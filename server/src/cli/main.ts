@@ -57,7 +57,7 @@ const SETTING_FLAGS = {
         ["--top-p <x>", "topP"],
         ["--cache <mode>", "cache"],
         ["--block-length <n>", "blockLength"],
-        ["--threshold <x>", "confidenceThreshold"],
+        ["--confidence-threshold <x>", "confidenceThreshold"],
         ["--context-tokens <n>", "contextTokens"],
         ["--start-tokens <n>", "holes.startTokens"]
     ],
