@@ -141,6 +141,11 @@ function check(key: string, v: unknown): { ok: boolean; expected: string } {
     return checkDeclared(declared(key), v);
 }
 
+/** What setting `key` takes, in words ("a whole number from 1 to 256"), for a command line's list of what it accepts. */
+export function settingExpects(key: string): string {
+    return check(key, undefined).expected;
+}
+
 /**
  * A setting's value from command-line text: a number where the setting takes one and the text is one, else the
  * text itself, which readSettings then refuses with what the setting expects (or keeps, for a setting that is
