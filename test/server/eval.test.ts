@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
-import { configParams, parseConfigs } from "../../server/src/eval/configs";
-import { modelCompleter, runEval, substituteCompleter, summarize, type Completer, type EvalRecord } from "../../server/src/eval/harness";
+import { parseEvalConfigs } from "../../server/src/eval/command";
+import { configParams, modelCompleter, runEval, substituteCompleter, summarize, type Completer, type EvalRecord } from "../../server/src/eval/harness";
 import { loadProblems, PROBLEM_SETS, programFor, type Problem, type ProblemSet } from "../../server/src/eval/problems";
 import { growingTestModel } from "../tools/variable-model";
 import { DiffusionModel } from "../../server/src/runtime/runtime";
@@ -47,7 +47,7 @@ test("every set loads whole: the counts SOURCE.md gives", () => {
 
 test("the canonical solutions pass every sampled problem of every set; the empty completion almost none of the tested sets", async () => {
     const problems = SETS.filter((set) => !PARSED.includes(set)).flatMap((set) => sample(set, 12));
-    const configs = parseConfigs("exact");
+    const configs = parseEvalConfigs("none");
     for (const [kind, check] of [
         ["canonical", (passAt1: number) => assert.equal(passAt1, 1)],
         ["empty", (passAt1: number) => assert.ok(passAt1 <= 0.1, `empty completions pass ${passAt1}`)]
@@ -66,7 +66,7 @@ test("the canonical solutions pass every sampled problem of every set; the empty
 });
 
 test("held-out spans: the whole filled file is parsed; the truth parses, a NUL byte does not, the trivial filler is the set's", async () => {
-    const configs = parseConfigs("exact");
+    const configs = parseEvalConfigs("none");
     for (const set of PARSED) {
         const problems = sample(set, 12);
         for (const p of problems) {
@@ -104,7 +104,7 @@ test("a problem longer than the model's context is cut to whole lines around its
             suffix,
             check: { kind: "parse", fileBefore: prefix, fileAfter: suffix }
         };
-        const c = await modelCompleter(model, { kind: "truth" })(problem, parseConfigs("exact")[0]);
+        const c = await modelCompleter(model, { kind: "truth" })(problem, parseEvalConfigs("none")[0]);
         assert.equal(c.budget, model.tokenize("x = 1\n").length);
         assert.ok(c.forwardPasses > 0);
         assert.match(programFor(problem, "x = 1\n"), /value_0 = [\s\S]*value_599 = /, "the parse check reads the whole file");
@@ -113,48 +113,60 @@ test("a problem longer than the model's context is cut to whole lines around its
     }
 });
 
-test("configuration strings become the decoder's parameters", () => {
-    const [exact, dual, thr, ent, block] = parseConfigs("exact, dual,dual+threshold=0.9,dual+entropy=1+alg=maskgit_plus,block=16");
+test("configurations become the decoder's parameters: greedy, one step a token, the named terms in their places", () => {
+    const [exact, dual, thr, ent, block] = parseEvalConfigs(
+        "none, dual,dual+confidence-threshold=0.9,dual+entropy-bound=1+algorithm=maskgit_plus,block-length=16"
+    );
     assert.deepEqual(configParams(exact, 20, false), { steps: 20, algorithm: "entropy", temperature: 0, topP: 1, earlyStop: false });
     assert.deepEqual(
         { ...configParams(dual, 20, true) },
         { steps: 20, algorithm: "entropy", temperature: 0, topP: 1, earlyStop: true, cache: "dual", schedule: "block", blockLength: 32 }
     );
     assert.equal(configParams(thr, 20, false).confidenceThreshold, 0.9);
-    assert.equal(configParams(parseConfigs("exact+eot=5")[0], 20, false).eotPenalty, 5, "Dream-Coder's padding penalty");
+    assert.equal(configParams(parseEvalConfigs("none+eot-penalty=5")[0], 20, false).eotPenalty, 5, "Dream-Coder's padding penalty");
     assert.deepEqual([configParams(ent, 20, false).entropyBound, configParams(ent, 20, false).algorithm], [1, "maskgit_plus"]);
     assert.deepEqual(
         [configParams(block, 20, false).cache, configParams(block, 20, false).schedule, configParams(block, 20, false).blockLength],
         [undefined, "block", 16]
     );
-    for (const bad of ["", "fast", "dual+prefix", "threshold=2", "entropy=-1", "block=0", "dual+steps=3", "alg=greedy", "exact,exact", "eot=0", "eot=-2"]) {
-        assert.throws(() => parseConfigs(bad), /bad configuration|given twice/, JSON.stringify(bad));
-    }
+    // The grammar's refusals are test/server/decoding-config.test.ts's; eval adds its own.
+    assert.throws(() => parseEvalConfigs("none,dual+reuse"), { message: /^bad configuration "dual\+reuse": eval decodes each problem once, so reuse/ });
 });
 
-test("eval end to end with the generated random model: four configurations, pass@1 0, exact agrees with itself", () => {
+test("eval end to end with the generated random model: four configurations, pass@1 0, none (exact decoding) agrees with itself", () => {
     const dir = scratch();
     const json = join(dir, "eval.json");
-    const r = run("--configs", "exact,dual,dual+threshold=0.9,dual+entropy=1", "--limit", "2", "-m", testModel({ arch: "dream" }), "-t", "1", "--json", json);
+    const r = run(
+        "--configs",
+        "none,dual,dual+confidence-threshold=0.9,dual+entropy-bound=1",
+        "--limit",
+        "2",
+        "-m",
+        testModel({ arch: "dream" }),
+        "-t",
+        "1",
+        "--json",
+        json
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^hole: truth: /m);
     assert.match(r.stdout, /^tests: .*python3; sandbox: /m);
-    for (const config of ["exact", "dual", "dual+threshold=0.9", "dual+entropy=1"]) {
+    for (const config of ["none", "dual", "dual+confidence-threshold=0.9", "dual+entropy-bound=1"]) {
         assert.match(
             r.stdout,
             new RegExp(`^\\| ${config.replace(/[+.]/g, "\\$&")} \\| 2 \\| 0\\.0 % \\(0/2\\) \\|`, "m"),
             `${config}: 2 problems, none passed`
         );
     }
-    assert.match(r.stdout, /^\| exact \| .* \| 100\.0 % \|$/m, "exact agrees with itself");
+    assert.match(r.stdout, /^\| none \| .* \| 100\.0 % \|$/m, "none (exact decoding) agrees with itself");
     const out = JSON.parse(readFileSync(json, "utf8")) as {
         records: EvalRecord[];
         summaries: { config: string; forwardPassesPerProblem: number; tokensPerPass: number }[];
     };
     assert.equal(out.records.length, 8);
     for (const rec of out.records) assert.ok(rec.budget > 0 && rec.forwardPasses > 0 && rec.ms > 0, JSON.stringify(rec));
-    const exact = out.summaries.find((s) => s.config === "exact")!;
-    const threshold = out.summaries.find((s) => s.config === "dual+threshold=0.9")!;
+    const exact = out.summaries.find((s) => s.config === "none")!;
+    const threshold = out.summaries.find((s) => s.config === "dual+confidence-threshold=0.9")!;
     assert.ok(Math.abs(exact.tokensPerPass - 1) < 0.2, `exact mode decides about one token per pass: ${exact.tokensPerPass}`);
     assert.ok(
         threshold.forwardPassesPerProblem <= exact.forwardPassesPerProblem + 2 * 2,
@@ -167,7 +179,7 @@ test("--resume skips finished problems and appends only new ones; fixed:N holes"
     const resume = join(dir, "done.jsonl");
     const args = [
         "--configs",
-        "exact",
+        "none",
         "--hole",
         "fixed:8",
         "-m",
@@ -196,8 +208,8 @@ test("--resume skips finished problems and appends only new ones; fixed:N holes"
         [8, 8, 8]
     );
     assert.equal(new Set(records.map((x) => x.taskId)).size, 3, "no problem ran twice");
-    assert.match(r.stdout, /^\| exact \| 3 \|/m, "the table counts the resumed record too");
-    const other = run("--configs", "exact", "--hole", "truth", "-m", testModel({ arch: "dream" }), "-t", "1", "--resume", resume, "--limit", "1");
+    assert.match(r.stdout, /^\| none \| 3 \|/m, "the table counts the resumed record too");
+    const other = run("--configs", "none", "--hole", "truth", "-m", testModel({ arch: "dream" }), "-t", "1", "--resume", resume, "--limit", "1");
     assert.equal(other.status, 1);
     assert.match(other.stderr, /made with hole policy fixed:8, not truth/);
 });
@@ -205,7 +217,7 @@ test("--resume skips finished problems and appends only new ones; fixed:N holes"
 test("variable holes: they start at START tokens, the model grows and shrinks them, and its expands and deletes are counted", () => {
     const dir = scratch();
     const json = join(dir, "eval.json");
-    const r = run("--configs", "exact,dual", "--hole", "variable:2", "-m", growingTestModel().path, "-t", "1", "--limit", "3", "--json", json);
+    const r = run("--configs", "none,dual", "--hole", "variable:2", "-m", growingTestModel().path, "-t", "1", "--limit", "3", "--json", json);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^hole: variable:2: each hole starts at 2 tokens and the model grows or shrinks it, up to 64$/m);
     assert.match(r.stdout, /\| expands \/ problem \| deletes \/ problem \|/);
@@ -222,7 +234,7 @@ test("variable holes: they start at START tokens, the model grows and shrinks th
     );
     assert.ok(out.summaries.every((s) => s.expandsPerProblem !== null));
     // A model without the tokens cannot run the policy.
-    const plain = run("--configs", "exact", "--hole", "variable", "-m", testModel({ arch: "dream" }), "-t", "1", "--limit", "1");
+    const plain = run("--configs", "none", "--hole", "variable", "-m", testModel({ arch: "dream" }), "-t", "1", "--limit", "1");
     assert.equal(plain.status, 1);
     assert.match(plain.stderr, /has no expand and delete tokens: the variable hole policy needs a model that has them/);
 });
@@ -233,8 +245,13 @@ test("bad input: clear messages and exit status 1", () => {
     writeFileSync(badJsonl, "{not json\n");
     const model = testModel({ arch: "dream" });
     const cases: [string[], RegExp][] = [
-        [["--configs", "exact,dual+fast", "-m", model], /bad configuration "dual\+fast": "fast" is not a cache mode; a configuration is terms joined by \+/],
-        [["--configs", "dual+threshold=1.5", "-m", model], /threshold wants a number above 0, at most 1/],
+        [
+            ["--configs", "none,dual+fast", "-m", model],
+            /--configs <list>' argument 'none,dual\+fast' is invalid\. bad configuration "dual\+fast": "fast" is not a cache mode \(none, prefix, dual\) or reuse; a configuration is terms joined by \+/
+        ],
+        [["--configs", "exact", "-m", model], /bad configuration "exact": "exact" is not a cache mode \(none, prefix, dual\)/],
+        [["--configs", "dual+confidence-threshold=1.5", "-m", model], /dreamCoder\.confidenceThreshold: 1\.5 is not valid \(a number from 0 to 1\)/],
+        [["--configs", "dual+reuse", "-m", model], /bad configuration "dual\+reuse": eval decodes each problem once, so reuse would have no earlier request/],
         [["--sets", "mbpp", "-m", model], /"mbpp" is not a problem set: single-line, multi-line/],
         [["--hole", "fixed:0", "-m", model], /bad hole policy "fixed:0"/],
         [["--hole", "variable:64", "-m", model], /bad hole policy "variable:64": .*variable\[:START\]/],

@@ -39,6 +39,9 @@ export interface DecodingConfig {
     decoder: { [T in DecoderTerm as (typeof DECODER_TERMS)[T]["param"]]?: number };
 }
 
+/** Exact decoding and nothing else: the configuration whose completions the others' are compared with. */
+export const REFERENCE_CONFIG = "none";
+
 /** Everything a configuration may say: the end of every refusal. */
 export const DECODING_CONFIG_GRAMMAR =
     `a configuration is terms joined by +: the cache, ${CACHE_MODES.join(" | ")} (none when not named; none is exact, every step a full pass); ` +

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import manifest from "../../../package.json";
-import { evalCommand, type EvalFlags } from "../eval/command";
+import { evalCommand, type EvalFlags, parseEvalConfigs } from "../eval/command";
 import { SUBSTITUTES } from "../eval/harness";
 import { PROBLEM_SETS } from "../eval/problems";
 import { BUNDLED_MODEL_ID, CATALOG, catalogEntry, modelRoute } from "../../../common/catalog";
@@ -435,7 +435,11 @@ withSettingOptions(
     "machine"
 )
     .option("--sets <list>", `${Object.keys(PROBLEM_SETS).join(", ")}`, "single-line")
-    .option("--configs <list>", "decoding configurations, e.g. exact,dual,dual+threshold=0.9,dual+entropy=1,block=16", "exact,dual")
+    .addOption(
+        new Option("--configs <list>", "decoding configurations, e.g. none,dual,dual+confidence-threshold=0.9,dual+entropy-bound=1,block-length=16")
+            .argParser(parseEvalConfigs)
+            .default(parseEvalConfigs("none,dual"), "none,dual")
+    )
     .option(
         "--hole <policy>",
         "truth: the ground truth's token count; fixed:N: N tokens, early stop; variable[:START]: START tokens (4) that a model with expand and delete tokens grows and shrinks",

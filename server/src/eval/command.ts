@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 import { SingleBar } from "cli-progress";
 import { ModelHost } from "../modelHost";
 import type { Settings } from "../../../common/settings";
-import { parseConfigs } from "./configs";
+import { type DecodingConfig, parseDecodingConfigs } from "../cli/decodingConfig";
 import {
     describeHolePolicy,
     markdownTable,
@@ -22,7 +22,7 @@ import { PYTHON, sandboxIsolation } from "./sandbox";
 
 export interface EvalFlags {
     sets: string;
-    configs: string;
+    configs: DecodingConfig[];
     hole: string;
     limit?: number;
     resume?: string;
@@ -31,9 +31,14 @@ export interface EvalFlags {
     substitute?: Substitute;
 }
 
+/** --configs: the shared grammar, less reuse, which a cache kept from an earlier request of the same document needs. */
+export function parseEvalConfigs(list: string): DecodingConfig[] {
+    return parseDecodingConfigs(list, { reuse: "eval decodes each problem once, so reuse would have no earlier request to keep a cache from" });
+}
+
 /** `settings` is undefined only with --substitute, which needs no model. */
 export async function evalCommand(flags: EvalFlags, settings: Settings | undefined): Promise<void> {
-    const configs = parseConfigs(flags.configs);
+    const configs = flags.configs;
     const policy = parseHolePolicy(flags.hole);
     const sets = flags.sets.split(",").map((s) => s.trim());
     for (const s of sets) if (!isProblemSet(s)) throw new Error(`"${s}" is not a problem set: ${Object.keys(PROBLEM_SETS).join(", ")}`);

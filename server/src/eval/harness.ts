@@ -5,9 +5,11 @@
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { cutWindow } from "../contextWindow";
-import { trainedRoom } from "../jobs/denoise";
+import { REFERENCE_CONFIG, type DecodingConfig } from "../cli/decodingConfig";
+import { decodeParams, trainedRoom } from "../jobs/denoise";
+import type { DecodeParams } from "../runtime/native";
 import type { DiffusionModel, Segment, StepEvent } from "../runtime/runtime";
-import { configParams, type DecodeConfig } from "./configs";
+import { DEFAULT_SETTINGS, type Settings } from "../../../common/settings";
 import { programFor, type Problem, type ProblemSet } from "./problems";
 import { DEFAULT_LIMITS, runPython, type Outcome, type RunResult, type SandboxLimits } from "./sandbox";
 
@@ -63,7 +65,21 @@ export interface Completion {
 }
 
 /** Where completions come from: the model under a configuration, or a stand-in (canonical, empty) for checks. */
-export type Completer = (problem: Problem, config: DecodeConfig) => Promise<Completion>;
+export type Completer = (problem: Problem, config: DecodingConfig) => Promise<Completion>;
+
+/**
+ * The decoder's parameters for a hole of `budget` tokens: greedy, one step per token (Dream's setting; a
+ * threshold or an entropy bound then reveals more per step), no threshold, the product's default algorithm and
+ * block length, except where the configuration names them. `earlyStop` fills the rest of the hole with
+ * end-of-text after the first one (the fixed-budget policy).
+ */
+export function configParams(config: DecodingConfig, budget: number, earlyStop: boolean): DecodeParams {
+    const settings: Settings = { ...DEFAULT_SETTINGS, steps: 0, temperature: 0, confidenceThreshold: 0, ...config.settings };
+    const params: DecodeParams = { ...decodeParams(settings, budget), ...config.decoder, earlyStop };
+    // block-length=N without a cache: exact passes, LLaDA's block schedule (the settings use it in cached modes only).
+    if (settings.cache === "none" && config.settings.blockLength) Object.assign(params, { schedule: "block", blockLength: settings.blockLength });
+    return params;
+}
 
 /**
  * The model fills the hole of prefix + hole + suffix, the base (non-chat) format. Text that does not fit the
@@ -149,7 +165,7 @@ export interface EvalRecord {
 
 export interface EvalOptions {
     problems: Problem[];
-    configs: DecodeConfig[];
+    configs: DecodingConfig[];
     complete: Completer;
     /** Written into every record; a resume file made under another policy is refused. */
     policy: string;
@@ -232,7 +248,7 @@ export interface ConfigSummary {
     tokensPerPass: number | null;
     p50Ms: number;
     p95Ms: number;
-    /** Share of problems whose completion equals the "exact" configuration's; null without an exact row. */
+    /** Share of problems whose completion equals the reference configuration's (none: exact decoding); null without it. */
     agreesWithExact: number | null;
     /** Variable-length holes: expand and delete tokens revealed per problem; null for fixed-length holes. */
     expandsPerProblem: number | null;
@@ -246,8 +262,8 @@ export function percentile(values: number[], p: number): number {
     return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-export function summarize(records: EvalRecord[], configs: DecodeConfig[]): ConfigSummary[] {
-    const exact = new Map(records.filter((r) => r.config === "exact").map((r) => [r.taskId, r.completion]));
+export function summarize(records: EvalRecord[], configs: DecodingConfig[]): ConfigSummary[] {
+    const exact = new Map(records.filter((r) => r.config === REFERENCE_CONFIG).map((r) => [r.taskId, r.completion]));
     return configs.map((c) => {
         const rows = records.filter((r) => r.config === c.name);
         const n = rows.length;
