@@ -291,7 +291,7 @@ lsp_mode() {
         --context-tokens "$LSP_CONTEXT" --bursts "$BURSTS" --file "$ROOT/server/src/holes.ts" --json "$BRES/lsp-$m.json" 2>"$err"
     local rc=$?
     tr '\r' '\n' <"$err" >&2
-    grep -q -- "--compare:" "$err" && return 3
+    grep -q "bad configuration" "$err" && return 3
     return $rc
 }
 

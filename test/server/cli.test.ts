@@ -124,8 +124,15 @@ test("bad input: clear messages, exit status 1, the file untouched", () => {
             /dreamCoder\.confidenceThreshold: 0\.9 needs an algorithm that ranks by confidence .*not dreamCoder\.algorithm "origin"/
         ],
         [["fill", file, "-m", "x", "--gpu-layers", "-2"], /whole number of at least -1/],
-        [["bench", "-m", "x", "--compare", "dual+fast"], /--compare: "dual\+fast" is not a cache mode \(none, prefix, dual, prefix\+reuse or dual\+reuse\)/],
-        [["bench", "-m", "x", "--compare", "none+reuse"], /--compare: "none\+reuse" is not a cache mode/],
+        [
+            ["bench", "-m", "x", "--compare", "none,dual+fast"],
+            /--compare <configurations>' argument 'none,dual\+fast' is invalid\. bad configuration "dual\+fast": "fast" is not a cache mode \(none, prefix, dual\) or reuse; a configuration is/
+        ],
+        [["bench", "-m", "x", "--compare", "none+reuse"], /bad configuration "none\+reuse": reuse keeps the cache for the next request, and none has no cache/],
+        [
+            ["bench", "-m", "x", "--compare", "dual+entropy-bound=1"],
+            /bad configuration "dual\+entropy-bound=1": entropy-bound is not a setting, and the language server decodes with its settings/
+        ],
         // llama.cpp asserts on a model without layers: the process aborted (exit 134) before this check.
         [
             ["fill", file, "--in-place", "-m", testModel({ arch: "dream", overrides: { "dream.block_count": { type: "u32", value: 0 } } })],

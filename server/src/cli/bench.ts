@@ -3,30 +3,32 @@
 // an inline-completion request (as VS Code sends them), then a pause. The latency is from the burst's last
 // request to its answer; earlier requests of a burst are cancelled by the server, as in the editor. Then the
 // user types the answer's first character, as when accepting ghost text by typing it out, and that request is
-// timed too. Each cache mode asked for gets its own server and the same session, one after the other in the same run.
+// timed too. Each decoding configuration asked for gets its own server and the same session, one after the other in
+// the same run.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { DidChangeTextDocumentNotification, InlineCompletionRequest } from "vscode-languageserver-protocol/node";
 import { percentile } from "../eval/harness";
 import { readSource } from "./source";
 import { packagedFile } from "../packageFiles";
-import type { CacheMode } from "../../../common/decoding";
 import type { Settings } from "../../../common/settings";
+import { type DecodingConfig, parseDecodingConfigs } from "./decodingConfig";
 import { firstInsertText, startLanguageServer } from "./lspClient";
 
 const TYPING_INTERVAL_MS = 60;
 const BURST_KEYS = 6;
 
-/** A cache mode, reused across requests (`dual+reuse`) or not. */
-export interface BenchMode {
-    cache: CacheMode;
-    reuse: boolean;
+/** The language server decodes with its settings: a decoder parameter that no setting has cannot reach it. */
+const NOT_A_SETTING = (term: string) => `${term} is not a setting, and the language server decodes with its settings`;
+
+/** --compare: the shared grammar, less the terms that are not settings. */
+export function parseBenchConfigs(list: string): DecodingConfig[] {
+    return parseDecodingConfigs(list, { "entropy-bound": NOT_A_SETTING("entropy-bound"), "eot-penalty": NOT_A_SETTING("eot-penalty") });
 }
 
-const modeName = (m: BenchMode) => m.cache + (m.reuse ? "+reuse" : "");
-
 interface SessionResult {
-    mode: string;
+    /** The configuration's name. */
+    config: string;
     bursts: number;
     /** The first burst also loads the model: reported apart. */
     firstRequestMs: number;
@@ -41,22 +43,21 @@ interface SessionResult {
 /** The file the typing session types when none is named: one of this package's sources. */
 const BENCH_FILE = "server/src/holes.ts";
 
-export async function runLatencyBench(settings: Settings, flags: { file?: string; bursts: number; json: string; modes: BenchMode[] }): Promise<void> {
+export async function runLatencyBench(settings: Settings, flags: { file?: string; bursts: number; json: string; configs: DecodingConfig[] }): Promise<void> {
     const file = flags.file ?? packagedFile(BENCH_FILE);
     if (!file) throw new Error(`this installation has no ${BENCH_FILE} to type: name a source file with --file`);
     const source = readSource(file);
     const sessions: SessionResult[] = [];
-    for (const m of flags.modes)
-        sessions.push(await typingSession({ ...settings, cache: m.cache, cacheReuse: m.reuse }, modeName(m), file, source, flags.bursts));
+    for (const c of flags.configs) sessions.push(await typingSession({ ...settings, ...c.settings }, c.name, file, source, flags.bursts));
     const base = sessions[0];
     const rows = sessions.map(
         (s) =>
-            `| ${s.mode} | ${s.bursts} | ${s.p50Ms.toFixed(0)} | ${s.p95Ms.toFixed(0)} | ${s.meanMs.toFixed(0)} | ${s.firstRequestMs.toFixed(0)} | ${(base.p50Ms / s.p50Ms).toFixed(1)}× | ${s.typedOut} | ${s.typedOutP50Ms.toFixed(1)} |`
+            `| ${s.config} | ${s.bursts} | ${s.p50Ms.toFixed(0)} | ${s.p95Ms.toFixed(0)} | ${s.meanMs.toFixed(0)} | ${s.firstRequestMs.toFixed(0)} | ${(base.p50Ms / s.p50Ms).toFixed(1)}× | ${s.typedOut} | ${s.typedOutP50Ms.toFixed(1)} |`
     );
     process.stdout.write(
         `typing session on ${file}: ${BURST_KEYS} keys per burst, ${TYPING_INTERVAL_MS} ms apart; line hole ${settings.inlineCompletion.lineTokens} tokens, ` +
             `context ${settings.contextTokens} tokens, debounce ${settings.inlineCompletion.debounceMs} ms, threads ${settings.threads || "auto"}\n\n` +
-            `| cache | bursts | p50 ms | p95 ms | mean ms | first (model load) ms | p50 speed-up vs ${base.mode} | typed out | typed-out p50 ms |` +
+            `| configuration | bursts | p50 ms | p95 ms | mean ms | first (model load) ms | p50 speed-up vs ${base.config} | typed out | typed-out p50 ms |` +
             "\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n" +
             rows.join("\n") +
             "\n"
@@ -84,7 +85,7 @@ export async function runLatencyBench(settings: Settings, flags: { file?: string
     process.stderr.write(`wrote ${flags.json}\n`);
 }
 
-async function typingSession(settings: Settings, mode: string, file: string, source: string, bursts: number): Promise<SessionResult> {
+async function typingSession(settings: Settings, config: string, file: string, source: string, bursts: number): Promise<SessionResult> {
     const server = await startLanguageServer({ ...settings });
     try {
         // Typing points: the start of lines with code, spread over the file.
@@ -144,11 +145,11 @@ async function typingSession(settings: Settings, mode: string, file: string, sou
                 });
                 typedOut.push(performance.now() - t0);
             }
-            process.stderr.write(`\r${mode}: burst ${k + 1}/${picks.length}: ${ms.toFixed(0)} ms   `);
+            process.stderr.write(`\r${config}: burst ${k + 1}/${picks.length}: ${ms.toFixed(0)} ms   `);
         }
         process.stderr.write("\n");
         return {
-            mode,
+            config,
             bursts: latencies.length,
             firstRequestMs,
             p50Ms: percentile(latencies, 50),

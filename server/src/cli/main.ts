@@ -19,11 +19,11 @@ import { fillHoles } from "../jobs/fill";
 import { rewriteSelection } from "../jobs/rewrite";
 import { sketchBody } from "../jobs/sketch";
 import { ModelHost } from "../modelHost";
-import type { CacheMode } from "../../../common/decoding";
 import { DECLARED, readSettings, setSetting, settingFromText, type Settings } from "../../../common/settings";
 import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { serve } from "../serve/serve";
-import { runLatencyBench } from "./bench";
+import { parseBenchConfigs, runLatencyBench } from "./bench";
+import type { DecodingConfig } from "./decodingConfig";
 import { readSource } from "./source";
 import { generationOrder, JobProgress, PullProgressBar, unifiedDiff } from "./output";
 import { convertedModelPath, convertFolder, DEFAULT_QUANTIZATION, parseQuantization, pullModel } from "../pull";
@@ -407,21 +407,17 @@ withSettingOptions(
 withModelOptions(program.command("bench").description("inline-completion latency as a user feels it: a scripted typing session through a real server process"))
     .option("--file <path>", "the source file to type (default: this package's server/src/holes.ts)")
     .option("--bursts <n>", "typing bursts", integer(1), 30)
-    .option(
-        "--compare <modes>",
-        "cache modes to measure side by side, one server each; +reuse keeps each document's cache between requests (e.g. none,dual,dual+reuse)",
-        "none,dual,dual+reuse"
+    .addOption(
+        new Option(
+            "--compare <configurations>",
+            "decoding configurations to measure side by side, one server each, e.g. none,dual,dual+reuse,dual+confidence-threshold=0.9 (reuse: dreamCoder.cacheReuse, each document's cache kept between requests)"
+        )
+            .argParser(parseBenchConfigs)
+            .default(parseBenchConfigs("none,dual,dual+reuse"), "none,dual,dual+reuse")
     )
     .option("--json <path>", "where to write the results", "bench-results/lsp-latency.json")
-    .action(async (flags: ModelFlags & { file?: string; bursts: number; json: string; compare: string }) => {
-        const modes = flags.compare.split(",").map((name) => {
-            const [cache, reuse, ...rest] = name.trim().split("+");
-            if (!["none", "prefix", "dual"].includes(cache) || (reuse !== undefined && (reuse !== "reuse" || cache === "none")) || rest.length) {
-                throw new InvalidArgumentError(`--compare: "${name}" is not a cache mode (none, prefix, dual, prefix+reuse or dual+reuse)`);
-            }
-            return { cache: cache as CacheMode, reuse: reuse === "reuse" };
-        });
-        await runLatencyBench(settingsFrom(flags), { ...flags, modes });
+    .action(async (flags: ModelFlags & { file?: string; bursts: number; json: string; compare: DecodingConfig[] }) => {
+        await runLatencyBench(settingsFrom(flags), { ...flags, configs: flags.compare });
     });
 
 withSettingOptions(
