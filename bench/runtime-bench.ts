@@ -1,59 +1,16 @@
-// npm run bench: decoding latency per mode — exact (every step recomputes the whole sequence), prefix cache,
-// dual cache, dual cache + confidence threshold, dual cache + entropy bound, dual cache reused from the
-// previous request after a one-line edit (against the same request fresh) — on generated dream models.
-// Each (model, threads, context, hole, mode) cell runs in its own child process, so that its peak memory
-// (max RSS) is its own. Prints a Markdown table and writes JSON. Not a test: the numbers depend on the machine.
-//
-//   node out/bench/runtime-bench.js [--quick] [--threads 1,2] [--models small,small-Q4_K_M,small-Q8_0,vocab152k,mini,bench-small,7b] [--holes 32,128]
-//       [--contexts 256,1024,2048,4096] [--modes exact,prefix,dual,dual+threshold,dual+entropy,dual+reuse]
-//       [--threshold 0.9] [--entropy-bound 1] [--exact-max-steps N] [--exact-max-context N] [--out FILE]
-//       [--wait-idle S] [--repeat N] [--exact-repeat N] [--cache-type f32|f16] [--compete N]
-//       [--reductions auto,on,off | --no-device-reductions]
-//       [--model-file FILE.gguf] [--gpu-layers N] [--write-prompt TOKENS PATH] [--vs-ar MODE|off] [--llama-bench PATH]
-//
-// Models: the default set is small, small-Q4_K_M, vocab152k and mini; bench-small and 7b are bench/bench-model.ts's
-// shapes (random Q4_0 weights), written once into .cache/models: 7b is Dream-Coder 7B's shape, 4.3 GB, hours of CPU
-// for the whole grid (for it: --models 7b --modes dual,dual+reuse --contexts 1024 --holes 16 --threads N).
-//
-// --vs-ar MODE (default dual; off: none): llama.cpp's llama-bench times the same requests on each model's
-// autoregressive twin (the same GGUF renamed qwen2, so the very same tensors, run causally one token at a time;
-// written once into .cache/models/twins), with the same threads and GPU layers, and a second table gives our time
-// over its time for the editor's two request kinds: fresh (the MODE cell against reading the context, then
-// generating the hole: llama-bench -pg CONTEXT,HOLE) and after a one-line edit (the dual+reuse cell against a
-// prompt cache that keeps the tokens before the first one the edit changed and reads the rest of the edited context
-// again: -pg REST,HOLE -d KEPT). On by default where llama-bench is found (native/build/cmake/bin, or
-// --llama-bench PATH) and --modes has MODE or dual+reuse; asked for with --vs-ar, it must run. llama-bench runs as
-// our cells do: without a warm-up run, as many times as the cell (--repeat), each in a process of its own, the
-// fastest kept; flash attention off as in our runtime, its KV cache F16 (it has no F32: --cache-type f16 for ours).
-//
-// --reductions: greedy steps with llama.cpp's device row reductions (on: 20 bytes a row copied out,
-// native/patches/0002), with the full logits rows copied out and scanned on the host (off), or as users get
-// them (auto, the default: on where the logits are on a GPU); "on,off" runs both side by side. The
-// "copied KB/step" column is what a step reads out of llama.cpp's output buffer.
-//
-// --wait-idle S: before each cell wait up to S seconds for the cores to be idle (< 15% busy) and report how
-// busy they were ("busy before"): on a shared machine other work inflates every figure. --repeat N runs each
-// cached-mode cell N times (--exact-repeat N for exact mode) and keeps the fastest run.
-// --compete N: N processes spin on the CPU while the cells run (a user's machine is rarely idle; ggml's threads
-// meet at a barrier after every op, so one of them descheduled stalls the others). A threads entry "aN" loads
-// the model as the server's default count does (adaptiveThreads): up to N, fewer while other processes keep
-// the cores busy; the threads column then shows "≤N: used".
-// --exact-max-steps N: exact-mode runs stop after N steps; ms/step is measured on those, the total is
-// extrapolated (marked ~) and no token share is computed. --exact-max-context N: cells above N tokens run
-// exact mode for at most 4 steps (the 151,936-token model's exact steps copy context × 151,936 logits).
-// --model-file FILE: measure that GGUF (the row's model is "file") instead of generated ones; --gpu-layers N offloads
-// N layers in a GPU build (scripts/bench-gpu.sh: 999, all). --write-prompt TOKENS PATH: write the filler text the
-// cells decode, cut to TOKENS tokens of the model, to PATH, print its length in tokens once in the model's chat
-// template, and exit (the prompt llama-diffusion-cli gets).
+// npm run bench: the runtime's decoding latency per mode on generated dream models. What it measures, how, and
+// every option are its help, declared with the program at the end of this file: `node out/bench/runtime-bench.js --help`.
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { DecodeCancelledError, DiffusionModel, type DecodeOptions, type StepEvent } from "../server/src/runtime/runtime";
 import { describeRuntime } from "../server/src/runtime/native";
 import { BUNDLED_MODEL_ID } from "../common/catalog";
 import { resolveModelPath } from "../server/src/modelPaths";
+import { integer } from "../server/src/cli/argParsers";
 import { quantizedTestModel, repoRoot, testModel, type QuantType, type TestModelOptions } from "../test/tools/test-models";
 import { SHAPES, writeBenchModel, writeQwen2Twin } from "./bench-model";
 
@@ -64,8 +21,9 @@ function benchShape(shape: BenchShape): TestModelOptions & { shape: BenchShape }
     const s = SHAPES[shape];
     return { arch: "dream", embd: s.embd, layers: s.layers, heads: s.heads, headsKv: s.headsKv, ff: s.ff, vocab: s.vocab, context: s.context, shape };
 }
-// The quantized rows: the small model through llama-quantize, as users run real models.
-const MODELS: Record<string, TestModelOptions & { quant?: QuantType; shape?: BenchShape }> = {
+// The quantized rows: the small model through llama-quantize, as users run real models. `path`: a file of
+// --model-file's, measured as it is.
+const MODELS: Record<string, TestModelOptions & { quant?: QuantType; shape?: BenchShape; path?: string }> = {
     small: SMALL,
     "small-Q4_K_M": { ...SMALL, quant: "Q4_K_M" },
     "small-Q8_0": { ...SMALL, quant: "Q8_0" },
@@ -90,9 +48,9 @@ function benchModelPath(shape: BenchShape): string {
 }
 
 function modelPath(name: string): string {
-    if (name === "file") return arg("model-file", "");
     if (name === "mini") return resolveModelPath({ model: BUNDLED_MODEL_ID, modelsDirectory: "" });
-    const { quant, shape, ...options } = MODELS[name];
+    const { quant, shape, path, ...options } = MODELS[name];
+    if (path) return path;
     if (shape) return benchModelPath(shape);
     return quant ? quantizedTestModel(quant, options) : testModel(options);
 }
@@ -140,11 +98,6 @@ interface CellResult extends Cell {
     positions?: number;
     /** dual+reuse: the tokens before the first one the edit changed (what an autoregressive prompt cache keeps). */
     editedAt?: number;
-}
-
-function arg(name: string, fallback: string): string {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
 function paramsFor(cell: Cell): DecodeOptions {
@@ -338,17 +291,12 @@ interface ArRow {
     llamaBench: { args: string[]; tests: LlamaBenchTest[] }; // one test a run
 }
 
-/** --vs-ar [MODE|off]: the mode whose fresh cell is compared (default dual), or none; explicit: the flag was given. */
-function vsArOption(): { mode?: Mode; explicit: boolean } {
-    const i = process.argv.indexOf("--vs-ar");
-    if (i < 0) return { mode: "dual", explicit: false };
-    const v = process.argv[i + 1];
-    if (v === undefined || v.startsWith("--")) return { mode: "dual", explicit: true };
-    if (v === "off") return { explicit: true };
-    if (!FRESH_MODES.includes(v as Mode)) {
-        throw new Error(`--vs-ar takes off or the mode whose fresh request is compared (${FRESH_MODES.join(", ")}; after an edit it is dual+reuse), not ${v}`);
-    }
-    return { mode: v as Mode, explicit: true };
+/** --vs-ar's value: off, or the mode whose fresh cell is compared. */
+function vsArMode(v: string): Mode | "off" {
+    if (v === "off" || FRESH_MODES.includes(v as Mode)) return v as Mode | "off";
+    throw new InvalidArgumentError(
+        `--vs-ar takes off or the mode whose fresh request is compared (${FRESH_MODES.join(", ")}; after an edit it is dual+reuse), not ${v}`
+    );
 }
 
 /** The qwen2 twin of a dream GGUF, written once into .cache/models/twins (again when the model is newer). */
@@ -415,50 +363,61 @@ function arRequest(a: ArRow): string {
     return `pp${a.prompt}${a.depth ? ` @ d${a.depth}` : ""} + tg${a.hole}`;
 }
 
-function list(name: string, fallback: string): string[] {
-    return arg(name, fallback).split(",").filter(Boolean);
+/** The options as commander hands them to main(); a list left out takes --quick's default or the full grid's. */
+interface BenchOptions {
+    quick?: boolean;
+    threads?: { threads: number; adaptiveThreads: boolean }[];
+    models: string[];
+    holes?: number[];
+    contexts?: number[];
+    modes: Mode[];
+    threshold: number;
+    entropyBound: number;
+    exactMaxSteps: number;
+    exactMaxContext: number;
+    out: string;
+    waitIdle: number;
+    repeat: number;
+    exactRepeat: number;
+    cacheType: "f32" | "f16";
+    compete: number;
+    reductions: Cell["reductions"][];
+    modelFile?: string;
+    gpuLayers: number;
+    vsAr?: Mode | "off";
+    llamaBench: string;
 }
 
-function main(): void {
-    const quick = process.argv.includes("--quick");
-    const threads = list("threads", quick ? "2" : "1,2").map((v) => {
-        const m = /^(a?)([1-9]\d*)$/.exec(v);
-        if (!m) throw new Error(`--threads takes counts, "aN" for adaptive up to N, or a list, not ${v}`);
-        return { threads: Number(m[2]), adaptiveThreads: m[1] === "a" };
-    });
+/** A comma-separated list, each entry read by `parse`. */
+const listOf =
+    <T>(parse: (entry: string) => T) =>
+    (v: string): T[] =>
+        v.split(",").filter(Boolean).map(parse);
+
+const threadsEntry = (v: string) => {
+    const m = /^(a?)([1-9]\d*)$/.exec(v);
+    if (!m) throw new InvalidArgumentError(`--threads takes counts, "aN" for adaptive up to N, or a list, not ${v}`);
+    return { threads: Number(m[2]), adaptiveThreads: m[1] === "a" };
+};
+
+function main(opts: BenchOptions): void {
+    const { quick, modelFile, gpuLayers, modes, threshold, entropyBound, cacheType, exactMaxSteps, exactMaxContext, out, repeat, exactRepeat } = opts;
+    const { reductions, compete, waitIdle: idleWait, llamaBench: llamaBenchBin } = opts;
+    const threads = opts.threads ?? (quick ? [{ threads: 2, adaptiveThreads: false }] : [1, 2].map((n) => ({ threads: n, adaptiveThreads: false })));
     const fixedThreads = threads.filter((t) => !t.adaptiveThreads).map((t) => t.threads);
-    const modelFile = arg("model-file", "");
-    if (modelFile) MODELS.file = { arch: "dream" };
-    const gpuLayers = Number(arg("gpu-layers", "0"));
-    const models = modelFile ? ["file"] : list("models", "small,small-Q4_K_M,vocab152k,mini");
-    const holes = list("holes", quick ? "32" : "32,128").map(Number);
-    const contexts = list("contexts", quick ? "256,2048" : "256,1024,2048,4096").map(Number);
-    const modes = list("modes", MODES.join(",")) as Mode[];
-    const threshold = Number(arg("threshold", "0.9"));
-    const entropyBound = Number(arg("entropy-bound", "1"));
-    const cacheType = arg("cache-type", "f32") as "f32" | "f16";
-    const exactMaxSteps = Number(arg("exact-max-steps", "0"));
-    const exactMaxContext = Number(arg("exact-max-context", "1024"));
-    const out = arg("out", join(repoRoot, "bench-results", "runtime.json"));
-    const idleWait = Number(arg("wait-idle", "0")); // seconds to wait for idle cores before each cell
-    const repeat = Number(arg("repeat", "1")); // runs per cell (exact mode: --exact-repeat), best kept
-    const exactRepeat = Number(arg("exact-repeat", "1"));
-    const reductions = (process.argv.includes("--no-device-reductions") ? ["off"] : list("reductions", "auto")).map((v) => {
-        if (v !== "auto" && v !== "on" && v !== "off") throw new Error(`--reductions takes auto, on, off or a list, not ${v}`);
-        return v as Cell["reductions"];
-    });
-    for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
-    for (const m of models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
-    const vsAr = vsArOption();
-    const llamaBenchBin = arg("llama-bench", LLAMA_BENCH);
-    let arMode = vsAr.mode;
+    if (modelFile) MODELS.file = { arch: "dream", path: modelFile };
+    const models = modelFile ? ["file"] : opts.models;
+    const holes = opts.holes ?? (quick ? [32] : [32, 128]);
+    const contexts = opts.contexts ?? (quick ? [256, 2048] : [256, 1024, 2048, 4096]);
+    const vsArExplicit = opts.vsAr !== undefined;
+    let arMode = opts.vsAr === "off" ? undefined : (opts.vsAr ?? "dual");
     // On by default where there is something to compare and llama-bench to compare it with; asked for, it must run.
     if (arMode && !modes.includes(arMode) && !modes.includes("dual+reuse")) {
-        if (vsAr.explicit) throw new Error(`--vs-ar ${arMode} compares the ${arMode} and dual+reuse cells, and --modes has neither`);
+        if (vsArExplicit) throw new Error(`--vs-ar ${arMode} compares the ${arMode} and dual+reuse cells, and --modes has neither`);
         arMode = undefined;
     }
     if (arMode && !existsSync(llamaBenchBin)) {
-        if (vsAr.explicit) throw new Error(`--vs-ar needs llama-bench: no ${llamaBenchBin} (--llama-bench PATH)`);
+        if (vsArExplicit) throw new Error(`--vs-ar needs llama-bench: no ${llamaBenchBin} (--llama-bench PATH)`);
         console.error(`no ${llamaBenchBin}: the comparison with the autoregressive twins (--vs-ar) is left out`);
         arMode = undefined;
     }
@@ -468,12 +427,11 @@ function main(): void {
         try {
             twins.set(m, twinPath(modelPath(m)));
         } catch (e) {
-            if (vsAr.explicit) throw e;
+            if (vsArExplicit) throw e;
             console.error(`${m}: no autoregressive twin, so no comparison: ${(e as Error).message}`);
         }
     }
 
-    const compete = Number(arg("compete", "0"));
     // Unreferenced, so that they do not keep the benchmark alive when it is done; killed as it exits.
     const hogs = Array.from({ length: compete }, () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
     for (const h of hogs) h.unref();
@@ -512,7 +470,7 @@ function main(): void {
                             const runs = mode === "exact" ? exactRepeat : repeat;
                             for (let k = 0; k < runs; k++) {
                                 const busyBefore = idleWait > 0 ? waitIdle(idleWait) : undefined;
-                                const json = execFileSync(process.execPath, [__filename, "--child", JSON.stringify(cell)], {
+                                const json = execFileSync(process.execPath, [__filename, "cell", JSON.stringify(cell)], {
                                     encoding: "utf8",
                                     maxBuffer: 1 << 26
                                 });
@@ -694,25 +652,134 @@ function main(): void {
     console.log(`wrote ${out}`);
 }
 
-if (process.argv[2] === "--child") {
-    runCell(JSON.parse(process.argv[3]) as Cell).then(
-        (r) => process.stdout.write(JSON.stringify(r)),
-        (e) => {
-            console.error(e);
-            process.exit(1);
-        }
-    );
-} else if (process.argv.includes("--write-prompt")) {
-    const i = process.argv.indexOf("--write-prompt");
-    writePrompt(arg("model-file", ""), Number(process.argv[i + 1]), process.argv[i + 2], Number(arg("gpu-layers", "0"))).catch((e) => {
-        console.error(e);
-        process.exit(1);
-    });
-} else {
-    try {
-        main();
-    } catch (e) {
-        console.error(e);
-        process.exit(1);
-    }
+/** The GGUF to measure instead of generated models, and where its layers run: the bench's and write-prompt's. */
+const modelFileOption = () => new Option("--model-file <file>", 'measure this GGUF (the rows\' model is "file") instead of generated ones');
+const gpuLayersOption = () =>
+    new Option("--gpu-layers <n>", "layers offloaded in a GPU build (scripts/bench-gpu.sh: 999, all)").argParser(integer(-1)).default(0);
+
+/** A failure of the bench's own, after commander has read the options: the error and exit status 1. */
+function exitOnError(e: unknown): never {
+    console.error(e);
+    process.exit(1);
 }
+
+const program = new Command("runtime-bench")
+    .description(
+        "Decoding latency per mode — exact (every step recomputes the whole sequence), prefix cache, dual cache, dual cache + confidence threshold, dual cache + entropy bound, dual cache reused from the previous request after a one-line edit (against the same request fresh) — on generated dream models, one token a step (steps = hole, blocks of 32, greedy maskgit_plus). " +
+            "Each (model, threads, context, hole, mode) cell runs in a child process of its own, so that its peak memory (max RSS) is its own. Prints a Markdown table and writes JSON. Not a test: the numbers depend on the machine."
+    )
+    .enablePositionalOptions()
+    .option("--quick", "2 threads, hole 32, contexts 256 and 2,048: a few minutes (npm run bench -- --quick)")
+    .option(
+        "--threads <list>",
+        'CPU threads, comma-separated (default: 1,2; --quick: 2); an entry "aN" loads the model as the server\'s default does (adaptiveThreads): up to N, fewer while other processes keep the cores busy, and the threads column shows "≤N: used"',
+        listOf(threadsEntry)
+    )
+    .addOption(
+        new Option(
+            "--models <list>",
+            `models, comma-separated, of ${Object.keys(MODELS).join(", ")}; bench-small and 7b are bench/bench-model.ts's shapes (random Q4_0 weights), written once into .cache/models: 7b is Dream-Coder 7B's shape, 4.3 GB, hours of CPU for the whole grid (for it: --models 7b --modes dual,dual+reuse --contexts 1024 --holes 16 --threads N)`
+        )
+            .argParser(
+                listOf((m) => {
+                    if (!MODELS[m]) throw new InvalidArgumentError(`unknown model ${m}: ${Object.keys(MODELS).join(", ")}`);
+                    return m;
+                })
+            )
+            .default(["small", "small-Q4_K_M", "vocab152k", "mini"], "small,small-Q4_K_M,vocab152k,mini")
+    )
+    .option("--holes <list>", "hole lengths in tokens, comma-separated (default: 32,128; --quick: 32)", listOf(integer(1)))
+    .option("--contexts <list>", "tokens of text around the hole, half before, half after (default: 256,1024,2048,4096; --quick: 256,2048)", listOf(integer(1)))
+    .addOption(
+        new Option("--modes <list>", "modes, comma-separated")
+            .argParser(
+                listOf((m) => {
+                    if (!MODES.includes(m as Mode)) throw new InvalidArgumentError(`unknown mode ${m}: ${MODES.join(", ")}`);
+                    return m as Mode;
+                })
+            )
+            .default([...MODES], MODES.join(","))
+    )
+    .option("--threshold <x>", "the dual+threshold mode's confidence threshold", Number, 0.9)
+    .option("--entropy-bound <x>", "the dual+entropy mode's entropy bound, in nats", Number, 1)
+    .option(
+        "--exact-max-steps <n>",
+        "exact-mode cells stop after N steps: ms/step is measured on those, the total extrapolated (marked ~), no token share (0: to the end)",
+        integer(0),
+        0
+    )
+    .option(
+        "--exact-max-context <n>",
+        "on a model with a vocabulary over 4,096, exact-mode cells above N tokens of context run at most 4 steps (the 151,936-token model's exact steps copy context × 151,936 logits)",
+        integer(0),
+        1024
+    )
+    .option("--out <file>", "where to write the JSON", join(repoRoot, "bench-results", "runtime.json"))
+    .option(
+        "--wait-idle <s>",
+        'before each cell, wait up to S seconds for the cores to be idle (< 15% busy) and report how busy they were ("busy before"): on a shared machine other work inflates every figure',
+        integer(0),
+        0
+    )
+    .option("--repeat <n>", "runs of each cached-mode cell, the fastest kept", integer(1), 1)
+    .option("--exact-repeat <n>", "runs of each exact-mode cell, the fastest kept", integer(1), 1)
+    .addOption(new Option("--cache-type <type>", "the KV cache's type (f16: llama-bench's, for --vs-ar)").choices(["f32", "f16"]).default("f32"))
+    .option(
+        "--compete <n>",
+        "processes spinning on the CPU while the cells run: a user's machine is rarely idle, and ggml's threads meet at a barrier after every op, so one of them descheduled stalls the others",
+        integer(0),
+        0
+    )
+    .addOption(
+        new Option(
+            "--reductions <list>",
+            "greedy steps with llama.cpp's device row reductions (on: 20 bytes a row copied out, native/patches/0002), with the full logits rows copied out and scanned on the host (off), or as users get them (auto: on where the logits are on a GPU); a list runs each side by side; the \"copied KB/step\" column is what a step reads out of llama.cpp's output buffer"
+        )
+            .argParser(
+                listOf((v) => {
+                    if (v !== "auto" && v !== "on" && v !== "off") throw new InvalidArgumentError(`--reductions takes auto, on, off or a list, not ${v}`);
+                    return v as Cell["reductions"];
+                })
+            )
+            .default(["auto"], "auto")
+    )
+    .addOption(modelFileOption())
+    .addOption(gpuLayersOption())
+    .addOption(
+        new Option(
+            "--vs-ar [mode]",
+            "llama.cpp's llama-bench times the same requests on each model's autoregressive twin (the same GGUF renamed qwen2: the very same tensors, run causally one token at a time; written once into .cache/models/twins) with the same threads and GPU layers, and a second table gives our time over its time for the editor's two request kinds: fresh (the MODE cell, default dual, against reading the context, then generating the hole: llama-bench -pg CONTEXT,HOLE) and after a one-line edit (the dual+reuse cell against a prompt cache that keeps the tokens before the first one the edit changed and reads the rest of the edited context again: -pg REST,HOLE -d KEPT). On by default where llama-bench is found and --modes has MODE or dual+reuse; asked for, it must run; off: none. llama-bench runs as our cells do: without a warm-up run, as many times as the cell (--repeat), each in a process of its own, the fastest kept; flash attention off as in our runtime, its KV cache F16 (it has no F32: --cache-type f16 for ours)"
+        )
+            .preset("dual")
+            .argParser(vsArMode)
+    )
+    .option("--llama-bench <path>", "the llama-bench that --vs-ar runs", LLAMA_BENCH)
+    .action((opts: BenchOptions) => {
+        try {
+            main(opts);
+        } catch (e) {
+            exitOnError(e);
+        }
+    });
+
+program
+    .command("write-prompt")
+    .description(
+        "write the filler text the cells decode, cut to TOKENS tokens of the model, to PATH, print its length in tokens once in the model's chat template (the prompt llama-diffusion-cli gets), and exit"
+    )
+    .argument("<tokens>", "tokens of the model's", integer(1))
+    .argument("<path>", "the file to write")
+    .addOption(modelFileOption().makeOptionMandatory())
+    .addOption(gpuLayersOption())
+    .action((tokens: number, path: string, opts: { modelFile: string; gpuLayers: number }) =>
+        writePrompt(opts.modelFile, tokens, path, opts.gpuLayers).catch(exitOnError)
+    );
+
+// One cell, in the process the bench starts for it (so that its peak memory is its own).
+program.command("cell <json>", { hidden: true }).action((json: string) =>
+    runCell(JSON.parse(json) as Cell).then((r) => {
+        process.stdout.write(JSON.stringify(r));
+    }, exitOnError)
+);
+
+program.parse();

@@ -273,7 +273,7 @@ diffusion_cli() {
     # puts the prompt through the chat template; the length is the templated prompt + HOLE tokens to generate.
     local n
     tool llama-diffusion-cli || return
-    n=$(limited node "$KIT/runtime-bench.js" --model-file "$DREAM" --gpu-layers "$NGL" --write-prompt "$PROMPT" "$WORK/prompt.txt") || return 1
+    n=$(limited node "$KIT/runtime-bench.js" write-prompt "$PROMPT" "$WORK/prompt.txt" --model-file "$DREAM" --gpu-layers "$NGL") || return 1
     limited "$BIN/llama-diffusion-cli" -m "$DREAM" -f "$WORK/prompt.txt" -ub $((n + HOLE)) -b $((n + HOLE)) -c $((n + HOLE)) \
         -ngl "$NGL" -t "$THREADS" --diffusion-steps "$HOLE" --diffusion-eps 0.001 2>&1 | tee "$BRES/diffusion-cli.log" | tail -5
 }

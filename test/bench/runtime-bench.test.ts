@@ -1,5 +1,5 @@
 // The runtime benchmark's threads flag: a fixed count and an adaptive one ("aN") side by side on the small model,
-// and a wrong entry refused with the forms it takes.
+// and a wrong entry refused with the forms it takes; an option it does not declare, or a stray argument, refused.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -27,5 +27,20 @@ test("a --threads entry that is neither a count nor aN is refused, naming the fo
         const r = spawnSync(process.execPath, [BENCH, "--models", "small", "--threads", bad], { encoding: "utf8" });
         assert.equal(r.status, 1, bad);
         assert.match(r.stderr, new RegExp(`--threads takes counts, "aN" for adaptive up to N, or a list, not ${bad.replace(".", "\\.")}`));
+    }
+});
+
+test("an option the bench does not declare, or an argument it takes none of, is refused before anything runs", () => {
+    const cases: [string[], RegExp][] = [
+        [["--modles", "small"], /^error: unknown option '--modles'\n\(Did you mean one of --models, --modes\?\)/],
+        [["--no-device-reductions"], /^error: unknown option '--no-device-reductions'/],
+        [["--models", "small", "256"], /^error: too many arguments\. Expected 0 arguments but got 1\./],
+        [["write-prompt", "64", "--model-file", "x.gguf"], /^error: missing required argument 'path'/]
+    ];
+    for (const [args, message] of cases) {
+        const r = spawnSync(process.execPath, [BENCH, ...args], { encoding: "utf8" });
+        assert.equal(r.status, 1, args.join(" "));
+        assert.match(r.stderr, message, args.join(" "));
+        assert.equal(r.stdout, "", "no table, nothing measured");
     }
 });

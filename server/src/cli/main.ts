@@ -23,6 +23,7 @@ import { DECLARED, readSettings, setSetting, settingFromText, type Settings } fr
 import { applyEdits, lineEnding, type SpanEdit } from "../spanEdits";
 import { serve } from "../serve/serve";
 import { parseBenchConfigs, runLatencyBench } from "./bench";
+import { integer } from "./argParsers";
 import type { DecodingConfig } from "./decodingConfig";
 import { readSource } from "./source";
 import { generationOrder, JobProgress, PullProgressBar, unifiedDiff } from "./output";
@@ -32,11 +33,6 @@ import { buildRuntime, RuntimeBuildError } from "../builder/build";
 import { builtRuntime, runtimeDirectory } from "../builder/built";
 import { checkPrerequisites } from "../builder/prerequisites";
 
-const integer = (min: number) => (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number of at least ${min}`);
-    return n;
-};
 const port = (v: string) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port from 0 to 65535");
