@@ -9,6 +9,7 @@
 //   node out/bench/bench-model.js --twin-of DREAM.gguf --out FILE
 import { randomFillSync } from "node:crypto";
 import { closeSync, copyFileSync, existsSync, fstatSync, openSync, readFileSync, readSync, renameSync, writeSync } from "node:fs";
+import { basename } from "node:path";
 import { buildBpeVocab } from "../test/tools/bpe-vocab";
 import { type GgufRawTensor, type GgufValue, toHalf, writeGgufRaw } from "../test/tools/gguf-writer";
 import { SPECIAL_TOKENS } from "../test/tools/test-models";
@@ -222,7 +223,10 @@ export function writeQwen2Twin(dream: string, out: string): void {
     renameSync(tmp, out);
 }
 
-if (require.main === module) {
+// The command line, when node runs this file. Not `require.main === module`: scripts/gpu-kit.mjs bundles this module
+// into runtime-bench.js too, where that holds for every module, so the bench ran this on its own arguments (writing
+// a 7B model over its --out, and failing each cell with the usage) before its own code.
+if (basename(process.argv[1] ?? "", ".js") === "bench-model") {
     const arg = (name: string) => {
         const i = process.argv.indexOf(`--${name}`);
         return i >= 0 ? process.argv[i + 1] : undefined;
