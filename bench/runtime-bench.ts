@@ -11,6 +11,7 @@ import { describeRuntime } from "../server/src/runtime/native";
 import { BUNDLED_MODEL_ID } from "../common/catalog";
 import { resolveModelPath } from "../server/src/modelPaths";
 import { integer } from "../server/src/cli/argParsers";
+import { type DecodingConfig, parseDecodingConfig, parseDecodingConfigs, REFERENCE_CONFIG } from "../server/src/cli/decodingConfig";
 import { quantizedTestModel, repoRoot, testModel, type QuantType, type TestModelOptions } from "../test/tools/test-models";
 import { SHAPES, writeBenchModel, writeQwen2Twin } from "./bench-model";
 
@@ -54,8 +55,8 @@ function modelPath(name: string): string {
     if (shape) return benchModelPath(shape);
     return quant ? quantizedTestModel(quant, options) : testModel(options);
 }
-const MODES = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy", "dual+reuse"] as const;
-type Mode = (typeof MODES)[number];
+/** The modes measured unless --modes names others: exact, both caches, a threshold, an entropy bound, reuse. */
+const DEFAULT_MODES = "none,prefix,dual,dual+confidence-threshold=0.9,dual+entropy-bound=1,dual+reuse";
 
 interface Cell {
     model: string;
@@ -63,9 +64,8 @@ interface Cell {
     adaptiveThreads: boolean;
     context: number;
     hole: number;
-    mode: Mode;
-    threshold: number;
-    entropyBound: number;
+    /** A decoding configuration as --modes writes it (the child process reads it again). */
+    mode: string;
     cacheType: "f32" | "f16";
     maxSteps: number; // 0: run to the end
     file?: string; // model "file": the GGUF of --model-file
@@ -101,30 +101,22 @@ interface CellResult extends Cell {
 }
 
 function paramsFor(cell: Cell): DecodeOptions {
-    // One token a step (steps = hole), blocks of 32, greedy: the same schedule for every mode.
-    const base: DecodeOptions = {
+    const { settings, decoder } = parseDecodingConfig(cell.mode);
+    const { cache, cacheReuse, ...named } = settings;
+    // One token a step (steps = hole), blocks of 32, greedy, the decoder's order (maskgit_plus; the entropy bound's
+    // EB-sampler ranks by it too): the same schedule for every mode, exact included, but what the mode names.
+    return {
         steps: cell.hole,
         schedule: "block",
         blockLength: 32,
         temperature: 0,
         cacheType: cell.cacheType,
-        deviceReductions: cell.reductions === "auto" ? "auto" : cell.reductions === "on"
+        deviceReductions: cell.reductions === "auto" ? "auto" : cell.reductions === "on",
+        cache,
+        ...named,
+        ...decoder,
+        ...(cacheReuse ? { reuseKey: "file:///bench.ts" } : {})
     };
-    switch (cell.mode) {
-        case "exact":
-            return base;
-        case "prefix":
-            return { ...base, cache: "prefix" };
-        case "dual":
-            return { ...base, cache: "dual" };
-        case "dual+threshold":
-            return { ...base, cache: "dual", confidenceThreshold: cell.threshold };
-        // EB-sampler: the same confidence order (maskgit_plus), as many as the entropy bound admits
-        case "dual+entropy":
-            return { ...base, cache: "dual", entropyBound: cell.entropyBound };
-        case "dual+reuse":
-            return { ...base, cache: "dual", reuseKey: "file:///bench.ts" };
-    }
 }
 
 /** This repository's server sources, repeated as needed: real code for the reuse cells' edits to find. */
@@ -225,8 +217,9 @@ async function runCell(cell: Cell): Promise<CellResult> {
     const events: StepEvent[] = [];
     const onStep = (e: StepEvent) => events.push(e);
     const cpu0 = process.cpuUsage();
-    const { tokens, full, totalMs, threadsUsed, extra } =
-        cell.mode === "dual+reuse" ? await reuseAfterEdit(model, cell, paramsFor(cell), onStep) : await decodeFiller(model, cell, onStep, events);
+    const { tokens, full, totalMs, threadsUsed, extra } = parseDecodingConfig(cell.mode).settings.cacheReuse
+        ? await reuseAfterEdit(model, cell, paramsFor(cell), onStep)
+        : await decodeFiller(model, cell, onStep, events);
     const cpu = process.cpuUsage(cpu0);
     await model.dispose();
     const n = events.length;
@@ -258,7 +251,6 @@ async function runCell(cell: Cell): Promise<CellResult> {
 
 // --vs-ar: llama-bench, llama.cpp's autoregressive benchmark, on each model's qwen2 twin (the same file and tensor
 // bytes, another architecture name: bench-model.ts's writeQwen2Twin), for the editor's two request kinds.
-const FRESH_MODES: readonly Mode[] = ["exact", "prefix", "dual", "dual+threshold", "dual+entropy"];
 const LLAMA_BENCH = join(repoRoot, "native", "build", "cmake", "bin", "llama-bench");
 
 /** One test as `llama-bench -o json` prints it: the fields read here (the JSON keeps them all). */
@@ -279,7 +271,7 @@ interface ArRow {
     context: number;
     hole: number;
     request: "fresh" | "edit"; // edit: the request after a one-line edit
-    mode: Mode; // our cell's
+    mode: string; // our cell's
     oursMs: number;
     oursEstimated: boolean;
     /** The autoregressive request: `prompt` tokens read with `depth` tokens already in its cache, then `hole` generated. */
@@ -291,12 +283,10 @@ interface ArRow {
     llamaBench: { args: string[]; tests: LlamaBenchTest[] }; // one test a run
 }
 
-/** --vs-ar's value: off, or the mode whose fresh cell is compared. */
-function vsArMode(v: string): Mode | "off" {
-    if (v === "off" || FRESH_MODES.includes(v as Mode)) return v as Mode | "off";
-    throw new InvalidArgumentError(
-        `--vs-ar takes off or the mode whose fresh request is compared (${FRESH_MODES.join(", ")}; after an edit it is dual+reuse), not ${v}`
-    );
+/** --vs-ar's value: off, or the mode whose fresh cell is compared (the edit is each reuse mode's). */
+function vsArMode(v: string): string {
+    if (v === "off") return v;
+    return parseDecodingConfig(v, { reuse: "--vs-ar names the mode of the fresh request; the request after an edit is each reuse mode's" }).name;
 }
 
 /** The qwen2 twin of a dream GGUF, written once into .cache/models/twins (again when the model is newer). */
@@ -370,9 +360,7 @@ interface BenchOptions {
     models: string[];
     holes?: number[];
     contexts?: number[];
-    modes: Mode[];
-    threshold: number;
-    entropyBound: number;
+    modes: DecodingConfig[];
     exactMaxSteps: number;
     exactMaxContext: number;
     out: string;
@@ -384,7 +372,7 @@ interface BenchOptions {
     reductions: Cell["reductions"][];
     modelFile?: string;
     gpuLayers: number;
-    vsAr?: Mode | "off";
+    vsAr?: string;
     llamaBench: string;
 }
 
@@ -401,7 +389,7 @@ const threadsEntry = (v: string) => {
 };
 
 function main(opts: BenchOptions): void {
-    const { quick, modelFile, gpuLayers, modes, threshold, entropyBound, cacheType, exactMaxSteps, exactMaxContext, out, repeat, exactRepeat } = opts;
+    const { quick, modelFile, gpuLayers, modes, cacheType, exactMaxSteps, exactMaxContext, out, repeat, exactRepeat } = opts;
     const { reductions, compete, waitIdle: idleWait, llamaBench: llamaBenchBin } = opts;
     const threads = opts.threads ?? (quick ? [{ threads: 2, adaptiveThreads: false }] : [1, 2].map((n) => ({ threads: n, adaptiveThreads: false })));
     const fixedThreads = threads.filter((t) => !t.adaptiveThreads).map((t) => t.threads);
@@ -411,9 +399,10 @@ function main(opts: BenchOptions): void {
     const contexts = opts.contexts ?? (quick ? [256, 2048] : [256, 1024, 2048, 4096]);
     const vsArExplicit = opts.vsAr !== undefined;
     let arMode = opts.vsAr === "off" ? undefined : (opts.vsAr ?? "dual");
+    const reuseModes = modes.filter((c) => c.settings.cacheReuse).map((c) => c.name);
     // On by default where there is something to compare and llama-bench to compare it with; asked for, it must run.
-    if (arMode && !modes.includes(arMode) && !modes.includes("dual+reuse")) {
-        if (vsArExplicit) throw new Error(`--vs-ar ${arMode} compares the ${arMode} and dual+reuse cells, and --modes has neither`);
+    if (arMode && !modes.some((c) => c.name === arMode) && reuseModes.length === 0) {
+        if (vsArExplicit) throw new Error(`--vs-ar ${arMode} compares the ${arMode} cell and the reuse cells (dual+reuse), and --modes has none of them`);
         arMode = undefined;
     }
     if (arMode && !existsSync(llamaBenchBin)) {
@@ -448,18 +437,19 @@ function main(opts: BenchOptions): void {
                     const limit = MODELS[model].context;
                     if (limit !== undefined && context + hole > limit) continue;
                     const exacts = new Map<Cell["reductions"], CellResult>();
-                    for (const mode of modes)
+                    for (const config of modes)
                         for (const red of reductions) {
+                            const mode = config.name;
+                            // Without a cache every step is a full pass: the exact-mode limits.
+                            const exactMode = config.settings.cache === "none";
                             const big = (MODELS[model].vocab ?? 0) > 4096 && context > exactMaxContext;
-                            const maxSteps = mode === "exact" ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
+                            const maxSteps = exactMode ? (big ? Math.min(exactMaxSteps || 4, 4) : exactMaxSteps) : 0;
                             const cell: Cell = {
                                 model,
                                 ...t,
                                 context,
                                 hole,
                                 mode,
-                                threshold,
-                                entropyBound,
                                 cacheType,
                                 maxSteps,
                                 gpuLayers,
@@ -467,7 +457,7 @@ function main(opts: BenchOptions): void {
                                 reductions: red
                             };
                             let r: CellResult | undefined;
-                            const runs = mode === "exact" ? exactRepeat : repeat;
+                            const runs = exactMode ? exactRepeat : repeat;
                             for (let k = 0; k < runs; k++) {
                                 const busyBefore = idleWait > 0 ? waitIdle(idleWait) : undefined;
                                 const json = execFileSync(process.execPath, [__filename, "cell", JSON.stringify(cell)], {
@@ -481,9 +471,10 @@ function main(opts: BenchOptions): void {
                             r = r!;
                             r.runs = runs;
                             const busyBefore = r.busyBefore;
-                            if (mode === "exact") exacts.set(red, r);
+                            if (mode === REFERENCE_CONFIG) exacts.set(red, r);
                             const exact = exacts.get(red);
-                            if (exact && !exact.estimated && r.tokens.length && mode !== "dual+reuse") {
+                            // A reuse cell decodes another text (the edited one): nothing to compare.
+                            if (exact && !exact.estimated && r.tokens.length && !config.settings.cacheReuse) {
                                 r.equalToExact = r.tokens.filter((tok, i) => tok === exact!.tokens[i]).length / r.tokens.length;
                             }
                             rows.push(r);
@@ -493,7 +484,7 @@ function main(opts: BenchOptions): void {
                         }
                     const twin = twins.get(model);
                     if (arMode && twin) {
-                        const ours = (mode: Mode) =>
+                        const ours = (mode: string) =>
                             rows.find(
                                 (r) =>
                                     r.model === model &&
@@ -504,13 +495,14 @@ function main(opts: BenchOptions): void {
                                     r.mode === mode &&
                                     r.reductions === reductions[0]
                             );
-                        const fresh = ours(arMode),
-                            edit = ours("dual+reuse");
+                        const fresh = ours(arMode);
                         // Fresh: the whole context read, then the hole generated. After the edit, a prompt cache keeps the
                         // tokens before the edited one; the rest of the (edited) context is read again, then the hole.
                         const requests: { request: ArRow["request"]; r: CellResult; prompt: number; depth: number }[] = [];
                         if (fresh) requests.push({ request: "fresh", r: fresh, prompt: context, depth: 0 });
-                        if (edit) requests.push({ request: "edit", r: edit, prompt: edit.positions! - hole - edit.editedAt!, depth: edit.editedAt! });
+                        for (const edit of reuseModes.map(ours)) {
+                            if (edit) requests.push({ request: "edit", r: edit, prompt: edit.positions! - hole - edit.editedAt!, depth: edit.editedAt! });
+                        }
                         for (const q of requests) {
                             const busyBefore = idleWait > 0 ? waitIdle(idleWait) : undefined;
                             const ar = llamaBench(llamaBenchBin, twin, q.prompt, hole, q.depth, t.threads, gpuLayers, q.r.runs ?? 1);
@@ -548,7 +540,7 @@ function main(opts: BenchOptions): void {
               : `${m} = dream, ${MODELS[m].layers} layers, width ${MODELS[m].embd}, vocabulary ${MODELS[m].vocab}, ${MODELS[m].shape ? "random Q4_0 (bench-model.ts)" : (MODELS[m].quant ?? MODELS[m].type)}`;
     console.log(`runtime ${describeRuntime()}; models: ${models.map(describe).join("; ")}`);
     console.log(
-        `steps = hole (one token a step), blocks of 32, greedy maskgit_plus; threshold τ = ${threshold}; entropy bound γ = ${entropyBound}; KV cache ${cacheType}` +
+        `steps = hole (one token a step), blocks of 32, greedy maskgit_plus, unless the mode names another; KV cache ${cacheType}; = exact: the share of hole tokens equal to the ${REFERENCE_CONFIG} mode's` +
             (compete ? `; ${compete} competing process(es) spinning on the CPU throughout` : "")
     );
     console.log("");
@@ -566,7 +558,7 @@ function main(opts: BenchOptions): void {
         );
     }
     // The issue's targets, as ratios within this run.
-    const find = (model: string, t: number, context: number, hole: number, mode: Mode) =>
+    const find = (model: string, t: number, context: number, hole: number, mode: string) =>
         rows.find(
             (r) =>
                 r.model === model &&
@@ -585,37 +577,43 @@ function main(opts: BenchOptions): void {
                     [2048, 15],
                     [4096, 25]
                 ]) {
-                    const e = find(model, t, context, hole, "exact"),
+                    const e = find(model, t, context, hole, REFERENCE_CONFIG),
                         d = find(model, t, context, hole, "dual");
                     if (e && d)
                         console.log(
                             `${model}, ${t} thread(s), hole ${hole}, context ${context}: dual-cache step = 1/${fmt(e.msPerStep / d.msPerStep, 1)} of an exact step (target ≤ 1/${target})`
                         );
                 }
+    const configOf = new Map(modes.map((c) => [c.name, c]));
+    const withThreshold = modes.filter((c) => c.settings.cache === "dual" && c.settings.confidenceThreshold && !c.settings.cacheReuse);
     for (const t of fixedThreads)
-        for (const model of models) {
-            const e = find(model, t, 2048, 32, "exact"),
-                d = find(model, t, 2048, 32, "dual+threshold");
-            if (e && d)
-                console.log(
-                    `${model}, ${t} thread(s), hole 32, context 2048: dual + threshold total ${fmt(e.totalMs / d.totalMs, 1)}× faster than exact (target ≥ 20×)`
-                );
-        }
-    for (const r of rows.filter((x) => x.mode === "dual+reuse")) {
+        for (const model of models)
+            for (const c of withThreshold) {
+                const e = find(model, t, 2048, 32, REFERENCE_CONFIG),
+                    d = find(model, t, 2048, 32, c.name);
+                if (e && d)
+                    console.log(
+                        `${model}, ${t} thread(s), hole 32, context 2048: ${c.name} total ${fmt(e.totalMs / d.totalMs, 1)}× faster than exact (target ≥ 20×)`
+                    );
+            }
+    for (const r of rows.filter((x) => configOf.get(x.mode)!.settings.cacheReuse)) {
         console.log(
             `${r.model}, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}: after a one-line edit, reuse ${fmt(r.totalMs, 0)} ms vs fresh ${fmt(r.freshMs!, 0)} ms = ` +
                 `${fmt(r.freshMs! / r.totalMs, 1)}× faster (target ≥ 5×), ${r.reusedTokens} of ${r.positions} positions kept, ${fmt(100 * r.equalToFresh!, 0)}% of tokens equal to fresh (target ≥ 95%)`
         );
     }
-    for (const r of rows.filter((x) => x.model === "mini" && (x.mode === "dual+threshold" || x.mode === "dual+entropy"))) {
-        const plain = find("mini", r.threads, r.context, r.hole, "dual");
+    // Several tokens a step: a threshold or an entropy bound, against the same cache one token a step.
+    const revealsMore = (c: DecodingConfig) => Boolean(c.settings.confidenceThreshold || c.decoder.entropyBound);
+    for (const r of rows.filter((x) => x.model === "mini" && revealsMore(configOf.get(x.mode)!))) {
+        const cache = configOf.get(r.mode)!.settings.cache;
+        const plain = find("mini", r.threads, r.context, r.hole, cache);
         console.log(
             `mini, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}: ${fmt(r.hole / r.forwardPasses)} tokens per step` +
-                (plain ? `, ${fmt(plain.totalMs / r.totalMs, 1)}× faster than dual one token a step` : "") +
+                (plain ? `, ${fmt(plain.totalMs / r.totalMs, 1)}× faster than ${cache} one token a step` : "") +
                 (r.equalToExact === undefined ? "" : `, ${fmt(100 * r.equalToExact, 0)}% of tokens equal to exact`)
         );
     }
-    for (const r of rows.filter((x) => x.model === "vocab152k" && x.mode !== "exact")) {
+    for (const r of rows.filter((x) => x.model === "vocab152k" && configOf.get(x.mode)!.settings.cache !== "none")) {
         console.log(
             `vocab152k, ${r.threads} thread(s), context ${r.context}, hole ${r.hole}, ${r.mode}, reductions ${r.reductions}: sampling ${fmt((100 * r.sampleMsPerStep) / (r.forwardMsPerStep + r.sampleMsPerStep), 1)}% of step time (target < 10%)`
         );
@@ -665,7 +663,7 @@ function exitOnError(e: unknown): never {
 
 const program = new Command("runtime-bench")
     .description(
-        "Decoding latency per mode — exact (every step recomputes the whole sequence), prefix cache, dual cache, dual cache + confidence threshold, dual cache + entropy bound, dual cache reused from the previous request after a one-line edit (against the same request fresh) — on generated dream models, one token a step (steps = hole, blocks of 32, greedy maskgit_plus). " +
+        "Decoding latency per mode (--modes: exact, prefix cache, dual cache, dual cache + confidence threshold, dual cache + entropy bound, dual cache reused from the previous request after a one-line edit) on generated dream models, one token a step (steps = hole, blocks of 32, greedy maskgit_plus). " +
             "Each (model, threads, context, hole, mode) cell runs in a child process of its own, so that its peak memory (max RSS) is its own. Prints a Markdown table and writes JSON. Not a test: the numbers depend on the machine."
     )
     .enablePositionalOptions()
@@ -691,20 +689,16 @@ const program = new Command("runtime-bench")
     .option("--holes <list>", "hole lengths in tokens, comma-separated (default: 32,128; --quick: 32)", listOf(integer(1)))
     .option("--contexts <list>", "tokens of text around the hole, half before, half after (default: 256,1024,2048,4096; --quick: 256,2048)", listOf(integer(1)))
     .addOption(
-        new Option("--modes <list>", "modes, comma-separated")
-            .argParser(
-                listOf((m) => {
-                    if (!MODES.includes(m as Mode)) throw new InvalidArgumentError(`unknown mode ${m}: ${MODES.join(", ")}`);
-                    return m as Mode;
-                })
-            )
-            .default([...MODES], MODES.join(","))
+        new Option(
+            "--modes <list>",
+            "decoding configurations, comma-separated, in the grammar of dream-coder eval --configs and bench --compare (none: exact, every step a full pass; dual+reuse: the request after a one-line edit, with the cache its previous request left, against the same request fresh)"
+        )
+            .argParser((list) => parseDecodingConfigs(list))
+            .default(parseDecodingConfigs(DEFAULT_MODES), DEFAULT_MODES)
     )
-    .option("--threshold <x>", "the dual+threshold mode's confidence threshold", Number, 0.9)
-    .option("--entropy-bound <x>", "the dual+entropy mode's entropy bound, in nats", Number, 1)
     .option(
         "--exact-max-steps <n>",
-        "exact-mode cells stop after N steps: ms/step is measured on those, the total extrapolated (marked ~), no token share (0: to the end)",
+        "exact-mode (cache none) cells stop after N steps: ms/step is measured on those, the total extrapolated (marked ~), no token share (0: to the end)",
         integer(0),
         0
     )
@@ -722,7 +716,7 @@ const program = new Command("runtime-bench")
         0
     )
     .option("--repeat <n>", "runs of each cached-mode cell, the fastest kept", integer(1), 1)
-    .option("--exact-repeat <n>", "runs of each exact-mode cell, the fastest kept", integer(1), 1)
+    .option("--exact-repeat <n>", "runs of each exact-mode (cache none) cell, the fastest kept", integer(1), 1)
     .addOption(new Option("--cache-type <type>", "the KV cache's type (f16: llama-bench's, for --vs-ar)").choices(["f32", "f16"]).default("f32"))
     .option(
         "--compete <n>",
@@ -748,7 +742,7 @@ const program = new Command("runtime-bench")
     .addOption(
         new Option(
             "--vs-ar [mode]",
-            "llama.cpp's llama-bench times the same requests on each model's autoregressive twin (the same GGUF renamed qwen2: the very same tensors, run causally one token at a time; written once into .cache/models/twins) with the same threads and GPU layers, and a second table gives our time over its time for the editor's two request kinds: fresh (the MODE cell, default dual, against reading the context, then generating the hole: llama-bench -pg CONTEXT,HOLE) and after a one-line edit (the dual+reuse cell against a prompt cache that keeps the tokens before the first one the edit changed and reads the rest of the edited context again: -pg REST,HOLE -d KEPT). On by default where llama-bench is found and --modes has MODE or dual+reuse; asked for, it must run; off: none. llama-bench runs as our cells do: without a warm-up run, as many times as the cell (--repeat), each in a process of its own, the fastest kept; flash attention off as in our runtime, its KV cache F16 (it has no F32: --cache-type f16 for ours)"
+            "llama.cpp's llama-bench times the same requests on each model's autoregressive twin (the same GGUF renamed qwen2: the very same tensors, run causally one token at a time; written once into .cache/models/twins) with the same threads and GPU layers, and a second table gives our time over its time for the editor's two request kinds: fresh (the MODE cell, default dual, against reading the context, then generating the hole: llama-bench -pg CONTEXT,HOLE) and after a one-line edit (each reuse cell, e.g. dual+reuse, against a prompt cache that keeps the tokens before the first one the edit changed and reads the rest of the edited context again: -pg REST,HOLE -d KEPT). On by default where llama-bench is found and --modes has MODE or a reuse mode; asked for, it must run; off: none. llama-bench runs as our cells do: without a warm-up run, as many times as the cell (--repeat), each in a process of its own, the fastest kept; flash attention off as in our runtime, its KV cache F16 (it has no F32: --cache-type f16 for ours)"
         )
             .preset("dual")
             .argParser(vsArMode)

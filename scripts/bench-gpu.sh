@@ -36,10 +36,10 @@ OUT=${OUT:-$ROOT/bench-results/gpu}
 KIT=${GPU_KIT:-$ROOT/native/build/gpu-kit}
 WORK=${BENCH_WORK:-$ROOT/native/build/gpu-bench}
 BUDGET=${BENCH_BUDGET_S:-540}
-# The runtime bench's modes and the language server's cache modes: a mode this build does not know is
-# reported as skipped (bench/runtime-bench.ts and `dream-coder bench` refuse unknown names).
+# The runtime bench's modes and the language server's, decoding configurations both (docs/cli.md): one this build
+# does not know is reported as skipped (bench/runtime-bench.ts and `dream-coder bench` refuse it as a bad configuration).
 # The order is the order they run in, most wanted first: the time budget may cut the last ones.
-RUNTIME_MODES=${RUNTIME_MODES-dual dual+reuse dual+threshold exact}
+RUNTIME_MODES=${RUNTIME_MODES-dual dual+reuse dual+confidence-threshold=0.9 none}
 LSP_MODES=${LSP_MODES-dual dual+reuse none}
 # What the dual step is measured again without, last: the device reductions, llama.cpp's graph reuse, CUDA graphs.
 VARIANTS=${VARIANTS-reductions graph-reuse cuda-graphs}
@@ -248,7 +248,7 @@ runtime_mode() {
         --contexts "$CONTEXTS" --holes "$HOLE" --modes "$m" --exact-max-steps "$EXACT_STEPS" --out "$BRES/runtime-$m.json" 2>"$err"
     local rc=$?
     cat "$err" >&2
-    grep -q "unknown mode" "$err" && return 3
+    grep -q "bad configuration" "$err" && return 3
     return $rc
 }
 

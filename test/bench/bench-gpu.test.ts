@@ -49,8 +49,8 @@ test("bench-gpu.sh --cpu --small runs every section and reports each in its tabl
     const { md } = dryRun({ GPU_BACKENDS: "cpu" });
     const states = sections(md);
     assert.ok(states.size >= 16 && [...states.values()].every((st) => st === "ok"), JSON.stringify([...states]));
-    for (const mode of ["exact", "dual", "dual+threshold", "dual+reuse"])
-        assert.match(md, new RegExp(`^\\| cpu \\| ours ${mode.replace("+", "\\+")} \\| 256 \\| 32 \\| \\d`, "m"));
+    for (const mode of ["none", "dual", "dual+confidence-threshold=0.9", "dual+reuse"])
+        assert.match(md, new RegExp(`^\\| cpu \\| ours ${mode.replace(/[+.]/g, "\\$&")} \\| 256 \\| 32 \\| \\d`, "m"));
     assert.match(md, /^\| cpu \| llama-diffusion-cli \(exact, length \d+\) \|/m);
     for (const fa of ["fa0", "fa1"]) assert.match(md, new RegExp(`^\\| cpu \\| autoregressive infill, llama-bench ${fa} \\(pp256 [\\d,.]+ t/s`, "m"));
     for (const cache of ["none", "dual", "dual\\+reuse"]) assert.match(md, new RegExp(`^\\| cpu \\| ${cache} \\| \\d+ \\| \\d+ \\|`, "m"));

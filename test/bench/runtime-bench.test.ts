@@ -1,5 +1,6 @@
 // The runtime benchmark's threads flag: a fixed count and an adaptive one ("aN") side by side on the small model,
-// and a wrong entry refused with the forms it takes; an option it does not declare, or a stray argument, refused.
+// and a wrong entry refused with the forms it takes; an option it does not declare, a stray argument or a mode
+// outside the grammar of decoding configurations, refused.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -30,10 +31,16 @@ test("a --threads entry that is neither a count nor aN is refused, naming the fo
     }
 });
 
-test("an option the bench does not declare, or an argument it takes none of, is refused before anything runs", () => {
+test("an option the bench does not declare, an argument it takes none of, or a wrong mode is refused before anything runs", () => {
     const cases: [string[], RegExp][] = [
         [["--modles", "small"], /^error: unknown option '--modles'\n\(Did you mean one of --models, --modes\?\)/],
         [["--no-device-reductions"], /^error: unknown option '--no-device-reductions'/],
+        // The threshold and the entropy bound are terms of a mode: dual+confidence-threshold=0.9, dual+entropy-bound=1.
+        [["--threshold", "0.9"], /^error: unknown option '--threshold'/],
+        [
+            ["--modes", "none,exact"],
+            /^error: option '--modes <list>' argument 'none,exact' is invalid\. bad configuration "exact": "exact" is not a cache mode/
+        ],
         [["--models", "small", "256"], /^error: too many arguments\. Expected 0 arguments but got 1\./],
         [["write-prompt", "64", "--model-file", "x.gguf"], /^error: missing required argument 'path'/]
     ];

@@ -98,17 +98,25 @@ test("--vs-ar runs llama-bench on the qwen2 twin and prints our time over its ti
 
 test("--vs-ar refuses what it cannot compare: an unknown mode, no cells to compare, no llama-bench, a model that is not dream", () => {
     const small = ["--models", "bench-small", "--threads", "1", "--contexts", "128", "--holes", "8"];
-    for (const bad of ["bogus", "dual+reuse", "DUAL", ""]) {
+    const refusals: [string, RegExp][] = [
+        ["bogus", /"bogus" is not a cache mode \(none, prefix, dual\) or reuse/],
+        ["DUAL", /"DUAL" is not a cache mode \(none, prefix, dual\) or reuse/],
+        ["exact", /"exact" is not a cache mode \(none, prefix, dual\) or reuse/],
+        ["", /it is empty/],
+        ["dual+reuse", /--vs-ar names the mode of the fresh request; the request after an edit is each reuse mode's/]
+    ];
+    for (const [bad, why] of refusals) {
         const r = bench([...small, "--vs-ar", bad]);
         assert.equal(r.status, 1, bad);
         assert.match(
             r.stderr,
-            /--vs-ar takes off or the mode whose fresh request is compared \(exact, prefix, dual, dual\+threshold, dual\+entropy; after an edit it is dual\+reuse\), not/
+            new RegExp(`^error: option '--vs-ar \\[mode\\]' argument '.*' is invalid\\. bad configuration "[^"]*": ${why.source}; a configuration is`),
+            bad
         );
     }
-    let r = bench([...small, "--modes", "exact,prefix", "--vs-ar", "dual"]);
+    let r = bench([...small, "--modes", "none,prefix", "--vs-ar", "dual"]);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /--vs-ar dual compares the dual and dual\+reuse cells, and --modes has neither/);
+    assert.match(r.stderr, /--vs-ar dual compares the dual cell and the reuse cells \(dual\+reuse\), and --modes has none of them/);
     r = bench([...small, "--vs-ar", "--llama-bench", "/nonexistent/llama-bench"]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /--vs-ar needs llama-bench: no \/nonexistent\/llama-bench/);
