@@ -8,9 +8,10 @@
 //   node out/bench/bench-model.js --arch dream|qwen2 --size 7b|small --out FILE [--template FILE.jinja]
 //   node out/bench/bench-model.js --twin-of DREAM.gguf --out FILE
 import { randomFillSync } from "node:crypto";
-import { closeSync, copyFileSync, existsSync, fstatSync, openSync, readFileSync, readSync, renameSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
 import { basename } from "node:path";
 import { buildBpeVocab } from "../test/tools/bpe-vocab";
+import { readGgufHeader } from "../server/src/runtime/ggufHeader";
 import { type GgufRawTensor, type GgufValue, toHalf, writeGgufRaw } from "../test/tools/gguf-writer";
 import { SPECIAL_TOKENS } from "../test/tools/test-models";
 
@@ -140,81 +141,22 @@ export function writeBenchModel(path: string, arch: "dream" | "qwen2", s: Shape,
     renameSync(tmp, path);
 }
 
-// GGUF value types (ggml's docs/gguf.md) and the size of the fixed-size ones.
-const GGUF_STRING = 8,
-    GGUF_ARRAY = 9;
-const GGUF_FIXED: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
-
 /**
  * Writes to `out` the autoregressive twin of the dream GGUF `dream`: the same file with general.architecture and
  * every `dream.*` key renamed to qwen2 (both five letters long, so no offset moves), its tensors the same bytes.
  * llama.cpp runs it as Qwen2 (causal attention, one token at a time), the architecture Dream was trained from.
  */
-export function writeQwen2Twin(dream: string, out: string): void {
-    const fd = openSync(dream, "r");
-    const size = fstatSync(fd).size;
-    let buf = Buffer.alloc(0);
-    let pos = 0;
-    // The header is read from the start, in a buffer that doubles until it holds what the walk needs.
-    const need = (n: number) => {
-        if (pos + n <= buf.length) return;
-        if (pos + n > size) throw new Error(`${dream}: the GGUF header runs past the end of the file`);
-        buf = Buffer.alloc(Math.min(size, Math.max(pos + n, 2 * buf.length, 1 << 20)));
-        readSync(fd, buf, 0, buf.length, 0);
-    };
-    const u32 = () => {
-        need(4);
-        pos += 4;
-        return buf.readUInt32LE(pos - 4);
-    };
-    const u64 = () => {
-        need(8);
-        pos += 8;
-        return Number(buf.readBigUInt64LE(pos - 8));
-    };
-    const skip = (n: number) => {
-        need(n);
-        pos += n;
-    };
-    const str = () => {
-        const n = u64();
-        skip(n);
-        return { text: buf.toString("utf8", pos - n, pos), at: pos - n };
-    };
-    const skipValue = (type: number): void => {
-        if (type === GGUF_STRING) skip(u64());
-        else if (type === GGUF_ARRAY) {
-            const item = u32(),
-                n = u64();
-            if (GGUF_FIXED[item]) skip(n * GGUF_FIXED[item]);
-            else for (let i = 0; i < n; i++) skipValue(item);
-        } else if (GGUF_FIXED[type]) skip(GGUF_FIXED[type]);
-        else throw new Error(`${dream}: unknown GGUF value type ${type} at byte ${pos - 4}`);
-    };
-    const renames: number[] = []; // where "dream" is written over with "qwen2"
-    let arch = "";
-    try {
-        need(4);
-        if (buf.toString("latin1", 0, 4) !== "GGUF") throw new Error(`${dream} is not a GGUF file`);
-        pos = 4;
-        const version = u32();
-        if (version < 2) throw new Error(`${dream}: GGUF version ${version} is too old`);
-        u64(); // tensors: their table and data stay as they are
-        const pairs = u64();
-        for (let i = 0; i < pairs; i++) {
-            const key = str();
-            const type = u32();
-            if (key.text.startsWith("dream.")) renames.push(key.at);
-            if (key.text === "general.architecture" && type === GGUF_STRING) {
-                const value = str();
-                arch = value.text;
-                renames.push(value.at);
-            } else skipValue(type);
-        }
-    } finally {
-        closeSync(fd);
+export async function writeQwen2Twin(dream: string, out: string): Promise<void> {
+    const { metadata, types, offsets } = await readGgufHeader(dream, statSync(dream).size).catch((e: Error) => {
+        throw new Error(`${dream}: ${e.message}`);
+    });
+    const arch = metadata.get("general.architecture");
+    if (arch !== "dream" || types.get("general.architecture") !== "string") {
+        throw new Error(`${dream} is a ${arch ?? "model without an architecture"}, not dream: only a dream model has a qwen2 twin`);
     }
-    if (arch !== "dream") throw new Error(`${dream} is a ${arch || "model without an architecture"}, not dream: only a dream model has a qwen2 twin`);
+    // Where "dream" is written over with "qwen2": each dream.* key's text, and the architecture's value after its length.
+    const renames = [...offsets].filter(([key]) => key.startsWith("dream.")).map(([, at]) => at.key);
+    renames.push(offsets.get("general.architecture")!.value + 8);
     const tmp = `${out}.${process.pid}.tmp`;
     copyFileSync(dream, tmp);
     const w = openSync(tmp, "r+");
@@ -238,18 +180,25 @@ if (basename(process.argv[1] ?? "", ".js") === "bench-model") {
             process.stderr.write("usage: bench-model --twin-of DREAM.gguf --out FILE\n");
             process.exit(2);
         }
-        writeQwen2Twin(twinOf, out);
-        process.stdout.write(`${out}: qwen2 twin of ${twinOf}\n`);
-        process.exit(0);
+        writeQwen2Twin(twinOf, out).then(
+            () => process.stdout.write(`${out}: qwen2 twin of ${twinOf}\n`),
+            (e: Error) => {
+                process.stderr.write(`${e.message}\n`);
+                process.exit(1);
+            }
+        );
+    } else {
+        const arch = arg("arch") ?? "dream",
+            size = arg("size") ?? "7b",
+            out = arg("out");
+        if ((arch !== "dream" && arch !== "qwen2") || (size !== "7b" && size !== "small") || !out) {
+            process.stderr.write(
+                "usage: bench-model --arch dream|qwen2 --size 7b|small --out FILE [--template FILE.jinja] | --twin-of DREAM.gguf --out FILE\n"
+            );
+            process.exit(2);
+        }
+        const t0 = performance.now();
+        writeBenchModel(out, arch, SHAPES[size], arg("template"));
+        process.stdout.write(`${out}: ${arch}, ${size}, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     }
-    const arch = arg("arch") ?? "dream",
-        size = arg("size") ?? "7b",
-        out = arg("out");
-    if ((arch !== "dream" && arch !== "qwen2") || (size !== "7b" && size !== "small") || !out) {
-        process.stderr.write("usage: bench-model --arch dream|qwen2 --size 7b|small --out FILE [--template FILE.jinja] | --twin-of DREAM.gguf --out FILE\n");
-        process.exit(2);
-    }
-    const t0 = performance.now();
-    writeBenchModel(out, arch, SHAPES[size], arg("template"));
-    process.stdout.write(`${out}: ${arch}, ${size}, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }

@@ -290,12 +290,12 @@ function vsArMode(v: string): string {
 }
 
 /** The qwen2 twin of a dream GGUF, written once into .cache/models/twins (again when the model is newer). */
-function twinPath(file: string): string {
+async function twinPath(file: string): Promise<string> {
     const key = createHash("sha256").update(resolve(file)).digest("hex").slice(0, 8);
     const path = join(repoRoot, ".cache", "models", "twins", `${basename(file, ".gguf")}-${key}.qwen2.gguf`);
     if (!existsSync(path) || statSync(path).mtimeMs < statSync(file).mtimeMs) {
         mkdirSync(dirname(path), { recursive: true });
-        writeQwen2Twin(file, path);
+        await writeQwen2Twin(file, path);
     }
     return path;
 }
@@ -388,7 +388,7 @@ const threadsEntry = (v: string) => {
     return { threads: Number(m[2]), adaptiveThreads: m[1] === "a" };
 };
 
-function main(opts: BenchOptions): void {
+async function main(opts: BenchOptions): Promise<void> {
     const { quick, modelFile, gpuLayers, modes, cacheType, exactMaxSteps, exactMaxContext, out, repeat, exactRepeat } = opts;
     const { reductions, compete, waitIdle: idleWait, llamaBench: llamaBenchBin } = opts;
     const threads = opts.threads ?? (quick ? [{ threads: 2, adaptiveThreads: false }] : [1, 2].map((n) => ({ threads: n, adaptiveThreads: false })));
@@ -414,7 +414,7 @@ function main(opts: BenchOptions): void {
     const twins = new Map<string, string>();
     for (const m of arMode ? models : []) {
         try {
-            twins.set(m, twinPath(modelPath(m)));
+            twins.set(m, await twinPath(modelPath(m)));
         } catch (e) {
             if (vsArExplicit) throw e;
             console.error(`${m}: no autoregressive twin, so no comparison: ${(e as Error).message}`);
@@ -748,13 +748,7 @@ const program = new Command("runtime-bench")
             .argParser(vsArMode)
     )
     .option("--llama-bench <path>", "the llama-bench that --vs-ar runs", LLAMA_BENCH)
-    .action((opts: BenchOptions) => {
-        try {
-            main(opts);
-        } catch (e) {
-            exitOnError(e);
-        }
-    });
+    .action((opts: BenchOptions) => main(opts).catch(exitOnError));
 
 program
     .command("write-prompt")

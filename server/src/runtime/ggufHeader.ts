@@ -22,6 +22,9 @@ export interface GgufHeader {
     metadata: Map<string, GgufMetaValue>;
     /** Each key's value type as gguf-py names it: "u32", "string", "array<string>" … (the converter's test compares them). */
     types: Map<string, string>;
+    /** Where each key's text starts in the file, and where its value does (a string's text: 8 bytes later, after its
+     *  length), for a tool that rewrites a header in place. */
+    offsets: Map<string, { key: number; value: number }>;
     tensors: GgufTensorInfo[];
 }
 
@@ -174,11 +177,15 @@ export async function readGgufHeader(path: string, size: number): Promise<GgufHe
 
         const metadata = new Map<string, GgufMetaValue>();
         const types = new Map<string, string>();
+        const offsets = new Map<string, { key: number; value: number }>();
         for (let i = 0; i < metadataCount; i++) {
+            const keyAt = r.position + 8;
             const key = await r.string(`metadata key ${i}`);
+            const valueAt = r.position + 4;
             const { value, type } = await metaValue(r, key);
             metadata.set(key, value);
             types.set(key, type);
+            offsets.set(key, { key: keyAt, value: valueAt });
         }
 
         const tensors: GgufTensorInfo[] = [];
@@ -204,7 +211,7 @@ export async function readGgufHeader(path: string, size: number): Promise<GgufHe
         }
         const dataStart = Math.ceil(r.position / alignment) * alignment;
         for (const t of tensors) t.fileOffset += dataStart;
-        return { version, metadata, types, tensors };
+        return { version, metadata, types, offsets, tensors };
     } finally {
         await file.close();
     }
