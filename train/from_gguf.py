@@ -71,8 +71,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="the checkpoint to write (train.py --init takes it)")
     args = ap.parse_args()
     require_file(args.tokenizer / "tokenizer.json", "tokenizer.py")
-    if not args.gguf.is_file():
-        raise SystemExit(f"{args.gguf} is missing")
+    require_file(args.gguf, "export.py")
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
